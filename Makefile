@@ -1,0 +1,43 @@
+# gcsa-fer: every target sets up .venv itself when it is missing or out of date.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation bench clean-nbs
+
+setup: $(STAMP)
+
+# uv with --compile-bytecode is the fastest way to install torch here (TOOLCHAIN.md).
+$(STAMP): settings.ini setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(PY) --compile-bytecode -q -e ".[dev]"
+	@touch $@
+
+# The library must be what the notebooks export, and the notebooks must be clean.
+sync-check: $(STAMP)
+	@snap() { find gcsa_fer nbs -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' -print0 | sort -z | xargs -0 md5sum; }; \
+	before=$$(snap); $(BIN)/nbdev_export; after=$$(snap); \
+	if [ "$$before" != "$$after" ]; then echo "nbdev_export changed gcsa_fer/: the library is out of sync with nbs/. Review, then commit the export."; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
+	$(BIN)/nbdev_clean; $(BIN)/nbdev_clean --fname nbs/experiments; after2=$$(snap); \
+	if [ "$$after" != "$$after2" ]; then echo "nbdev_clean changed nbs/: the notebooks were not clean. Review, then commit them."; diff <(echo "$$after") <(echo "$$after2"); exit 1; fi; \
+	echo "sync-check: library and notebooks in sync, notebooks clean"
+
+nbtest: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q tests
+
+test: sync-check nbtest pytest
+
+docs: $(STAMP)
+	$(PY) tools/build_docs.py
+
+docs-check: docs
+	$(PY) tools/build_docs.py --check-only
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs
