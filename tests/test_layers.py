@@ -1,0 +1,139 @@
+"""Invariants of every registered attention and both branches (timm's tests/test_layers.py style),
+and GCSA against an independent re-implementation of equations 1-3 written from the paper's text."""
+import copy
+import pytest
+import torch
+import torch.nn.functional as F
+from gcsa_fer.gcsa import ATTENTIONS, GCSA, make_attention
+from gcsa_fer.mcnn import MCNN
+from gcsa_fer.rhcnn import RHCNN, FeatureMLP
+
+
+@pytest.mark.parametrize('name', ATTENTIONS)
+@pytest.mark.parametrize('shape', [(2, 32, 7, 5), (1, 32, 1, 1), (3, 32, 16, 16)])
+def test_attention_invariants(name, shape):
+    torch.manual_seed(0)
+    m = make_attention(name, shape[1])
+    if shape[0] * shape[2] * shape[3] == 1: m.eval()  # BatchNorm cannot train on one value per channel
+    x = torch.randn(shape, requires_grad=True)
+    y = m(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    y.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    if not isinstance(m, torch.nn.Identity) and shape[0] * shape[2] * shape[3] > 1:
+        for n, p in m.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f'{name}: no gradient reaches {n}'
+    m.eval()
+    with torch.no_grad(): assert torch.equal(m(x), m(x))
+
+
+def _models():
+    return {'mcnn': (lambda a: MCNN(attention=a), torch.randn(2, 1, 40, 23)),
+            'rhcnn': (lambda a: RHCNN(attention=a), torch.rand(2, 3, 3, 24, 20))}
+
+
+@pytest.mark.parametrize('name', ATTENTIONS)
+@pytest.mark.parametrize('branch', ['mcnn', 'rhcnn'])
+def test_branch_gradients_and_determinism(branch, name):
+    torch.manual_seed(0)
+    make, x = _models()[branch]
+    m = make(name)
+    out = m(x)
+    assert out.shape == (2, 8) and torch.isfinite(out).all()
+    out.logsumexp(-1).sum().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing, f'no gradient reaches {missing}'
+    m.eval()
+    with torch.no_grad(): assert torch.equal(m(x), m(x))
+
+
+@pytest.mark.parametrize('bad, msg', [
+    (torch.randn(2, 40, 23), '4-d tensor'),
+    (torch.randn(2, 3, 40, 23), '1 channels'),
+    (torch.full((1, 1, 40, 23), float('nan')), 'NaN'),
+    (torch.full((1, 1, 40, 23), float('inf')), 'NaN or infinite'),
+])
+def test_mcnn_bad_input(bad, msg):
+    with pytest.raises(ValueError, match=msg): MCNN()(bad)
+
+
+@pytest.mark.parametrize('bad, msg', [
+    (torch.rand(2, 3, 24, 24), '5-d tensor'),
+    (torch.rand(2, 4, 1, 24, 24), '3 channels'),
+    (torch.full((1, 2, 3, 8, 8), float('nan')), 'NaN'),
+])
+def test_rhcnn_bad_input(bad, msg):
+    with pytest.raises(ValueError, match=msg): RHCNN()(bad)
+
+
+def test_feature_mlp_bad_input():
+    with pytest.raises(ValueError, match='35 channels'): FeatureMLP()(torch.rand(4, 30))
+    with pytest.raises(ValueError, match='2-d tensor'): FeatureMLP()(torch.rand(35))
+
+
+# ---- GCSA against the paper's equations ----------------------------------------------------------
+
+def reference_gcsa(x, p, bn1, bn2, groups, training):
+    """Equations 1-3 of Yu et al. written out with torch.nn.functional only.
+    p: dict of weights; bn1/bn2: dicts with running_mean/running_var (updated in place in training)."""
+    B, C, H, W = x.shape
+    # (1) channel attention: permute to B x H x W x C, MLP C -> C/4 -> C, permute back, sigmoid, multiply
+    h = x.permute(0, 2, 3, 1)
+    h = F.relu(h @ p['fc1.w'].T + p['fc1.b'])
+    h = h @ p['fc2.w'].T + p['fc2.b']
+    fc = torch.sigmoid(h.permute(0, 3, 1, 2)) * x
+    # (2) channel shuffle into `groups` groups: channel (g, i) goes to (i, g)
+    fs = fc.reshape(B, groups, C // groups, H, W).transpose(1, 2).reshape(B, C, H, W)
+    # (3) spatial attention: conv7x7 C -> C/4, BN, ReLU, conv7x7 C/4 -> C, BN, sigmoid, multiply
+    s = F.conv2d(fs, p['conv1.w'], p['conv1.b'], padding=3)
+    s = F.relu(F.batch_norm(s, bn1['mean'], bn1['var'], p['bn1.w'], p['bn1.b'], training, 0.1, 1e-5))
+    s = F.conv2d(s, p['conv2.w'], p['conv2.b'], padding=3)
+    s = F.batch_norm(s, bn2['mean'], bn2['var'], p['bn2.w'], p['bn2.b'], training, 0.1, 1e-5)
+    return torch.sigmoid(s) * fs
+
+
+def _copy_weights(g):
+    ca, sa = g.channel_attention.mlp, g.spatial_attention
+    p = {'fc1.w': ca[0].weight, 'fc1.b': ca[0].bias, 'fc2.w': ca[2].weight, 'fc2.b': ca[2].bias,
+         'conv1.w': sa.conv1.weight, 'conv1.b': sa.conv1.bias, 'conv2.w': sa.conv2.weight, 'conv2.b': sa.conv2.bias,
+         'bn1.w': sa.bn1.weight, 'bn1.b': sa.bn1.bias, 'bn2.w': sa.bn2.weight, 'bn2.b': sa.bn2.bias}
+    p = {k: v.detach().clone() for k, v in p.items()}
+    bn1 = {'mean': sa.bn1.running_mean.clone(), 'var': sa.bn1.running_var.clone()}
+    bn2 = {'mean': sa.bn2.running_mean.clone(), 'var': sa.bn2.running_var.clone()}
+    return p, bn1, bn2
+
+
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('shape', [(2, 16, 9, 13), (4, 32, 8, 8), (1, 8, 3, 1)])
+def test_gcsa_matches_equations(shape, training):
+    torch.manual_seed(1)
+    g = GCSA(shape[1])
+    # non-trivial BN state and affine parameters, so that eval mode is really tested
+    with torch.no_grad():
+        for bn in (g.spatial_attention.bn1, g.spatial_attention.bn2):
+            bn.running_mean.uniform_(-0.5, 0.5); bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5); bn.bias.uniform_(-0.3, 0.3)
+    g.train(training)
+    p, bn1, bn2 = _copy_weights(g)
+    x = torch.randn(shape)
+    expected = reference_gcsa(x, p, bn1, bn2, groups=4, training=training)
+    torch.testing.assert_close(g(x), expected, rtol=1e-5, atol=1e-6)
+    if training:  # the running statistics move the same way
+        torch.testing.assert_close(g.spatial_attention.bn1.running_mean, bn1['mean'])
+        torch.testing.assert_close(g.spatial_attention.bn2.running_var, bn2['var'])
+
+
+def test_gcsa_shuffle_permutes_channels():
+    # With identity-like attention (weights zero -> sigmoid 0.5 everywhere), GCSA(x) = 0.25 * shuffle(x):
+    g = GCSA(8).eval()
+    with torch.no_grad():
+        for prm in g.parameters(): prm.zero_()
+        g.spatial_attention.bn2.running_mean.zero_(); g.spatial_attention.bn2.running_var.fill_(1 - 1e-5)
+    x = torch.arange(8.).view(1, 8, 1, 1).repeat(1, 1, 2, 3)
+    out = g(x)[0, :, 0, 0] / 0.25
+    assert out.tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def test_gcsa_rejects_indivisible_channels():
+    with pytest.raises(ValueError, match='channels=30, reduction=4'): GCSA(30)
+    with pytest.raises(ValueError, match='channels=12, groups=8'): GCSA(12, reduction=4, groups=8)
