@@ -5,7 +5,11 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation bench clean-nbs
+.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation report bench
+
+# The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
+PRESET ?= ravdess-cpu
+ABLATE_ARGS ?=
 
 setup: $(STAMP)
 
@@ -38,6 +42,17 @@ docs: $(STAMP)
 
 docs-check: docs
 	$(PY) tools/build_docs.py --check-only
+
+ablation: $(STAMP)
+	$(BIN)/gcsa_fer ablate --preset $(PRESET) --out runs/$(PRESET) $(ABLATE_ARGS)
+	$(MAKE) report
+
+report: $(STAMP)
+	$(BIN)/gcsa_fer report --runs runs/$(PRESET) --out results/$(PRESET) --title "Ablation, preset $(PRESET)"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_train.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab nbs

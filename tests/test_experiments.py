@@ -1,0 +1,105 @@
+"""The papermill layer: an end-to-end run of experiments/run.ipynb on synthetic data, the ablation driver's
+skip / failed / re-run behaviour, the report's aggregation, and resume equivalence of a whole run."""
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+import torch
+
+from gcsa_fer.ablate import ablate, ablation_grid, ablation_table, collect_runs, run_status, table_markdown
+from gcsa_fer.core import Config
+from gcsa_fer.evaluate import run_experiment
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {'batch_size': 32, 'lr': 0.05, 'lr_heads': 0.1, 'audio_width': 8, 'visual_width': 16, 'n_mels': 32,
+        'clip_seconds': 1.0, 'face_size': 32, 'n_frames': 4}
+
+
+def test_run_notebook_end_to_end(tmp_path):
+    out = tmp_path / 'run'
+    pm.execute_notebook(str(ROOT / 'nbs/experiments/run.ipynb'), str(tmp_path / 'executed.ipynb'), kernel_name='python3',
+                        progress_bar=False, parameters={'out_dir': str(out), 'epochs': 1, 'modality': 'av', 'overrides': TINY})
+    m = json.loads((out / 'metrics.json').read_text())
+    assert m['status'] == 'complete' and m['config']['train']['epochs'] == 1
+    assert 0 <= m['test']['macro_f1'] <= 1 and 1 <= m['fusion']['m'] <= 5
+    for f in ('curves.png', 'confusion_test.png', 'fusion_grid.png', 'predictions_test.csv', 'history.csv', 'best.pt'):
+        assert (out / f).stat().st_size > 0, f
+    nb = nbformat.read(tmp_path / 'executed.ipynb', as_version=4)
+    assert any('parameters' in c.metadata.get('tags', []) for c in nb.cells)
+
+
+def _fake_notebook(path: Path):
+    "A stand-in for run.ipynb: logs each execution, fails for seed 1 unless a 'fixed' file exists, else writes metrics.json."
+    nb = nbformat.v4.new_notebook(metadata={'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'python3'},
+                                           'language_info': {'name': 'python'}})
+    params = nbformat.v4.new_code_cell("out_dir = ''\nseed = 0\ndataset = modality = attention = loss = device = data_root = ''\noverrides = {}")
+    params.metadata['tags'] = ['parameters']
+    body = nbformat.v4.new_code_cell(
+        "import json, pathlib\n"
+        "out = pathlib.Path(out_dir); log = out.parent / 'executions.log'\n"
+        "log.open('a').write(out.name + '\\n')\n"
+        "if seed == 1 and not (out.parent / 'fixed').exists(): raise RuntimeError('planted failure')\n"
+        "json.dump({'status': 'complete'}, open(out / 'metrics.json', 'w'))")
+    nb.cells = [params, body]
+    nbformat.write(nb, path)
+
+
+def test_driver_skips_records_failures_and_reruns(tmp_path):
+    nbp = tmp_path / 'fake.ipynb'; _fake_notebook(nbp)
+    root = tmp_path / 'runs'
+    kw = dict(seeds=[0, 1], modalities=['a'], rows=['Base'], notebook=nbp, estimate=False, progress=False)
+    st = ablate('ravdess-cpu', root, **kw)
+    assert dict(zip(st['name'], st['status'])) == {'ravdess-a-base-s0': 'complete', 'ravdess-a-base-s1': 'failed'}
+    assert 'planted failure' in json.loads((root / 'ravdess-a-base-s1' / 'failed.json').read_text())['error']
+    assert (root / 'status.csv').exists()
+    # run again: the complete run is skipped, the failed one is retried (and fails again)
+    ablate('ravdess-cpu', root, **kw)
+    assert (root / 'executions.log').read_text().split() == ['ravdess-a-base-s0', 'ravdess-a-base-s1', 'ravdess-a-base-s1']
+    # once the cause is fixed, a re-run completes it without touching the finished one
+    (root / 'fixed').touch()
+    st = ablate('ravdess-cpu', root, **kw)
+    assert set(st['status']) == {'complete'} and not (root / 'ravdess-a-base-s1' / 'failed.json').exists()
+    assert (root / 'executions.log').read_text().split().count('ravdess-a-base-s0') == 1
+    # and failures can be left alone on request
+    assert run_status(root / 'nothing-here') == 'pending'
+
+
+def _fake_metrics(folder: Path, modality, attention, loss, seed, f1):
+    folder.mkdir(parents=True)
+    cfg = Config(dataset='ravdess', modality=modality).update(attention=attention, loss=loss, seed=seed).to_dict()
+    ev = {'macro_f1': f1, 'accuracy': f1, 'cross_quadrant_error_share': 0.5}
+    (folder / 'metrics.json').write_text(json.dumps({'status': 'complete', 'config': cfg, 'val': ev, 'test': ev,
+                                                     'device': 'test', 'git_commit': 'abc', 'wall_seconds': 1.0}))
+
+
+def test_report_aggregation(tmp_path):
+    _fake_metrics(tmp_path / 'r1', 'av', 'gcsa', 'coarse_fine', 0, 0.40)
+    _fake_metrics(tmp_path / 'r2', 'av', 'gcsa', 'coarse_fine', 1, 0.50)
+    _fake_metrics(tmp_path / 'r3', 'a', 'none', 'ce', 0, 0.30)
+    (tmp_path / 'r4').mkdir(); (tmp_path / 'r4' / 'metrics.json').write_text('{"status": "incomplete"}')
+    runs = collect_runs(tmp_path)
+    assert len(runs) == 3
+    t = ablation_table(runs)
+    assert list(zip(t['modality'], t['row'])) == [('A', 'Base'), ('V+A', '+GCSA+CF')]
+    row = t.iloc[1]
+    assert row['seeds'] == 2 and row['test_f1_mean'] == pytest.approx(45.0) and row['test_f1_std'] == pytest.approx(np.std([40, 50], ddof=1))
+    assert row['paper_macro_f1'] == 46.51 and np.isnan(t.iloc[0]['paper_macro_f1'])
+    assert '45.00 ± 7.07' in table_markdown(t)
+
+
+def test_run_experiment_resume_equivalence(tmp_path):
+    cfg = Config(dataset='synthetic', modality='av').update(epochs=3, **TINY)
+    full = run_experiment(cfg, tmp_path / 'full', progress=False)
+    part = run_experiment(cfg, tmp_path / 'resumed', progress=False, max_epochs=1)
+    assert part == {'status': 'incomplete', 'epoch': 1} and not (tmp_path / 'resumed' / 'metrics.json').exists()
+    resumed = run_experiment(cfg, tmp_path / 'resumed', progress=False)
+    a = torch.load(tmp_path / 'full' / 'last.pt', weights_only=False)['model']
+    b = torch.load(tmp_path / 'resumed' / 'last.pt', weights_only=False)['model']
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full['test'] == resumed['test'] and full['fusion'] == resumed['fusion']
+    h1, h2 = pd.read_csv(tmp_path / 'full' / 'history.csv'), pd.read_csv(tmp_path / 'resumed' / 'history.csv')
+    assert h1['val_macro_f1'].tolist() == h2['val_macro_f1'].tolist()
