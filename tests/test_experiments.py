@@ -92,7 +92,7 @@ def test_report_aggregation(tmp_path):
 
 
 def test_run_experiment_resume_equivalence(tmp_path):
-    cfg = Config(dataset='synthetic', modality='av').update(epochs=3, **TINY)
+    cfg = Config(dataset='synthetic', modality='av').update(epochs=2, **{**TINY, 'n_frames': 2, 'face_size': 16, 'n_mels': 16})
     full = run_experiment(cfg, tmp_path / 'full', progress=False)
     part = run_experiment(cfg, tmp_path / 'resumed', progress=False, max_epochs=1)
     assert part == {'status': 'incomplete', 'epoch': 1} and not (tmp_path / 'resumed' / 'metrics.json').exists()
