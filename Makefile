@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation report bench
+.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation report bench screenshots
 
 # The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
 PRESET ?= ravdess-cpu
@@ -29,8 +29,9 @@ sync-check: $(STAMP)
 	if [ "$$after" != "$$after2" ]; then echo "nbdev_clean changed nbs/: the notebooks were not clean. Review, then commit them."; diff <(echo "$$after") <(echo "$$after2"); exit 1; fi; \
 	echo "sync-check: library and notebooks in sync, notebooks clean"
 
+# two notebooks run at once on the two cores: one thread each, or they fight over the cores
 nbtest: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q tests
@@ -53,6 +54,11 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_predict.py
+
+# the explorer in JupyterLab, driven by headless Chromium (needs: apt-get install chromium)
+screenshots: $(STAMP)
+	$(PY) tools/lab_screenshots.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab nbs

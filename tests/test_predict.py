@@ -1,0 +1,168 @@
+"predict, export_default_model and load_model as a user meets them: shipped CREMA-D clips, videos with no audio, no face, silence, broken files, the CLI."
+import json
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gcsa_fer.core import Config, EXPR_CLASSES
+from gcsa_fer.predict import (load_model, export_default_model, predict_video, predict_videos, LoadedModel, ABAW_HEADER,
+                              decode_key_frames)
+from gcsa_fer.viz import tiny_synthetic_run
+from gcsa_fer import cli
+
+REPO = Path(__file__).resolve().parent.parent
+CLIPS = sorted((REPO / 'data' / 'cremad_sample' / 'VideoFlash').glob('*.flv'))
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    "Tiny models on a shared 2-core machine: one torch thread is several times faster than two that fight other jobs."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+    "The tiny synthetic run, trained with one torch thread (much faster than two on a busy 2-core machine)."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    try: return tiny_synthetic_run()          # shared, trained once (see gcsa_fer.viz)
+    finally: torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def lm(tiny_run):
+    return load_model(tiny_run)
+
+
+@pytest.fixture(scope='module')
+def clip_frames():
+    from gcsa_fer.preprocess import read_video
+    frames, _ = read_video(CLIPS[0])
+    return frames                                   # 67 real 480 x 360 frames with a face
+
+
+def _check_table(t: pd.DataFrame):
+    assert list(t.columns[:9]) == ['video', 'window', 'time', 'start', 'end', 'key_frame', 'source', 'faces', 'audio_db']
+    assert list(t.columns[9:]) == list(EXPR_CLASSES) + ['label']
+    ok = t['source'] != 'none'
+    np.testing.assert_allclose(t.loc[ok, list(EXPR_CLASSES)].sum(axis=1), 1, atol=1e-5)
+    assert t.loc[ok, 'label'].isin(EXPR_CLASSES).all() and (t.loc[~ok, 'label'] == '').all()
+
+
+def test_cremad_clips(lm, tmp_path):
+    "The six shipped CREMA-D clips: faces and speech everywhere, so every window is fused; CSV, PNG, ABAW file."
+    preds, summary = predict_videos(CLIPS, lm, tmp_path, abaw=True, progress=False)
+    assert list(summary['status']) == ['ok'] * len(CLIPS)
+    for p, clip in zip(preds, CLIPS):
+        _check_table(p.table)
+        assert (p.table['source'] == 'av').all(), p.table['source'].value_counts()
+        assert (tmp_path / f'{clip.stem}.csv').exists() and (tmp_path / f'{clip.stem}.png').stat().st_size > 5000
+        back = pd.read_csv(tmp_path / f'{clip.stem}.csv')
+        assert len(back) == len(p.table) == int(np.ceil(p.frame_times[-1] / 0.5 + 1e-9)) or len(back) == len(p.table)
+    lines = (tmp_path / 'abaw_expr.txt').read_text().splitlines()
+    assert lines[0] == ABAW_HEADER == 'image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other'
+    assert len(lines) - 1 == sum(len(p.frame_times) for p in preds)
+    assert lines[1] == f'{CLIPS[0].stem}/00001.jpg,{lines[1].split(",")[1]}' and 0 <= int(lines[1].split(',')[1]) <= 7
+    assert (tmp_path / 'summary.csv').exists()
+
+
+def test_key_frames_and_windows(lm):
+    "Key frames sit at the segment centres; hop and window length are honoured."
+    kf = decode_key_frames(CLIPS[1], hop=0.25)
+    assert np.all(kf['times'][kf['key_index']] <= kf['centres'] + 1e-9)
+    assert len(kf['key_frames']) == len(kf['centres']) and kf['key_frames'][0].shape == (360, 480, 3)
+    t = predict_video(lm, CLIPS[1], hop=0.25, window_seconds=0.5).table
+    np.testing.assert_allclose(t['time'], (np.arange(len(t)) + 0.5) * 0.25)
+    assert (t['end'] - t['start'] <= 0.5 + 1e-9).all() and t['faces'].max() <= 3
+
+
+def test_no_audio_track_falls_back_to_video(lm, clip_frames, video_writer, tmp_path):
+    path = video_writer(tmp_path / 'silent_film.mp4', clip_frames[::2], fps=15)
+    p = predict_video(lm, path)
+    assert (p.table['source'] == 'video').all()
+    assert any('no audio track' in n for n in p.notes), p.notes
+    _check_table(p.table)
+
+
+def test_silent_audio_falls_back_to_video(lm, clip_frames, video_writer, tmp_path):
+    n = len(clip_frames[::2]) / 15
+    path = video_writer(tmp_path / 'quiet.mp4', clip_frames[::2], fps=15, audio=np.zeros(int(n * 16000), np.float32))
+    p = predict_video(lm, path)
+    assert (p.table['source'] == 'video').all() and any('silent' in n for n in p.notes)
+
+
+def test_no_face_falls_back_to_audio_and_nothing_is_none(lm, video_writer, tmp_path, tone):
+    grey = np.full((30, 240, 320, 3), 128, np.uint8)
+    p = predict_video(lm, video_writer(tmp_path / 'wall.mp4', grey, fps=15, audio=np.tile(tone, 2)))
+    assert (p.table['source'] == 'audio').all() and (p.table['faces'] == 0).all()
+    p = predict_video(lm, video_writer(tmp_path / 'nothing.mp4', grey, fps=15))
+    assert (p.table['source'] == 'none').all() and p.table[list(EXPR_CLASSES)].isna().all().all()
+    assert any('nothing predicted' in n for n in p.notes)
+    assert (p.frame_labels() == 0).all()             # the ABAW format still needs a label per frame
+
+
+def test_features_model_is_audio_only(lm):
+    "A RAVDESS-style model (AU features) cannot use its visual branch on a video, and says so."
+    from gcsa_fer.fusion import AVModel
+    from gcsa_fer.rhcnn import FeatureMLP
+    cfg = Config(dataset='ravdess').update(n_mels=32, clip_seconds=1.0)
+    feat = LoadedModel(AVModel(lm.model.audio, FeatureMLP(35, hidden=8).eval()), cfg, 'features', Path('.'), 'run')
+    p = predict_video(feat, CLIPS[0], hop=1.0)
+    assert (p.table['source'] == 'audio').all() and any('OpenFace' in n for n in p.notes)
+
+
+def test_bad_files_do_not_stop_the_others(lm, tmp_path):
+    (tmp_path / 'junk.mp4').write_bytes(b'\x00' * 100)
+    preds, s = predict_videos([tmp_path / 'junk.mp4', CLIPS[0], tmp_path / 'nope.flv', tmp_path], lm, tmp_path / 'out', progress=False, plot=False)
+    assert list(s['status']) == ['failed', 'ok', 'failed', 'failed']
+    assert 'not a readable media file' in s['error'][0] and 'file not found' in s['error'][2] and 'folder' in s['error'][3]
+    assert preds[0] is None and preds[1] is not None
+    assert (tmp_path / 'out' / f'{CLIPS[0].stem}.csv').exists()
+
+
+def test_cli_predict(tiny_run, tmp_path, capsys):
+    (tmp_path / 'bad.mp4').write_bytes(b'nope')
+    with pytest.raises(SystemExit) as e:
+        cli.main(['predict', str(CLIPS[2]), str(tmp_path / 'bad.mp4'), '--run', str(tiny_run), '--out', str(tmp_path / 'o'), '--abaw', '--quiet'])
+    assert e.value.code == 1                          # one video failed
+    out, err = capsys.readouterr()
+    assert 'bad.mp4' in out and 'failed' in out and '1 of 2 videos' in err
+    assert (tmp_path / 'o' / f'{CLIPS[2].stem}.csv').exists() and (tmp_path / 'o' / 'abaw_expr.txt').exists()
+    with pytest.raises(SystemExit) as e:
+        cli.main(['predict', str(CLIPS[2]), '--run', str(tmp_path / 'no_such_run'), '--out', str(tmp_path / 'o2'), '--quiet'])
+    assert e.value.code == 2 and 'does not exist' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('dtype', ['float16', 'float32'])
+def test_export_default_model(tiny_run, lm, tmp_path, dtype):
+    d = export_default_model(tiny_run, tmp_path / 'default', dtype=dtype)
+    assert sorted(p.name for p in d.iterdir()) == ['README.md', 'config.json', 'model.pt', 'provenance.json']
+    sd = torch.load(d / 'model.pt', weights_only=True)
+    assert {v.dtype for v in sd.values() if v.is_floating_point()} == {getattr(torch, dtype)}
+    assert (d / 'model.pt').stat().st_size < 0.6 * (tiny_run / 'best.pt').stat().st_size
+    prov = json.loads((d / 'provenance.json').read_text())
+    for k in ('source_run', 'commit', 'exported_at', 'metrics', 'fusion', 'branches', 'dtype', 'model_sha256'):
+        assert k in prov, k
+    assert prov['source_run'] == str(tiny_run.resolve()) and 'test' in prov['metrics']
+    ex = load_model(d)
+    assert ex.kind == 'exported' and ex.branches == lm.branches and (ex.model.m, ex.model.n) == (lm.model.m, lm.model.n)
+    x = {'audio': torch.randn(3, 1, 32, 80), 'frames': torch.randint(0, 256, (3, 4, 3, 32, 32), dtype=torch.uint8)}
+    with torch.no_grad(): a, b = ex.model(x)['p'], lm.model(x)['p']
+    torch.testing.assert_close(a, b, atol=1e-2 if dtype == 'float16' else 1e-6, rtol=0)
+
+
+def test_export_audio_branch_only(tiny_run, tmp_path, capsys):
+    cli.main(['export-model', str(tiny_run), '--out', str(tmp_path / 'a'), '--branches', 'audio'])
+    assert 'model.pt' in capsys.readouterr().out
+    ex = load_model(tmp_path / 'a')
+    assert ex.branches == ['audio'] and ex.cfg.modality == 'a' and ex.visual_input is None
+    p = predict_video(ex, CLIPS[0])
+    assert (p.table['source'] == 'audio').all()
+
+
+def test_load_model_errors(tmp_path, tiny_run):
+    with pytest.raises(FileNotFoundError, match='does not exist'): load_model(tmp_path / 'x')
+    with pytest.raises(FileNotFoundError, match='no model.pt'): load_model(tmp_path)
+    assert load_model(tiny_run / 'last.pt').kind == 'run'     # a checkpoint file works too
