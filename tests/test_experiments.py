@@ -36,14 +36,18 @@ def _fake_notebook(path: Path):
     "A stand-in for run.ipynb: logs each execution, fails for seed 1 unless a 'fixed' file exists, else writes metrics.json."
     nb = nbformat.v4.new_notebook(metadata={'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'python3'},
                                            'language_info': {'name': 'python'}})
-    params = nbformat.v4.new_code_cell("out_dir = ''\nseed = 0\ndataset = modality = attention = loss = device = data_root = ''\noverrides = {}")
+    params = nbformat.v4.new_code_cell("out_dir = ''\nseed = 0\nepochs = batch_size = 1\n"
+                                       "dataset = modality = attention = loss = device = data_root = ''\noverrides = {}")
     params.metadata['tags'] = ['parameters']
     body = nbformat.v4.new_code_cell(
         "import json, pathlib\n"
         "out = pathlib.Path(out_dir); log = out.parent / 'executions.log'\n"
         "log.open('a').write(out.name + '\\n')\n"
         "if seed == 1 and not (out.parent / 'fixed').exists(): raise RuntimeError('planted failure')\n"
-        "json.dump({'status': 'complete'}, open(out / 'metrics.json', 'w'))")
+        "from gcsa_fer.ablate import run_config\n"
+        "cfg = run_config(dict(dataset=dataset, modality=modality, data_root=data_root, attention=attention, loss=loss, seed=seed,\n"
+        "                      epochs=epochs, batch_size=batch_size, device=device, overrides=overrides))\n"
+        "json.dump({'status': 'complete', 'config': cfg.to_dict()}, open(out / 'metrics.json', 'w'))")
     nb.cells = [params, body]
     nbformat.write(nb, path)
 
@@ -64,7 +68,12 @@ def test_driver_skips_records_failures_and_reruns(tmp_path):
     st = ablate('ravdess-cpu', root, **kw)
     assert set(st['status']) == {'complete'} and not (root / 'ravdess-a-base-s1' / 'failed.json').exists()
     assert (root / 'executions.log').read_text().split().count('ravdess-a-base-s0') == 1
-    # and failures can be left alone on request
+    # a folder holding a complete run of another configuration is neither reused nor overwritten
+    m = json.loads((root / 'ravdess-a-base-s0' / 'metrics.json').read_text()); m['config']['train']['lr'] = 0.5
+    (root / 'ravdess-a-base-s0' / 'metrics.json').write_text(json.dumps(m))
+    st = ablate('ravdess-cpu', root, **kw)
+    assert dict(zip(st['name'], st['status']))['ravdess-a-base-s0'] == 'conflict'
+    assert (root / 'executions.log').read_text().split().count('ravdess-a-base-s0') == 1
     assert run_status(root / 'nothing-here') == 'pending'
 
 
