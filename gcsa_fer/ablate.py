@@ -12,9 +12,9 @@ from tqdm import tqdm
 from .core import Config
 
 # %% auto #0
-__all__ = ['ROWS', 'MODALITY_NAMES', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'PRESETS', 'rows_for', 'run_name', 'ablation_grid',
-           'run_config', 'run_status', 'find_notebook', 'ablate', 'estimate_seconds', 'collect_runs', 'ablation_table',
-           'table_markdown', 'plot_ablation']
+__all__ = ['ROWS', 'MODALITY_NAMES', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'rows_for', 'run_name',
+           'branch_rows', 'ablation_grid', 'run_config', 'run_status', 'find_notebook', 'ablate', 'estimate_seconds',
+           'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
 
 # %% ../nbs/12_ablate.ipynb #525f43fa
 ROWS = {'Base': {'attention': 'none', 'loss': 'ce'},
@@ -27,11 +27,25 @@ PAPER_TABLE1 = pd.DataFrame(
 PAPER_BASELINE_F1 = 23.00   # the official ABAW8 EXPR baseline on the validation set, as quoted by the paper
 
 # %% ../nbs/12_ablate.ipynb #19f639e8
+RECIPES = {
+    # the paper's constants: SGD, momentum 0.9, lr 1e-4 (1e-3 for the heads), constant rate, 300 epochs, batch 16
+    'paper': {},
+    # measured on the 6 RAVDESS folds (see results/search/): trimmed, speaker-normalised 40-band log-mels, wider second
+    # blocks, AdamW with a one-cycle schedule, mixup and label smoothing, GCSA gates starting open
+    'cpu': {'epochs': 30, 'batch_size': 32, 'optimizer': 'adamw', 'scheduler': 'onecycle', 'lr': 2e-3, 'lr_heads': 2e-3,
+            'weight_decay': 1e-2, 'mixup': 0.3, 'label_smoothing': 0.1, 'dropout': 0.3,
+            'n_mels': 40, 'hop_length': 320, 'trim_db': 40.0, 'clip_seconds': 2.56, 'time_shift': True,
+            'audio_norm': 'speaker', 'feature_norm': 'speaker', 'audio_width': 16, 'audio_width2': 32, 'audio_pool': 'meanmax',
+            'attention_stride': 2, 'gate_bias': 3.0, 'feature_hidden': 128, 'av_fusion': 'decision'},
+}
 PRESETS = {
-    'abaw': {'dataset': 'abaw', 'modalities': ('v', 'av'), 'seeds': (0, 1, 2), 'params': {}},
-    'ravdess': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0, 1, 2), 'params': {}},
-    'ravdess-cpu': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0, 1), 'device': 'cpu',
-                    'params': {'epochs': 20, 'lr': 0.02, 'lr_heads': 0.1, 'scheduler': 'cosine', 'n_mels': 40, 'hop_length': 320}},
+    'abaw': {'dataset': 'abaw', 'modalities': ('v', 'av'), 'seeds': (0, 1, 2), 'params': RECIPES['paper']},
+    'ravdess': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0, 1, 2), 'folds': (1, 2, 3, 4, 5, 6),
+                'params': {**RECIPES['paper'], 'n_mels': 64}},
+    'ravdess-cpu': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2, 3, 4, 5, 6), 'device': 'cpu',
+                    'params': RECIPES['cpu']},
+    'ravdess-cpu-quick': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2), 'device': 'cpu',
+                          'params': RECIPES['cpu']},
     'synthetic': {'dataset': 'synthetic', 'modalities': ('v', 'av'), 'seeds': (0,),
                   'params': {'epochs': 2, 'batch_size': 32, 'lr': 0.05, 'lr_heads': 0.1, 'audio_width': 8, 'visual_width': 16,
                              'n_mels': 32, 'clip_seconds': 1.0, 'face_size': 32, 'n_frames': 4}},
@@ -44,10 +58,14 @@ def rows_for(dataset: str, modality: str) -> list[str]:
     return list(ROWS)
 
 # %% ../nbs/12_ablate.ipynb #e6ffd902
-def run_name(dataset: str, modality: str, row: str, seed: int) -> str:
-    "The run folder's name, e.g. `ravdess-av-gcsa-cf-s0`."
+def run_name(dataset: str, modality: str, row: str, seed: int, fold: int = 0) -> str:
+    "The run folder's name, e.g. `ravdess-av-gcsa-cf-f3-s0` (no fold part for the fixed split, fold 0)."
     slug = {'Base': 'base', '+GCSA': 'gcsa', '+GCSA+CF': 'gcsa-cf'}[row]
-    return f'{dataset}-{modality}-{slug}-s{seed}'
+    return f"{dataset}-{modality}-{slug}{f'-f{fold}' if fold else ''}-s{seed}"
+
+def branch_rows(dataset: str, row: str) -> dict:
+    "For a V+A row fused at decision level: the A row and the V row whose runs it fuses (V takes the row itself where it applies, else Base)."
+    return {'a': row, 'v': row if row in rows_for(dataset, 'v') else 'Base'}
 
 def ablation_grid(preset: str = 'ravdess-cpu',   # a key of `PRESETS`
                   seeds=None,                      # default: the preset's seeds
@@ -55,23 +73,37 @@ def ablation_grid(preset: str = 'ravdess-cpu',   # a key of `PRESETS`
                   rows=None,                       # default: every row that applies
                   device: str | None = None,       # default: the preset's device, else 'auto'
                   data_root: str = '',             # where the dataset lives ('' = shipped)
+                  folds=None,                      # default: the preset's folds (RAVDESS: 1-6), else the fixed split (0)
                   **params) -> list[dict]:
-    "The runs of an ablation: name, modality, row, seed and the papermill parameters of each."
+    "The runs of an ablation, fold by fold: name, modality, row, seed, fold and the papermill parameters of each; decision-fused V+A runs come after the A and V runs they fuse."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
     ds, seeds = p['dataset'], tuple(p['seeds'] if seeds is None else seeds)
+    folds = tuple(p.get('folds', (0,)) if folds is None else folds)
     overrides = {**p['params'], **params}
     Config().update(**overrides)   # fail now, not in the 10th run, on an unknown or impossible parameter
     base = Config().update(**overrides).train   # epochs and batch size always travel: run.ipynb's defaults are tiny
+    mods = tuple(modalities or p['modalities'])
+    def one(mod, row, seed, fold):
+        return {'name': run_name(ds, mod, row, seed, fold), 'modality': mod, 'row': row, 'seed': int(seed), 'fold': int(fold),
+                'parameters': {'dataset': ds, 'modality': mod, 'seed': int(seed), 'data_root': data_root,
+                               'epochs': base.epochs, 'batch_size': base.batch_size, 'device': device or p.get('device', 'auto'),
+                               **ROWS[row], 'overrides': {**overrides, 'fold': int(fold)}}}
     runs = []
-    for mod in (modalities or p['modalities']):
-        for row in rows_for(ds, mod):
-            if rows is not None and row not in rows: continue
-            for seed in seeds:
-                runs.append({'name': run_name(ds, mod, row, seed), 'modality': mod, 'row': row, 'seed': int(seed),
-                             'parameters': {'dataset': ds, 'modality': mod, 'seed': int(seed), 'data_root': data_root,
-                                            'epochs': base.epochs, 'batch_size': base.batch_size,
-                                            'device': device or p.get('device', 'auto'), **ROWS[row], 'overrides': overrides}})
+    for fold in folds:
+        fold_runs = []
+        for mod in sorted(mods, key=('a', 'v', 'av').index):
+            for row in rows_for(ds, mod):
+                if rows is not None and row not in rows: continue
+                for seed in seeds:
+                    r = one(mod, row, seed, fold)
+                    if mod == 'av' and base.av_fusion == 'decision':   # the A and V runs it fuses come first
+                        need = {m: one(m, br, seed, fold) for m, br in branch_rows(ds, row).items()}
+                        for b in need.values():
+                            if all(x['name'] != b['name'] for x in fold_runs): fold_runs.append(b)
+                        r['parameters']['branch_runs'] = {m: b['name'] for m, b in need.items()}
+                    fold_runs.append(r)
+        runs += fold_runs
     return runs
 
 def run_config(parameters: dict) -> Config:
@@ -106,13 +138,14 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
            out_root='runs/ravdess-cpu',      # one folder per run is made below it
            seeds=None, modalities=None, rows=None, device=None, data_root: str = '',
            notebook=None,                    # the parameterised notebook (default: nbs/experiments/run.ipynb)
+           folds=None,                       # default: the preset's folds
            retry_failed: bool = True,        # run again the runs recorded as failed
            estimate: bool = True,            # measure and print the expected wall time first
            progress: bool = True,
            **params) -> pd.DataFrame:
     "Run an ablation grid through papermill; finished runs are skipped, failures recorded. Returns the status table."
     import papermill as pm
-    runs = ablation_grid(preset, seeds, modalities, rows, device, data_root, **params)
+    runs = ablation_grid(preset, seeds, modalities, rows, device, data_root, folds, **params)
     out_root = Path(out_root); out_root.mkdir(parents=True, exist_ok=True)
     notebook = Path(notebook) if notebook else find_notebook()
     before = {r['name']: run_status(out_root / r['name'], run_config(r['parameters'])) for r in runs}
@@ -131,7 +164,9 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
         folder.mkdir(parents=True, exist_ok=True); (folder / 'failed.json').unlink(missing_ok=True)
         t0 = time.time()
         try:
-            pm.execute_notebook(str(notebook), str(folder / 'run.ipynb'), parameters={**r['parameters'], 'out_dir': str(folder.resolve())},
+            params = dict(r['parameters'])
+            if 'branch_runs' in params: params['branch_runs'] = {m: str((out_root / n).resolve()) for m, n in params['branch_runs'].items()}
+            pm.execute_notebook(str(notebook), str(folder / 'run.ipynb'), parameters={**params, 'out_dir': str(folder.resolve())},
                                 kernel_name='python3', progress_bar=False, cwd=str(folder))
             st = run_status(folder, run_config(r['parameters']))
         except Exception as e:   # a failed run is recorded and the grid goes on; KeyboardInterrupt stops it
@@ -153,6 +188,7 @@ def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -
     cache, total = {}, 0.0
     for r in runs:
         p = r['parameters']
+        if 'branch_runs' in p: total += 5.0; continue   # decision fusion: no training, only the fusion search
         cfg = Config(dataset=p['dataset'], modality=p['modality']).update(attention=p['attention'], loss=p['loss'], device=p['device'], **p['overrides'])
         key = (cfg.modality, cfg.model.attention, json.dumps(p['overrides'], sort_keys=True))
         if key not in cache:
@@ -197,10 +233,11 @@ def collect_runs(root) -> pd.DataFrame:
         c = m['config']
         row = next((k for k, v in ROWS.items() if v == {'attention': c['model']['attention'], 'loss': c['train']['loss']}), 'other')
         recs.append({'run': f.parent.name, 'dataset': c['dataset'], 'modality': MODALITY_NAMES[c['modality']], 'row': row,
-                     'seed': c['train']['seed'], 'epochs': c['train']['epochs'],
+                     'seed': c['train']['seed'], 'fold': c.get('fold', 0), 'epochs': c['train']['epochs'],
                      'val_macro_f1': 100 * m['val']['macro_f1'],
                      'test_macro_f1': 100 * m['test']['macro_f1'] if m.get('test') else np.nan,
                      'test_accuracy': 100 * m['test']['accuracy'] if m.get('test') else np.nan,
+                     'test_uar': 100 * m['test'].get('unweighted_accuracy', np.nan) if m.get('test') else np.nan,
                      'test_cross_quadrant_errors': 100 * (np.nan if m['test']['cross_quadrant_error_share'] is None else m['test']['cross_quadrant_error_share']) if m.get('test') else np.nan,
                      'fusion_mn': f"{m['fusion']['m']}:{m['fusion']['n']}" if m.get('fusion') else '',
                      'best_epoch': m.get('best_epoch'), 'wall_seconds': m.get('wall_seconds'),
@@ -208,28 +245,55 @@ def collect_runs(root) -> pd.DataFrame:
     return pd.DataFrame(recs)
 
 def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
-    "Mean and std over seeds per (modality, row), in %, with the paper's Table 1 figure where one exists."
+    "Mean and std over folds and seeds per (modality, row), in %, with the paper's Table 1 figure where one exists."
     if runs.empty: raise ValueError("no complete runs to aggregate")
     order = {'A': 0, 'V': 1, 'V+A': 2}
+    runs = runs.assign(fold=runs['fold'] if 'fold' in runs else 0, test_uar=runs['test_uar'] if 'test_uar' in runs else np.nan)
     g = runs.groupby(['dataset', 'modality', 'row'])
-    t = g.agg(seeds=('seed', 'count'), val_f1_mean=('val_macro_f1', 'mean'), val_f1_std=('val_macro_f1', 'std'),
+    t = g.agg(folds=('fold', 'nunique'), seeds=('seed', 'nunique'), runs=('seed', 'count'),
+              val_f1_mean=('val_macro_f1', 'mean'), val_f1_std=('val_macro_f1', 'std'),
               test_f1_mean=('test_macro_f1', 'mean'), test_f1_std=('test_macro_f1', 'std'),
+              test_uar_mean=('test_uar', 'mean'), test_uar_std=('test_uar', 'std'),
               cross_quadrant_errors=('test_cross_quadrant_errors', 'mean')).reset_index()
     t = t.merge(PAPER_TABLE1, on=['modality', 'row'], how='left')
     t['_m'] = t['modality'].map(order); t['_r'] = t['row'].map({k: i for i, k in enumerate(ROWS)})
     return t.sort_values(['dataset', '_m', '_r']).drop(columns=['_m', '_r']).reset_index(drop=True)
 
 def table_markdown(table: pd.DataFrame) -> str:
-    "The table as Markdown: F1 as mean +- std over seeds; the paper's column labelled as such."
+    "The table as Markdown: F1 and UA as mean +- std over folds and seeds; the paper's column labelled as such."
     pm = lambda m, s: '' if pd.isna(m) else (f'{m:.2f} ± {s:.2f}' if not pd.isna(s) else f'{m:.2f}')
-    lines = ['| dataset | modality | row | seeds | val macro-F1 % | test macro-F1 % | cross-quadrant errors % | paper (Aff-Wild2 val) % |',
-             '|---|---|---|---|---|---|---|---|']
+    lines = ['| dataset | modality | row | folds | seeds | val macro-F1 % | test macro-F1 % | test UA % | cross-quadrant errors % | paper (Aff-Wild2 val) % |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for _, r in table.iterrows():
-        paper = '' if pd.isna(r['paper_macro_f1']) else f"{r['paper_macro_f1']:.2f}"
-        cq = '' if pd.isna(r['cross_quadrant_errors']) else f"{r['cross_quadrant_errors']:.1f}"
-        lines.append(f"| {r['dataset']} | {r['modality']} | {r['row']} | {r['seeds']} | {pm(r['val_f1_mean'], r['val_f1_std'])} | "
-                     f"{pm(r['test_f1_mean'], r['test_f1_std'])} | {cq} | {paper} |")
+        paper = '' if pd.isna(r.get('paper_macro_f1', np.nan)) else f"{r['paper_macro_f1']:.2f}"
+        cq = '' if pd.isna(r.get('cross_quadrant_errors', np.nan)) else f"{r['cross_quadrant_errors']:.1f}"
+        lines.append(f"| {r['dataset']} | {r['modality']} | {r['row']} | {r.get('folds', '')} | {r.get('seeds', '')} | "
+                     f"{pm(r['val_f1_mean'], r['val_f1_std'])} | {pm(r['test_f1_mean'], r['test_f1_std'])} | "
+                     f"{pm(r.get('test_uar_mean', np.nan), r.get('test_uar_std', np.nan))} | {cq} | {paper} |")
     return '\n'.join(lines)
+
+def step_table(runs: pd.DataFrame) -> pd.DataFrame:
+    "Each step of the ablation as per-fold differences of test macro-F1 (points): GCSA over Base, CF over GCSA (or over Base where GCSA does not apply), V+A over the better single modality of the same fold."
+    if runs.empty: raise ValueError("no complete runs to compare")
+    f = runs.assign(fold=runs['fold'] if 'fold' in runs else 0).groupby(['dataset', 'modality', 'row', 'fold'])['test_macro_f1'].mean()
+    def get(ds, mod, row): return f.loc[(ds, mod, row)] if (ds, mod, row) in f.index.droplevel('fold') else None
+    steps = []
+    for ds in sorted(set(runs['dataset'])):
+        for mod in ('A', 'V', 'V+A'):
+            have = [r for r in ROWS if get(ds, mod, r) is not None]
+            for new, old in (('+GCSA', 'Base'), ('+GCSA+CF', '+GCSA' if '+GCSA' in have else 'Base')):
+                if new in have and old in have: steps.append((ds, f'{mod}: {new} over {old}', get(ds, mod, new) - get(ds, mod, old)))
+        for row in ROWS:
+            vrow = branch_rows(ds, row)['v']
+            av, a, v = get(ds, 'V+A', row), get(ds, 'A', row), get(ds, 'V', vrow)
+            if av is not None and a is not None and v is not None:
+                steps.append((ds, f'V+A {row} over the better of A {row} and V {vrow}', av - np.maximum(a, v)))
+    recs = []
+    for ds, name, d in steps:
+        d = d.dropna()
+        recs.append({'dataset': ds, 'step': name, 'folds': len(d), 'mean_diff': d.mean(), 'std_diff': d.std(), 'better_in': int((d > 0).sum()),
+                     'per_fold': ' '.join(f'{x:+.1f}' for x in d.values)})
+    return pd.DataFrame(recs)
 
 def plot_ablation(runs: pd.DataFrame, path=None):
     "Test macro-F1 per row and modality (points = seeds, bars = mean), with the paper's figures as separate markers."

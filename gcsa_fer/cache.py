@@ -102,7 +102,9 @@ def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
         if err is not None:
             skipped.append({'id': row['id'], 'path': ';'.join(str(p) for p in ds.sources(i)[:3]), 'problem': err}); continue
         if 'label' in row: item['label'] = torch.as_tensor(row['label'], dtype=torch.long)
-        item['id'] = row['id']; items.append(item)
+        item['id'] = row['id']
+        if row.get('speaker') is not None: item['speaker'] = row['speaker']
+        items.append(item)
     atomic_write(folder / 'items.pt', lambda p: torch.save(items, p))
     report = {'key': key, 'reader': type(ds).__name__, 'spec': ds.cache_spec(), 'n_inputs': n, 'n_items': len(items),
               'n_skipped': len(skipped), 'seconds': round(time.time() - t0, 2), 'n_workers': n_workers,
@@ -138,6 +140,8 @@ class CachedDataset(Dataset):
     def ids(self): return [it['id'] for it in self.items]
     @property
     def labels(self): return [it['label'].numpy() if 'label' in it else -1 for it in self.items]
+    @property
+    def speakers(self): return [it.get('speaker') for it in self.items]
     def __repr__(self): return f"CachedDataset({len(self)} items from {self.folder.name})"
 
 def cached_dataset(ds, cache_dir, n_workers: int = 2, progress: bool = True) -> CachedDataset:

@@ -66,13 +66,22 @@ class PreprocessConfig:
     window_seconds: float = 1.0  # for frame-level data: audio window centred on each key frame
     freq_mask: int = 8         # training-time FrequencyMasking parameter (mel bands); 0 disables
     time_mask: int = 20        # training-time TimeMasking parameter (mel frames); 0 disables
+    trim_db: float = 0.0       # > 0: trim leading and trailing frames quieter than this many dB below the loudest frame
+    trim_margin: float = 0.15  # seconds kept on each side of the trimmed speech
+    audio_norm: str = 'none'   # per-band log-mel normalisation: 'none', 'utterance', 'speaker' (each speaker's own clips) or 'train' (training speakers)
+    time_shift: bool = False   # training: place the clip at a random offset in its `clip_seconds` window (eval: centred)
+    feature_norm: str = 'none' # visual feature vectors: 'none' (the model's input BatchNorm standardises on training data) or 'speaker' (each speaker's own clips)
 
 @dataclass
 class ModelConfig:
     "Which branches and which attention."
     attention: str = 'gcsa'    # 'gcsa', 'none', or a timm attention: 'se', 'eca', 'cbam'
     dropout: float = 0.2       # dropout before each classifier head
-    audio_width: int = 16      # channels of each MCNN branch
+    audio_width: int = 16      # channels of each MCNN branch (first block)
+    audio_width2: int = 0      # channels of each MCNN branch's second block (0: `audio_width`)
+    audio_pool: str = 'mean'   # MCNN pooling over time: 'mean' or 'meanmax' (mean and max, concatenated)
+    attention_stride: int = 1  # MCNN: max-pool the concatenated branches by this before the attention (1: no pooling)
+    gate_bias: float = 0.0     # GCSA: initial bias of the channel and spatial sigmoid gates (0: PyTorch's default, gain ~0.25)
     visual_width: int = 32     # channels of the RHCNN trunk
     visual_blocks: int = 2     # residual blocks in the RHCNN trunk
     kernel_size: int = 3       # N of the RHCNN's NxN depthwise-separable convolutions
@@ -88,12 +97,16 @@ class TrainConfig:
     lr_heads: float = 1e-3     # "the weight parameters of speech and facial images": the modality heads
     momentum: float = 0.9
     weight_decay: float = 0.0
-    scheduler: str = 'none'    # 'none' (the paper's constant rate) or 'cosine' (annealed to 0 over the epochs)
+    optimizer: str = 'sgd'     # 'sgd' (the paper's) or 'adamw'
+    scheduler: str = 'none'    # 'none' (the paper's constant rate), 'cosine' (annealed to 0) or 'onecycle' (warm-up, then annealed)
+    mixup: float = 0.0         # > 0: mixup with Beta(mixup, mixup) weights (training)
+    label_smoothing: float = 0.0  # label smoothing of the loss
     loss: str = 'ce'           # 'ce' or 'coarse_fine'
     mu_adjacent: float = 0.5   # coarse-fine penalty between adjacent quadrants
     mu_opposite: float = 1.0   # coarse-fine penalty between opposite quadrants
     fusion_m: int = 1          # audio weight m of P = (m Pa + n Pv)/(m + n) during training
     fusion_n: int = 1          # visual weight n
+    av_fusion: str = 'joint'   # V+A: 'joint' (one network, the loss on the fused P) or 'decision' (the A and V runs trained apart, their probabilities fused)
     seed: int = 0
     device: str = 'auto'       # 'auto' (CUDA when present), 'cpu' or 'cuda'
     amp: bool = True           # bf16 autocast on CUDA
@@ -104,6 +117,7 @@ class Config:
     "Everything one run needs: dataset, modality, preprocessing, model and training."
     dataset: str = 'synthetic'   # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus'
     modality: str = 'av'         # 'a' (audio), 'v' (visual) or 'av' (both, fused)
+    fold: int = 0                # RAVDESS: 0 = the fixed split (actors 19-20 val, 21-24 test), 1-6 = the EmoBox actor-disjoint folds
     data_root: str = ''          # where the dataset lives ('' = the shipped copy, where there is one)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -144,7 +158,16 @@ class Config:
     def validate(self) -> 'Config':
         "Raise a `ValueError` naming the first field whose value cannot work."
         if self.modality not in ('a', 'v', 'av'): raise ValueError(f"modality must be 'a', 'v' or 'av', got {self.modality!r}")
-        if self.train.scheduler not in ('none', 'cosine'): raise ValueError(f"scheduler must be 'none' or 'cosine', got {self.train.scheduler!r}")
+        if self.train.scheduler not in ('none', 'cosine', 'onecycle'): raise ValueError(f"scheduler must be 'none', 'cosine' or 'onecycle', got {self.train.scheduler!r}")
+        if self.train.av_fusion not in ('joint', 'decision'): raise ValueError(f"av_fusion must be 'joint' or 'decision', got {self.train.av_fusion!r}")
+        if self.train.optimizer not in ('sgd', 'adamw'): raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.train.optimizer!r}")
+        if self.preprocess.audio_norm not in ('none', 'utterance', 'speaker', 'train'):
+            raise ValueError(f"audio_norm must be 'none', 'utterance', 'speaker' or 'train', got {self.preprocess.audio_norm!r}")
+        if self.preprocess.feature_norm not in ('none', 'speaker'): raise ValueError(f"feature_norm must be 'none' or 'speaker', got {self.preprocess.feature_norm!r}")
+        if self.model.audio_pool not in ('mean', 'meanmax'): raise ValueError(f"audio_pool must be 'mean' or 'meanmax', got {self.model.audio_pool!r}")
+        if self.model.attention_stride < 1: raise ValueError(f"attention_stride must be at least 1, got {self.model.attention_stride}")
+        if not 0 <= self.fold <= 6: raise ValueError(f"fold must be 0 (the fixed split) or 1-6, got {self.fold}")
+        if self.train.mixup < 0 or not 0 <= self.train.label_smoothing < 1: raise ValueError("mixup must be >= 0 and label_smoothing in [0, 1)")
         if self.train.loss not in ('ce', 'coarse_fine'): raise ValueError(f"loss must be 'ce' or 'coarse_fine', got {self.train.loss!r}")
         for k in ('fusion_m', 'fusion_n'):
             if not 0 < getattr(self.train, k) < 6: raise ValueError(f"{k} must be an integer from 1 to 5, got {getattr(self.train, k)}")

@@ -11,14 +11,15 @@ import torch
 from torch.utils.data import Dataset
 import gcsa_fer
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig, Config
-from .preprocess import (MediaError, LogMel, SpecAugment, load_audio, clip_logmel, window_logmels, video_faces,
+from .preprocess import (MediaError, LogMel, SpecAugment, load_audio, clip_logmel, window_logmels, video_faces, fit_length,
                                  detect_face, crop_face, centre_box, video_fps, n_mel_frames)
 
 # %% auto #0
-__all__ = ['AU_COLUMNS', 'SPLITS', 'CREMAD_CODES', 'EXPR_HEADER', 'AFEW_CLASSES', 'CKPLUS_TO_EXPR', 'DATASETS',
-           'shipped_data_dir', 'ExprDataset', 'Ravdess', 'cremad_split', 'CremaD', 'read_expr_labels', 'AbawExpr',
-           'write_abaw_fixture', 'Afew', 'subject_split', 'read_ckplus_emotion', 'CkPlus', 'SyntheticAV',
-           'class_counts', 'class_weights', 'collate', 'dataset_info', 'modality_keys', 'Selected', 'get_dataset']
+__all__ = ['AU_COLUMNS', 'SPLITS', 'RAVDESS_FOLDS', 'CREMAD_CODES', 'EXPR_HEADER', 'AFEW_CLASSES', 'CKPLUS_TO_EXPR', 'DATASETS',
+           'shipped_data_dir', 'ExprDataset', 'ravdess_actors', 'Ravdess', 'cremad_split', 'CremaD', 'read_expr_labels',
+           'AbawExpr', 'write_abaw_fixture', 'Afew', 'subject_split', 'read_ckplus_emotion', 'CkPlus', 'SyntheticAV',
+           'class_counts', 'class_weights', 'collate', 'dataset_info', 'modality_keys', 'audio_stats', 'feature_stats',
+           'Selected', 'get_dataset']
 
 # %% ../nbs/08_data.ipynb #874a4fc2
 def shipped_data_dir() -> Path:
@@ -51,6 +52,8 @@ class ExprDataset(Dataset):
     def ids(self) -> list[str]: return [r['id'] for r in self.rows]
     @property
     def labels(self) -> list: return [r.get('label', IGNORE_INDEX) for r in self.rows]
+    @property
+    def speakers(self) -> list: return [r.get('speaker') for r in self.rows]
     @functools.cached_property
     def logmel(self) -> LogMel: return LogMel(self.cfg)
     def sources(self, i: int) -> list[Path]: return [Path(p) for p in self.rows[i]['sources']]
@@ -80,6 +83,18 @@ def _skip(ds, path, problem, strict):
 AU_COLUMNS = [f'AU{n:02d}_r' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)] + \
              [f'AU{n:02d}_c' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
 SPLITS = ('train', 'val', 'test', 'all')
+RAVDESS_FOLDS = ((1, 11, 20, 21), (4, 10, 12, 14), (8, 9, 19, 23), (3, 5, 7, 24), (2, 15, 16, 18), (6, 13, 17, 22))
+
+def ravdess_actors(split: str, # 'train', 'val', 'test' or 'all'
+                   fold: int = 0, # 0: the fixed split (train 1-18, val 19-20, test 21-24); 1-6: `RAVDESS_FOLDS` (EmoBox)
+                  ) -> tuple[int, ...]:
+    "The RAVDESS actors of `split` in `fold`: a fold's test actors are its four; validation is the two lowest-numbered of the others."
+    _check_split(split)
+    if split == 'all': return tuple(range(1, 25))
+    if fold == 0: return {'train': tuple(range(1, 19)), 'val': (19, 20), 'test': (21, 22, 23, 24)}[split]
+    if not 1 <= fold <= len(RAVDESS_FOLDS): raise ValueError(f"RAVDESS fold must be 0 (fixed split) or 1-{len(RAVDESS_FOLDS)}, got {fold}")
+    test = RAVDESS_FOLDS[fold - 1]; rest = [a for a in range(1, 25) if a not in test]
+    return {'train': tuple(rest[2:]), 'val': tuple(rest[:2]), 'test': test}[split]
 
 def _check_split(split, allowed=SPLITS):
     if split not in allowed: raise ValueError(f"split must be one of {allowed}, got {split!r}")
@@ -90,9 +105,12 @@ class Ravdess(ExprDataset):
     def __init__(self, root=None, # folder holding ravdess_speech/ and ravdess_au/ (None: the shipped copy)
                  split: str = 'train', # 'train', 'val', 'test' (speaker-independent) or 'all'
                  modalities=('audio', 'features'), # any of 'audio', 'features'
-                 cfg: PreprocessConfig | None = None): # log-mel parameters
+                 cfg: PreprocessConfig | None = None, # log-mel parameters
+                 fold: int = 0): # 0: the fixed split; 1-6: the EmoBox actor-disjoint folds (`ravdess_actors`)
         super().__init__(cfg, modalities); _check_split(split)
-        self.root, self.split = _root(root, '', 'RAVDESS'), split
+        self.root, self.split, self.fold = _root(root, '', 'RAVDESS'), split, fold
+        actors = ravdess_actors(split, fold)
+        self._spec_extra = {'fold': fold}
         speech = self.root / 'ravdess_speech'
         if 'features' in self.modalities:
             f = self.root / 'ravdess_au' / 'au_features.csv'
@@ -103,10 +121,11 @@ class Ravdess(ExprDataset):
             f = speech / 'manifest.csv'
             if not f.exists(): raise ValueError(f"RAVDESS speech manifest not found: {f}")
             df = pd.read_csv(f); df['label'] = df['affwild2_expr_label']
-        if split != 'all': df = df[df['suggested_split'] == split]
+        df['actor'] = [int(str(p).split('/')[0].split('_')[-1]) for p in df['path']]
+        df = df[df['actor'].isin(actors)]
         for r in df.sort_values('path').itertuples(index=False):
             src = ([speech / r.path] if 'audio' in self.modalities else []) + ([f] if 'features' in self.modalities else [])
-            row = {'id': Path(r.path).stem, 'label': int(r.label), 'sources': src, 'audio': speech / r.path}
+            row = {'id': Path(r.path).stem, 'label': int(r.label), 'sources': src, 'audio': speech / r.path, 'speaker': int(r.actor)}
             if 'features' in self.modalities: row['features'] = np.asarray([getattr(r, c) for c in AU_COLUMNS], np.float32)
             self.rows.append(row)
     def raw_item(self, i):
@@ -519,12 +538,48 @@ def modality_keys(name: str, modality: str) -> tuple[str, ...]:
     if missing: raise ValueError(f"dataset {name!r} has no {missing[0]} (modality {modality!r})")
     return keys
 
+def audio_stats(ds, speakers=None) -> dict:
+    "Per-band mean and std of the clip-level log-mels of `ds` (a reader or cache): `{speaker: (mean, std)}` over each speaker's clips, or `{None: ...}` over all when `speakers` is None."
+    acc = {}
+    for i in range(len(ds)):
+        x = ds[i]['audio'].double(); k = None if speakers is None else speakers[i]
+        s = acc.setdefault(k, [0.0, 0.0, 0])
+        s[0] = s[0] + x.sum(-1); s[1] = s[1] + (x * x).sum(-1); s[2] += x.shape[-1]
+    if not acc: raise ValueError("audio_stats: the dataset has no items")
+    out = {}
+    for k, (s1, s2, n) in acc.items():
+        mean = s1 / n; out[k] = (mean.float().unsqueeze(-1), (s2 / n - mean ** 2).clamp(min=1e-6).sqrt().float().unsqueeze(-1))
+    return out
+
+def feature_stats(ds, speakers) -> dict:
+    "Per-speaker mean and std of the feature vectors of `ds`: `{speaker: (mean, std)}` (std at least 1e-3)."
+    X = torch.stack([ds[i]['features'].double() for i in range(len(ds))]); sp = np.asarray(speakers)
+    return {k: (X[sp == k].mean(0).float(), X[sp == k].std(0, unbiased=False).clamp(min=1e-3).float()) for k in dict.fromkeys(speakers)}
+
 class Selected(Dataset):
-    "A view of a dataset keeping the keys of some modalities, with optional training-time SpecAugment on 'audio'."
-    def __init__(self, ds, keys, augment: bool = False, cfg: PreprocessConfig | None = None):
+    "A view of a dataset keeping the keys of some modalities, with the log-mel normalised (`audio_norm`), fitted to `clip_seconds` (randomly placed when `time_shift` and training) and SpecAugment in training."
+    def __init__(self, ds, keys, augment: bool = False, cfg: PreprocessConfig | None = None,
+                 stats: dict | None = None): # `audio_norm='train'`: the training set's `audio_stats` (default: this set's own)
         self.ds, self.keys, self.augment = ds, tuple(keys), augment
-        self.specaug = SpecAugment(cfg or getattr(ds, 'cfg', PreprocessConfig())).train() if augment else None
+        self.cfg = cfg = cfg or getattr(ds, 'cfg', None) or PreprocessConfig()
+        self.specaug = SpecAugment(cfg).train() if augment else None
         self.visual, self.level = getattr(ds, 'visual', None), getattr(ds, 'level', 'clip')
+        self.speakers, self._train_stats = list(getattr(ds, 'speakers', None) or [None] * len(ds)), stats
+        for key, norm in (('audio', cfg.audio_norm), ('features', cfg.feature_norm)):
+            if key in self.keys and norm == 'speaker' and any(s is None for s in self.speakers):
+                raise ValueError(f"{key[:5]}_norm='speaker' needs the speaker of every item; {type(ds).__name__} does not give them")
+    @functools.cached_property
+    def stats(self) -> dict | None:
+        "The log-mel statistics `audio_norm` divides by (computed on first use)."
+        c = self.cfg
+        if 'audio' not in self.keys or c.audio_norm not in ('speaker', 'train') or self.level != 'clip' or not len(self.ds): return None
+        if c.audio_norm == 'speaker': return audio_stats(self.ds, self.speakers)
+        return self._train_stats if self._train_stats is not None else audio_stats(self.ds)
+    @functools.cached_property
+    def feature_stats(self) -> dict | None:
+        "Per-speaker feature statistics for `feature_norm='speaker'` (computed on first use)."
+        if 'features' not in self.keys or self.cfg.feature_norm != 'speaker' or not len(self.ds): return None
+        return feature_stats(self.ds, self.speakers)
     def __len__(self): return len(self.ds)
     @property
     def labels(self): return self.ds.labels
@@ -536,8 +591,20 @@ class Selected(Dataset):
         it = self.ds[i]
         keep = set(self.keys) | {'id', 'label', 'frame_index'} | ({'face_mask'} if 'frames' in self.keys else set())
         it = {k: v for k, v in it.items() if k in keep}
+        if 'audio' in it and self.level == 'clip': it['audio'] = self._audio(it['audio'], i)
+        if self.feature_stats is not None:
+            mean, std = self.feature_stats[self.speakers[i]]; it['features'] = (it['features'] - mean) / std
         if self.specaug is not None and 'audio' in it: it['audio'] = self.specaug(it['audio'])
         return it
+    def _audio(self, x, i):
+        c = self.cfg
+        if c.audio_norm == 'utterance': x = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp(min=1e-3)
+        elif self.stats is not None:
+            mean, std = self.stats[self.speakers[i] if c.audio_norm == 'speaker' else None]; x = (x - mean) / std
+        if c.trim_db <= 0 and not c.time_shift: return x
+        T = n_mel_frames(c.clip_seconds, c); d = abs(x.shape[-1] - T)
+        offset = int(torch.randint(0, d + 1, ())) if self.augment and c.time_shift else None
+        return fit_length(x, T, offset, fill=0.0 if c.audio_norm != 'none' else None)
 
 def get_dataset(name: str, # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew' or 'ckplus'
                 split: str, # 'train', 'val', 'test' (or 'all' where the reader has it)
@@ -552,7 +619,7 @@ def get_dataset(name: str, # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew' or
     if name == 'synthetic':
         off = {'train': 0, 'val': 1, 'test': 2, 'all': 3}[split]
         ds = SyntheticAV({'train': 256}.get(split, 64), pre, mods, seed=cfg.train.seed + 1000 * off)
-    elif name == 'ravdess': ds = Ravdess(root, split, mods, pre)
+    elif name == 'ravdess': ds = Ravdess(root, split, mods, pre, fold=cfg.fold)
     elif name == 'cremad': ds = CremaD(root, 'av' if 'frames' in mods else 'audio', split, mods, pre)
     elif name == 'abaw': ds = AbawExpr(root, split, mods, pre)
     elif name == 'afew': ds = Afew(root, split, mods, pre)
@@ -560,4 +627,7 @@ def get_dataset(name: str, # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew' or
     if cache_dir is not None and name != 'synthetic':
         from gcsa_fer.cache import cached_dataset
         ds = cached_dataset(ds, cache_dir, n_workers=n_workers)
-    return Selected(ds, keys, augment, pre)
+    stats = None
+    if 'audio' in keys and pre.audio_norm == 'train' and split != 'train':   # statistics of the training speakers only
+        stats = get_dataset(name, 'train', cfg, cache_dir, n_workers=n_workers).stats
+    return Selected(ds, keys, augment, pre, stats)

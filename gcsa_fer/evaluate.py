@@ -17,7 +17,7 @@ from .train import Trainer, plot_history
 
 # %% auto #0
 __all__ = ['frame_table', 'temporal_smooth', 'choose_smoothing_window', 'evaluate_predictions', 'git_commit', 'device_name',
-           'save_predictions', 'run_experiment']
+           'save_predictions', 'read_predictions', 'fuse_runs', 'run_experiment']
 
 # %% ../nbs/11_evaluate.ipynb #99ccd766
 def frame_table(pred: dict) -> pd.DataFrame:
@@ -117,14 +117,57 @@ def save_predictions(pred: dict, path):
     df.insert(0, 'pred', p.argmax(-1)); df.insert(0, 'label', y); df.insert(0, 'id', ids)
     df.to_csv(path, index=False, float_format='%.5f')
 
+def read_predictions(path) -> dict:
+    "The inverse of `save_predictions` for clip-level runs: ids, labels and probabilities `N x C`."
+    df = pd.read_csv(path, dtype={'id': str})
+    return {'id': df['id'].tolist(), 'label': df['label'].to_numpy(np.int64), 'p': df[list(EXPR_CLASSES)].to_numpy(np.float32)}
+
+def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decision'`)
+              branch_runs: dict,      # {'a': audio run folder, 'v': visual run folder}, both complete
+              out_dir) -> dict:
+    "Decision-level V+A: fuse the saved probabilities of a finished A run and V run, (m, n) chosen on validation; metrics into `out_dir`."
+    out, t0 = Path(out_dir), time.time(); out.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    if set(branch_runs) != {'a', 'v'}: raise ValueError(f"branch_runs needs 'a' and 'v' run folders, got {sorted(branch_runs)}")
+    preds, meta = {}, {}
+    for m, folder in branch_runs.items():
+        folder = Path(folder); mf = folder / 'metrics.json'
+        meta[m] = json.loads(mf.read_text()) if mf.exists() else {}
+        if meta[m].get('status') != 'complete': raise ValueError(f"{folder}: the {m.upper()} run is not complete; run it before the V+A fusion")
+        if meta[m]['config'].get('fold', 0) != cfg.fold or meta[m]['config']['dataset'] != cfg.dataset:
+            raise ValueError(f"{folder}: another dataset or fold than the V+A run ({cfg.dataset}, fold {cfg.fold})")
+        preds[m] = {s: read_predictions(folder / f'predictions_{s}.csv') for s in ('val', 'test') if (folder / f'predictions_{s}.csv').exists()}
+    def pair(split):
+        if split not in preds['a'] or split not in preds['v']: return None
+        a, v = preds['a'][split], preds['v'][split]
+        if a['id'] != v['id'] or not np.array_equal(a['label'], v['label']):
+            raise ValueError(f"the A and V runs predicted different {split} items; they cannot be fused")
+        return {'id': a['id'], 'label': a['label'], 'pa': a['p'], 'pv': v['p'], 'p': (a['p'] + v['p']) / 2}
+    val, test = pair('val'), pair('test')
+    if val is None: raise ValueError("decision fusion needs the validation predictions of both runs (predictions_val.csv)")
+    res = evaluate_predictions(val, test, out)
+    for split, d in (('val', val), ('test', test)):
+        if d is not None: save_predictions(_fuse(d, res['fusion']['m'], res['fusion']['n']), out / f'predictions_{split}.csv')
+    res.update(status='complete', config=cfg.to_dict(), branch_runs={m: Path(f).name for m, f in branch_runs.items()},
+               best_epoch=None, epochs=cfg.train.epochs, n_val=len(val['label']), n_test=0 if test is None else len(test['label']),
+               wall_seconds=round(time.time() - t0 + sum(meta[m].get('wall_seconds') or 0 for m in meta), 1),
+               device=meta['a'].get('device'), torch=torch.__version__, git_commit=git_commit(Path(gcsa_fer.__file__).parent),
+               started=started, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+    atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
+    return res
+
 def run_experiment(cfg: Config,                # the run
                    out_dir,                     # the run folder
                    cache_dir=None,              # feature cache for real datasets (default: <out_dir>/../cache)
                    progress: bool = True,       # progress bars
                    max_epochs: int | None = None, # stop after this many epochs in this call (resumable)
+                   branch_runs: dict | None = None, # V+A with `av_fusion='decision'`: the finished A and V run folders to fuse
                   ) -> dict:
-    "Train and evaluate one configuration into `out_dir`; returns the metrics (also in `metrics.json`)."
+    "Train and evaluate one configuration into `out_dir` (or, for decision-level V+A, fuse two finished runs); returns the metrics (also in `metrics.json`)."
     from gcsa_fer.data import get_dataset
+    if cfg.modality == 'av' and cfg.train.av_fusion == 'decision':
+        if not branch_runs: raise ValueError("av_fusion='decision' fuses two finished runs: give branch_runs={'a': ..., 'v': ...}")
+        return fuse_runs(cfg, branch_runs, out_dir)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     if cache_dir is None and cfg.dataset != 'synthetic': cache_dir = out.parent / 'cache'
     t0, started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')

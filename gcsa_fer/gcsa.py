@@ -55,6 +55,7 @@ class GCSA(nn.Module):
                  reduction: int = 4,     # channels are divided by this in the MLP and the first spatial conv
                  groups: int = 4,        # groups of the channel shuffle
                  kernel_size: int = 7,   # kernel of the two spatial-attention convolutions
+                 gate_bias: float = 0.0, # initial bias before both sigmoids (0: PyTorch's default; 3: each gate starts near 0.95)
                 ):
         super().__init__()
         for what, k in (('reduction', reduction), ('groups', groups)):
@@ -64,6 +65,9 @@ class GCSA(nn.Module):
         self.channel_attention = ChannelAttention(channels, reduction)
         self.shuffle = nn.ChannelShuffle(groups)
         self.spatial_attention = SpatialAttention(channels, reduction, kernel_size)
+        if gate_bias:   # the equations are unchanged; only where the two gates start
+            nn.init.constant_(self.channel_attention.mlp[-1].bias, gate_bias)
+            nn.init.constant_(self.spatial_attention.bn2.bias, gate_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, 'GCSA', 'B x C x H x W', dim=4, channels=self.channels)

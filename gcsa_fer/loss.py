@@ -42,6 +42,7 @@ class CoarseFineLoss(nn.Module):
                  from_probs: bool = False,       # the input is a probability vector (e.g. the fused P) instead of logits
                  ignore_index: int = IGNORE_INDEX, # targets with this value are left out
                  eps: float = 1e-8,              # probabilities are clamped to at least eps before the log
+                 label_smoothing: float = 0.0,   # the target puts this mass uniformly over the C classes
                 ):
         super().__init__()
         q = class_quadrants(quadrants) if quadrants is None or isinstance(quadrants, dict) else torch.as_tensor(quadrants, dtype=torch.long)
@@ -49,7 +50,7 @@ class CoarseFineLoss(nn.Module):
         m = torch.zeros(5, 5); m[:4, :4] = quadrant_mu() if mu is None else mu_matrix(mu)
         self.register_buffer('quadrants', q, persistent=False)
         self.register_buffer('mu', m, persistent=False)
-        self.from_probs, self.ignore_index, self.eps = from_probs, ignore_index, eps
+        self.from_probs, self.ignore_index, self.eps, self.label_smoothing = from_probs, ignore_index, eps, label_smoothing
 
     def weights(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         "The per-sample factor 1 + mu (no gradient)."
@@ -67,4 +68,5 @@ class CoarseFineLoss(nn.Module):
         valid = target != self.ignore_index
         if not valid.any(): return input.sum() * 0
         nll = -logp[valid].gather(1, target[valid, None]).squeeze(1)
+        if self.label_smoothing: nll = (1 - self.label_smoothing) * nll - self.label_smoothing * logp[valid].mean(1)
         return (self.weights(input[valid], target[valid]) * nll).mean()

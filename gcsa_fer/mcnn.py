@@ -20,11 +20,11 @@ class ConvBNReLU(nn.Sequential):
         super().__init__(nn.Conv2d(cin, cout, k, stride, padding=(k[0] // 2, k[1] // 2), groups=groups, bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
-def conv_branch(cin: int, width: int, kernels) -> nn.Sequential:
-    "Two conv-BN-ReLU blocks with the two given kernels, each followed by a 2x2 max pool (rounding up)."
+def conv_branch(cin: int, width: int, kernels, width2: int | None = None) -> nn.Sequential:
+    "Two conv-BN-ReLU blocks with the two given kernels (`width`, then `width2` channels), each followed by a 2x2 max pool (rounding up)."
     k1, k2 = kernels
     return nn.Sequential(ConvBNReLU(cin, width, k1), nn.MaxPool2d(2, ceil_mode=True),
-                         ConvBNReLU(width, width, k2), nn.MaxPool2d(2, ceil_mode=True))
+                         ConvBNReLU(width, width2 or width, k2), nn.MaxPool2d(2, ceil_mode=True))
 
 MCNN_BRANCHES = {'local': ((3, 3), (5, 5)), 'temporal': ((3, 7), (3, 11)), 'spectral': ((7, 3), (11, 3))}
 
@@ -36,23 +36,31 @@ class MCNN(nn.Module):
                  width: int = 16,                  # channels of each branch; the attention sees 3 * width
                  dropout: float = 0.2,             # dropout before the head
                  branches: dict | None = None,     # name -> (kernel of block 1, kernel of block 2); default `MCNN_BRANCHES`
+                 width2: int | None = None,        # channels of each branch's second block (default: `width`)
+                 pool: str = 'mean',               # over time: 'mean', or 'meanmax' (mean and max concatenated)
+                 attention_stride: int = 1,        # max-pool the concatenation by this before the attention (1: none)
+                 gate_bias: float = 0.0,           # GCSA only: initial bias of its sigmoid gates
                 ):
         super().__init__()
+        if pool not in ('mean', 'meanmax'): raise ValueError(f"pool must be 'mean' or 'meanmax', got {pool!r}")
         branches = MCNN_BRANCHES if branches is None else branches
-        self.branches = nn.ModuleDict({name: conv_branch(1, width, ks) for name, ks in branches.items()})
-        self.channels = width * len(branches)
-        self.attention = make_attention(attention, self.channels)
+        self.branches = nn.ModuleDict({name: conv_branch(1, width, ks, width2) for name, ks in branches.items()})
+        self.channels = (width2 or width) * len(branches)
+        self.pool_before = nn.MaxPool2d(attention_stride, ceil_mode=True) if attention_stride > 1 else nn.Identity()
+        self.attention = make_attention(attention, self.channels, **({'gate_bias': gate_bias} if attention == 'gcsa' else {}))
+        self.pool = pool
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.channels, n_classes)
+        self.head = nn.Linear(self.channels * (2 if pool == 'meanmax' else 1), n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        "The attended feature map, `B x 3*width x ceil(F/4) x ceil(T/4)`."
+        "The attended feature map, `B x 3*width2 x ceil(F/4s) x ceil(T/4s)` for `attention_stride` s."
         check_tensor(x, 'MCNN', 'B x 1 x F x T (log-mel)', dim=4, channels=1)
-        return self.attention(torch.cat([b(x) for b in self.branches.values()], 1))
+        return self.attention(self.pool_before(torch.cat([b(x) for b in self.branches.values()], 1)))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        "Globally pooled features, `B x 3*width`."
-        return self.features(x).mean((2, 3))
+        "Pooled features: the mean over frequency, then the mean (and max, for 'meanmax') over time."
+        f = self.features(x).mean(2)
+        return torch.cat([f.mean(-1), f.amax(-1)], 1) if self.pool == 'meanmax' else f.mean(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(x)))

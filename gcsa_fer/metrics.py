@@ -6,12 +6,12 @@
 from __future__ import annotations
 import numpy as np
 import torch
-from sklearn.metrics import f1_score, accuracy_score, confusion_matrix
+from sklearn.metrics import f1_score, accuracy_score, balanced_accuracy_score, confusion_matrix
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, class_quadrants
 
 # %% auto #0
-__all__ = ['valid_pairs', 'macro_f1', 'per_class_f1', 'accuracy', 'confusion', 'cross_quadrant_error_share', 'evaluate',
-           'plot_confusion']
+__all__ = ['valid_pairs', 'macro_f1', 'per_class_f1', 'accuracy', 'unweighted_accuracy', 'confusion',
+           'cross_quadrant_error_share', 'evaluate', 'plot_confusion']
 
 # %% ../nbs/06_metrics.ipynb #c130354a
 def _labels(y) -> np.ndarray:
@@ -42,6 +42,11 @@ def accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
     "Share of annotated frames predicted correctly."
     return float(accuracy_score(*valid_pairs(y_true, y_pred, ignore_index)))
 
+def unweighted_accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
+    "UA (or UAR): the mean over the classes present in `y_true` of each class's recall (scikit-learn's balanced accuracy)."
+    t, p = valid_pairs(y_true, y_pred, ignore_index)
+    return float(balanced_accuracy_score(t, p)) if t.size else float('nan')
+
 def confusion(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "Confusion counts, rows = true class, columns = predicted class."
     return confusion_matrix(*valid_pairs(y_true, y_pred, ignore_index), labels=list(range(n_classes)))
@@ -64,6 +69,7 @@ def evaluate(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGN
     names = EXPR_CLASSES if n_classes == N_CLASSES else [str(i) for i in range(n_classes)]
     return {'macro_f1': macro_f1(y_true, y_pred, n_classes, ignore_index),
             'accuracy': accuracy(y_true, y_pred, ignore_index),
+            'unweighted_accuracy': unweighted_accuracy(y_true, y_pred, ignore_index),
             'per_class_f1': {c: float(v) for c, v in zip(names, f1)},
             'cross_quadrant_error_share': cross_quadrant_error_share(y_true, y_pred, ignore_index=ignore_index),
             'confusion': confusion(y_true, y_pred, n_classes, ignore_index).tolist(),

@@ -14,7 +14,7 @@ from .core import PreprocessConfig, check_tensor
 # %% auto #0
 __all__ = ['MediaError', 'read_video', 'sample_times', 'detect_face', 'centre_box', 'crop_face', 'faces', 'video_faces',
            'read_audio', 'resample', 'load_audio', 'LogMel', 'n_mel_frames', 'crop_or_pad', 'audio_windows',
-           'clip_logmel', 'window_logmels', 'SpecAugment', 'preprocess_clip', 'video_fps']
+           'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment', 'preprocess_clip', 'video_fps']
 
 # %% ../nbs/07_preprocess.ipynb #d5e6c640
 class MediaError(ValueError):
@@ -200,10 +200,31 @@ def audio_windows(wave: torch.Tensor, centres_s, cfg: PreprocessConfig) -> torch
     idx = (starts + n)[:, None] + torch.arange(n)[None]
     return padded[idx.clamp(0, padded.numel() - 1)]
 
+def trim_silence(spec: torch.Tensor, top_db: float, margin: int = 0) -> torch.Tensor:
+    "Drop the leading and trailing frames of a log-mel (..., F, T) in dB whose energy is more than `top_db` below the loudest frame; keep `margin` frames on each side."
+    energy = torch.logsumexp(spec.reshape(-1, spec.shape[-1]) * (math.log(10) / 10), 0) * (10 / math.log(10))   # dB of the summed power
+    keep = (energy >= energy.max() - top_db).nonzero().flatten()
+    a, b = max(0, int(keep[0]) - margin), min(spec.shape[-1], int(keep[-1]) + margin + 1)
+    return spec[..., a:b]
+
 def clip_logmel(wave: torch.Tensor, cfg: PreprocessConfig, logmel: LogMel | None = None) -> torch.Tensor:
-    "Log-mel 1 x n_mels x T_mel of a clip cropped/padded to `clip_seconds`."
+    "Log-mel 1 x n_mels x T_mel of a clip cropped/padded to `clip_seconds`; with `trim_db` > 0, the trimmed speech instead (at most `clip_seconds`, not padded: see `fit_length`)."
     logmel = logmel or LogMel(cfg)
-    return logmel(crop_or_pad(wave, int(round(cfg.clip_seconds * cfg.sample_rate))))
+    if cfg.trim_db <= 0: return logmel(crop_or_pad(wave, int(round(cfg.clip_seconds * cfg.sample_rate))))
+    spec = trim_silence(logmel(wave), cfg.trim_db, int(round(cfg.trim_margin * cfg.sample_rate / cfg.hop_length)))
+    T = n_mel_frames(cfg.clip_seconds, cfg)
+    return spec if spec.shape[-1] <= T else fit_length(spec, T)
+
+def fit_length(spec: torch.Tensor, T: int, offset: int | None = None, fill: float | None = None) -> torch.Tensor:
+    "Crop or pad the time axis of `spec` (..., T0) to `T` frames: centred, or at `offset` (the start of the crop, or of the clip in the padded window). Padding is `fill` (default: the minimum of `spec`)."
+    T0 = spec.shape[-1]
+    if T0 >= T:
+        o = (T0 - T) // 2 if offset is None else min(max(offset, 0), T0 - T)
+        return spec[..., o:o + T]
+    o = (T - T0) // 2 if offset is None else min(max(offset, 0), T - T0)
+    out = spec.new_full((*spec.shape[:-1], T), float(spec.min()) if fill is None else fill)
+    out[..., o:o + T0] = spec
+    return out
 
 def window_logmels(wave: torch.Tensor, centres_s, cfg: PreprocessConfig, logmel: LogMel | None = None) -> torch.Tensor:
     "Log-mels T x 1 x n_mels x T_mel of the audio windows centred on each key frame time."

@@ -20,14 +20,15 @@ from .loss import CoarseFineLoss, quadrant_mu
 from .metrics import macro_f1, accuracy
 
 # %% auto #0
-__all__ = ['build_model', 'visual_input_of', 'param_groups', 'make_optimizer', 'make_loss', 'to_device', 'Trainer',
+__all__ = ['build_model', 'visual_input_of', 'param_groups', 'make_optimizer', 'make_loss', 'mixup', 'to_device', 'Trainer',
            'plot_history']
 
 # %% ../nbs/10_train.ipynb #9173c794
 def build_model(cfg: Config, visual_input: str = 'pixels', feature_dim: int | None = None) -> AVModel:
     "The `AVModel` for `cfg.modality`, with `visual_input` 'pixels' (RHCNN) or 'features' (FeatureMLP)."
     mc, m = cfg.model, cfg.modality
-    audio = MCNN(N_CLASSES, mc.attention, mc.audio_width, mc.dropout) if 'a' in m else None
+    audio = MCNN(N_CLASSES, mc.attention, mc.audio_width, mc.dropout, width2=mc.audio_width2 or None, pool=mc.audio_pool,
+                 attention_stride=mc.attention_stride, gate_bias=mc.gate_bias) if 'a' in m else None
     visual = None
     if 'v' in m:
         if visual_input == 'pixels': visual = RHCNN(N_CLASSES, mc.attention, mc.visual_width, mc.visual_blocks, mc.kernel_size, mc.dropout)
@@ -49,18 +50,32 @@ def param_groups(model: AVModel, cfg: Config) -> list[dict]:
     return [{'params': rest, 'lr': cfg.train.lr, 'name': 'trunks'},
             {'params': model.heads(), 'lr': cfg.train.lr_heads, 'name': 'heads'}]
 
-def make_optimizer(model: AVModel, cfg: Config):
-    "SGD (momentum, weight decay from `cfg.train`) and its scheduler."
+def make_optimizer(model: AVModel, cfg: Config, steps_per_epoch: int = 1):
+    "SGD (the paper's) or AdamW, and the scheduler; 'onecycle' steps every batch (`steps_per_epoch` of them), the others every epoch."
     t = cfg.train
-    opt = torch.optim.SGD(param_groups(model, cfg), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    groups = param_groups(model, cfg)
+    if t.optimizer == 'adamw': opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+    else: opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     if t.scheduler == 'cosine': sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t.epochs)
+    elif t.scheduler == 'onecycle':
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in groups], total_steps=t.epochs * steps_per_epoch)
     else: sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
     return opt, sched
 
 def make_loss(cfg: Config) -> nn.Module:
     "The loss on the probability P: cross-entropy (NLL of log P) or the coarse-fine loss."
-    if cfg.train.loss == 'coarse_fine': return CoarseFineLoss(mu=quadrant_mu(cfg.train.mu_adjacent, cfg.train.mu_opposite), from_probs=True)
-    return CoarseFineLoss(mu=torch.zeros(4, 4), from_probs=True)   # mu = 0: exactly cross-entropy on P
+    t = cfg.train
+    mu = quadrant_mu(t.mu_adjacent, t.mu_opposite) if t.loss == 'coarse_fine' else torch.zeros(4, 4)   # mu = 0: cross-entropy on P
+    return CoarseFineLoss(mu=mu, from_probs=True, label_smoothing=t.label_smoothing)
+
+def mixup(batch: dict, alpha: float, generator: torch.Generator | None = None) -> tuple[dict, torch.Tensor, float]:
+    "Mix each input of `batch` with a shuffled copy: x = lam x + (1 - lam) x[perm], lam ~ Beta(alpha, alpha). Returns (batch, perm, lam)."
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    perm = torch.randperm(len(batch['label']), generator=generator)
+    out = dict(batch)
+    for k in ('audio', 'features', 'frames'):
+        if k in out: out[k] = lam * out[k] + (1 - lam) * out[k][perm.to(out[k].device)]
+    return out, perm, lam
 
 # %% ../nbs/10_train.ipynb #a99a9483
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -106,7 +121,9 @@ class Trainer:
         seed_everything(cfg.train.seed)
         if model is None: model = build_model(cfg, *visual_input_of(train_ds[0]))
         self.model = model.to(self.device)
-        self.opt, self.sched = make_optimizer(self.model, cfg)
+        self.steps_per_epoch = math.ceil(len(train_ds) / cfg.train.batch_size)
+        self.opt, self.sched = make_optimizer(self.model, cfg, self.steps_per_epoch)
+        self.sched_per_batch = cfg.train.scheduler == 'onecycle'
         self.loss_fn = make_loss(cfg).to(self.device)
         self.history: list[dict] = []
         self.epoch = 0
@@ -123,15 +140,18 @@ class Trainer:
         bar = tqdm(self.loader(self.train_ds, True, epoch), desc=f'epoch {epoch + 1}', leave=False, disable=not self.progress)
         for batch in bar:
             batch = to_device(batch, self.device)
-            with _autocast(self.device, self.cfg.train.amp):
-                out = self.model(batch)
             label = batch['label']
             if 'face_mask' in batch and label.dim() == 2 and self.model.audio is None:
                 label = label.masked_fill(~batch['face_mask'], -1)   # visual only: a frame without a face teaches nothing
+            if self.cfg.train.mixup > 0: batch, perm, lam = mixup(batch, self.cfg.train.mixup)
+            with _autocast(self.device, self.cfg.train.amp):
+                out = self.model(batch)
             loss = self.loss_fn(out['p'], label)
+            if self.cfg.train.mixup > 0: loss = lam * loss + (1 - lam) * self.loss_fn(out['p'], label[perm.to(label.device)])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+            if self.sched_per_batch: self.sched.step()
             n = int((batch['label'] >= 0).sum()); total += float(loss.detach()) * n; count += n
             bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
         return total / max(count, 1)
@@ -192,7 +212,7 @@ class Trainer:
         for epoch in bar:
             t0 = time.time()
             train_loss = self.train_epoch(epoch)
-            self.sched.step()
+            if not self.sched_per_batch: self.sched.step()
             row = {'epoch': epoch + 1, 'train_loss': train_loss, **self.validate(),
                    'lr': self.opt.param_groups[0]['lr'], 'seconds': time.time() - t0}
             improved = row['val_macro_f1'] > self.best_f1
