@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation report bench screenshots
+.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation report bench screenshots offline-wheels offline-check
 
 # The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
 PRESET ?= ravdess-cpu
@@ -56,6 +56,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_predict.py
+
+# an air-gapped GPU node: the wheels `make ablation` needs, for its Python and platform (see the README)
+offline-wheels:
+	tools/offline_wheels.sh $(OFFLINE_ARGS)
+
+# CI: download those wheels (torch left out), install them into a fresh venv without a registry, run a papermill ablation
+offline-check: $(STAMP)
+	tools/offline_check.sh
 
 # the explorer in JupyterLab, driven by headless Chromium (needs: apt-get install chromium)
 screenshots: $(STAMP)

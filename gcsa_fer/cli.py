@@ -24,15 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='gcsa_fer', description='Audio-visual expression recognition with GCSA (Yu et al., ABAW 2025).')
     sub = p.add_subparsers(dest='command', required=True)
     a = sub.add_parser('ablate', help="run an ablation grid through papermill (skips finished runs)")
-    a.add_argument('--preset', default='ravdess-cpu', help='abaw, ravdess, ravdess-cpu or synthetic')
+    a.add_argument('--preset', default='ravdess-cpu', help='ravdess-cpu (the default: 6 folds on the CPU, about 1.5 h on 2 cores), ravdess-cpu-quick (2 folds), ravdess (the paper recipe, GPU), abaw or synthetic')
     a.add_argument('--out', default=None, help='runs folder (default: runs/<preset>)')
     a.add_argument('--seeds', type=int, nargs='+', default=None)
+    a.add_argument('--folds', type=int, nargs='+', default=None, help="RAVDESS folds: 1-6 (EmoBox, actor-disjoint) or 0 (the fixed split); default: the preset's")
     a.add_argument('--modalities', nargs='+', default=None, choices=['a', 'v', 'av'])
     a.add_argument('--rows', nargs='+', default=None, choices=['Base', '+GCSA', '+GCSA+CF'])
     a.add_argument('--device', default=None, help="auto, cpu or cuda (default: the preset's)")
     a.add_argument('--epochs', type=int, default=None)
     a.add_argument('--data-root', default='', help='the dataset, when it lives outside the repository')
     a.add_argument('--no-retry-failed', action='store_true', help='leave runs recorded as failed alone')
+    a.add_argument('--only', type=int, nargs='+', default=None, metavar='K', help='run only the K-th runs of the grid (0-based; see --list): one SLURM array task each')
+    a.add_argument('--list', action='store_true', help='print the grid (position, run name, what it needs) and exit')
     a.add_argument('--set', action='append', metavar='NAME=VALUE', help='any other configuration field')
     r = sub.add_parser('report', help='collect runs into the ablation table and plot (executes experiments/report.ipynb)')
     r.add_argument('--runs', required=True, help='runs folder')
@@ -48,9 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('--no-plot', action='store_true', help='skip the timeline PNGs')
     q.add_argument('--device', default='cpu', help='cpu or cuda')
     q.add_argument('--quiet', action='store_true', help='no progress bar')
-    e = sub.add_parser('export-model', help='make a small model folder (model.pt, config.json, provenance.json, README.md) from a run')
+    e = sub.add_parser('export-model', help='make a small model folder (model.safetensors, config.json, provenance.json, README.md) from a run')
     e.add_argument('run', metavar='RUN_DIR')
-    e.add_argument('--out', default='models/default', help='model folder (default: models/default)')
+    e.add_argument('--out', required=True, help='the model folder to write (for example models/my-model)')
+    e.add_argument('--force', action='store_true', help='replace the weights of a model folder that already holds some')
     e.add_argument('--branches', nargs='+', choices=['audio', 'visual'], default=None, help='branches to keep (default: all)')
     e.add_argument('--dtype', choices=['float16', 'float32'], default='float16')
     o = sub.add_parser('export-onnx', help="export each branch of a run (or model folder) to ONNX, checked against PyTorch")
@@ -58,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument('--out', default=None, help='output folder (default: RUN_DIR/onnx)')
     o.add_argument('--opset', type=int, default=17)
     o.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
+    c = sub.add_parser('convert', help='re-save a pickled model or checkpoint you trust in a safe format (safetensors, or a weights-only checkpoint)')
+    c.add_argument('file', metavar='FILE')
+    c.add_argument('--trust-pickle', action='store_true', help='required: converting unpickles FILE, which can run code; only for files you trust')
+    c.add_argument('--out', default=None, help='default: model.safetensors for a state dict, <name>.safe.pt for a checkpoint, beside FILE')
     return p
 
 def main(argv=None):
@@ -67,8 +75,14 @@ def main(argv=None):
         try: extra = _kv(args.set)
         except ValueError as e: parser.error(str(e))
         if args.epochs is not None: extra['epochs'] = args.epochs
+        if args.list:
+            from gcsa_fer.ablate import ablation_grid
+            for i, r in enumerate(ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)):
+                needs = r['parameters'].get('branch_runs')
+                print(f"{i}\t{r['name']}" + (f"\tfuses {needs['a']} and {needs['v']}" if needs else ''))
+            return
         st = ablate(args.preset, args.out or f'runs/{args.preset}', args.seeds, args.modalities, args.rows, args.device,
-                    args.data_root, retry_failed=not args.no_retry_failed, **extra)
+                    args.data_root, folds=args.folds, only=args.only, retry_failed=not args.no_retry_failed, **extra)
         print(st.to_string(index=False))
         if st['status'].isin(['failed', 'conflict']).any(): sys.exit(1)
     elif args.command == 'report':
@@ -77,9 +91,17 @@ def main(argv=None):
         sys.exit(predict_command(args))
     elif args.command == 'export-model':
         from gcsa_fer.predict import export_default_model
+        if not args.force and any((Path(args.out) / n).exists() for n in ('model.safetensors', 'model.pt')):
+            parser.error(f"{args.out} already holds a model; pass --force to replace it, or choose another --out")
         try: out = export_default_model(args.run, args.out, args.branches, args.dtype)
         except (FileNotFoundError, ValueError) as e: parser.error(str(e))
         print(f"wrote {out}: " + ', '.join(sorted(p.name for p in out.iterdir())))
+    elif args.command == 'convert':
+        from gcsa_fer.checkpoint import convert_trusted
+        if not args.trust_pickle: parser.error("convert unpickles FILE, which can run code: pass --trust-pickle if you trust where it comes from")
+        try: out = convert_trusted(args.file, trust_pickle=True, out=args.out)
+        except (FileNotFoundError, ValueError) as e: parser.error(str(e))
+        print(f"wrote {out}")
     elif args.command == 'export-onnx':
         from gcsa_fer.onnx_export import export_onnx
         out = Path(args.out) if args.out else Path(args.run) / 'onnx'
@@ -117,7 +139,8 @@ def report(runs_dir, out_dir, title: str = 'Ablation'):
     for run in sorted(Path(runs_dir).iterdir()):
         if run.is_dir() and run_status(run) == 'complete':
             (out / 'runs' / run.name).mkdir(parents=True, exist_ok=True)
-            for f in ('metrics.json', 'history.csv'): shutil.copy2(run / f, out / 'runs' / run.name / f)
+            for f in ('metrics.json', 'history.csv'):   # a decision-fused V+A run has no history of its own
+                if (run / f).exists(): shutil.copy2(run / f, out / 'runs' / run.name / f)
     pm.execute_notebook(str(find_notebook('report.ipynb')), str(out / 'report.ipynb'), kernel_name='python3', progress_bar=False,
                         parameters={'runs_dir': str(Path(runs_dir).resolve()), 'out_dir': str(out.resolve()), 'title': title})
     print((out / 'table.md').read_text())

@@ -106,6 +106,7 @@ class TrainConfig:
     mu_opposite: float = 1.0   # coarse-fine penalty between opposite quadrants
     fusion_m: int = 1          # audio weight m of P = (m Pa + n Pv)/(m + n) during training
     fusion_n: int = 1          # visual weight n
+    select_epoch: str = 'best' # the weights a run keeps: 'best' (the epoch of best validation macro-F1) or 'last' (the final epoch)
     av_fusion: str = 'joint'   # V+A: 'joint' (one network, the loss on the fused P) or 'decision' (the A and V runs trained apart, their probabilities fused)
     seed: int = 0
     device: str = 'auto'       # 'auto' (CUDA when present), 'cpu' or 'cuda'
@@ -160,6 +161,7 @@ class Config:
         if self.modality not in ('a', 'v', 'av'): raise ValueError(f"modality must be 'a', 'v' or 'av', got {self.modality!r}")
         if self.train.scheduler not in ('none', 'cosine', 'onecycle'): raise ValueError(f"scheduler must be 'none', 'cosine' or 'onecycle', got {self.train.scheduler!r}")
         if self.train.av_fusion not in ('joint', 'decision'): raise ValueError(f"av_fusion must be 'joint' or 'decision', got {self.train.av_fusion!r}")
+        if self.train.select_epoch not in ('best', 'last'): raise ValueError(f"select_epoch must be 'best' or 'last', got {self.train.select_epoch!r}")
         if self.train.optimizer not in ('sgd', 'adamw'): raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.train.optimizer!r}")
         if self.preprocess.audio_norm not in ('none', 'utterance', 'speaker', 'train'):
             raise ValueError(f"audio_norm must be 'none', 'utterance', 'speaker' or 'train', got {self.preprocess.audio_norm!r}")

@@ -562,7 +562,7 @@ class Selected(Dataset):
                  stats: dict | None = None): # `audio_norm='train'`: the training set's `audio_stats` (default: this set's own)
         self.ds, self.keys, self.augment = ds, tuple(keys), augment
         self.cfg = cfg = cfg or getattr(ds, 'cfg', None) or PreprocessConfig()
-        self.specaug = SpecAugment(cfg).train() if augment else None
+        self.specaug = SpecAugment(cfg, fill=0.0 if cfg.audio_norm != 'none' else None).train() if augment else None
         self.visual, self.level = getattr(ds, 'visual', None), getattr(ds, 'level', 'clip')
         self.speakers, self._train_stats = list(getattr(ds, 'speakers', None) or [None] * len(ds)), stats
         for key, norm in (('audio', cfg.audio_norm), ('features', cfg.feature_norm)):

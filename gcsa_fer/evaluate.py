@@ -179,13 +179,19 @@ def run_experiment(cfg: Config,                # the run
     hist = tr.fit(max_epochs=max_epochs)
     if tr.epoch < cfg.train.epochs: return {'status': 'incomplete', 'epoch': tr.epoch}
     plot_history(hist, out / 'curves.png')
-    tr.load_best()
+    last = {}
+    for split, ds in (('val', val), ('test', test)):   # the final epoch's scores, whichever epoch is kept
+        if ds is not None and len(ds):
+            p = tr.predict(ds)
+            if (np.asarray(p['label']) >= 0).any(): last[split] = {k: v for k, v in evaluate(p['label'], p['p']).items() if k in ('macro_f1', 'unweighted_accuracy', 'accuracy')}
+    if cfg.train.select_epoch == 'best': tr.load_best()
     pv_, pt_ = tr.predict(val), (tr.predict(test) if test is not None and len(test) else None)
     if pt_ is not None and (np.asarray(pt_['label']) < 0).all(): pt_ = None   # a test split without labels
     save_predictions(pv_, out / 'predictions_val.csv')
     if pt_ is not None: save_predictions(pt_, out / 'predictions_test.csv')
     res = evaluate_predictions(pv_, pt_, out)
-    best = max(tr.history, key=lambda h: h['val_macro_f1'])
+    best = max(tr.history, key=lambda h: h['val_macro_f1']) if cfg.train.select_epoch == 'best' else tr.history[-1]
+    res['last_epoch'] = last
     res.update(status='complete', config=cfg.to_dict(), best_epoch=best['epoch'], epochs=cfg.train.epochs,
                n_train=len(train), n_val=len(val), n_test=0 if test is None else len(test),
                wall_seconds=round(time.time() - t0, 1), seconds_training=round(sum(h['seconds'] for h in tr.history), 1),

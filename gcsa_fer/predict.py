@@ -16,6 +16,7 @@ from .core import Config, EXPR_CLASSES, N_CLASSES
 from .fusion import AVModel, proportional_fusion
 from .train import build_model
 from .preprocess import MediaError, LogMel, detect_face, crop_face, centre_box, load_audio, audio_windows
+from .checkpoint import load_checkpoint, load_weights, save_weights
 
 # %% auto #0
 __all__ = ['CHECKPOINTS', 'SOURCES', 'ABAW_HEADER', 'LoadedModel', 'load_model', 'tiny_synthetic_run', 'export_default_model',
@@ -63,29 +64,32 @@ CHECKPOINTS = ('best.pt', 'last.pt')   # tried in this order in a run folder
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
-def load_model(path,                     # a run folder (best.pt) or an exported model folder (model.pt); or a .pt file in one
+def load_model(path,                     # a run folder (best.pt) or an exported model folder (model.safetensors); or a file in one
                device: str = 'cpu',      # where to put the model
               ) -> LoadedModel:
-    "Load an `AVModel` from a run folder or an exported model folder, in eval mode and float32."
+    "Load an `AVModel` from a run folder or an exported model folder, in eval mode and float32; no file is ever unpickled beyond tensors."
     p = Path(path).expanduser()
     if p.is_file(): ckpt, p = p, p.parent
     elif not p.is_dir(): raise FileNotFoundError(f"model folder {p} does not exist")
-    elif (p / 'model.pt').exists(): ckpt = p / 'model.pt'
+    elif (p / 'model.safetensors').exists(): ckpt = p / 'model.safetensors'
+    elif (p / 'model.pt').exists(): ckpt = p / 'model.pt'   # an export of an older version: read with the safe loader
     else:
         found = [p / c for c in CHECKPOINTS if (p / c).exists()]
-        if not found: raise FileNotFoundError(f"{p} holds no model.pt (exported model) and no {' or '.join(CHECKPOINTS)} (run folder)")
+        if not found: raise FileNotFoundError(f"{p} holds no model.safetensors (exported model) and no {' or '.join(CHECKPOINTS)} (run folder)")
         ckpt = found[0]
     if not (p / 'config.json').exists(): raise FileNotFoundError(f"{p} has no config.json")
     cfg = Config.load(p / 'config.json')
-    obj = torch.load(ckpt, map_location='cpu', weights_only=False)
+    obj = load_weights(ckpt) if ckpt.suffix == '.safetensors' else load_checkpoint(ckpt)
     sd = obj['model'] if isinstance(obj, dict) and 'model' in obj and isinstance(obj['model'], dict) else obj
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"{ckpt} holds no state dict (name -> tensor)")
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     modality, vis, dim = _architecture(sd)
     cfg.update(modality=modality)
     if dim is not None: cfg.model.feature_dim = dim
     model = build_model(cfg, vis or 'pixels', dim)
     model.load_state_dict(sd)
-    kind = 'exported' if ckpt.name == 'model.pt' else 'run'
+    kind = 'exported' if ckpt.stem == 'model' else 'run'
     info = _read_json(p / ('provenance.json' if kind == 'exported' else 'metrics.json'))
     fusion = info.get('fusion') or {}
     model.m, model.n = int(fusion.get('m', cfg.train.fusion_m)), int(fusion.get('n', cfg.train.fusion_n))
@@ -132,7 +136,7 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
                          dtype: str = 'float16',   # 'float16' or 'float32' for the floating-point weights
                          checkpoint: str = 'best.pt', # which checkpoint of the run
                         ) -> Path:
-    "Write `model.pt` (state dict only), `config.json`, `provenance.json` and `README.md` for inference."
+    "Write `model.safetensors` (the weights), `config.json`, `provenance.json` and `README.md` for inference."
     run, out = Path(run_dir), Path(out_dir)
     if dtype not in ('float16', 'float32'): raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
     if not (run / checkpoint).exists(): raise FileNotFoundError(f"{run / checkpoint} not found: is {run} a finished run folder?")
@@ -143,7 +147,8 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     sd = {k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v).clone()
           for k, v in lm.model.state_dict().items() if k.split('.')[0] in branches}
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(sd, out / 'model.pt')
+    save_weights(sd, out / 'model.safetensors', {'format': 'gcsa-fer AVModel state dict', 'dtype': dtype})
+    (out / 'model.pt').unlink(missing_ok=True)   # an older export's pickle must not shadow the new weights
     cfg = Config.from_dict(lm.cfg.to_dict()).update(modality=('a' if 'audio' in branches else '') + ('v' if 'visual' in branches else ''))
     cfg.save(out / 'config.json')
     metrics = lm.info
@@ -158,7 +163,7 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
             'best_epoch': metrics.get('best_epoch'), 'epochs': metrics.get('epochs'), 'device': metrics.get('device'),
             'metrics': _metric_summary(metrics),
             'n_parameters': int(sum(v.numel() for v in sd.values() if v.is_floating_point())),
-            'model_sha256': _sha256(out / 'model.pt')}
+            'weights_file': 'model.safetensors', 'model_sha256': _sha256(out / 'model.safetensors')}
     (out / 'provenance.json').write_text(json.dumps(prov, indent=1))
     (out / 'README.md').write_text(_model_card(prov, cfg))
     return out
@@ -169,7 +174,7 @@ def _model_card(prov: dict, cfg: Config) -> str:
     score = lambda s: f"{100 * m[s]['macro_f1']:.1f}% macro-F1, {100 * m[s]['accuracy']:.1f}% accuracy (n={m[s].get('n')})" if s in m else 'not recorded'
     lines = [f"# gcsa-fer model: {prov['dataset']}, branches {' + '.join(prov['branches'])}", '',
              f"Exported {prov['exported_at']} from `{prov['source_run']}` ({prov['checkpoint']}, best epoch {prov['best_epoch']} of {prov['epochs']}),",
-             f"trained at commit `{prov['commit']}`. Weights: {prov['n_parameters']:,} values in {prov['dtype']} (`model.pt`, a state dict).", '',
+             f"trained at commit `{prov['commit']}`. Weights: {prov['n_parameters']:,} values in {prov['dtype']} (`model.safetensors`: tensors only, no code).", '',
              f"- validation: {score('val')}", f"- test: {score('test')}", '',
              f"Classes (Aff-Wild2 order): {', '.join(prov['classes'])}. Fusion weights m={prov['fusion']['m']}, n={prov['fusion']['n']}.",
              f"Inputs: {cfg.preprocess.n_mels}-band log-mels at {cfg.preprocess.sample_rate} Hz"

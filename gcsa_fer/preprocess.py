@@ -234,15 +234,17 @@ def window_logmels(wave: torch.Tensor, centres_s, cfg: PreprocessConfig, logmel:
 # %% ../nbs/07_preprocess.ipynb #4b78dd39
 class SpecAugment(nn.Module):
     "Training-time frequency and time masking of log-mels (..., 1, n_mels, T_mel); identity in eval mode."
-    def __init__(self, cfg: PreprocessConfig):
+    def __init__(self, cfg: PreprocessConfig,
+                 fill: float | None = None): # the masked value: None = the batch's minimum (silence in dB); 0 for normalised log-mels (their mean)
         super().__init__()
+        self.fill = fill
         self.freq = torchaudio.transforms.FrequencyMasking(cfg.freq_mask, iid_masks=True) if cfg.freq_mask > 0 else None
         self.time = torchaudio.transforms.TimeMasking(cfg.time_mask, iid_masks=True) if cfg.time_mask > 0 else None
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         if not self.training or (self.freq is None and self.time is None): return spec
         lead = spec.shape[:-3]
         x = spec.reshape(-1, *spec.shape[-3:])               # iid masks need a batch dimension: B x 1 x F x T
-        floor = x.amin(dim=(-3, -2, -1)).min()
+        floor = x.amin(dim=(-3, -2, -1)).min() if self.fill is None else self.fill
         for m in (self.freq, self.time):
             if m is not None: x = m(x, floor)
         return x.reshape(*lead, *spec.shape[-3:])

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 from .core import Config, N_CLASSES, atomic_write, get_device, seed_everything
+from .checkpoint import save_checkpoint, load_checkpoint
 from .mcnn import MCNN
 from .rhcnn import RHCNN, FeatureMLP
 from .fusion import AVModel
@@ -181,13 +182,13 @@ class Trainer:
     def save(self, name: str = 'last.pt'):
         ck = {'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),
               'epoch': self.epoch, 'history': self.history, 'rng': _rng_state(), 'config': self.cfg.to_dict()}
-        atomic_write(self.out / name, lambda t: torch.save(ck, t))
+        save_checkpoint(ck, self.out / name)   # tensors and plain containers only: it loads with weights_only=True
 
     def load(self, name: str = 'last.pt') -> bool:
         "Resume from a checkpoint in the run folder; False if there is none."
         path = self.out / name
         if not path.exists(): return False
-        ck = torch.load(path, map_location=self.device, weights_only=False)
+        ck = load_checkpoint(path, map_location=self.device)
         mine, theirs = _resumable(self.cfg.to_dict()), _resumable(ck.get('config', {}))
         if mine != theirs:
             diff = sorted(f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}' for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
@@ -225,7 +226,7 @@ class Trainer:
 
     def load_best(self):
         "Load the weights of the best validation epoch into the model."
-        self.model.load_state_dict(torch.load(self.out / 'best.pt', map_location=self.device, weights_only=False)['model'])
+        self.model.load_state_dict(load_checkpoint(self.out / 'best.pt', map_location=self.device)['model'])
         return self.model
 
 # %% ../nbs/10_train.ipynb #11382177

@@ -46,3 +46,12 @@ def cremad_copy(tmp_path):
     d = tmp_path / 'cremad' / 'VideoFlash'; d.mkdir(parents=True)
     for n in ('1001_DFA_ANG_XX', '1001_DFA_SAD_XX'): shutil.copy(CREMAD / 'VideoFlash' / f'{n}.flv', d)
     return tmp_path / 'cremad'
+
+@pytest.fixture(scope='session')
+def tiny_run():
+    "The tiny synthetic audio-visual run, trained once per machine with one torch thread (much faster than two on a busy 2-core machine)."
+    import torch
+    from gcsa_fer.predict import tiny_synthetic_run
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    try: return tiny_synthetic_run()
+    finally: torch.set_num_threads(n)

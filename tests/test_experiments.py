@@ -106,8 +106,8 @@ def test_run_experiment_resume_equivalence(tmp_path):
     part = run_experiment(cfg, tmp_path / 'resumed', progress=False, max_epochs=1)
     assert part == {'status': 'incomplete', 'epoch': 1} and not (tmp_path / 'resumed' / 'metrics.json').exists()
     resumed = run_experiment(cfg, tmp_path / 'resumed', progress=False)
-    a = torch.load(tmp_path / 'full' / 'last.pt', weights_only=False)['model']
-    b = torch.load(tmp_path / 'resumed' / 'last.pt', weights_only=False)['model']
+    a = torch.load(tmp_path / 'full' / 'last.pt', weights_only=True)['model']   # the safe loader reads every checkpoint the trainer writes
+    b = torch.load(tmp_path / 'resumed' / 'last.pt', weights_only=True)['model']
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert full['test'] == resumed['test'] and full['fusion'] == resumed['fusion']
     h1, h2 = pd.read_csv(tmp_path / 'full' / 'history.csv'), pd.read_csv(tmp_path / 'resumed' / 'history.csv')

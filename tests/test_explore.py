@@ -10,13 +10,6 @@ from gcsa_fer.viz import tiny_synthetic_run, explore_dataset, load_clip, analyse
 NBS = Path(__file__).resolve().parent.parent / 'nbs'
 
 
-@pytest.fixture(scope='session')
-def tiny_run(tmp_path_factory):
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    try: return tiny_synthetic_run()          # shared, trained once (see gcsa_fer.viz)
-    finally: torch.set_num_threads(n)
-
-
 def test_explore_notebook_headless(tiny_run, tmp_path):
     pm = pytest.importorskip('papermill')
     nb = pm.execute_notebook(str(NBS / 'explore.ipynb'), str(tmp_path / 'explore.ipynb'), kernel_name='python3', progress_bar=False,

@@ -13,13 +13,6 @@ from gcsa_fer import cli
 ort = pytest.importorskip('onnxruntime')
 
 
-@pytest.fixture(scope='session')
-def tiny_run(tmp_path_factory):
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    try: return tiny_synthetic_run()          # shared, trained once (see gcsa_fer.viz)
-    finally: torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize('groups,channels', [(1, 4), (2, 6), (4, 24), (3, 12)])
 def test_exportable_channel_shuffle_is_channel_shuffle(groups, channels):
     x = torch.randn(3, channels, 5, 4)

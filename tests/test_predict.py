@@ -10,6 +10,7 @@ from gcsa_fer.predict import (load_model, export_default_model, predict_video, p
                               decode_key_frames)
 from gcsa_fer.viz import tiny_synthetic_run
 from gcsa_fer import cli
+from gcsa_fer.checkpoint import load_weights
 
 REPO = Path(__file__).resolve().parent.parent
 CLIPS = sorted((REPO / 'data' / 'cremad_sample' / 'VideoFlash').glob('*.flv'))
@@ -21,14 +22,6 @@ def one_thread():
     n = torch.get_num_threads(); torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope='session')
-def tiny_run(tmp_path_factory):
-    "The tiny synthetic run, trained with one torch thread (much faster than two on a busy 2-core machine)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    try: return tiny_synthetic_run()          # shared, trained once (see gcsa_fer.viz)
-    finally: torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')
@@ -138,10 +131,10 @@ def test_cli_predict(tiny_run, tmp_path, capsys):
 @pytest.mark.parametrize('dtype', ['float16', 'float32'])
 def test_export_default_model(tiny_run, lm, tmp_path, dtype):
     d = export_default_model(tiny_run, tmp_path / 'default', dtype=dtype)
-    assert sorted(p.name for p in d.iterdir()) == ['README.md', 'config.json', 'model.pt', 'provenance.json']
-    sd = torch.load(d / 'model.pt', weights_only=True)
+    assert sorted(p.name for p in d.iterdir()) == ['README.md', 'config.json', 'model.safetensors', 'provenance.json']
+    sd = load_weights(d / 'model.safetensors')
     assert {v.dtype for v in sd.values() if v.is_floating_point()} == {getattr(torch, dtype)}
-    assert (d / 'model.pt').stat().st_size < 0.6 * (tiny_run / 'best.pt').stat().st_size
+    assert (d / 'model.safetensors').stat().st_size < 0.6 * (tiny_run / 'best.pt').stat().st_size
     prov = json.loads((d / 'provenance.json').read_text())
     for k in ('source_run', 'commit', 'exported_at', 'metrics', 'fusion', 'branches', 'dtype', 'model_sha256'):
         assert k in prov, k
@@ -155,7 +148,7 @@ def test_export_default_model(tiny_run, lm, tmp_path, dtype):
 
 def test_export_audio_branch_only(tiny_run, tmp_path, capsys):
     cli.main(['export-model', str(tiny_run), '--out', str(tmp_path / 'a'), '--branches', 'audio'])
-    assert 'model.pt' in capsys.readouterr().out
+    assert 'model.safetensors' in capsys.readouterr().out
     ex = load_model(tmp_path / 'a')
     assert ex.branches == ['audio'] and ex.cfg.modality == 'a' and ex.visual_input is None
     p = predict_video(ex, CLIPS[0])
@@ -164,5 +157,5 @@ def test_export_audio_branch_only(tiny_run, tmp_path, capsys):
 
 def test_load_model_errors(tmp_path, tiny_run):
     with pytest.raises(FileNotFoundError, match='does not exist'): load_model(tmp_path / 'x')
-    with pytest.raises(FileNotFoundError, match='no model.pt'): load_model(tmp_path)
+    with pytest.raises(FileNotFoundError, match='no model.safetensors'): load_model(tmp_path)
     assert load_model(tiny_run / 'last.pt').kind == 'run'     # a checkpoint file works too

@@ -2,7 +2,7 @@
 """Build the documentation site from the notebooks, offline: `make docs` (build) and `make docs-check`.
 
 nbdev 2 renders its docs with Quarto (`nbdev_docs`), which cannot be installed on the machines this project
-runs on (see shared/TOOLCHAIN.md). The Quarto configuration in nbs/ (_quarto.yml, nbdev.yml, sidebar.yml,
+runs on (Quarto ships no wheel on PyPI and is not in Debian; its sdist downloads from GitHub). The Quarto configuration in nbs/ (_quarto.yml, nbdev.yml, sidebar.yml,
 styles.css) stays valid for users who have Quarto; this script builds an equivalent static site with
 MkDocs + Material for MkDocs + mkdocs-jupyter, and needs no network:
 
