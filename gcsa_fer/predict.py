@@ -19,9 +19,9 @@ from .preprocess import MediaError, LogMel, detect_face, crop_face, centre_box, 
 from .checkpoint import load_checkpoint, load_weights, save_weights
 
 # %% auto #0
-__all__ = ['CHECKPOINTS', 'SOURCES', 'ABAW_HEADER', 'LoadedModel', 'load_model', 'tiny_synthetic_run', 'export_default_model',
-           'decode_key_frames', 'VideoPrediction', 'predict_video', 'plot_timeline', 'write_abaw', 'default_model_dir',
-           'predict_videos']
+__all__ = ['CHECKPOINTS', 'SOURCES', 'ABAW_HEADER', 'LoadedModel', 'load_model', 'tiny_synthetic_run', 'load_fused_run',
+           'export_default_model', 'normalise_windows', 'decode_key_frames', 'VideoPrediction', 'predict_video',
+           'plot_timeline', 'write_abaw', 'default_model_dir', 'predict_videos']
 
 # %% ../nbs/13_predict.ipynb #d3b9611a
 @dataclass
@@ -130,17 +130,35 @@ def _metric_summary(metrics: dict) -> dict:
             keep[split] = {k: m[k] for k in ('macro_f1', 'accuracy', 'n', 'per_class_f1') if k in m}
     return keep
 
-def export_default_model(run_dir,                  # a run folder (config.json, best.pt, metrics.json)
+def _kept_checkpoint(run: Path) -> str:
+    "The checkpoint a finished run kept: last.pt when its configuration selects the last epoch, else best.pt."
+    cfg = _read_json(run / 'config.json')
+    return 'last.pt' if cfg.get('train', {}).get('select_epoch') == 'last' else 'best.pt'
+
+def load_fused_run(run) -> LoadedModel:
+    "A decision-level V+A run (it fused an A run and a V run, see `fuse_runs`) as one `AVModel` with its chosen m and n."
+    run = Path(run); metrics = _read_json(run / 'metrics.json')
+    if 'branch_runs' not in metrics: raise ValueError(f"{run} is not a decision-fused V+A run (its metrics.json names no branch_runs)")
+    parts = {m: load_model(run.parent / name / _kept_checkpoint(run.parent / name)) for m, name in metrics['branch_runs'].items()}
+    cfg = Config.from_dict(parts['a'].cfg.to_dict()).update(modality='av')
+    model = AVModel(parts['a'].model.audio, parts['v'].model.visual, int(metrics['fusion']['m']), int(metrics['fusion']['n']))
+    return LoadedModel(model.eval(), cfg, parts['v'].visual_input, run, 'run', metrics)
+
+def export_default_model(run_dir,                  # a run folder (config.json, best.pt, metrics.json), or a decision-fused V+A run
                          out_dir,                  # the model folder to write, e.g. models/default
                          branches=None,            # 'audio', 'visual' or a list of them; None keeps every branch
                          dtype: str = 'float16',   # 'float16' or 'float32' for the floating-point weights
-                         checkpoint: str = 'best.pt', # which checkpoint of the run
+                         checkpoint: str | None = None, # which checkpoint of the run (default: the one its configuration kept)
                         ) -> Path:
     "Write `model.safetensors` (the weights), `config.json`, `provenance.json` and `README.md` for inference."
     run, out = Path(run_dir), Path(out_dir)
     if dtype not in ('float16', 'float32'): raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
-    if not (run / checkpoint).exists(): raise FileNotFoundError(f"{run / checkpoint} not found: is {run} a finished run folder?")
-    lm = load_model(run / checkpoint)
+    fused = 'branch_runs' in _read_json(run / 'metrics.json')
+    if fused: lm, checkpoint = load_fused_run(run), 'fused'
+    else:
+        checkpoint = checkpoint or _kept_checkpoint(run)
+        if not (run / checkpoint).exists(): raise FileNotFoundError(f"{run / checkpoint} not found: is {run} a finished run folder?")
+        lm = load_model(run / checkpoint)
     branches = lm.branches if branches is None else ([branches] if isinstance(branches, str) else list(branches))
     bad = [b for b in branches if b not in lm.branches]
     if bad or not branches: raise ValueError(f"branches must be a non-empty subset of {lm.branches}, got {branches}")
@@ -154,6 +172,7 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     metrics = lm.info
     from gcsa_fer.evaluate import git_commit
     prov = {'source_run': str(run.resolve()), 'checkpoint': checkpoint,
+            'branch_runs': metrics.get('branch_runs'), 'fold': lm.cfg.fold,
             'commit': metrics.get('git_commit', 'unknown'),
             'exported_with_commit': git_commit(Path(gcsa_fer.__file__).parent),
             'exported_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
@@ -186,6 +205,19 @@ def _model_card(prov: dict, cfg: Config) -> str:
                   "action-unit features, which this package cannot compute (OpenFace is not available).", '']
     lines += ['Limits: trained on acted speech from a few speakers; not validated for any decision about a person.', '']
     return '\n'.join(lines)
+
+def normalise_windows(mel: torch.Tensor,   # W x 1 x F x T log-mel windows of one video
+                      norm: str,            # the model's `audio_norm`
+                      voiced=None,          # W booleans: the windows that are not silent (they give the statistics)
+                     ) -> torch.Tensor:
+    "Normalise a video's windows as the model's training clips were: 'utterance' per window; 'speaker' (and 'train') with the statistics of the video's own voiced windows, the video taken as one speaker."
+    if norm == 'none': return mel
+    if norm == 'utterance': return (mel - mel.mean(-1, keepdim=True)) / mel.std(-1, keepdim=True).clamp(min=1e-3)
+    v = torch.as_tensor(np.asarray(voiced, bool)) if voiced is not None else torch.ones(len(mel), dtype=torch.bool)
+    ref = mel[v] if v.any() else mel
+    frames = ref.transpose(-1, -2).reshape(-1, ref.shape[-2])   # every frame of the voiced windows: N x F
+    mean, std = frames.mean(0), frames.std(0).clamp(min=1e-3)
+    return (mel - mean[:, None]) / std[:, None]
 
 # %% ../nbs/13_predict.ipynb #46bffdad
 def _open_media(path):
@@ -295,7 +327,7 @@ def predict_video(lm: LoadedModel,              # from `load_model`
         win = audio_windows(wave, centres, wcfg)
         db = _rms_db(win)
         if (db < silence_db).all(): notes.append(f"audio is silent (below {silence_db:g} dBFS) everywhere")
-        mel = LogMel(pre)(win)                                       # W x 1 x F x T
+        mel = normalise_windows(LogMel(pre)(win), pre.audio_norm, db >= silence_db)   # W x 1 x F x T
         pa = _batched(lambda x: model.audio(x).float().softmax(-1), mel).numpy()
         add('model', t)
     if model.visual is not None and not lm.uses_faces:

@@ -10,7 +10,7 @@ import papermill as pm
 import pytest
 import torch
 
-from gcsa_fer.ablate import ablate, ablation_grid, ablation_table, collect_runs, run_status, table_markdown
+from gcsa_fer.ablate import ablate, ablation_grid, ablation_table, collect_runs, run_status, table_markdown, step_table
 from gcsa_fer.core import Config
 from gcsa_fer.evaluate import run_experiment
 
@@ -55,7 +55,7 @@ def _fake_notebook(path: Path):
 def test_driver_skips_records_failures_and_reruns(tmp_path):
     nbp = tmp_path / 'fake.ipynb'; _fake_notebook(nbp)
     root = tmp_path / 'runs'
-    kw = dict(seeds=[0, 1], modalities=['a'], rows=['Base'], notebook=nbp, estimate=False, progress=False)
+    kw = dict(seeds=[0, 1], folds=[0], modalities=['a'], rows=['Base'], notebook=nbp, estimate=False, progress=False)
     st = ablate('ravdess-cpu', root, **kw)
     assert dict(zip(st['name'], st['status'])) == {'ravdess-a-base-s0': 'complete', 'ravdess-a-base-s1': 'failed'}
     assert 'planted failure' in json.loads((root / 'ravdess-a-base-s1' / 'failed.json').read_text())['error']
@@ -77,9 +77,9 @@ def test_driver_skips_records_failures_and_reruns(tmp_path):
     assert run_status(root / 'nothing-here') == 'pending'
 
 
-def _fake_metrics(folder: Path, modality, attention, loss, seed, f1):
+def _fake_metrics(folder: Path, modality, attention, loss, seed, f1, fold=0):
     folder.mkdir(parents=True)
-    cfg = Config(dataset='ravdess', modality=modality).update(attention=attention, loss=loss, seed=seed).to_dict()
+    cfg = Config(dataset='ravdess', modality=modality).update(attention=attention, loss=loss, seed=seed, fold=fold).to_dict()
     ev = {'macro_f1': f1, 'accuracy': f1, 'cross_quadrant_error_share': 0.5}
     (folder / 'metrics.json').write_text(json.dumps({'status': 'complete', 'config': cfg, 'val': ev, 'test': ev,
                                                      'device': 'test', 'git_commit': 'abc', 'wall_seconds': 1.0}))
@@ -112,3 +112,51 @@ def test_run_experiment_resume_equivalence(tmp_path):
     assert full['test'] == resumed['test'] and full['fusion'] == resumed['fusion']
     h1, h2 = pd.read_csv(tmp_path / 'full' / 'history.csv'), pd.read_csv(tmp_path / 'resumed' / 'history.csv')
     assert h1['val_macro_f1'].tolist() == h2['val_macro_f1'].tolist()
+
+
+def test_grid_by_fold_with_decision_fusion():
+    runs = ablation_grid('ravdess-cpu-quick')
+    assert len(runs) == 2 * (3 + 2 + 3) and [r['fold'] for r in runs] == [1] * 8 + [2] * 8
+    seen = set()
+    for r in runs:
+        for need in r['parameters'].get('branch_runs', {}).values():
+            assert need in seen and need.endswith(f"-f{r['fold']}-s0")    # its A and V runs come first, same fold
+        seen.add(r['name'])
+    av = {r['row']: r['parameters']['branch_runs'] for r in runs if r['modality'] == 'av' and r['fold'] == 1}
+    assert av['+GCSA'] == {'a': 'ravdess-a-gcsa-f1-s0', 'v': 'ravdess-v-base-f1-s0'}          # GCSA does not apply to the AU MLP
+    assert av['+GCSA+CF'] == {'a': 'ravdess-a-gcsa-cf-f1-s0', 'v': 'ravdess-v-gcsa-cf-f1-s0'}
+    assert [r['name'] for r in ablation_grid('ravdess-cpu', folds=[0], modalities=['a'], rows=['Base'])] == ['ravdess-a-base-s0']
+
+
+def test_decision_fusion_of_two_runs(tmp_path):
+    tiny = {**TINY, 'n_frames': 2, 'face_size': 16, 'n_mels': 16, 'epochs': 1}
+    for m in ('a', 'v'): run_experiment(Config(dataset='synthetic', modality=m).update(**tiny), tmp_path / m, progress=False)
+    cfg = Config(dataset='synthetic', modality='av').update(av_fusion='decision', **tiny)
+    with pytest.raises(ValueError, match='branch_runs'): run_experiment(cfg, tmp_path / 'av', progress=False)
+    res = run_experiment(cfg, tmp_path / 'av', progress=False, branch_runs={'a': tmp_path / 'a', 'v': tmp_path / 'v'})
+    assert res['status'] == 'complete' and 1 <= res['fusion']['m'] <= 5 and res['branch_runs'] == {'a': 'a', 'v': 'v'}
+    va = pd.read_csv(tmp_path / 'a' / 'predictions_val.csv')
+    assert res['n_val'] == len(va) and (tmp_path / 'av' / 'predictions_test.csv').exists()
+    assert res['val']['macro_f1'] == pytest.approx(res['fusion']['val_macro_f1'])   # the reported fusion is the one chosen on validation
+    from gcsa_fer.predict import export_default_model, load_model
+    ex = load_model(export_default_model(tmp_path / 'av', tmp_path / 'exported'))   # one model folder from the two runs
+    assert ex.branches == ['audio', 'visual'] and (ex.model.m, ex.model.n) == (res['fusion']['m'], res['fusion']['n'])
+    (tmp_path / 'v' / 'metrics.json').write_text('{"status": "incomplete"}')
+    with pytest.raises(ValueError, match='not complete'):
+        run_experiment(cfg, tmp_path / 'av2', progress=False, branch_runs={'a': tmp_path / 'a', 'v': tmp_path / 'v'})
+
+
+def test_fold_table_and_steps(tmp_path):
+    f1 = {('a', 'none', 'ce'): [0.50, 0.60], ('a', 'gcsa', 'ce'): [0.55, 0.58], ('v', 'none', 'ce'): [0.70, 0.65], ('av', 'none', 'ce'): [0.72, 0.71]}
+    for (mod, att, loss), scores in f1.items():
+        for fold, sc in zip((1, 2), scores): _fake_metrics(tmp_path / f'{mod}-{att}-f{fold}', mod, att, loss, 0, sc, fold)
+    runs = collect_runs(tmp_path)
+    t = ablation_table(runs)
+    a_base = t[(t['modality'] == 'A') & (t['row'] == 'Base')].iloc[0]
+    assert a_base['folds'] == 2 and a_base['seeds'] == 1 and a_base['test_f1_mean'] == pytest.approx(55.0)
+    assert '| 2 | 1 |' in table_markdown(t)
+    st = step_table(runs).set_index('step')
+    g = st.loc['A: +GCSA over Base']
+    assert g['per_fold'] == '+5.0 -2.0' and g['better_in'] == 1 and g['mean_diff'] == pytest.approx(1.5)
+    v = st.loc['V+A Base over the better of A Base and V Base']
+    assert v['per_fold'] == '+2.0 +6.0'    # fold 1: 72 vs max(50, 70); fold 2: 71 vs max(60, 65)

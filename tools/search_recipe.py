@@ -47,14 +47,31 @@ def summary() -> pd.DataFrame:
                  test_f1_std=('test_macro_f1', 'std'), test_uar=('test_uar', 'mean'), last_test_f1=('last_test_macro_f1', 'mean'),
                  minutes=('wall_seconds', lambda s: s.sum() / 60)).round(1).reset_index()
 
+def plot_curves(names, path, title: str = ''):
+    "Validation macro-F1 per epoch of the experiments `names`, one line per fold (from the copied histories)."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for i, name in enumerate(names):
+        for j, h in enumerate(sorted((LOG.parent / name).glob('f*_history.csv'))):
+            d = pd.read_csv(h)
+            ax.plot(d['epoch'], 100 * d['val_macro_f1'], color=f'C{i}', alpha=0.8, ls=['-', '--', ':', '-.'][j % 4],
+                    label=f'{name}, {h.stem.split("_")[0].replace("f", "fold ")}')
+    ax.set_xlabel('epoch'); ax.set_ylabel('validation macro-F1 (%)'); ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2); fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
+    return path
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--name'); ap.add_argument('--folds', type=int, nargs='+', default=[1, 2])
     ap.add_argument('--modality', default='a', choices=['a', 'v', 'av']); ap.add_argument('--attention', default='gcsa')
     ap.add_argument('--loss', default='ce'); ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--set', action='append', metavar='NAME=VALUE', default=[], help='a configuration field changed from the CPU recipe')
-    ap.add_argument('--summary', action='store_true')
+    ap.add_argument('--summary', action='store_true', help='print the log, one line per experiment, and write results/search/summary.txt')
+    ap.add_argument('--curves', nargs='+', metavar='NAME', help='plot the validation curves of these experiments into --png')
+    ap.add_argument('--png', default=str(LOG.parent / 'curves.png'))
     a = ap.parse_args()
-    if a.summary: print(summary().to_string(index=False)); sys.exit(0)
+    if a.summary:
+        text = summary().to_string(index=False); print(text); (LOG.parent / 'summary.txt').write_text(text + '\n'); sys.exit(0)
+    if a.curves: print(plot_curves(a.curves, a.png, f"validation curves: {', '.join(a.curves)}")); sys.exit(0)
     if not a.name: ap.error('--name is required')
     run(a.name, a.folds, a.modality, a.attention, a.loss, _kv_config(a.set), a.seed)
