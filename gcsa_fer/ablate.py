@@ -248,7 +248,8 @@ def collect_runs(root) -> pd.DataFrame:
                      'test_uar': 100 * m['test'].get('unweighted_accuracy', np.nan) if m.get('test') else np.nan,
                      'test_cross_quadrant_errors': 100 * (np.nan if m['test']['cross_quadrant_error_share'] is None else m['test']['cross_quadrant_error_share']) if m.get('test') else np.nan,
                      'fusion_mn': f"{m['fusion']['m']}:{m['fusion']['n']}" if m.get('fusion') else '',
-                     'best_epoch': m.get('best_epoch'), 'wall_seconds': m.get('wall_seconds'),
+                     'best_epoch': m.get('best_epoch'), 'fused': bool(m.get('branch_runs')),
+                     'wall_seconds': 0.0 if m.get('branch_runs') else m.get('wall_seconds'),   # a fused run's time is its branches'
                      'device': m.get('device'), 'git_commit': m.get('git_commit')})
     return pd.DataFrame(recs)
 
@@ -304,7 +305,7 @@ def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(recs)
 
 def plot_ablation(runs: pd.DataFrame, path=None):
-    "Test macro-F1 per row and modality (points = seeds, bars = mean), with the paper's figures as separate markers."
+    "Test macro-F1 per row and modality (points = runs: folds and seeds, bars = mean), with the paper's figures as separate markers."
     import seaborn as sns, matplotlib.pyplot as plt
     metric = 'test_macro_f1' if runs['test_macro_f1'].notna().any() else 'val_macro_f1'
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -324,7 +325,7 @@ def plot_ablation(runs: pd.DataFrame, path=None):
     ax.axhline(PAPER_BASELINE_F1, color='grey', ls=':', lw=1, label='ABAW8 official baseline (Aff-Wild2 val)')
     ds = ', '.join(sorted(set(runs['dataset'])))
     ax.set_ylabel(f"{'test' if metric == 'test_macro_f1' else 'validation'} macro-F1 (%)"); ax.set_xlabel('')
-    ax.set_title(f'Ablation on {ds} (bars: mean over seeds, dots: seeds; red: the paper on Aff-Wild2)', fontsize=9)
+    ax.set_title(f'Ablation on {ds} (bars: mean over folds and seeds, dots: one run each; red: the paper on Aff-Wild2)', fontsize=9)
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1)); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=120)
     return fig

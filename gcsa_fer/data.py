@@ -169,7 +169,7 @@ class CremaD(ExprDataset):
             if not m: _skip(self, p, "file name is not <actor>_<sentence>_<emotion>_<level>", strict); continue
             if m[3] not in CREMAD_CODES: _skip(self, p, f"unknown CREMA-D emotion code {m[3]!r}", strict); continue
             if split != 'all' and cremad_split(int(m[1])) != split: continue
-            self.rows.append({'id': p.stem, 'label': CREMAD_CODES[m[3]], 'sources': [p], 'actor': int(m[1])})
+            self.rows.append({'id': p.stem, 'label': CREMAD_CODES[m[3]], 'sources': [p], 'actor': int(m[1]), 'speaker': int(m[1])})
     def raw_item(self, i):
         p, out = self.rows[i]['sources'][0], {}
         if 'frames' in self.modalities:
@@ -567,7 +567,8 @@ class Selected(Dataset):
         self.speakers, self._train_stats = list(getattr(ds, 'speakers', None) or [None] * len(ds)), stats
         for key, norm in (('audio', cfg.audio_norm), ('features', cfg.feature_norm)):
             if key in self.keys and norm == 'speaker' and any(s is None for s in self.speakers):
-                raise ValueError(f"{key[:5]}_norm='speaker' needs the speaker of every item; {type(ds).__name__} does not give them")
+                warnings.warn(f"{key[:5]}_norm='speaker': {type(ds).__name__} does not give the speaker of every item; "
+                              "the items without one are normalised together, as one speaker")
     @functools.cached_property
     def stats(self) -> dict | None:
         "The log-mel statistics `audio_norm` divides by (computed on first use)."

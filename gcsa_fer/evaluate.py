@@ -150,7 +150,7 @@ def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decis
         if d is not None: save_predictions(_fuse(d, res['fusion']['m'], res['fusion']['n']), out / f'predictions_{split}.csv')
     res.update(status='complete', config=cfg.to_dict(), branch_runs={m: Path(f).name for m, f in branch_runs.items()},
                best_epoch=None, epochs=cfg.train.epochs, n_val=len(val['label']), n_test=0 if test is None else len(test['label']),
-               wall_seconds=round(time.time() - t0 + sum(meta[m].get('wall_seconds') or 0 for m in meta), 1),
+               wall_seconds=round(time.time() - t0, 1), branch_wall_seconds=round(sum(meta[m].get('wall_seconds') or 0 for m in meta), 1),
                device=meta['a'].get('device'), torch=torch.__version__, git_commit=git_commit(Path(gcsa_fer.__file__).parent),
                started=started, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))

@@ -192,11 +192,13 @@ def _model_card(prov: dict, cfg: Config) -> str:
     m = prov['metrics']
     score = lambda s: f"{100 * m[s]['macro_f1']:.1f}% macro-F1, {100 * m[s]['accuracy']:.1f}% accuracy (n={m[s].get('n')})" if s in m else 'not recorded'
     lines = [f"# gcsa-fer model: {prov['dataset']}, branches {' + '.join(prov['branches'])}", '',
-             f"Exported {prov['exported_at']} from `{prov['source_run']}` ({prov['checkpoint']}, best epoch {prov['best_epoch']} of {prov['epochs']}),",
+             f"Exported {prov['exported_at']} from `{prov['source_run']}` ({prov['checkpoint']}" + (f", epoch {prov['best_epoch']} of {prov['epochs']} kept" if prov['best_epoch'] else ': the kept epoch of each branch run') + "),",
              f"trained at commit `{prov['commit']}`. Weights: {prov['n_parameters']:,} values in {prov['dtype']} (`model.safetensors`: tensors only, no code).", '',
              f"- validation: {score('val')}", f"- test: {score('test')}", '',
              f"Classes (Aff-Wild2 order): {', '.join(prov['classes'])}. Fusion weights m={prov['fusion']['m']}, n={prov['fusion']['n']}.",
              f"Inputs: {cfg.preprocess.n_mels}-band log-mels at {cfg.preprocess.sample_rate} Hz"
+             + (f", normalised per speaker ({cfg.preprocess.audio_norm}; `predict` takes each video as one speaker and uses its voiced windows)" if cfg.preprocess.audio_norm != 'none' else '')
+             + (", AUs normalised per speaker" if cfg.preprocess.feature_norm == 'speaker' and prov['visual_input'] == 'features' else '')
              + (f"; {cfg.preprocess.face_size}x{cfg.preprocess.face_size} face crops" if prov['visual_input'] == 'pixels' else '')
              + (f"; {cfg.model.feature_dim} OpenFace AU features" if prov['visual_input'] == 'features' else '') + '.', '',
              'Use: `gcsa_fer predict VIDEO --run THIS_FOLDER --out OUT`, or `gcsa_fer.predict.load_model(THIS_FOLDER)`.', '']

@@ -47,7 +47,7 @@ def load_clip(ds, index: int) -> dict:
 # %% ../nbs/13a_viz.ipynb #2f3ee7f4
 @torch.no_grad()
 def _audio_maps(mcnn, logmel: torch.Tensor):
-    x = torch.cat([b(logmel) for b in mcnn.branches.values()], 1)
+    x = mcnn.pool_before(torch.cat([b(logmel) for b in mcnn.branches.values()], 1))
     return mcnn.attention.attention_maps(x) if isinstance(mcnn.attention, GCSA) else None
 
 @torch.no_grad()

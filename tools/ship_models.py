@@ -33,11 +33,13 @@ def ship(runs_dir, out_root=ROOT / 'models', force: bool = False):
         out = out_root / folder
         d = export_default_model(runs_dir / r['run'], out, branches)
         prov = json.loads((d / 'provenance.json').read_text())
+        local = prov['source_run']
+        prov["source_run"] = f"runs/{runs_dir.name}/{r['run']} (run by `make ablation`; its metrics are in results/{runs_dir.name}/runs/{r['run']})"
         prov['chosen_by'] = (f"validation: row {r['row']} has the best mean validation macro-F1 of the {modality} rows over "
                              f"{runs[runs['modality'] == modality]['fold'].nunique()} folds; fold {r['fold']} has its best validation macro-F1")
         prov['actors'] = {s: list(ravdess_actors(s, int(r['fold']))) for s in ('train', 'val', 'test')}
         (d / 'provenance.json').write_text(json.dumps(prov, indent=1))
-        card = (d / 'README.md').read_text()
+        card = (d / 'README.md').read_text().replace(f'`{local}`', f"`runs/{runs_dir.name}/{r['run']}`")
         card += (f"\nChosen by validation only: {prov['chosen_by']}. Trained on RAVDESS actors {prov['actors']['train']}, "
                  f"validated on {prov['actors']['val']}, tested on {prov['actors']['test']} (fold {r['fold']} of the 6 EmoBox folds).\n")
         (d / 'README.md').write_text(card)
