@@ -26,9 +26,8 @@ while todo:   # torch and its own requirements, transitively: what a node with t
     done.add(key)
     for f in d.files or []:
         top = str(f).split('/')[0]
-        if top.endswith('.dist-info') or not top.endswith('.py') and '/' in str(f) or top.endswith('.py'):
-            src, dst = os.path.join(site, top), os.path.join(node, top)
-            if os.path.exists(src) and not os.path.lexists(dst) and top not in ('..', 'bin'): os.symlink(src, dst)
+        src, dst = os.path.join(site, top), os.path.join(node, top)   # a package folder, a module, or the dist-info
+        if top not in ('..', 'bin') and os.path.exists(src) and not os.path.lexists(dst): os.symlink(src, dst)
     for r in d.requires or []:
         if 'extra ==' in r: continue
         todo.append(re.split(r'[ <>=!~;(\[]', r, 1)[0])
