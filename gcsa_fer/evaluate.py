@@ -117,6 +117,13 @@ def save_predictions(pred: dict, path):
     df.insert(0, 'pred', p.argmax(-1)); df.insert(0, 'label', y); df.insert(0, 'id', ids)
     df.to_csv(path, index=False, float_format='%.5f')
 
+def _write_metrics(out: Path, res: dict, started: str) -> dict:
+    "Add the run's provenance (torch, commit, start and end times) to `res` and write it atomically as `out/metrics.json`."
+    res.update(torch=torch.__version__, git_commit=git_commit(Path(gcsa_fer.__file__).parent),
+               started=started, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+    atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
+    return res
+
 def read_predictions(path) -> dict:
     "The inverse of `save_predictions` for clip-level runs: ids, labels and probabilities `N x C`."
     df = pd.read_csv(path, dtype={'id': str})
@@ -151,10 +158,8 @@ def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decis
     res.update(status='complete', config=cfg.to_dict(), branch_runs={m: Path(f).name for m, f in branch_runs.items()},
                best_epoch=None, epochs=cfg.train.epochs, n_val=len(val['label']), n_test=0 if test is None else len(test['label']),
                wall_seconds=round(time.time() - t0, 1), branch_wall_seconds=round(sum(meta[m].get('wall_seconds') or 0 for m in meta), 1),
-               device=meta['a'].get('device'), torch=torch.__version__, git_commit=git_commit(Path(gcsa_fer.__file__).parent),
-               started=started, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
-    atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
-    return res
+               device=meta['a'].get('device'))
+    return _write_metrics(out, res, started)
 
 def run_experiment(cfg: Config,                # the run
                    out_dir,                     # the run folder
@@ -179,14 +184,13 @@ def run_experiment(cfg: Config,                # the run
     hist = tr.fit(max_epochs=max_epochs)
     if tr.epoch < cfg.train.epochs: return {'status': 'incomplete', 'epoch': tr.epoch}
     plot_history(hist, out / 'curves.png')
-    last = {}
-    for split, ds in (('val', val), ('test', test)):   # the final epoch's scores, whichever epoch is kept
-        if ds is not None and len(ds):
-            p = tr.predict(ds)
-            if (np.asarray(p['label']) >= 0).any(): last[split] = {k: v for k, v in evaluate(p['label'], p['p']).items() if k in ('macro_f1', 'unweighted_accuracy', 'accuracy')}
-    if cfg.train.select_epoch == 'best': tr.load_best()
-    pv_, pt_ = tr.predict(val), (tr.predict(test) if test is not None and len(test) else None)
-    if pt_ is not None and (np.asarray(pt_['label']) < 0).all(): pt_ = None   # a test split without labels
+    def predict_splits():
+        pv, pt = tr.predict(val), (tr.predict(test) if test is not None and len(test) else None)
+        return pv, (None if pt is not None and (np.asarray(pt['label']) < 0).all() else pt)   # a test split without labels: None
+    pv_, pt_ = predict_splits()                       # the final epoch's weights
+    last = {s: {k: v for k, v in evaluate(p['label'], p['p']).items() if k in ('macro_f1', 'unweighted_accuracy', 'accuracy')}
+            for s, p in (('val', pv_), ('test', pt_)) if p is not None}   # its scores, whichever epoch is kept
+    if cfg.train.select_epoch == 'best': tr.load_best(); pv_, pt_ = predict_splits()
     save_predictions(pv_, out / 'predictions_val.csv')
     if pt_ is not None: save_predictions(pt_, out / 'predictions_test.csv')
     res = evaluate_predictions(pv_, pt_, out)
@@ -195,7 +199,5 @@ def run_experiment(cfg: Config,                # the run
     res.update(status='complete', config=cfg.to_dict(), best_epoch=best['epoch'], epochs=cfg.train.epochs,
                n_train=len(train), n_val=len(val), n_test=0 if test is None else len(test),
                wall_seconds=round(time.time() - t0, 1), seconds_training=round(sum(h['seconds'] for h in tr.history), 1),
-               device=device_name(tr.device), torch=torch.__version__, git_commit=git_commit(Path(gcsa_fer.__file__).parent),
-               started=started, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
-    atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
-    return res
+               device=device_name(tr.device))
+    return _write_metrics(out, res, started)
