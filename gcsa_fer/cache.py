@@ -53,8 +53,23 @@ def expand(item: dict) -> dict:
 # %% ../nbs/09_cache.ipynb #7175cc3c
 _WORKER_DS = None
 
+def _die_with_parent():
+    "Make this worker exit when the process that started it dies, even by SIGKILL: no orphan keeps running (and holding memory)."
+    parent = os.getppid()
+    try:                                                   # Linux: the kernel sends SIGKILL when the parent dies
+        import ctypes, signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+    except Exception: pass
+    import threading
+    def watch():                                           # everywhere: a parent that changed means ours is gone
+        while os.getppid() == parent: time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent: os._exit(1)                 # the parent died before we got here
+
 def _init_worker(ds):
     global _WORKER_DS
+    _die_with_parent()
     _WORKER_DS = ds; torch.set_num_threads(1)
 
 def _one(i: int, ds=None):

@@ -8,7 +8,7 @@ import argparse, json, shutil, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['build_parser', 'main', 'predict_command', 'report']
+__all__ = ['build_parser', 'main', 'train_command', 'predict_command', 'report']
 
 # %% ../nbs/15_cli.ipynb #33326d37
 def _kv(items) -> dict:
@@ -20,11 +20,23 @@ def _kv(items) -> dict:
         except json.JSONDecodeError: out[k] = v
     return out
 
+def _positive(text: str) -> float:
+    "argparse type: a number > 0."
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0: raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return v
+
+def _check_device(parser, name):
+    from gcsa_fer.core import get_device
+    try: get_device(name)
+    except (ValueError, RuntimeError) as e: parser.error(f"--device {name}: {e}")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='gcsa_fer', description='Audio-visual expression recognition with GCSA (Yu et al., ABAW 2025).')
     sub = p.add_subparsers(dest='command', required=True)
     a = sub.add_parser('ablate', help="run an ablation grid through papermill (skips finished runs)")
-    a.add_argument('--preset', default='ravdess-cpu', help='ravdess-cpu (the default: 6 folds on the CPU, about 1.5 h on 2 cores), ravdess-cpu-quick (2 folds), ravdess (the paper recipe, GPU), abaw or synthetic')
+    a.add_argument('--preset', default='ravdess-cpu', help='ravdess-cpu (the default: 48 runs over 6 folds, about 75 min on 2 CPU cores), ravdess-cpu-quick (2 folds, about 25 min), ravdess (the paper recipe, GPU), abaw or synthetic')
     a.add_argument('--out', default=None, help='runs folder (default: runs/<preset>)')
     a.add_argument('--seeds', type=int, nargs='+', default=None)
     a.add_argument('--folds', type=int, nargs='+', default=None, help="RAVDESS folds: 1-6 (EmoBox, actor-disjoint) or 0 (the fixed split); default: the preset's")
@@ -41,12 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--runs', required=True, help='runs folder')
     r.add_argument('--out', required=True, help='results folder (table.md, table.csv, ablation.png, metrics of each run)')
     r.add_argument('--title', default='Ablation')
-    q = sub.add_parser('predict', help='per-window expression probabilities of videos: CSV, timeline PNG, optional ABAW file')
-    q.add_argument('videos', nargs='+', metavar='VIDEO', help='video files (PyAV reads them: mp4, flv, mkv, avi, ...)')
-    q.add_argument('--run', default=None, help='run folder or exported model folder (default: models/default)')
+    t = sub.add_parser('train', help="train and evaluate the visual branch on a folder of labelled faces (folder per class, or a CSV manifest), by subject-grouped folds")
+    t.add_argument('--data', required=True, help='root/<class>/*.jpg|png|mp4, or a folder with manifest.csv, or a CSV (path,label[,subject][,split])')
+    t.add_argument('--out', required=True, help='output folder: fold1..foldK (run folders), cv.csv, cv.json, final/ (the model predict takes)')
+    t.add_argument('--modality', default='v', choices=['v'], help='face folders have the visual modality only')
+    t.add_argument('--attention', default='gcsa', help="gcsa (default), none, se, eca or cbam")
+    t.add_argument('--folds', type=int, nargs='+', default=None, help='which folds to run (default: all)')
+    t.add_argument('--n-folds', type=int, default=5, help='subject-grouped folds (default 5)')
+    t.add_argument('--epochs', type=int, default=None, help="default: the face recipe's (FACE_RECIPE)")
+    t.add_argument('--map', action='append', metavar='NAME=CLASS', help="extra class-folder names, e.g. --map grin=Happiness")
+    t.add_argument('--no-final', action='store_true', help='skip the final model on every subject')
+    t.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    t.add_argument('--set', action='append', metavar='NAME=VALUE', help='any other configuration field')
+    q = sub.add_parser('predict', help='per-window expression probabilities of videos (and images): CSV, timeline PNG, optional ABAW file')
+    q.add_argument('videos', nargs='+', metavar='FILE', help='video files (PyAV reads them: mp4, flv, mkv, avi, ...) or face images (jpg, png, ...)')
+    q.add_argument('--run', default=None, help='run folder, exported model folder, or a `train` output folder (default: models/default for speech with models/faces for faces)')
+    q.add_argument('--face-run', default=None, help='a face model to combine with --run: its face branch predicts the video, --run\'s audio branch the speech')
+    q.add_argument('--no-faces', action='store_true', help='with the default models: speech only (models/default alone)')
     q.add_argument('--out', default='predictions', help='output folder (default: predictions)')
-    q.add_argument('--hop', type=float, default=0.5, help='seconds between window centres (default 0.5)')
-    q.add_argument('--window', type=float, default=None, help="window length in seconds (default: the model's training length)")
+    q.add_argument('--hop', type=_positive, default=0.5, help='seconds between window centres (default 0.5)')
+    q.add_argument('--window', type=_positive, default=None, help="window length in seconds (default: the model's training length)")
     q.add_argument('--abaw', action='store_true', help='also write abaw_expr.txt in the ABAW EXPR submission format')
     q.add_argument('--no-plot', action='store_true', help='skip the timeline PNGs')
     q.add_argument('--device', default='cpu', help='cpu or cuda')
@@ -71,10 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = build_parser(); args = parser.parse_args(argv)
     if args.command == 'ablate':
-        from gcsa_fer.ablate import ablate
-        try: extra = _kv(args.set)
+        from gcsa_fer.ablate import ablate, ablation_grid
+        try:
+            extra = _kv(args.set)
+            if args.epochs is not None: extra['epochs'] = args.epochs
+            ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)  # checks the preset and every field
         except ValueError as e: parser.error(str(e))
-        if args.epochs is not None: extra['epochs'] = args.epochs
+        if args.device: _check_device(parser, args.device)
         if args.list:
             from gcsa_fer.ablate import ablation_grid
             for i, r in enumerate(ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)):
@@ -88,7 +117,11 @@ def main(argv=None):
     elif args.command == 'report':
         report(args.runs, args.out, args.title)
     elif args.command == 'predict':
+        _check_device(parser, args.device)
         sys.exit(predict_command(args))
+    elif args.command == 'train':
+        _check_device(parser, args.device)
+        sys.exit(train_command(parser, args))
     elif args.command == 'export-model':
         from gcsa_fer.predict import export_default_model
         if not args.force and any((Path(args.out) / n).exists() for n in ('model.safetensors', 'model.pt')):
@@ -111,13 +144,34 @@ def main(argv=None):
             print(f"{out / d['file']}: input {d['input']} {d['shape']}, {d['bytes'] / 1e3:.0f} kB"
                   + (f", max |ONNX - PyTorch| = {d['max_abs_diff']:.1e}" if 'max_abs_diff' in d else ''))
 
+def train_command(parser, args) -> int:
+    "The `train` sub-command: cross-validate the face recipe on a face folder, then train the final model."
+    from gcsa_fer.faces import face_config, cross_validate, parse_mapping
+    try:
+        extra = _kv(args.set)
+        if args.epochs is not None: extra['epochs'] = args.epochs
+        cfg = face_config(args.data, args.attention, n_folds=args.n_folds, device=args.device, label_map=','.join(args.map or []), **extra)
+        from gcsa_fer.faces import FaceFolder
+        FaceFolder(cfg.data_root, 'all', cfg=cfg.preprocess, mapping=cfg.label_map or None)    # reads the folder or manifest: bad rows stop here
+    except (ValueError, FileNotFoundError) as e: parser.error(str(e))
+    table = cross_validate(cfg, args.out, args.folds, final=not args.no_final)
+    s = json.loads((Path(args.out) / 'cv.json').read_text())
+    print(table.round(3).to_string(index=False))
+    print(f"accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f} over {len(table)} subject-disjoint folds "
+          f"(pixel logistic regression: {s['baseline_accuracy']['mean']:.3f} ± {s['baseline_accuracy']['std']:.3f})")
+    if not args.no_final: print(f"final model: {Path(args.out) / 'final'} (gcsa_fer predict FILES --run {args.out})")
+    return 0
+
 def predict_command(args) -> int:
     "The `predict` sub-command: 0 when every video was processed, 1 when some failed, 2 when there is no model."
-    from gcsa_fer.predict import predict_videos, load_model, default_model_dir
-    run = args.run or default_model_dir()
-    if run is None:
-        print("error: no --run given and no models/default folder; pass a run folder or an exported model folder", file=sys.stderr); return 2
-    try: lm = load_model(run, args.device)
+    from gcsa_fer.predict import predict_videos, load_model, default_model_dir, default_face_dir, default_predictor, combine_models
+    try:
+        if args.run is None and not args.no_faces and args.face_run is None: lm = default_predictor(args.device)
+        else:
+            run = args.run or default_model_dir()
+            if run is None: raise FileNotFoundError("no --run given and no models/default folder; pass a run folder or an exported model folder")
+            lm = load_model(run, args.device)
+            if args.face_run: lm = combine_models(lm, load_model(args.face_run, args.device))
     except (FileNotFoundError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
     print(lm.describe(), file=sys.stderr)
     if lm.visual_input == 'features':

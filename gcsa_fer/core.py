@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any
 import torch
+from .detect import DETECTORS
 
 # %% auto #0
 __all__ = ['EXPR_CLASSES', 'N_CLASSES', 'IGNORE_INDEX', 'QUADRANT_NAMES', 'CLASS_QUADRANT', 'class_quadrants', 'check_tensor',
@@ -53,7 +54,8 @@ class PreprocessConfig:
     n_frames: int = 8          # face frames sampled at equal time intervals from each clip
     face_size: int = 64        # side of the square face crop, in pixels
     face_margin: float = 0.25  # the detected box is enlarged by this fraction on each side
-    detector: str = 'haar'     # face detector: 'haar' (OpenCV), or 'none' for whole frames
+    detector: str = 'haar'     # face detector: 'haar' (OpenCV's cascade), 'lbp' (scikit-image's), 'auto' (haar where OpenCV can run it, else lbp) or 'none' (whole frames)
+    face_augment: bool = False # training: random resized crop, flip, small rotation and colour jitter of face crops (torchvision v2)
     sample_rate: int = 16000   # audio is resampled to this rate (Hz)
     n_mels: int = 64           # mel bands of the log-mel spectrogram
     n_fft: int = 512           # FFT size (32 ms at 16 kHz)
@@ -84,6 +86,8 @@ class ModelConfig:
     gate_bias: float = 0.0     # GCSA: initial bias of the channel and spatial sigmoid gates (0: PyTorch's default, gain ~0.25)
     visual_width: int = 32     # channels of the RHCNN trunk
     visual_blocks: int = 2     # residual blocks in the RHCNN trunk
+    visual_norm: str = 'fixed' # RHCNN input scaling: 'fixed' (pixels/255, centred on 0.5) or 'image' (each crop standardised by its own mean and std)
+    visual_pool: str = 'mean'  # RHCNN pooling over the feature map: 'mean', 'meanmax' (mean and max, concatenated) or 'grid' (4x4 means: where on the face)
     kernel_size: int = 3       # N of the RHCNN's NxN depthwise-separable convolutions
     feature_dim: int = 35      # input size when the visual modality is a feature vector (RAVDESS AUs)
     feature_hidden: int = 64   # hidden size of the MLP on visual feature vectors
@@ -106,6 +110,7 @@ class TrainConfig:
     mu_opposite: float = 1.0   # coarse-fine penalty between opposite quadrants
     fusion_m: int = 1          # audio weight m of P = (m Pa + n Pv)/(m + n) during training
     fusion_n: int = 1          # visual weight n
+    balanced: bool = False     # draw training batches class-balanced (each class equally likely; `WeightedRandomSampler`)
     select_epoch: str = 'best' # the weights a run keeps: 'best' (the epoch of best validation macro-F1) or 'last' (the final epoch)
     av_fusion: str = 'joint'   # V+A: 'joint' (one network, the loss on the fused P) or 'decision' (the A and V runs trained apart, their probabilities fused)
     seed: int = 0
@@ -116,9 +121,11 @@ class TrainConfig:
 @dataclass
 class Config:
     "Everything one run needs: dataset, modality, preprocessing, model and training."
-    dataset: str = 'synthetic'   # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus'
+    dataset: str = 'synthetic'   # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus' or 'faces' (a user's folder of labelled faces)
     modality: str = 'av'         # 'a' (audio), 'v' (visual) or 'av' (both, fused)
-    fold: int = 0                # RAVDESS: 0 = the fixed split (actors 19-20 val, 21-24 test), 1-6 = the EmoBox actor-disjoint folds
+    fold: int = 0                # RAVDESS: 0 = the fixed split (actors 19-20 val, 21-24 test), 1-6 = the EmoBox actor-disjoint folds; face folders: 0 = the manifest's split column (else every subject trains), 1..n_folds = folds by subject
+    n_folds: int = 5             # face folders: number of subject-grouped folds
+    label_map: str = ''          # face folders: extra class names, 'grin=Happiness,blank=Neutral'
     data_root: str = ''          # where the dataset lives ('' = the shipped copy, where there is one)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -168,7 +175,12 @@ class Config:
         if self.preprocess.feature_norm not in ('none', 'speaker'): raise ValueError(f"feature_norm must be 'none' or 'speaker', got {self.preprocess.feature_norm!r}")
         if self.model.audio_pool not in ('mean', 'meanmax'): raise ValueError(f"audio_pool must be 'mean' or 'meanmax', got {self.model.audio_pool!r}")
         if self.model.attention_stride < 1: raise ValueError(f"attention_stride must be at least 1, got {self.model.attention_stride}")
-        if not 0 <= self.fold <= 6: raise ValueError(f"fold must be 0 (the fixed split) or 1-6, got {self.fold}")
+        top = self.n_folds if self.dataset == 'faces' else 6
+        if self.n_folds < 2: raise ValueError(f"n_folds must be at least 2, got {self.n_folds}")
+        if not 0 <= self.fold <= top: raise ValueError(f"fold must be 0 (the fixed split) or 1-{top}, got {self.fold}")
+        if self.model.visual_norm not in ('fixed', 'image'): raise ValueError(f"visual_norm must be 'fixed' or 'image', got {self.model.visual_norm!r}")
+        if self.model.visual_pool not in ('mean', 'meanmax', 'grid'): raise ValueError(f"visual_pool must be 'mean', 'meanmax' or 'grid', got {self.model.visual_pool!r}")
+        if self.preprocess.detector not in DETECTORS: raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {self.preprocess.detector!r}")
         if self.train.mixup < 0 or not 0 <= self.train.label_smoothing < 1: raise ValueError("mixup must be >= 0 and label_smoothing in [0, 1)")
         if self.train.loss not in ('ce', 'coarse_fine'): raise ValueError(f"loss must be 'ce' or 'coarse_fine', got {self.train.loss!r}")
         for k in ('fusion_m', 'fusion_n'):

@@ -12,14 +12,14 @@ from torch.utils.data import Dataset
 import gcsa_fer
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig, Config
 from .preprocess import (MediaError, LogMel, SpecAugment, load_audio, clip_logmel, window_logmels, video_faces, fit_length,
-                                 detect_face, crop_face, centre_box, video_fps, n_mel_frames)
+                                 face_crops, face_augmentation, video_fps, n_mel_frames)
 
 # %% auto #0
 __all__ = ['AU_COLUMNS', 'SPLITS', 'RAVDESS_FOLDS', 'CREMAD_CODES', 'EXPR_HEADER', 'AFEW_CLASSES', 'CKPLUS_TO_EXPR', 'DATASETS',
-           'shipped_data_dir', 'ExprDataset', 'ravdess_actors', 'Ravdess', 'cremad_split', 'CremaD', 'read_expr_labels',
-           'AbawExpr', 'write_abaw_fixture', 'Afew', 'subject_split', 'read_ckplus_emotion', 'CkPlus', 'SyntheticAV',
-           'class_counts', 'class_weights', 'collate', 'dataset_info', 'modality_keys', 'audio_stats', 'feature_stats',
-           'Selected', 'get_dataset']
+           'shipped_data_dir', 'ExprDataset', 'read_table', 'ravdess_actors', 'Ravdess', 'cremad_split', 'CremaD',
+           'read_expr_labels', 'AbawExpr', 'write_abaw_fixture', 'Afew', 'subject_split', 'read_ckplus_emotion',
+           'CkPlus', 'SyntheticAV', 'class_counts', 'class_weights', 'collate', 'dataset_info', 'modality_keys',
+           'audio_stats', 'feature_stats', 'Selected', 'get_dataset']
 
 # %% ../nbs/08_data.ipynb #874a4fc2
 def shipped_data_dir() -> Path:
@@ -79,6 +79,39 @@ def _skip(ds, path, problem, strict):
     ds.skipped.append({'path': str(path), 'problem': problem})
     warnings.warn(f"skipped {path}: {problem}")
 
+# %% ../nbs/08_data.ipynb #a24f356a
+def _v(x) -> str: return repr(x.item() if hasattr(x, 'item') else x)   # 99, 'x', nan: as a user wrote them
+
+def read_table(path,                  # a CSV file
+               required=(),           # columns that must be there
+               label: str | None = None, # a column of EXPR class indices (0-7)
+               numeric=(),            # columns that must hold finite numbers
+               split: str | None = None, # a column of split names (train, val, test)
+              ) -> pd.DataFrame:
+    "Read a CSV and check it; a `ValueError` names the file and every bad line (the header is line 1)."
+    path = Path(path)
+    if not path.is_file(): raise ValueError(f"{path}: file not found")
+    raw = path.read_bytes()
+    if not raw.strip(): raise ValueError(f"{path}: the file is empty")
+    if not raw.endswith((b'\n', b'\r')): raise ValueError(f"{path}: the last line is incomplete (no line end): the file looks cut off")
+    try: df = pd.read_csv(path, encoding='utf-8-sig')
+    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise ValueError(f"{path}: not a readable CSV ({e})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing: raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+    if not len(df): raise ValueError(f"{path}: no rows after the header")
+    bad = []
+    if label is not None:
+        v = pd.to_numeric(df[label], errors='coerce')
+        for i in np.flatnonzero(~(v.between(0, N_CLASSES - 1) & (v == v.round()))): bad.append(f"line {i + 2}: {label} {_v(df[label].iloc[i])} is not a class index 0-{N_CLASSES - 1}")
+    for c in numeric:
+        v = pd.to_numeric(df[c], errors='coerce')
+        for i in np.flatnonzero(~np.isfinite(v.to_numpy(float))): bad.append(f"line {i + 2}: {c} {_v(df[c].iloc[i])} is not a finite number")
+    if split is not None and split in df:
+        for i in np.flatnonzero(~df[split].isin(['train', 'val', 'test'])): bad.append(f"line {i + 2}: {split} {_v(df[split].iloc[i])} is not train, val or test")
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} bad value(s): " + '; '.join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else ''))
+    return df
+
 # %% ../nbs/08_data.ipynb #c0ad0e39
 AU_COLUMNS = [f'AU{n:02d}_r' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)] + \
              [f'AU{n:02d}_c' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
@@ -115,13 +148,24 @@ class Ravdess(ExprDataset):
         if 'features' in self.modalities:
             f = self.root / 'ravdess_au' / 'au_features.csv'
             if not f.exists(): raise ValueError(f"RAVDESS AU features not found: {f}")
-            df = pd.read_csv(f)
+            df = read_table(f, ['ravdess_speech_file', 'affwild2_expr_label'] + AU_COLUMNS, 'affwild2_expr_label', AU_COLUMNS, 'suggested_split')
             df['path'], df['label'] = df['ravdess_speech_file'], df['affwild2_expr_label']
         else:
             f = speech / 'manifest.csv'
             if not f.exists(): raise ValueError(f"RAVDESS speech manifest not found: {f}")
-            df = pd.read_csv(f); df['label'] = df['affwild2_expr_label']
-        df['actor'] = [int(str(p).split('/')[0].split('_')[-1]) for p in df['path']]
+            df = read_table(f, ['path', 'affwild2_expr_label'], 'affwild2_expr_label', split='suggested_split'); df['label'] = df['affwild2_expr_label']
+        actor = df['path'].astype(str).str.extract(r'^Actor_(\d+)/', expand=False)
+        if actor.isna().any():
+            i = int(np.flatnonzero(actor.isna())[0])
+            raise ValueError(f"{f}: line {i + 2}: path {df['path'].iloc[i]!r} is not Actor_NN/<file>")
+        df['actor'] = actor.astype(int)
+        if 'audio' in self.modalities:                     # the manifest and the audio files must agree
+            listed = df['path'].astype(str)
+            gone = np.flatnonzero([not (speech / p).is_file() for p in listed])
+            if len(gone): raise ValueError(f"{f}: line {gone[0] + 2}: {speech / listed.iloc[gone[0]]} does not exist" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ''))
+            on_disk = {p.relative_to(speech).as_posix() for p in speech.glob('Actor_*/*') if p.suffix.lower() in ('.opus', '.wav', '.flac', '.ogg')}
+            unlisted = sorted(on_disk - set(listed))
+            if unlisted: raise ValueError(f"{f}: {len(unlisted)} audio file(s) under {speech} are not in it (for example {unlisted[0]}): is it cut short?")
         df = df[df['actor'].isin(actors)]
         for r in df.sort_values('path').itertuples(index=False):
             src = ([speech / r.path] if 'audio' in self.modalities else []) + ([f] if 'features' in self.modalities else [])
@@ -194,6 +238,7 @@ def read_expr_labels(path) -> np.ndarray:
         except ValueError: raise ValueError(f"{path}, line {n}: {s[:40]!r} is not an integer label") from None
         if not -1 <= v < N_CLASSES: raise ValueError(f"{path}, line {n}: label {v} outside -1..{N_CLASSES - 1}")
         out.append(v)
+    if not out: raise ValueError(f"{path}: no label lines after the header")
     return np.asarray(out, dtype=np.int64)
 
 # %% ../nbs/08_data.ipynb #5cdf6519
@@ -246,23 +291,32 @@ class AbawExpr(ExprDataset):
         crops = _find_dir(self.root, 'cropped_aligned')
         if crops is None: raise ValueError(f"Aff-Wild2: no cropped_aligned/ folder under {self.root}")
         self.crops, vids = crops, _video_index(self.root, video_dir)
-        self.stats = dict(videos=0, key_frames=0, labelled_frames=0, ignored_labels=0, missing_frames=0,
+        self.stats = dict(videos=0, key_frames=0, labelled_frames=0, labelled_without_image=0, ignored_labels=0, missing_frames=0,
                           labels_beyond_video=0, frames_without_label=0, videos_without_audio=0, skipped_files=0)
         self.read_errors, self.per_video, self.frame_labels = [], [], []
         for name, labels in self._annotations(split, videos, strict):
             frames = _frame_numbers(crops / name)
             vpath = vids.get(re.sub(r'_(left|right)$', '', name))
-            n_video = self._n_video_frames(vpath) or (max(frames) if frames else 0)
+            n_file = self._n_video_frames(vpath)             # frames of the video file (0: no readable file)
+            if labels is not None:                           # a label file must roughly match the video it labels
+                ref = n_file or (max(frames) if frames else 0)
+                if ref and abs(len(labels) - ref) > max(5, 0.1 * ref):
+                    _skip(self, self.annotations / f'{name}.txt', f"{len(labels)} label lines for {ref} frames "
+                          f"({'of the video file' if n_file else 'up to the last cropped frame'}): the file does not match its video", strict); continue
+            n_video = n_file or (len(labels) if labels is not None else (max(frames) if frames else 0))   # without a video file the labels give the length
             if n_video == 0: _skip(self, crops / name, "no frames in cropped_aligned and no video file", strict); continue
             if labels is None: keys, lab = np.arange(1, n_video + 1), None
             else:
                 beyond = max(0, len(labels) - n_video); labels = labels[:len(labels) - beyond]
                 keys, lab = np.arange(1, len(labels) + 1), labels
                 without = sum(1 for k in frames if k > len(labels))
+                has_image = np.isin(keys, list(frames))
                 self.stats['labels_beyond_video'] += beyond; self.stats['frames_without_label'] += without
-                self.stats['labelled_frames'] += int((labels >= 0).sum()); self.stats['ignored_labels'] += int((labels < 0).sum())
+                self.stats['labelled_frames'] += int(((labels >= 0) & has_image).sum())   # a label and an image to learn from
+                self.stats['labelled_without_image'] += int(((labels >= 0) & ~has_image).sum())
+                self.stats['ignored_labels'] += int((labels < 0).sum())
             keys = keys[::frame_step]; lab = None if lab is None else lab[::frame_step]
-            if lab is not None: self.frame_labels.append(lab)
+            if lab is not None: self.frame_labels.append(np.where(np.isin(keys, list(frames)), lab, IGNORE_INDEX))   # what class_counts counts
             missing = int(sum(1 for k in keys if k not in frames))
             self.stats['videos'] += 1; self.stats['key_frames'] += len(keys); self.stats['missing_frames'] += missing
             if vpath is None and 'audio' in self.modalities: self.stats['videos_without_audio'] += 1
@@ -270,6 +324,8 @@ class AbawExpr(ExprDataset):
                                    'video_file': str(vpath) if vpath else '', 'n_video_frames': n_video})
             self._windows(name, keys, lab, frames, vpath)
         self.stats['skipped_files'] = len(self.skipped)
+        if self.skipped and not self.rows:
+            raise ValueError(f"Aff-Wild2 {split}: every file was skipped, nothing is left: " + '; '.join(f"{s['path']}: {s['problem']}" for s in self.skipped[:5]))
 
     def _annotations(self, split, videos, strict):
         if split == 'test':
@@ -435,13 +491,8 @@ class CkPlus(ExprDataset):
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None: raise MediaError(p, "unreadable image")
             imgs.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-        crops, mask, last = [], [], None
-        for f in imgs:
-            box = detect_face(f) if self.cfg.detector == 'haar' else None
-            if box is not None: last = box
-            crops.append(crop_face(f, box or last or centre_box(f), self.cfg.face_size, self.cfg.face_margin if box else 0.0))
-            mask.append(box is not None or self.cfg.detector == 'none')
-        return {'frames': torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous(), 'face_mask': torch.tensor(mask)}
+        frames, mask = face_crops(imgs, self.cfg)
+        return {'frames': frames, 'face_mask': mask}
 
 # %% ../nbs/08_data.ipynb #798806a4
 class SyntheticAV(ExprDataset):
@@ -522,6 +573,7 @@ DATASETS = {
     'abaw': {'visual': 'pixels', 'level': 'frame', 'modalities': ('audio', 'frames'), 'shipped': False},
     'afew': {'visual': 'pixels', 'level': 'clip', 'modalities': ('audio', 'frames'), 'shipped': False},
     'ckplus': {'visual': 'pixels', 'level': 'clip', 'modalities': ('frames',), 'shipped': False},
+    'faces': {'visual': 'pixels', 'level': 'clip', 'modalities': ('frames',), 'shipped': True},   # `FaceFolder`: a user's labelled faces (shipped: London dev)
 }
 
 def dataset_info(name: str) -> dict:
@@ -563,6 +615,7 @@ class Selected(Dataset):
         self.ds, self.keys, self.augment = ds, tuple(keys), augment
         self.cfg = cfg = cfg or getattr(ds, 'cfg', None) or PreprocessConfig()
         self.specaug = SpecAugment(cfg, fill=0.0 if cfg.audio_norm != 'none' else None).train() if augment else None
+        self.faceaug = face_augmentation(cfg.face_size) if augment and cfg.face_augment and 'frames' in self.keys else None
         self.visual, self.level = getattr(ds, 'visual', None), getattr(ds, 'level', 'clip')
         self.speakers, self._train_stats = list(getattr(ds, 'speakers', None) or [None] * len(ds)), stats
         for key, norm in (('audio', cfg.audio_norm), ('features', cfg.feature_norm)):
@@ -596,6 +649,7 @@ class Selected(Dataset):
         if self.feature_stats is not None:
             mean, std = self.feature_stats[self.speakers[i]]; it['features'] = (it['features'] - mean) / std
         if self.specaug is not None and 'audio' in it: it['audio'] = self.specaug(it['audio'])
+        if self.faceaug is not None: it['frames'] = self.faceaug(it['frames'])
         return it
     def _audio(self, x, i):
         c = self.cfg
@@ -607,7 +661,7 @@ class Selected(Dataset):
         offset = int(torch.randint(0, d + 1, ())) if self.augment and c.time_shift else None
         return fit_length(x, T, offset, fill=0.0 if c.audio_norm != 'none' else None)
 
-def get_dataset(name: str, # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew' or 'ckplus'
+def get_dataset(name: str, # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus' or 'faces'
                 split: str, # 'train', 'val', 'test' (or 'all' where the reader has it)
                 cfg: Config, # uses data_root, modality and preprocess
                 cache_dir=None, # preprocess once into this folder and read from it (real datasets)
@@ -625,6 +679,9 @@ def get_dataset(name: str, # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew' or
     elif name == 'abaw': ds = AbawExpr(root, split, mods, pre)
     elif name == 'afew': ds = Afew(root, split, mods, pre)
     elif name == 'ckplus': ds = CkPlus(root, split, mods, pre)
+    elif name == 'faces':
+        from gcsa_fer.faces import FaceFolder   # faces builds on this module's ExprDataset
+        ds = FaceFolder(root, split, mods, pre, fold=cfg.fold, n_folds=cfg.n_folds, mapping=cfg.label_map or None)
     if cache_dir is not None and name != 'synthetic':
         from gcsa_fer.cache import cached_dataset
         ds = cached_dataset(ds, cache_dir, n_workers=n_workers)

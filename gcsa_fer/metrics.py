@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_metrics.ipynb #eb670dfb
 from __future__ import annotations
+import warnings
 import numpy as np
 import torch
 from sklearn.metrics import f1_score, accuracy_score, balanced_accuracy_score, confusion_matrix
@@ -27,11 +28,16 @@ def valid_pairs(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> tuple[np.nd
     keep = t != ignore_index
     return t[keep], p[keep]
 
-def macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> float:
-    "ABAW EXPR score: the mean F1 over all `n_classes` classes, frames labelled `ignore_index` left out."
+def macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX,
+             classes=None, # average over these classes only (e.g. those present in a two-class face set); None: all `n_classes`
+            ) -> float:
+    "ABAW EXPR score: the mean F1 over all `n_classes` classes (or over `classes`), frames labelled `ignore_index` left out."
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     if t.size == 0: raise ValueError("no annotated frames to score (all labels are the ignore index)")
-    return float(f1_score(t, p, labels=list(range(n_classes)), average='macro', zero_division=0))
+    if classes is None: return float(f1_score(t, p, labels=list(range(n_classes)), average='macro', zero_division=0))
+    with warnings.catch_warnings():   # predictions of classes outside `classes` count as errors, as they should; no warning needed
+        warnings.simplefilter('ignore', UserWarning)
+        return float(f1_score(t, p, labels=sorted(int(c) for c in classes), average='macro', zero_division=0))
 
 def per_class_f1(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "F1 of each class, in class order."
@@ -67,7 +73,9 @@ def evaluate(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGN
     "All the metrics of a prediction, JSON-serialisable (F1 and accuracy as fractions)."
     f1 = per_class_f1(y_true, y_pred, n_classes, ignore_index)
     names = EXPR_CLASSES if n_classes == N_CLASSES else [str(i) for i in range(n_classes)]
+    present = np.unique(valid_pairs(y_true, y_pred, ignore_index)[0])
     return {'macro_f1': macro_f1(y_true, y_pred, n_classes, ignore_index),
+            'macro_f1_present': macro_f1(y_true, y_pred, n_classes, ignore_index, classes=present),   # over the classes the labels hold
             'accuracy': accuracy(y_true, y_pred, ignore_index),
             'unweighted_accuracy': unweighted_accuracy(y_true, y_pred, ignore_index),
             'per_class_f1': {c: float(v) for c, v in zip(names, f1)},

@@ -15,13 +15,16 @@ import gcsa_fer
 from .core import Config, EXPR_CLASSES, N_CLASSES
 from .fusion import AVModel, proportional_fusion
 from .train import build_model
-from .preprocess import MediaError, LogMel, detect_face, crop_face, centre_box, load_audio, audio_windows
+from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows
+from .data import DATASETS
+from .faces import IMAGE_EXTS, read_image
 from .checkpoint import load_checkpoint, load_weights, save_weights
 
 # %% auto #0
 __all__ = ['CHECKPOINTS', 'SOURCES', 'ABAW_HEADER', 'LoadedModel', 'load_model', 'tiny_synthetic_run', 'load_fused_run',
            'export_default_model', 'normalise_windows', 'decode_key_frames', 'VideoPrediction', 'predict_video',
-           'plot_timeline', 'write_abaw', 'default_model_dir', 'predict_videos']
+           'predict_image', 'plot_timeline', 'write_abaw', 'default_model_dir', 'default_face_dir', 'combine_models',
+           'default_predictor', 'predict_videos']
 
 # %% ../nbs/13_predict.ipynb #d3b9611a
 @dataclass
@@ -69,12 +72,13 @@ def load_model(path,                     # a run folder (best.pt) or an exported
               ) -> LoadedModel:
     "Load an `AVModel` from a run folder or an exported model folder, in eval mode and float32; no file is ever unpickled beyond tensors."
     p = Path(path).expanduser()
+    if p.is_dir() and not (p / 'config.json').exists() and (p / 'final' / 'config.json').exists(): p = p / 'final'   # a face-folder training: its final model
     if p.is_file(): ckpt, p = p, p.parent
     elif not p.is_dir(): raise FileNotFoundError(f"model folder {p} does not exist")
     elif (p / 'model.safetensors').exists(): ckpt = p / 'model.safetensors'
     elif (p / 'model.pt').exists(): ckpt = p / 'model.pt'   # an export of an older version: read with the safe loader
     else:
-        found = [p / c for c in CHECKPOINTS if (p / c).exists()]
+        found = [p / c for c in dict.fromkeys((_kept_checkpoint(p),) + CHECKPOINTS) if (p / c).exists()]
         if not found: raise FileNotFoundError(f"{p} holds no model.safetensors (exported model) and no {' or '.join(CHECKPOINTS)} (run folder)")
         ckpt = found[0]
     if not (p / 'config.json').exists(): raise FileNotFoundError(f"{p} has no config.json")
@@ -230,41 +234,58 @@ def _open_media(path):
     try: return av.open(str(path))
     except Exception as e: raise MediaError(path, f"not a readable media file ({type(e).__name__}: {e})") from None
 
-def decode_key_frames(path, hop: float = 0.5) -> dict | None:
-    "Stream-decode the video of `path`: every frame time, and the RGB frame on screen at each segment centre (k + 1/2) `hop`; None without a video stream."
+def _stated_duration(c, s) -> float | None:
+    "The duration the container (or the stream) states, in seconds; None when it states none."
+    if s.duration is not None and s.time_base is not None: return float(s.duration * s.time_base)
+    if c.duration is not None: return c.duration / 1e6
+    return None
+
+def decode_key_frames(path,                # a video file
+                      hop: float = 0.5,    # seconds between key-frame centres
+                      on_key=None,         # called as on_key(k, rgb) for each key frame; then the frames are not kept
+                     ) -> dict | None:
+    "Stream-decode the video of `path`: every frame time, and the RGB frame on screen at each segment centre (k + 1/2) `hop`; None without a video stream. With `on_key`, each key frame is handed over and dropped, so memory does not grow with the video's length."
     if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
-    times, keys, key_index = [], [], []
+    times, keys, key_index, notes = [], [], [], []
+    def emit(rgb):
+        k = len(key_index); key_index.append(len(times) - 1)
+        if on_key is None: keys.append(rgb)
+        else: on_key(k, rgb)
     with _open_media(path) as c:
         if not c.streams.video: return None
         s = c.streams.video[0]; s.thread_type = 'AUTO'
-        rate = float(s.average_rate or 25)
-        prev, prev_rgb, t0, k = None, None, None, 0
+        rate = float(s.average_rate or 25); stated = _stated_duration(c, s)
+        prev, prev_rgb, t0, size = None, None, None, None
         try:
             for i, f in enumerate(c.decode(s)):
                 t = f.time if f.time is not None else i / rate
                 t0 = t if t0 is None else t0; t -= t0
-                while prev is not None and (k + 0.5) * hop < t:      # centre k falls before this frame: the previous one is on screen
+                while prev is not None and (len(key_index) + 0.5) * hop < t:   # a centre falls before this frame: the previous one is on screen
                     if prev_rgb is None: prev_rgb = prev.to_ndarray(format='rgb24')
-                    keys.append(prev_rgb); key_index.append(len(times) - 1); k += 1
+                    emit(prev_rgb)
                 if prev is not f: prev, prev_rgb = f, None
+                size = size or (f.width, f.height)
                 times.append(t)
         except Exception as e:
             if not times: raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
+            notes.append(f"decoding stopped at {times[-1]:.2f} s ({type(e).__name__}: {e})")
     if not times: raise MediaError(path, "video stream has no frames")
     dt = float(np.median(np.diff(times))) if len(times) > 1 else 1 / rate
     n_seg = max(1, math.ceil((times[-1] + dt) / hop - 1e-6))
-    while len(keys) < n_seg:                                         # centres after the last frame change
+    while len(key_index) < n_seg:                                      # centres after the last frame change
         if prev_rgb is None: prev_rgb = prev.to_ndarray(format='rgb24')
-        keys.append(prev_rgb); key_index.append(len(times) - 1)
-    keys, key_index = keys[:n_seg], key_index[:n_seg]
-    return {'times': np.asarray(times), 'key_frames': keys, 'key_index': np.asarray(key_index),
-            'centres': (np.arange(n_seg) + 0.5) * hop, 'duration': times[-1] + dt, 'fps': 1 / dt if dt > 0 else rate,
-            'size': keys[0].shape[1::-1]}
+        emit(prev_rgb)
+    duration = times[-1] + dt
+    if stated is not None and stated > 1.0 and duration < 0.9 * stated - 0.25:
+        notes.append(f"truncated: {duration:.2f} s of video decoded where the container states {stated:.2f} s")
+    return {'times': np.asarray(times), 'key_frames': keys[:n_seg], 'key_index': np.asarray(key_index[:n_seg]),
+            'centres': (np.arange(n_seg) + 0.5) * hop, 'duration': duration, 'fps': 1 / dt if dt > 0 else rate,
+            'size': size, 'stated_duration': stated, 'notes': notes}
 
 # %% ../nbs/13_predict.ipynb #58fb1eab
 @dataclass
 class VideoPrediction:
-    "Per-window predictions of one video."
+    "Per-window predictions of one video (or image)."
     path: Path
     table: pd.DataFrame           # one row per window (see `predict_video`)
     frame_times: np.ndarray       # time of every video frame (s), for the per-frame ABAW format; empty without video
@@ -272,13 +293,16 @@ class VideoPrediction:
     notes: list = field(default_factory=list)   # what could not be used, and why
 
     def frame_labels(self) -> np.ndarray:
-        "The class index of every video frame: the label of its segment, or of the nearest window that has one."
+        "The class index of every video frame: the label of its segment, -1 where the segment has no prediction."
         lab = self.table['label'].map({c: i for i, c in enumerate(EXPR_CLASSES)}).to_numpy(dtype=float)
-        ok = np.flatnonzero(~np.isnan(lab))
-        if len(ok) == 0: return np.zeros(len(self.frame_times), dtype=np.int64)   # nothing predicted: Neutral, and a note says so
+        if not len(lab): return np.full(len(self.frame_times), -1, dtype=np.int64)
         seg = np.clip((self.frame_times / self.hop).astype(int), 0, len(lab) - 1)
-        nearest = ok[np.abs(ok[None, :] - seg[:, None]).argmin(1)]
-        return lab[nearest].astype(np.int64)
+        return np.nan_to_num(lab[seg], nan=-1).astype(np.int64)
+
+    def missing(self) -> dict:
+        "Windows without a prediction, counted by reason."
+        r = self.table.loc[self.table['source'] == 'none', 'reason']
+        return r.value_counts().to_dict()
 
 SOURCES = ('av', 'audio', 'video', 'none')
 
@@ -291,65 +315,77 @@ def _rms_db(windows: torch.Tensor) -> np.ndarray:
 def _batched(fn, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)]) if len(x) else x.new_zeros(0, N_CLASSES)
 
-def predict_video(lm: LoadedModel,              # from `load_model`
+class _FaceLogits:
+    "Collects key frames one at a time: detect, crop, and classify in chunks of `chunk`, keeping only logits and flags."
+    def __init__(self, lm: LoadedModel, chunk: int = 32):
+        self.lm, self.chunk, self.crops, self.logits, self.found = lm, chunk, [], [], []
+    def __call__(self, k: int, rgb: np.ndarray):
+        crop, mask = face_crops([rgb], self.lm.cfg.preprocess)
+        self.crops.append(crop); self.found.append(bool(mask[0]))
+        if len(self.crops) >= self.chunk: self.flush()
+    @torch.no_grad()
+    def flush(self):
+        if not self.crops: return
+        x = torch.cat(self.crops)[:, None]                       # K x 1 x 3 x S x S
+        self.logits.append(self.lm.model.visual.forward_frames(x)[:, 0].float().numpy()); self.crops = []
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        self.flush()
+        return (np.concatenate(self.logits) if self.logits else np.zeros((0, N_CLASSES), np.float32)), np.asarray(self.found, bool)
+
+def predict_video(lm: LoadedModel,              # from `load_model` (or `combine_models`)
                   path,                          # a video (or audio) file PyAV can read
                   hop: float = 0.5,              # segment length and step between window centres (s)
                   window_seconds: float | None = None, # window length (s); None: what the model was trained on
                   silence_db: float = -60.0,     # windows whose RMS is below this (dBFS) count as silent
-                  timings: dict | None = None,   # when given, seconds spent in 'decode', 'faces' and 'model' are added to it
+                  timings: dict | None = None,   # when given, seconds spent in 'decode' (with face crops and the face model) and 'audio' are added to it
                  ) -> VideoPrediction:
-    "Probabilities of the 8 classes for each window of one video, with the source used: av, audio, video or none."
+    "Probabilities of the 8 classes for each window of one video, the source used (av, audio, video or none) and, for `none`, the reason."
     import time
-    from gcsa_fer.data import dataset_info
     tm = timings if timings is not None else {}
     add = lambda k, t: tm.__setitem__(k, tm.get(k, 0.0) + time.perf_counter() - t)
     pre, model, path, notes = lm.cfg.preprocess, lm.model, Path(path), []
+    if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
     if window_seconds is None:
-        try: frame_level = dataset_info(lm.cfg.dataset)['level'] == 'frame'
-        except ValueError: frame_level = False
+        frame_level = DATASETS.get(lm.cfg.dataset, {}).get('level') == 'frame'
         window_seconds = pre.window_seconds if frame_level else pre.clip_seconds
     if window_seconds <= 0: raise ValueError(f"window_seconds must be positive, got {window_seconds}")
     t = time.perf_counter()
-    video = decode_key_frames(path, hop)
-    wave = None
-    if model.audio is not None:
-        try: wave = load_audio(path, pre, allow_silent=True)
-        except MediaError as e: notes.append(f"audio not used: {e.problem}")
-    else: notes.append("the model has no audio branch")
+    faces_on = model.visual is not None and lm.uses_faces
+    collect = _FaceLogits(lm) if faces_on else None
+    video = decode_key_frames(path, hop, on_key=collect if faces_on else (lambda k, rgb: None))
     add('decode', t)
-    if video is None and wave is None: raise MediaError(path, "neither a video stream nor a usable audio track")
+    if video is not None: notes += video['notes']
+    wave, audio_problem = None, None
+    if model.audio is not None:
+        t = time.perf_counter()
+        try: wave = load_audio(path, pre, allow_silent=True)
+        except MediaError as e: audio_problem = e.problem; notes.append(f"audio not used: {e.problem}")
+        add('audio', t)
+    else: notes.append("the model has no audio branch")
+    if video is None and wave is None:
+        raise MediaError(path, "no video stream" + (f", and the audio cannot be used: {audio_problem}" if audio_problem else " and the model has no audio branch"))
     if video is None: notes.append("no video stream")
     duration = video['duration'] if video is not None else wave.numel() / pre.sample_rate
     centres = video['centres'] if video is not None else (np.arange(max(1, math.ceil(duration / hop - 1e-6))) + 0.5) * hop
     W = len(centres)
-    pa = pv = None; faces = np.zeros(W, dtype=int); db = np.full(W, -np.inf)
+    pa = pv = None; faces = np.zeros(W, dtype=int); db = np.full(W, np.nan)
     if wave is not None:                                             # audio: one log-mel window per centre
         t = time.perf_counter()
-        wcfg = dataclasses.replace(pre, window_seconds=window_seconds)
-        win = audio_windows(wave, centres, wcfg)
+        win = audio_windows(wave, centres, dataclasses.replace(pre, window_seconds=window_seconds))
         db = _rms_db(win)
         if (db < silence_db).all(): notes.append(f"audio is silent (below {silence_db:g} dBFS) everywhere")
         mel = normalise_windows(LogMel(pre)(win), pre.audio_norm, db >= silence_db)   # W x 1 x F x T
         pa = _batched(lambda x: model.audio(x).float().softmax(-1), mel).numpy()
-        add('model', t)
+        add('audio', t)
     if model.visual is not None and not lm.uses_faces:
         notes.append(f"visual branch not used: it takes {lm.cfg.model.feature_dim} feature values per clip "
                      "(OpenFace action units for RAVDESS), which cannot be computed from a video here; audio only")
-    elif model.visual is not None and video is not None:           # video: per-key-frame logits, averaged over the window's faces
-        t = time.perf_counter()
-        boxes = [detect_face(f) if pre.detector == 'haar' else centre_box(f) for f in video['key_frames']]
-        has_face = np.array([b is not None for b in boxes])
-        crops = np.stack([crop_face(f, b or centre_box(f), pre.face_size, pre.face_margin if b is not None else 0.0)
-                          for f, b in zip(video['key_frames'], boxes)])
-        add('faces', t); t = time.perf_counter()
-        x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()[:, None]     # K x 1 x 3 x S x S
-        logits = _batched(lambda b: model.visual.forward_frames(b)[:, 0].float(), x).numpy()
+    elif faces_on and video is not None:                             # per-key-frame logits, averaged over the window's faces
+        logits, has_face = collect.result()
         inside = np.abs(centres[None, :] - centres[:, None]) <= window_seconds / 2 + 1e-9   # window x key frame
         use = inside & has_face[None, :]
         faces = use.sum(1)
-        mean_logits = (use[..., None] * logits[None]).sum(1) / np.maximum(faces, 1)[:, None]
-        pv = torch.from_numpy(mean_logits).softmax(-1).numpy()
-        add('model', t)
+        pv = torch.from_numpy((use.astype(np.float32) @ logits) / np.maximum(faces, 1)[:, None]).softmax(-1).numpy()
         if not has_face.any(): notes.append("no face found in any key frame")
     has_a = (db >= silence_db) if pa is not None else np.zeros(W, bool)
     has_v = (faces > 0) if pv is not None else np.zeros(W, bool)
@@ -360,14 +396,31 @@ def predict_video(lm: LoadedModel,              # from `load_model`
     if pa is not None: p[has_a & ~has_v] = pa[has_a & ~has_v]
     if pv is not None: p[has_v & ~has_a] = pv[has_v & ~has_a]
     source = np.where(has_a & has_v, 'av', np.where(has_a, 'audio', np.where(has_v, 'video', 'none')))
-    table = pd.DataFrame({'video': path.name, 'window': np.arange(W), 'time': centres,
+    why_a = ('no audio branch' if model.audio is None else 'no usable audio' if pa is None else None)
+    why_v = ('no face branch' if not faces_on else 'no video stream' if video is None else None)
+    reason = ['' if s != 'none' else '; '.join([why_a or f'silent audio (below {silence_db:g} dBFS)', why_v or 'no face'])
+              for s in source]
+    table = pd.DataFrame({'video': str(path), 'window': np.arange(W), 'time': centres,
                           'start': np.maximum(centres - window_seconds / 2, 0), 'end': np.minimum(centres + window_seconds / 2, duration),
-                          'key_frame': video['key_index'] if video is not None else -1, 'source': source,
+                          'key_frame': video['key_index'] if video is not None else -1, 'source': source, 'reason': reason,
                           'faces': faces, 'audio_db': np.round(np.maximum(db, -200.0), 1)})
     for i, c in enumerate(EXPR_CLASSES): table[c] = p[:, i]
     table['label'] = [EXPR_CLASSES[i] if ok else '' for i, ok in zip(np.nan_to_num(p, nan=-1).argmax(1), source != 'none')]
     if (source == 'none').all(): notes.append("no window has a face or audible sound: nothing predicted")
     return VideoPrediction(path, table, video['times'] if video is not None else np.zeros(0), hop, notes)
+
+def predict_image(lm: LoadedModel, path) -> VideoPrediction:
+    "The face model's probabilities for one image: a one-row table (source `video`, or `none` with the reason when no face is found)."
+    if not lm.uses_faces: raise MediaError(path, "is an image, and this model has no face branch (use a face model, e.g. models/faces)")
+    path = Path(path); rgb = read_image(path)
+    crops, mask = face_crops([rgb], lm.cfg.preprocess)
+    with torch.no_grad(): p = lm.model.visual.forward_frames(crops[:, None])[0, 0].float().softmax(-1).numpy()
+    found = bool(mask[0])
+    row = {'video': str(path), 'window': 0, 'time': 0.0, 'start': 0.0, 'end': 0.0, 'key_frame': 0, 'source': 'video' if found else 'none',
+           'reason': '' if found else 'no face', 'faces': int(found), 'audio_db': np.nan,
+           **{c: (float(p[i]) if found else np.nan) for i, c in enumerate(EXPR_CLASSES)},
+           'label': EXPR_CLASSES[int(p.argmax())] if found else ''}
+    return VideoPrediction(path, pd.DataFrame([row]), np.zeros(0), 0.0, [] if found else ['no face found in the image'])
 
 # %% ../nbs/13_predict.ipynb #fc9a4f14
 def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
@@ -382,12 +435,15 @@ def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
     x = np.r_[t['time'].to_numpy() - pred.hop / 2, t['time'].to_numpy()[-1] + pred.hop / 2] if len(t) else np.zeros(0)
     ax.stackplot(x, np.c_[p, p[:, -1:]] if len(t) else p, labels=EXPR_CLASSES, colors=colors[:N_CLASSES], step='post', alpha=0.9)
     ax.set_ylim(0, 1); ax.set_ylabel('probability'); ax.margins(x=0)
+    end = float(t['end'].max()) if len(t) else 0.0                      # the clip's end: the axis stops there
+    if len(t): ax.set_xlim(0, min(x[-1], end) if end > 0 else x[-1])
+    win = float((t['end'] - t['start']).max()) if len(t) else 0.0
     ax.legend(loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     ax.set_title(title or f"{pred.path.name}: {', '.join(f'{k} {v}' for k, v in t['source'].value_counts().items())} windows", fontsize=9)
     if sx is not None:
         sc = {'av': '#404040', 'audio': '#9ecae1', 'video': '#fdae6b', 'none': '#f0f0f0'}
         for (_, r), x0 in zip(t.iterrows(), x[:-1]): sx.axvspan(x0, x0 + pred.hop, color=sc[r['source']], lw=0)
-        sx.set_yticks([]); sx.set_xlabel('time (s)')
+        sx.set_yticks([]); sx.set_xlabel(f'time (s): each {pred.hop:g} s segment shows the window of up to {win:g} s centred on it')
         sx.legend(handles=[Patch(color=sc[s], label=s) for s in SOURCES], loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
         fig.tight_layout()
     return fig
@@ -395,32 +451,82 @@ def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
 # %% ../nbs/13_predict.ipynb #fd46d04a
 ABAW_HEADER = 'image_location,' + ','.join(EXPR_CLASSES)
 
-def write_abaw(preds: list[VideoPrediction], path) -> Path:
-    "The ABAW EXPR submission file: the header, then `video/00001.jpg,label` for every frame of every video."
-    lines = [ABAW_HEADER]
+def write_abaw(preds: list[VideoPrediction], path) -> tuple[Path, dict]:
+    "The ABAW EXPR submission file: the header, then `video/00001.jpg,label` for every frame of every video; -1 for a frame with no prediction. Returns the path and {video: frames without a prediction}."
+    lines, missing = [ABAW_HEADER], {}
     for pr in preds:
-        lines += [f"{pr.path.stem}/{i + 1:05d}.jpg,{int(l)}" for i, l in enumerate(pr.frame_labels())]
+        if not len(pr.frame_times): continue                      # an image or an audio file has no frames to label
+        labels = pr.frame_labels()
+        if (labels < 0).any(): missing[str(pr.path)] = int((labels < 0).sum())
+        lines += [f"{pr.path.stem}/{i + 1:05d}.jpg,{int(l)}" for i, l in enumerate(labels)]
     Path(path).write_text('\n'.join(lines) + '\n')
-    return Path(path)
+    return Path(path), missing
 
-def default_model_dir() -> Path | None:
-    "`models/default` in the working folder, else in the repository next to the package; None when neither exists."
-    for p in (Path('models') / 'default', Path(gcsa_fer.__file__).resolve().parent.parent / 'models' / 'default'):
+def _shipped(name: str) -> Path | None:
+    for p in (Path('models') / name, Path(gcsa_fer.__file__).resolve().parent.parent / 'models' / name):
         if p.is_dir(): return p
     return None
 
+def default_model_dir() -> Path | None:
+    "`models/default` (the audio model) in the working folder, else in the repository next to the package; None when neither exists."
+    return _shipped('default')
+
+def default_face_dir() -> Path | None:
+    "`models/faces` (the face model), found like `default_model_dir`."
+    return _shipped('faces')
+
+def combine_models(audio: LoadedModel,   # a model with an audio branch (its audio branch is used)
+                   face: LoadedModel,    # a model whose visual branch takes face frames
+                   m: int = 1, n: int = 1, # proportional fusion weights
+                  ) -> LoadedModel:
+    "One `AVModel` from the audio branch of `audio` and the face branch of `face`; each keeps its own preprocessing."
+    if audio.model.audio is None: raise ValueError(f"{audio.source} has no audio branch")
+    if not face.uses_faces: raise ValueError(f"{face.source} has no face branch (its visual input is {face.visual_input})")
+    cfg = Config.from_dict(audio.cfg.to_dict())
+    fp = face.cfg.preprocess
+    cfg.preprocess = dataclasses.replace(cfg.preprocess, face_size=fp.face_size, face_margin=fp.face_margin, detector=fp.detector)
+    cfg.model = dataclasses.replace(cfg.model, **{k: getattr(face.cfg.model, k) for k in ('visual_width', 'visual_blocks', 'visual_norm', 'visual_pool')})
+    cfg.modality = 'av'
+    model = AVModel(audio.model.audio, face.model.visual, m, n).eval()
+    return LoadedModel(model, cfg, 'pixels', audio.source, audio.kind, {'audio_model': str(audio.source), 'face_model': str(face.source)})
+
+def default_predictor(device: str = 'cpu') -> LoadedModel:
+    "The shipped audio model (`models/default`) combined with the shipped face model (`models/faces`) when both exist, else the one that exists."
+    a, f = default_model_dir(), default_face_dir()
+    if a is None and f is None: raise FileNotFoundError("no models/default and no models/faces folder: pass a run folder or an exported model folder")
+    if a is None or f is None: return load_model(a or f, device)
+    return combine_models(load_model(a, device), load_model(f, device))
+
 def _summary_row(path, pr: VideoPrediction | None, err: str = '') -> dict:
-    row = {'video': str(path), 'status': 'failed' if pr is None else 'ok', 'error': err}
+    row = {'video': str(path), 'status': 'failed' if pr is None else 'ok', 'error': err,
+           **{f'windows_{s}': (0 if pr is None else int((pr.table['source'] == s).sum())) for s in SOURCES}}
     if pr is not None:
-        t = pr.table; counts = t['source'].value_counts()
-        row.update({f'windows_{s}': int(counts.get(s, 0)) for s in SOURCES})
-        mean = t[list(EXPR_CLASSES)].mean()
+        mean = pr.table[list(EXPR_CLASSES)].mean()
         row['label'] = '' if mean.isna().all() else mean.idxmax()
         row['notes'] = '; '.join(pr.notes)
     return row
 
-def predict_videos(videos,                      # paths of video files
-                   run=None,                     # a run folder, an exported model folder, or a `LoadedModel`; None: `default_model_dir()`
+def _explain(pr: VideoPrediction) -> list[str]:
+    "Lines for the terminal: the notes, and the windows without a prediction by reason."
+    lines = [f"{pr.path}: {n}" for n in pr.notes]
+    W = len(pr.table)
+    for reason, k in pr.missing().items(): lines.append(f"{pr.path}: {k} of {W} windows without a prediction: {reason}")
+    return lines
+
+def _out_names(paths: list[Path]) -> list[str]:
+    "Output file stems: the file's stem, or, when two inputs share one, the parent folder's name and the stem (a/clip.mp4 -> a_clip)."
+    stems = [p.stem for p in paths]
+    dup = {s for s in stems if stems.count(s) > 1}
+    names = []
+    for p in paths:
+        name = p.stem if p.stem not in dup else f"{p.resolve().parent.name}_{p.stem}"
+        base, i = name, 2
+        while name in names: name, i = f"{base}_{i}", i + 1   # the same file twice, or the same folder name
+        names.append(name)
+    return names
+
+def predict_videos(videos,                      # paths of video (or image) files
+                   run=None,                     # a run folder, an exported model folder, or a `LoadedModel`; None: `default_predictor()`
                    out_dir=None,                 # where to write CSVs, PNGs, summary.csv (None: write nothing)
                    hop: float = 0.5,             # segment length (s)
                    window_seconds: float | None = None, # window length (s); None: what the model was trained on
@@ -429,31 +535,35 @@ def predict_videos(videos,                      # paths of video files
                    progress: bool = True,        # tqdm progress bar
                    device: str = 'cpu',          # for loading a model
                    timings: dict | None = None,  # accumulates seconds per stage (see `predict_video`)
+                   verbose: bool = True,         # print each file's notes and its windows without a prediction (stderr)
                   ) -> tuple[list[VideoPrediction | None], pd.DataFrame]:
-    "Predict every video; failures are recorded in the summary, not raised. Returns the predictions (None for failures) and the summary."
-    if run is None:
-        run = default_model_dir()
-        if run is None: raise FileNotFoundError("no model given and no models/default folder: pass a run folder or an exported model folder")
-    lm = run if isinstance(run, LoadedModel) else load_model(run, device)
+    "Predict every file; failures are recorded in the summary and printed, not raised. Returns the predictions (None for failures) and the summary."
+    if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
+    if window_seconds is not None and window_seconds <= 0: raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    lm = run if isinstance(run, LoadedModel) else (default_predictor(device) if run is None else load_model(run, device))
     out = Path(out_dir) if out_dir is not None else None
     if out is not None: out.mkdir(parents=True, exist_ok=True)
-    preds, rows, used = [], [], set()
-    for path in tqdm([Path(v) for v in videos], desc='videos', unit='video', disable=not progress):
+    paths = [Path(v) for v in videos]
+    names = _out_names(paths)
+    preds, rows = [], []
+    say = (lambda s: tqdm.write(s, file=sys.stderr)) if verbose else (lambda s: None)
+    for path, name in zip(tqdm(paths, desc='videos', unit='file', disable=not progress), names):
         try:
-            pr = predict_video(lm, path, hop, window_seconds, timings=timings)
-        except Exception as e:                                        # one bad file must not stop the others
-            msg = str(e) if isinstance(e, MediaError) else f"{path}: {type(e).__name__}: {e}"
-            print(f"error: {msg}", file=sys.stderr)
-            preds.append(None); rows.append(_summary_row(path, None, msg)); continue
-        preds.append(pr); rows.append(_summary_row(path, pr))
+            if path.suffix.lower() in IMAGE_EXTS: pr = predict_image(lm, path)
+            else: pr = predict_video(lm, path, hop, window_seconds, timings=timings)
+        except MediaError as e:                                       # one bad file must not stop the others
+            say(f"error: {e}"); preds.append(None); rows.append(_summary_row(path, None, str(e))); continue
+        preds.append(pr); rows.append({**_summary_row(path, pr), 'output': f'{name}.csv' if out is not None else ''})
+        for line in _explain(pr): say(line)
         if out is not None:
-            name = path.stem if path.stem not in used else f"{path.stem}_{len(preds)}"; used.add(name)
             pr.table.to_csv(out / f'{name}.csv', index=False, float_format='%.5f')
-            if plot:
+            if plot and len(pr.frame_times):
                 import matplotlib.pyplot as plt
                 fig = plot_timeline(pr); fig.savefig(out / f'{name}.png', dpi=100); plt.close(fig)
     summary = pd.DataFrame(rows)
     if out is not None:
         summary.to_csv(out / 'summary.csv', index=False)
-        if abaw: write_abaw([p for p in preds if p is not None], out / 'abaw_expr.txt')
+        if abaw:
+            _, missing = write_abaw([p for p in preds if p is not None], out / 'abaw_expr.txt')
+            for v, k in missing.items(): say(f"{v}: {k} frames have no prediction and are written as -1 in abaw_expr.txt")
     return preds, summary

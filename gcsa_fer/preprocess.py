@@ -10,11 +10,13 @@ import numpy as np
 import torch, torchaudio
 from torch import nn
 from .core import PreprocessConfig, check_tensor
+from .detect import detect_face, resolve_detector
 
 # %% auto #0
-__all__ = ['MediaError', 'read_video', 'sample_times', 'detect_face', 'centre_box', 'crop_face', 'faces', 'video_faces',
+__all__ = ['MediaError', 'read_video', 'sample_times', 'centre_box', 'crop_face', 'face_crops', 'faces', 'video_faces',
            'read_audio', 'resample', 'load_audio', 'LogMel', 'n_mel_frames', 'crop_or_pad', 'audio_windows',
-           'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment', 'preprocess_clip', 'video_fps']
+           'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment', 'face_augmentation',
+           'preprocess_clip', 'video_fps']
 
 # %% ../nbs/07_preprocess.ipynb #d5e6c640
 class MediaError(ValueError):
@@ -59,27 +61,6 @@ def sample_times(times: np.ndarray, n: int) -> np.ndarray:
     return np.clip(np.searchsorted(times, targets + 1e-9, side='right') - 1, 0, len(times) - 1)
 
 # %% ../nbs/07_preprocess.ipynb #cfc154d4
-_CASCADE = None
-def _haar():
-    global _CASCADE
-    if _CASCADE is None:
-        import cv2
-        _CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades + 'haarcascade_frontalface_default.xml')
-        if _CASCADE.empty(): raise RuntimeError("OpenCV's Haar cascade could not be loaded (opencv-python-headless<5 needed)")
-    return _CASCADE
-
-def detect_face(frame: np.ndarray, max_width: int = 320) -> tuple[int, int, int, int] | None:
-    "The largest face (x, y, w, h) in an RGB uint8 frame H x W x 3 (Haar cascade), or None."
-    import cv2
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
-    scale = min(1.0, max_width / gray.shape[1])
-    if scale < 1: gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(gray)
-    boxes = _haar().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-    if len(boxes) == 0: return None
-    x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-    return tuple(int(round(v / scale)) for v in (x, y, w, h))
-
 def centre_box(frame: np.ndarray) -> tuple[int, int, int, int]:
     "The largest centred square (x, y, w, h) of a frame."
     H, W = frame.shape[:2]; s = min(H, W)
@@ -97,23 +78,27 @@ def crop_face(frame: np.ndarray, box, size: int, margin: float = 0.0) -> np.ndar
     if crop.ndim == 2: crop = np.repeat(crop[..., None], 3, -1)
     return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
 
+def face_crops(frames,                            # RGB uint8 frames H x W x 3 (any iterable)
+               cfg: PreprocessConfig,              # face_size, face_margin, detector
+               detector: str | None = None,        # overrides `cfg.detector`
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    "One face crop per frame: uint8 `N x 3 x S x S` and a bool mask of the frames where a face was found. A frame without a face reuses the last face box (else the centred square)."
+    detector = resolve_detector(cfg.detector if detector is None else detector)
+    crops, mask, last = [], [], None
+    for f in frames:
+        box = detect_face(f, detector) if detector != 'none' else None
+        if box is not None: last = box
+        crops.append(crop_face(f, box or last or centre_box(f), cfg.face_size, cfg.face_margin if box is not None else 0.0))
+        mask.append(box is not None or detector == 'none')
+    if not crops: raise ValueError("face_crops got no frames")
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous(), torch.tensor(mask, dtype=torch.bool)
+
 # %% ../nbs/07_preprocess.ipynb #a1426291
 def faces(frames: np.ndarray, times: np.ndarray, cfg: PreprocessConfig, detector: str | None = None) -> dict:
     "Sample `cfg.n_frames` frames at equal time steps, crop faces: {'frames': uint8 T x 3 x S x S, 'face_mask': bool (T,), 'times', 'n_source'}."
-    detector = cfg.detector if detector is None else detector
-    if detector not in ('haar', 'none'): raise ValueError(f"detector must be 'haar' or 'none', got {detector!r}")
     idx = sample_times(times, cfg.n_frames)
-    crops, mask, last = [], [], None
-    for i in idx:
-        f = frames[i]
-        box = detect_face(f) if detector == 'haar' else None
-        found = box is not None or detector == 'none'
-        if box is not None: last = box
-        use = box or last or centre_box(f)
-        crops.append(crop_face(f, use, cfg.face_size, cfg.face_margin if box is not None else 0.0))
-        mask.append(found)
-    out = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
-    return {'frames': out, 'face_mask': torch.tensor(mask, dtype=torch.bool),
+    out, mask = face_crops((frames[i] for i in idx), cfg, detector)
+    return {'frames': out, 'face_mask': mask,
             'times': torch.from_numpy(times[idx].astype(np.float32)), 'n_source': len(frames)}
 
 def video_faces(path, cfg: PreprocessConfig, detector: str | None = None) -> dict:
@@ -248,6 +233,17 @@ class SpecAugment(nn.Module):
         for m in (self.freq, self.time):
             if m is not None: x = m(x, floor)
         return x.reshape(*lead, *spec.shape[-3:])
+
+# %% ../nbs/07_preprocess.ipynb #c89b7bc1
+def face_augmentation(size: int,                # output side (the crop size)
+                      scale=(0.7, 1.0),         # area range of the random resized crop
+                      rotation: float = 10,     # degrees
+                      jitter: float = 0.3,      # brightness, contrast and saturation jitter
+                     ):
+    "torchvision v2 augmentation of uint8 face crops `T x 3 x S x S` (one draw per clip)."
+    from torchvision.transforms import v2
+    return v2.Compose([v2.RandomResizedCrop(size, scale=scale, ratio=(0.9, 1.1), antialias=True), v2.RandomHorizontalFlip(),
+                       v2.RandomRotation(rotation), v2.ColorJitter(jitter, jitter, jitter)])
 
 # %% ../nbs/07_preprocess.ipynb #f51d8837
 def preprocess_clip(path, cfg: PreprocessConfig, video: bool = True, audio: bool = True, audio_path=None) -> dict:

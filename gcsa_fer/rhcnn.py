@@ -42,19 +42,27 @@ class RHCNN(nn.Module):
                  n_blocks: int = 2,                # residual blocks
                  kernel_size: int = 3,             # N of the NxN depthwise convolutions
                  dropout: float = 0.2,             # dropout before the head
+                 norm: str = 'fixed',              # input scaling: 'fixed' (pixels/255 centred on 0.5) or 'image' (each crop standardised by its own mean and std)
+                 pool: str = 'mean',               # pooling of the feature map: 'mean', 'meanmax' (mean and max concatenated) or 'grid' (a 4x4 grid of means: keeps where on the face a feature is)
+                 gate_bias: float = 0.0,           # GCSA only: initial bias of its sigmoid gates
                 ):
         super().__init__()
+        if norm not in ('fixed', 'image'): raise ValueError(f"norm must be 'fixed' or 'image', got {norm!r}")
+        if pool not in ('mean', 'meanmax', 'grid'): raise ValueError(f"pool must be 'mean', 'meanmax' or 'grid', got {pool!r}")
+        self.norm, self.pool = norm, pool
         self.stem = nn.Sequential(ConvBNReLU(3, width // 2, 3, stride=2), ConvBNReLU(width // 2, width, 3, stride=2))
         self.blocks = nn.Sequential(*[ShuffleResidualBlock(width, kernel_size) for _ in range(n_blocks)])
         self.channels = width
-        self.attention = make_attention(attention, width)
+        self.attention = make_attention(attention, width, **({'gate_bias': gate_bias} if attention == 'gcsa' else {}))
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(width, n_classes)
+        self.head = nn.Linear(width * {'mean': 1, 'meanmax': 2, 'grid': 16}[pool], n_classes)
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, 'RHCNN', 'B x T x 3 x H x W (face frames)', dim=5, channels=3, channel_dim=2)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x
-        return (x.flatten(0, 1) - 0.5) / 0.25
+        x = (x.float() / 255 if x.dtype == torch.uint8 else x).flatten(0, 1)
+        if self.norm == 'image':   # each crop by its own statistics: lighting and skin tone matter less
+            return (x - x.mean((1, 2, 3), keepdim=True)) / x.std((1, 2, 3), keepdim=True).clamp(min=1e-3)
+        return (x - 0.5) / 0.25
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "Attended feature maps of every frame, `B*T x width x H/4 x W/4`."
@@ -63,7 +71,11 @@ class RHCNN(nn.Module):
     def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
         "Per-frame logits, `B x T x n_classes`."
         B, T = x.shape[:2]
-        return self.head(self.dropout(self.features(x).mean((2, 3)))).view(B, T, -1)
+        f = self.features(x)
+        if self.pool == 'grid': z = nn.functional.adaptive_avg_pool2d(f, 4).flatten(1)
+        elif self.pool == 'meanmax': z = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
+        else: z = f.mean((2, 3))
+        return self.head(self.dropout(z)).view(B, T, -1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return masked_mean(self.forward_frames(x), mask)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 from .core import Config, N_CLASSES, atomic_write, get_device, seed_everything
 from .checkpoint import save_checkpoint, load_checkpoint
@@ -32,7 +32,8 @@ def build_model(cfg: Config, visual_input: str = 'pixels', feature_dim: int | No
                  attention_stride=mc.attention_stride, gate_bias=mc.gate_bias) if 'a' in m else None
     visual = None
     if 'v' in m:
-        if visual_input == 'pixels': visual = RHCNN(N_CLASSES, mc.attention, mc.visual_width, mc.visual_blocks, mc.kernel_size, mc.dropout)
+        if visual_input == 'pixels': visual = RHCNN(N_CLASSES, mc.attention, mc.visual_width, mc.visual_blocks, mc.kernel_size, mc.dropout,
+                                                   mc.visual_norm, mc.visual_pool, mc.gate_bias)
         elif visual_input == 'features': visual = FeatureMLP(feature_dim or mc.feature_dim, N_CLASSES, mc.feature_hidden, mc.dropout)
         else: raise ValueError(f"visual_input must be 'pixels' or 'features', got {visual_input!r}")
     return AVModel(audio, visual, cfg.train.fusion_m, cfg.train.fusion_n)
@@ -86,6 +87,13 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == 'cuda')
 
+def _flat_labels(ds) -> np.ndarray:
+    "Every label of a dataset as one int64 array, the ignore index left out."
+    labels = getattr(ds, 'labels', None)
+    if labels is None: labels = [ds[i]['label'] for i in range(len(ds))]
+    flat = np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels]) if len(labels) else np.zeros(0, np.int64)
+    return flat[flat >= 0]
+
 def _collate(items):
     from gcsa_fer.data import collate
     return collate(items)
@@ -128,11 +136,19 @@ class Trainer:
         self.loss_fn = make_loss(cfg).to(self.device)
         self.history: list[dict] = []
         self.epoch = 0
+        counts = np.bincount(_flat_labels(train_ds), minlength=N_CLASSES)[:N_CLASSES]
+        self.classes = np.flatnonzero(counts).tolist()   # validation macro-F1 averages over the classes the training data hold
+        self.sample_weights = None
+        if cfg.train.balanced:                            # each class equally likely per draw
+            y = np.asarray(train_ds.labels)
+            if y.ndim != 1: raise ValueError("balanced=True needs one label per item (clip-level data)")
+            self.sample_weights = torch.as_tensor(np.where(y >= 0, 1.0 / np.maximum(counts[np.clip(y, 0, None)], 1), 0.0), dtype=torch.double)
         cfg.save(self.out / 'config.json')
 
     def loader(self, ds, train: bool, epoch: int = 0) -> DataLoader:
         g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
-        return DataLoader(ds, batch_size=self.cfg.train.batch_size, shuffle=train, generator=g, collate_fn=_collate,
+        sampler = WeightedRandomSampler(self.sample_weights, len(ds), generator=g) if train and self.sample_weights is not None else None
+        return DataLoader(ds, batch_size=self.cfg.train.batch_size, shuffle=train and sampler is None, sampler=sampler, generator=g, collate_fn=_collate,
                           num_workers=self.cfg.train.num_workers, pin_memory=self.device.type == 'cuda', drop_last=False)
 
     def train_epoch(self, epoch: int) -> float:
@@ -177,7 +193,7 @@ class Trainer:
     def validate(self) -> dict:
         pred = self.predict(self.val_ds)
         p, y = torch.from_numpy(pred['p']), torch.from_numpy(pred['label'])
-        return {'val_loss': float(self.loss_fn(p.to(self.device), y.to(self.device))), 'val_macro_f1': macro_f1(y, p), 'val_accuracy': accuracy(y, p)}
+        return {'val_loss': float(self.loss_fn(p.to(self.device), y.to(self.device))), 'val_macro_f1': macro_f1(y, p, classes=self.classes), 'val_accuracy': accuracy(y, p)}
 
     def save(self, name: str = 'last.pt'):
         ck = {'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),

@@ -64,7 +64,7 @@ def _summarise(maps, size) -> dict | None:
 def analyse_clip(lm: LoadedModel, item: dict) -> dict:
     "Inputs, branch probabilities (`pa`, `pv`), attention summaries and notes for one dataset item."
     model, res, notes = lm.model, {'label': int(np.asarray(item.get('label', -1)).flat[0]), 'id': item.get('id', ''), 'notes': []}, []
-    if 'audio' in item: res['logmel'] = item['audio'][0].numpy()
+    if 'audio' in item: res['logmel'], res['hop_seconds'] = item['audio'][0].numpy(), lm.cfg.preprocess.hop_length / lm.cfg.preprocess.sample_rate
     if 'frames' in item: res['frames'] = item['frames'].permute(0, 2, 3, 1).numpy(); res['face_mask'] = item['face_mask'].numpy()
     if 'features' in item: res['features'] = item['features'].numpy()
     if model.audio is not None and 'audio' in item:
@@ -112,10 +112,12 @@ def plot_frames(res: dict, overlay: bool = True, alpha: float = 0.45, max_frames
     fig.tight_layout()
     return fig
 
-def plot_logmel(res: dict, overlay: bool = True, alpha: float = 0.4, hop_seconds: float = 0.01):
-    "The log-mel spectrogram, with the audio branch's spatial attention overlaid as contours."
+def plot_logmel(res: dict, overlay: bool = True, alpha: float = 0.4,
+                hop_seconds: float | None = None):   # seconds per log-mel frame; None: the model's (`res['hop_seconds']`, hop_length / sample_rate)
+    "The log-mel spectrogram on a time axis in seconds, with the audio branch's spatial attention overlaid as contours."
     import matplotlib.pyplot as plt
     lm_ = res['logmel']; att = (res.get('audio_attention') or {}).get('spatial')
+    hop_seconds = hop_seconds or res.get('hop_seconds', 0.01)
     fig, ax = plt.subplots(figsize=(8, 2.4))
     ext = (0, lm_.shape[1] * hop_seconds, 0, lm_.shape[0])
     im = ax.imshow(lm_, origin='lower', aspect='auto', cmap='magma', extent=ext)

@@ -76,9 +76,12 @@ def test_abaw_quirks(tmp_path, face_frames, tone, video_writer):
     # the right-hand person's audio comes from the shared video file
     video_writer(root / 'videos' / '10-60-1280x720.avi', face_frames[:5], fps=25, audio=np.tile(tone, 1)[:3200])
     tr = AbawExpr(root, 'train', cfg=CFG)
-    assert tr.stats['labels_beyond_video'] == 2 and tr.stats['missing_frames'] == 1 and tr.stats['ignored_labels'] == 1
+    # no video file: the 8 label lines give the length; frames 3, 7 and 8 have no crop (missing images, not "beyond the video")
+    assert tr.stats['labels_beyond_video'] == 0 and tr.stats['missing_frames'] == 3 and tr.stats['ignored_labels'] == 1
+    assert tr.stats['labelled_frames'] == 4 and tr.stats['labelled_without_image'] == 3
+    assert class_counts(tr).sum() == 4                                # only frames with a label and an image count
     assert tr.stats['videos_without_audio'] == 1 and tr[0]['audio'].std() == 0   # no video file: silent windows, counted
-    assert [int(k) for k in tr.window_frames(1)] == [3, 4, 5, 6]     # in order, last window moved back
+    assert [int(k) for k in tr.window_frames(1)] == [5, 6, 7, 8]     # in order
     va = AbawExpr(root, 'val', cfg=CFG)
     assert va.per_video[0]['video_file'].endswith('10-60-1280x720.avi')
     it = va[0]
@@ -105,6 +108,19 @@ def test_abaw_bad_label_files(tmp_path):
     assert 'wrong header' in problems['2-30-640x360.txt'] and 'line 4' in problems['3-25-1920x1080.txt']
     assert len(ds) == 2 and ds.stats['skipped_files'] == 2                 # the good video is kept
     with pytest.raises(ValueError, match='2-30-640x360.txt'): AbawExpr(root, 'train', modalities='frames', cfg=CFG, strict=True)
+
+@pytest.mark.parametrize('labels,problem', [
+    ([], 'no label lines after the header'),
+    ([0] * 24, '24 label lines for 6 frames'),                      # three times too many
+    ([0] * 2 + [1] * 40, '42 label lines'),
+])
+def test_abaw_label_file_that_does_not_fit(tmp_path, labels, problem):
+    root = write_abaw_fixture(tmp_path / 'aw2')
+    f = root / 'Annotations' / 'EXPR_Classification_Challenge' / 'Train_Set' / '1-30-1280x720.txt'
+    f.write_text(EXPR_HEADER + '\n' + ''.join(f'{l}\n' for l in labels))
+    with pytest.raises(ValueError, match='1-30-1280x720.txt'): AbawExpr(root, 'train', modalities='frames', cfg=CFG, strict=True)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=f'every file was skipped.*{problem}'):
+        AbawExpr(root, 'train', modalities='frames', cfg=CFG)       # the only label file is bad: an error, not an empty set
 
 def test_abaw_unreadable_image(tmp_path):
     root = write_abaw_fixture(tmp_path / 'aw2')

@@ -37,9 +37,10 @@ def clip_frames():
 
 
 def _check_table(t: pd.DataFrame):
-    assert list(t.columns[:9]) == ['video', 'window', 'time', 'start', 'end', 'key_frame', 'source', 'faces', 'audio_db']
-    assert list(t.columns[9:]) == list(EXPR_CLASSES) + ['label']
+    assert list(t.columns[:10]) == ['video', 'window', 'time', 'start', 'end', 'key_frame', 'source', 'reason', 'faces', 'audio_db']
+    assert list(t.columns[10:]) == list(EXPR_CLASSES) + ['label']
     ok = t['source'] != 'none'
+    assert (t.loc[ok, 'reason'] == '').all() and (t.loc[~ok, 'reason'] != '').all()
     np.testing.assert_allclose(t.loc[ok, list(EXPR_CLASSES)].sum(axis=1), 1, atol=1e-5)
     assert t.loc[ok, 'label'].isin(EXPR_CLASSES).all() and (t.loc[~ok, 'label'] == '').all()
 
@@ -93,7 +94,8 @@ def test_no_face_falls_back_to_audio_and_nothing_is_none(lm, video_writer, tmp_p
     p = predict_video(lm, video_writer(tmp_path / 'nothing.mp4', grey, fps=15))
     assert (p.table['source'] == 'none').all() and p.table[list(EXPR_CLASSES)].isna().all().all()
     assert any('nothing predicted' in n for n in p.notes)
-    assert (p.frame_labels() == 0).all()             # the ABAW format still needs a label per frame
+    assert (p.table['reason'] == 'silent audio (below -60 dBFS); no face').all() or (p.table['reason'] == 'no usable audio; no face').all(), p.table['reason']
+    assert (p.frame_labels() == -1).all()            # no prediction: never a made-up label in the ABAW file
 
 
 def test_features_model_is_audio_only(lm):
@@ -121,7 +123,7 @@ def test_cli_predict(tiny_run, tmp_path, capsys):
         cli.main(['predict', str(CLIPS[2]), str(tmp_path / 'bad.mp4'), '--run', str(tiny_run), '--out', str(tmp_path / 'o'), '--abaw', '--quiet'])
     assert e.value.code == 1                          # one video failed
     out, err = capsys.readouterr()
-    assert 'bad.mp4' in out and 'failed' in out and '1 of 2 videos' in err
+    assert 'bad.mp4' in out and 'failed' in out and '1 of 2 videos' in err and 'error: ' in err and 'bad.mp4' in err
     assert (tmp_path / 'o' / f'{CLIPS[2].stem}.csv').exists() and (tmp_path / 'o' / 'abaw_expr.txt').exists()
     with pytest.raises(SystemExit) as e:
         cli.main(['predict', str(CLIPS[2]), '--run', str(tmp_path / 'no_such_run'), '--out', str(tmp_path / 'o2'), '--quiet'])

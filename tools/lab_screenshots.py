@@ -80,7 +80,7 @@ STATUS = f"""(() => {{ const nb = {NB}; if (!nb || !nb.content || !nb.sessionCon
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--notebook', default=str(REPO / 'nbs' / 'explore.ipynb'))
-    ap.add_argument('--out', default='/work/scratch/lab_screens', help='folder for the PNGs')
+    ap.add_argument('--out', default=str(REPO / 'screenshots'), help='folder for the PNGs (default: screenshots/ in the repository, ignored by git)')
     ap.add_argument('--run-dir', default='', help="set the notebook's run_dir parameter (default: the notebook's default)")
     ap.add_argument('--chromium', default=shutil.which('chromium') or shutil.which('chromium-browser') or '/usr/bin/chromium')
     ap.add_argument('--size', default='1400,1100', help='window width,height in pixels')

@@ -1,0 +1,80 @@
+"The bad-input corpus (issue: reliability): each bad input gives a clear, early error naming the file and line, or a documented, reported degradation."
+import os, shutil
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+from gcsa_fer import cli
+from gcsa_fer.data import Ravdess, shipped_data_dir
+
+SHIPPED = shipped_data_dir()
+
+
+def _ravdess_copy(tmp: Path) -> Path:
+    "A RAVDESS root whose CSVs can be edited: the audio folders are links to the shipped ones."
+    root = tmp / 'rav'; (root / 'ravdess_speech').mkdir(parents=True); (root / 'ravdess_au').mkdir()
+    for d in (SHIPPED / 'ravdess_speech').glob('Actor_*'): os.symlink(d, root / 'ravdess_speech' / d.name)
+    shutil.copy(SHIPPED / 'ravdess_speech' / 'manifest.csv', root / 'ravdess_speech' / 'manifest.csv')
+    shutil.copy(SHIPPED / 'ravdess_au' / 'au_features.csv', root / 'ravdess_au' / 'au_features.csv')
+    return root
+
+
+def _edit(path: Path, row: int, col: str, value):
+    df = pd.read_csv(path); df[col] = df[col].astype(object); df.loc[row, col] = value; df.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize('col,value,error', [
+    ('affwild2_expr_label', 99, "line 5: affwild2_expr_label 99 is not a class index 0-7"),
+    ('affwild2_expr_label', -5, "line 5: affwild2_expr_label -5 is not a class index"),
+    ('affwild2_expr_label', 'x', "line 5: affwild2_expr_label 'x' is not a class index"),
+    ('suggested_split', 'trian', "line 5: suggested_split 'trian' is not train, val or test"),
+    ('path', 'somewhere/else.opus', "line 5: path 'somewhere/else.opus' is not Actor_NN/<file>"),
+])
+def test_bad_ravdess_manifest_values(tmp_path, col, value, error):
+    root = _ravdess_copy(tmp_path); m = root / 'ravdess_speech' / 'manifest.csv'
+    _edit(m, 3, col, value)
+    with pytest.raises(ValueError) as e: Ravdess(root, 'train', ('audio',))
+    assert error in str(e.value) and str(m) in str(e.value)
+
+
+def test_nan_au_value(tmp_path):
+    root = _ravdess_copy(tmp_path); f = root / 'ravdess_au' / 'au_features.csv'
+    _edit(f, 10, 'AU12_r', float('nan'))
+    with pytest.raises(ValueError, match=r"au_features.csv: 1 bad value\(s\): line 12: AU12_r nan is not a finite number"): Ravdess(root, 'all', ('features',))
+
+
+@pytest.mark.parametrize('damage,error', [
+    (lambda b: b[: int(0.4 * len(b))], 'looks cut off'),
+    (lambda b: b'', 'the file is empty'),
+    (lambda b: b.replace(b'affwild2_expr_label', b'label_x', 1), "missing column(s) ['affwild2_expr_label']"),
+    (lambda b: b[: b.index(b'\n', int(0.4 * len(b))) + 1], 'are not in it'),   # cut at a line end: rows lost
+])
+def test_damaged_manifest(tmp_path, damage, error):
+    root = _ravdess_copy(tmp_path); m = root / 'ravdess_speech' / 'manifest.csv'
+    m.write_bytes(damage(m.read_bytes()))
+    with pytest.raises(ValueError) as e: Ravdess(root, 'train', ('audio',))
+    assert error in str(e.value) and 'manifest.csv' in str(e.value)
+
+
+def test_windows_line_endings_and_bom_are_fine(tmp_path):
+    root = _ravdess_copy(tmp_path); m = root / 'ravdess_speech' / 'manifest.csv'
+    m.write_bytes(b'\xef\xbb\xbf' + m.read_bytes().replace(b'\n', b'\r\n'))
+    assert len(Ravdess(root, 'all', ('audio',))) == 1440
+
+
+@pytest.mark.parametrize('argv,error', [
+    (['ablate', '--preset', 'nope'], "unknown preset 'nope'"),
+    (['ablate', '--set', 'no_such_field=1'], "unknown configuration field 'no_such_field'"),
+    (['ablate', '--set', 'epochs=0'], 'epochs must be at least 1'),
+    (['predict', 'x.mp4', '--hop', '0'], 'argument --hop: must be positive'),
+    (['predict', 'x.mp4', '--window', '-1'], 'argument --window: must be positive'),
+    (['predict', 'x.mp4', '--device', 'cuda'], "no CUDA GPU is available"),
+    (['train', '--data', '/no/such/folder', '--out', 'o'], 'does not exist'),
+    (['export-model', 'runs/none', '--out', 'models/default'], 'already holds a model'),
+])
+def test_cli_user_mistakes_are_one_line_and_exit_2(argv, error, capsys):
+    import torch
+    if 'cuda' in argv and torch.cuda.is_available(): pytest.skip('a GPU is present')
+    with pytest.raises(SystemExit) as e: cli.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and error in err and 'Traceback' not in err, err
