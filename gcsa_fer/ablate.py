@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_ablate.ipynb #48e9a933
 from __future__ import annotations
-import json, math, os, time, traceback
+import json, math, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -190,7 +190,7 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
 def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -> float:
     "Estimated wall time of `runs`: timed training steps x batches x epochs, plus `overhead` seconds per run."
     import torch
-    from gcsa_fer.data import dataset_info, get_dataset
+    from gcsa_fer.data import dataset_info
     from gcsa_fer.train import build_model, make_optimizer, make_loss
     from gcsa_fer.core import get_device
     cache, total = {}, 0.0

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 from .core import PreprocessConfig
-from .data import Ravdess, ravdess_actors, RAVDESS_FOLDS
+from .data import Ravdess, ravdess_actors
 from .fusion import search_fusion_weights, proportional_fusion
 from .metrics import macro_f1, unweighted_accuracy
 from .preprocess import load_audio

@@ -146,7 +146,7 @@ def main(argv=None):
 
 def train_command(parser, args) -> int:
     "The `train` sub-command: cross-validate the face recipe on a face folder, then train the final model."
-    from gcsa_fer.faces import face_config, cross_validate, parse_mapping
+    from gcsa_fer.faces import face_config, cross_validate
     try:
         extra = _kv(args.set)
         if args.epochs is not None: extra['epochs'] = args.epochs
@@ -164,7 +164,7 @@ def train_command(parser, args) -> int:
 
 def predict_command(args) -> int:
     "The `predict` sub-command: 0 when every video was processed, 1 when some failed, 2 when there is no model."
-    from gcsa_fer.predict import predict_videos, load_model, default_model_dir, default_face_dir, default_predictor, combine_models
+    from gcsa_fer.predict import predict_videos, load_model, default_model_dir, default_predictor, combine_models
     try:
         if args.run is None and not args.no_faces and args.face_run is None: lm = default_predictor(args.device)
         else:

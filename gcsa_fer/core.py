@@ -4,10 +4,9 @@
 
 # %% ../nbs/00_core.ipynb #cd4493cf
 from __future__ import annotations
-import dataclasses, json, math
+import dataclasses, json
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-from typing import Any
 import torch
 from .detect import DETECTORS
 

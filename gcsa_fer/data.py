@@ -227,7 +227,7 @@ EXPR_HEADER = ','.join(EXPR_CLASSES)
 def read_expr_labels(path) -> np.ndarray:
     "The per-frame labels (int64, -1 = not annotated) of an ABAW EXPR annotation file; frame k is element k-1."
     path = Path(path)
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding='utf-8-sig').splitlines()   # a BOM and Windows line endings are fine
     if not lines or lines[0].strip().replace(' ', '') != EXPR_HEADER:
         raise ValueError(f"{path}: wrong header {lines[0][:80] if lines else ''!r}, expected {EXPR_HEADER!r}")
     out = []

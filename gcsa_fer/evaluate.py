@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 import gcsa_fer
-from .core import Config, EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, atomic_write
+from .core import Config, EXPR_CLASSES, N_CLASSES, atomic_write
 from .fusion import proportional_fusion, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion
 from .train import Trainer, plot_history

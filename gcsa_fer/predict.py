@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_predict.ipynb #d0fd893e
 from __future__ import annotations
-import dataclasses, datetime, hashlib, json, math, sys, tempfile, warnings
+import dataclasses, datetime, hashlib, json, math, sys, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -187,6 +187,11 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
             'metrics': _metric_summary(metrics),
             'n_parameters': int(sum(v.numel() for v in sd.values() if v.is_floating_point())),
             'weights_file': 'model.safetensors', 'model_sha256': _sha256(out / 'model.safetensors')}
+    cv = _read_json(run.parent / 'cv.json') if lm.cfg.dataset == 'faces' else {}
+    if cv:                                               # a face folder's final model: its estimate is the cross-validation
+        prov['cross_validation'] = {k: cv[k] for k in ('accuracy', 'macro_f1', 'baseline_accuracy', 'baseline_macro_f1', 'folds') if k in cv}
+        prov['cross_validation']['n_folds'] = cv.get('config', {}).get('n_folds')
+        prov['metrics'] = {}                              # its own "validation" is its training set: not an estimate
     (out / 'provenance.json').write_text(json.dumps(prov, indent=1))
     (out / 'README.md').write_text(_model_card(prov, cfg))
     return out
@@ -198,7 +203,7 @@ def _model_card(prov: dict, cfg: Config) -> str:
     lines = [f"# gcsa-fer model: {prov['dataset']}, branches {' + '.join(prov['branches'])}", '',
              f"Exported {prov['exported_at']} from `{prov['source_run']}` ({prov['checkpoint']}" + (f", epoch {prov['best_epoch']} of {prov['epochs']} kept" if prov['best_epoch'] else ': the kept epoch of each branch run') + "),",
              f"trained at commit `{prov['commit']}`. Weights: {prov['n_parameters']:,} values in {prov['dtype']} (`model.safetensors`: tensors only, no code).", '',
-             f"- validation: {score('val')}", f"- test: {score('test')}", '',
+             *([f"- validation: {score('val')}", f"- test: {score('test')}"] if m else []), '',
              f"Classes (Aff-Wild2 order): {', '.join(prov['classes'])}. Fusion weights m={prov['fusion']['m']}, n={prov['fusion']['n']}.",
              f"Inputs: {cfg.preprocess.n_mels}-band log-mels at {cfg.preprocess.sample_rate} Hz"
              + (f", normalised per speaker ({cfg.preprocess.audio_norm}; `predict` takes each video as one speaker and uses its voiced windows)" if cfg.preprocess.audio_norm != 'none' else '')
@@ -206,6 +211,17 @@ def _model_card(prov: dict, cfg: Config) -> str:
              + (f"; {cfg.preprocess.face_size}x{cfg.preprocess.face_size} face crops" if prov['visual_input'] == 'pixels' else '')
              + (f"; {cfg.model.feature_dim} OpenFace AU features" if prov['visual_input'] == 'features' else '') + '.', '',
              'Use: `gcsa_fer predict VIDEO --run THIS_FOLDER --out OUT`, or `gcsa_fer.predict.load_model(THIS_FOLDER)`.', '']
+    if 'cross_validation' in prov:
+        cv = prov['cross_validation']
+        lines += [f"Trained on every subject of the face folder; its accuracy on unseen people is estimated by {cv.get('n_folds')}-fold",
+                  f"cross-validation by subject (folds {cv.get('folds')}): accuracy {100 * cv['accuracy']['mean']:.1f} ± {100 * cv['accuracy']['std']:.1f} %,",
+                  f"macro-F1 over the classes present {100 * cv['macro_f1']['mean']:.1f} ± {100 * cv['macro_f1']['std']:.1f} %; logistic regression on",
+                  f"32x32 grey pixels of the same crops: {100 * cv['baseline_accuracy']['mean']:.1f} ± {100 * cv['baseline_accuracy']['std']:.1f} %.", '']
+    if prov['dataset'] == 'faces' and prov['fold'] == 0 and Path(cfg.data_root or '').name in ('', 'london_faces_dev'):
+        lines += ["What it is: a face model with two classes, **Neutral vs Happiness**, trained on 102 studio photos (one neutral and",
+                  "one smiling front view of each of 51 adults, London Face Research Lab set, CC BY 4.0). Its head has the 8 EXPR",
+                  "outputs, but only Neutral and Happiness were ever seen; the other six are near zero. It has not seen other",
+                  "expressions, poses, lighting or video; treat it as a demonstration of the face pipeline.", '']
     if prov['dataset'] == 'ravdess' or prov['visual_input'] == 'features':
         lines += ["On a new video only the audio branch can be used: the visual branch of a RAVDESS model takes 35 OpenFace",
                   "action-unit features, which this package cannot compute (OpenFace is not available).", '']

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #ad959dc4
 from __future__ import annotations
-import json, math, os, random, time
+import math, random, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
-from .core import Config, N_CLASSES, atomic_write, get_device, seed_everything
+from .core import Config, N_CLASSES, get_device, seed_everything
 from .checkpoint import save_checkpoint, load_checkpoint
 from .mcnn import MCNN
 from .rhcnn import RHCNN, FeatureMLP

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13a_viz.ipynb #6c328cde
 from __future__ import annotations
-import json, tempfile
+import json
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .core import Config, EXPR_CLASSES, N_CLASSES
 from .gcsa import GCSA
 from .fusion import proportional_fusion
-from .predict import LoadedModel, load_model, default_model_dir, tiny_synthetic_run
+from .predict import LoadedModel, default_model_dir, tiny_synthetic_run
 
 # %% auto #0
 __all__ = ['EXPLORE_DATASETS', 'resolve_run', 'explore_dataset', 'load_clip', 'analyse_clip', 'fused', 'plot_frames',

@@ -78,3 +78,22 @@ def test_cli_user_mistakes_are_one_line_and_exit_2(argv, error, capsys):
     with pytest.raises(SystemExit) as e: cli.main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and error in err and 'Traceback' not in err, err
+
+
+def test_abaw_label_file_with_bom_and_crlf(tmp_path):
+    from gcsa_fer.data import write_abaw_fixture, read_expr_labels, EXPR_HEADER
+    f = tmp_path / 'v.txt'
+    f.write_bytes('\ufeff'.encode() + (EXPR_HEADER + '\r\n0\r\n-1\r\n4\r\n').encode())
+    assert read_expr_labels(f).tolist() == [0, -1, 4]
+
+
+def test_nan_audio_keeps_its_reason(tmp_path, capsys):
+    "An audio file with NaN samples: the error says so (not only 'no video stream')."
+    import soundfile as sf
+    from gcsa_fer.predict import predict_videos, load_model
+    from gcsa_fer.data import shipped_data_dir
+    x = np.zeros(16000, np.float32); x[100] = np.nan
+    sf.write(tmp_path / 'nan.wav', x, 16000, subtype='FLOAT')
+    _, s = predict_videos([tmp_path / 'nan.wav'], load_model(Path(__file__).resolve().parent.parent / 'models' / 'default'), None, progress=False)
+    assert s['status'][0] == 'failed' and 'NaN or infinite samples' in s['error'][0]
+    assert 'NaN or infinite samples' in capsys.readouterr().err

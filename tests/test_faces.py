@@ -177,3 +177,13 @@ def test_same_file_name_in_two_folders(tmp_path):
     _, s = predict_videos([tmp_path / 'a' / 'clip.flv', tmp_path / 'b' / 'clip.flv'], None, tmp_path / 'o', progress=False, plot=False)
     assert list(s['output']) == ['a_clip.csv', 'b_clip.csv'] and (tmp_path / 'o' / 'a_clip.csv').exists()
     assert s['windows_av'].dtype.kind == 'i'
+
+
+def test_short_training_on_some_subjects_beats_chance_on_others(tmp_path):
+    "Fold 1 of 3 by subject on London dev: 34 subjects train and validate, 17 (34 photos) test; 40 epochs at 32 px."
+    from gcsa_fer.faces import face_config
+    from gcsa_fer.evaluate import run_experiment
+    cfg = face_config(device='cpu', face_size=32, epochs=40, visual_pool='grid').update(fold=1, n_folds=3)
+    m = run_experiment(cfg, tmp_path / 'run', progress=False)
+    assert m['test']['n'] == 34 and m['n_train'] == 58
+    assert m['test']['accuracy'] >= 0.6, m['test']      # chance is 0.5; 0.676 measured on the development machine
