@@ -50,6 +50,9 @@ class LoadedModel:
     def describe(self) -> str:
         "One line: where from, dataset, branches, fusion weights."
         vis = {'pixels': 'face frames', 'features': f'{self.cfg.model.feature_dim} feature values', None: 'none'}[self.visual_input]
+        if 'face_model' in self.info:   # `combine_models`: two model folders
+            return (f"speech: {self.info['audio_model']}, faces: {self.info['face_model']}; "
+                    f"fused where both are present (m={self.model.m}, n={self.model.n})")
         return (f"{self.kind} {self.source} (dataset {self.cfg.dataset}): branches {'+'.join(self.branches)}, "
                 f"visual input {vis}, fusion m={self.model.m}, n={self.model.n}")
 
@@ -66,6 +69,11 @@ CHECKPOINTS = ('best.pt', 'last.pt')   # tried in this order in a run folder
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
+
+def _kept_checkpoint(run: Path) -> str:
+    "The checkpoint a finished run kept: last.pt when its configuration selects the last epoch, else best.pt."
+    cfg = _read_json(run / 'config.json')
+    return 'last.pt' if cfg.get('train', {}).get('select_epoch') == 'last' else 'best.pt'
 
 def load_model(path,                     # a run folder (best.pt) or an exported model folder (model.safetensors); or a file in one
                device: str = 'cpu',      # where to put the model
@@ -134,11 +142,6 @@ def _metric_summary(metrics: dict) -> dict:
             keep[split] = {k: m[k] for k in ('macro_f1', 'accuracy', 'n', 'per_class_f1') if k in m}
     return keep
 
-def _kept_checkpoint(run: Path) -> str:
-    "The checkpoint a finished run kept: last.pt when its configuration selects the last epoch, else best.pt."
-    cfg = _read_json(run / 'config.json')
-    return 'last.pt' if cfg.get('train', {}).get('select_epoch') == 'last' else 'best.pt'
-
 def load_fused_run(run) -> LoadedModel:
     "A decision-level V+A run (it fused an A run and a V run, see `fuse_runs`) as one `AVModel` with its chosen m and n."
     run = Path(run); metrics = _read_json(run / 'metrics.json')
@@ -196,6 +199,17 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     (out / 'README.md').write_text(_model_card(prov, cfg))
     return out
 
+def _inputs(prov: dict, cfg: Config) -> list[str]:
+    "What each kept branch takes, in words."
+    pre, out = cfg.preprocess, []
+    if 'audio' in prov['branches']:
+        out.append(f"{pre.n_mels}-band log-mels at {pre.sample_rate} Hz" + (f", normalised per speaker ({pre.audio_norm}; `predict` takes each video as one speaker and uses its voiced windows)" if pre.audio_norm != 'none' else ''))
+    if prov['visual_input'] == 'pixels':
+        out.append(f"{pre.face_size}x{pre.face_size} face crops ({pre.detector} detector, margin {pre.face_margin:g}; {cfg.model.visual_norm} scaling)")
+    if prov['visual_input'] == 'features':
+        out.append(f"{cfg.model.feature_dim} OpenFace AU features" + (", normalised per speaker" if pre.feature_norm == 'speaker' else ''))
+    return out
+
 def _model_card(prov: dict, cfg: Config) -> str:
     "A short README for an exported model folder."
     m = prov['metrics']
@@ -204,12 +218,8 @@ def _model_card(prov: dict, cfg: Config) -> str:
              f"Exported {prov['exported_at']} from `{prov['source_run']}` ({prov['checkpoint']}" + (f", epoch {prov['best_epoch']} of {prov['epochs']} kept" if prov['best_epoch'] else ': the kept epoch of each branch run') + "),",
              f"trained at commit `{prov['commit']}`. Weights: {prov['n_parameters']:,} values in {prov['dtype']} (`model.safetensors`: tensors only, no code).", '',
              *([f"- validation: {score('val')}", f"- test: {score('test')}"] if m else []), '',
-             f"Classes (Aff-Wild2 order): {', '.join(prov['classes'])}. Fusion weights m={prov['fusion']['m']}, n={prov['fusion']['n']}.",
-             f"Inputs: {cfg.preprocess.n_mels}-band log-mels at {cfg.preprocess.sample_rate} Hz"
-             + (f", normalised per speaker ({cfg.preprocess.audio_norm}; `predict` takes each video as one speaker and uses its voiced windows)" if cfg.preprocess.audio_norm != 'none' else '')
-             + (", AUs normalised per speaker" if cfg.preprocess.feature_norm == 'speaker' and prov['visual_input'] == 'features' else '')
-             + (f"; {cfg.preprocess.face_size}x{cfg.preprocess.face_size} face crops" if prov['visual_input'] == 'pixels' else '')
-             + (f"; {cfg.model.feature_dim} OpenFace AU features" if prov['visual_input'] == 'features' else '') + '.', '',
+             f"Classes (Aff-Wild2 order): {', '.join(prov['classes'])}." + (f" Fusion weights m={prov['fusion']['m']}, n={prov['fusion']['n']}." if len(prov['branches']) == 2 else ''),
+             "Inputs: " + '; '.join(_inputs(prov, cfg)) + '.', '',
              'Use: `gcsa_fer predict VIDEO --run THIS_FOLDER --out OUT`, or `gcsa_fer.predict.load_model(THIS_FOLDER)`.', '']
     if 'cross_validation' in prov:
         cv = prov['cross_validation']
@@ -225,7 +235,8 @@ def _model_card(prov: dict, cfg: Config) -> str:
     if prov['dataset'] == 'ravdess' or prov['visual_input'] == 'features':
         lines += ["On a new video only the audio branch can be used: the visual branch of a RAVDESS model takes 35 OpenFace",
                   "action-unit features, which this package cannot compute (OpenFace is not available).", '']
-    lines += ['Limits: trained on acted speech from a few speakers; not validated for any decision about a person.', '']
+    lines += [('Limits: trained on posed studio photos of a few dozen adults; ' if prov['dataset'] == 'faces' else
+               'Limits: trained on acted speech from a few speakers; ') + 'not validated for any decision about a person.', '']
     return '\n'.join(lines)
 
 def normalise_windows(mel: torch.Tensor,   # W x 1 x F x T log-mel windows of one video
