@@ -115,6 +115,7 @@ def main(argv=None):
         print(st.to_string(index=False))
         if st['status'].isin(['failed', 'conflict']).any(): sys.exit(1)
     elif args.command == 'report':
+        if not Path(args.runs).is_dir(): parser.error(f"--runs {args.runs}: no such folder (the runs folder of an ablation, e.g. runs/ravdess-cpu)")
         report(args.runs, args.out, args.title)
     elif args.command == 'predict':
         _check_device(parser, args.device)

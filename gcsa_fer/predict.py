@@ -318,6 +318,7 @@ class VideoPrediction:
     frame_times: np.ndarray       # time of every video frame (s), for the per-frame ABAW format; empty without video
     hop: float                    # segment length (s)
     notes: list = field(default_factory=list)   # what could not be used, and why
+    window_seconds: float = 0.0   # length of each window (s), centred on its segment
 
     def frame_labels(self) -> np.ndarray:
         "The class index of every video frame: the label of its segment, -1 where the segment has no prediction."
@@ -434,7 +435,7 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
     for i, c in enumerate(EXPR_CLASSES): table[c] = p[:, i]
     table['label'] = [EXPR_CLASSES[i] if ok else '' for i, ok in zip(np.nan_to_num(p, nan=-1).argmax(1), source != 'none')]
     if (source == 'none').all(): notes.append("no window has a face or audible sound: nothing predicted")
-    return VideoPrediction(path, table, video['times'] if video is not None else np.zeros(0), hop, notes)
+    return VideoPrediction(path, table, video['times'] if video is not None else np.zeros(0), hop, notes, window_seconds)
 
 def predict_image(lm: LoadedModel, path) -> VideoPrediction:
     "The face model's probabilities for one image: a one-row table (source `video`, or `none` with the reason when no face is found)."
@@ -464,13 +465,13 @@ def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
     ax.set_ylim(0, 1); ax.set_ylabel('probability'); ax.margins(x=0)
     end = float(t['end'].max()) if len(t) else 0.0                      # the clip's end: the axis stops there
     if len(t): ax.set_xlim(0, min(x[-1], end) if end > 0 else x[-1])
-    win = float((t['end'] - t['start']).max()) if len(t) else 0.0
+    win = pred.window_seconds or (float((t['end'] - t['start']).max()) if len(t) else 0.0)
     ax.legend(loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     ax.set_title(title or f"{pred.path.name}: {', '.join(f'{k} {v}' for k, v in t['source'].value_counts().items())} windows", fontsize=9)
     if sx is not None:
         sc = {'av': '#404040', 'audio': '#9ecae1', 'video': '#fdae6b', 'none': '#f0f0f0'}
         for (_, r), x0 in zip(t.iterrows(), x[:-1]): sx.axvspan(x0, x0 + pred.hop, color=sc[r['source']], lw=0)
-        sx.set_yticks([]); sx.set_xlabel(f'time (s): each {pred.hop:g} s segment shows the window of up to {win:g} s centred on it')
+        sx.set_yticks([]); sx.set_xlabel(f'time (s): each {pred.hop:g} s segment shows the {win:g} s window centred on it')
         sx.legend(handles=[Patch(color=sc[s], label=s) for s in SOURCES], loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
         fig.tight_layout()
     return fig

@@ -71,6 +71,7 @@ def test_windows_line_endings_and_bom_are_fine(tmp_path):
     (['predict', 'x.mp4', '--device', 'cuda'], "no CUDA GPU is available"),
     (['train', '--data', '/no/such/folder', '--out', 'o'], 'does not exist'),
     (['export-model', 'runs/none', '--out', 'models/default'], 'already holds a model'),
+    (['report', '--runs', '/no/such/runs', '--out', 'o'], 'no such folder'),
 ])
 def test_cli_user_mistakes_are_one_line_and_exit_2(argv, error, capsys):
     import torch
@@ -97,3 +98,39 @@ def test_nan_audio_keeps_its_reason(tmp_path, capsys):
     _, s = predict_videos([tmp_path / 'nan.wav'], load_model(Path(__file__).resolve().parent.parent / 'models' / 'default'), None, progress=False)
     assert s['status'][0] == 'failed' and 'NaN or infinite samples' in s['error'][0]
     assert 'NaN or infinite samples' in capsys.readouterr().err
+
+
+def test_variable_frame_rate_video(tmp_path):
+    "Frames at irregular times (a variable frame rate): key frames follow the timestamps, not a frame count."
+    import av
+    from gcsa_fer.predict import decode_key_frames
+    path = tmp_path / 'vfr.mkv'
+    times_ms = [0, 40, 80, 400, 440, 1200, 1240, 1280, 2000]           # bursts and gaps
+    with av.open(str(path), 'w') as c:
+        s = c.add_stream('mpeg4', rate=25); s.width, s.height, s.pix_fmt = 64, 48, 'yuv420p'
+        from fractions import Fraction
+        s.time_base = Fraction(1, 1000); s.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format='rgb24'); f.pts = t; f.time_base = Fraction(1, 1000)
+            for p in s.encode(f): c.mux(p)
+        for p in s.encode(): c.mux(p)
+    kf = decode_key_frames(path, hop=0.5)
+    np.testing.assert_allclose(kf['times'], np.array(times_ms) / 1000, atol=1e-3)
+    shown = kf['times'][kf['key_index']]
+    assert np.all(shown <= kf['centres'] + 1e-9)                       # the frame on screen at each centre
+    assert [round(float(t), 2) for t in shown[:4]] == [0.08, 0.44, 1.24, 1.28]
+
+
+def test_explorer_and_timeline_axes():
+    "The log-mel axis uses the model's hop; the timeline stops at the end of the clip and names the window length."
+    import matplotlib; matplotlib.use('Agg')
+    from gcsa_fer.viz import plot_logmel
+    from gcsa_fer.predict import predict_video, plot_timeline, load_model
+    res = {'logmel': np.zeros((40, 151), np.float32), 'hop_seconds': 0.02}
+    fig = plot_logmel(res); assert abs(fig.axes[0].get_xlim()[1] - 151 * 0.02) < 1e-6
+    lm = load_model(Path(__file__).resolve().parent.parent / 'models' / 'default')
+    clip = SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'
+    pr = predict_video(lm, clip)
+    fig = plot_timeline(pr)
+    assert fig.axes[0].get_xlim()[1] <= pr.table['end'].max() + 1e-6
+    assert f"the {lm.cfg.preprocess.clip_seconds:g} s window" in fig.axes[1].get_xlabel()
