@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from gcsa_fer.core import Config, get_device, seed_everything
-from gcsa_fer.data import collate, get_dataset
+from gcsa_fer.data import collate
+from gcsa_fer.datasets import get_dataset
 from gcsa_fer.train import build_model, make_loss, make_optimizer, to_device, visual_input_of, _autocast
 
 

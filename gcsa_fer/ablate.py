@@ -55,7 +55,7 @@ PRESETS = {
 
 def rows_for(dataset: str, modality: str) -> list[str]:
     "The Table 1 rows that mean something for this dataset and modality."
-    from gcsa_fer.data import dataset_info
+    from gcsa_fer.datasets import dataset_info
     if modality == 'v' and dataset_info(dataset)['visual'] == 'features': return ['Base', '+GCSA+CF']
     return list(ROWS)
 
@@ -190,7 +190,7 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
 def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -> float:
     "Estimated wall time of `runs`: timed training steps x batches x epochs, plus `overhead` seconds per run."
     import torch
-    from gcsa_fer.data import dataset_info
+    from gcsa_fer.datasets import dataset_info
     from gcsa_fer.train import build_model, make_optimizer, make_loss
     from gcsa_fer.core import get_device
     cache, total = {}, 0.0
@@ -226,7 +226,7 @@ def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -
     return total
 
 def _train_size(cfg: Config) -> int:
-    from gcsa_fer.data import get_dataset
+    from gcsa_fer.datasets import get_dataset
     try: return len(get_dataset(cfg.dataset, 'train', cfg))
     except Exception: return 1000
 

@@ -4,13 +4,14 @@
 
 # %% ../nbs/09_cache.ipynb #77ab7163
 from __future__ import annotations
-import csv, hashlib, json, os, time, multiprocessing as mp
+import csv, hashlib, json, os, sys, time, multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 from .core import atomic_write
+from . import preprocess, detect, data   # their source is part of the cache key
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'fingerprint', 'cache_key', 'compact', 'expand', 'cache_dir_for', 'is_complete', 'build_cache',
@@ -27,17 +28,18 @@ def fingerprint(paths) -> str:
         except OSError: h.update(f"{p}\0missing\n".encode())
     return h.hexdigest()
 
-def _code_hash() -> str:
-    "sha256 of the preprocessing and reader source: a change in how tensors are made makes a new cache."
-    import gcsa_fer.preprocess, gcsa_fer.data
+def _code_hash(ds=None) -> str:
+    "sha256 of the source that makes the tensors (preprocessing, face detection, the readers, and `ds`'s own module): a change there makes a new cache."
+    mods = [preprocess, detect, data] + ([sys.modules[type(ds).__module__]] if ds is not None and type(ds).__module__ in sys.modules else [])
     h = hashlib.sha256()
-    for m in (gcsa_fer.preprocess, gcsa_fer.data): h.update(Path(m.__file__).read_bytes())
+    for m in dict.fromkeys(mods):
+        if getattr(m, '__file__', None): h.update(Path(m.__file__).read_bytes())   # a class defined in a notebook or `python -c` has no file
     return h.hexdigest()
 
 def cache_key(ds) -> str:
     "The cache key of a reader: a hash of its `cache_spec()`, its input fingerprints, the preprocessing code and `CACHE_VERSION`."
     inputs = fingerprint(str(p) for i in range(len(ds)) for p in ds.sources(i))
-    spec = json.dumps({'spec': ds.cache_spec(), 'inputs': inputs, 'version': CACHE_VERSION, 'code': _code_hash()},
+    spec = json.dumps({'spec': ds.cache_spec(), 'inputs': inputs, 'version': CACHE_VERSION, 'code': _code_hash(ds)},
                       sort_keys=True, default=str)
     return hashlib.sha256(spec.encode()).hexdigest()[:20]
 

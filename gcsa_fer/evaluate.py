@@ -14,6 +14,7 @@ from .core import Config, EXPR_CLASSES, N_CLASSES, atomic_write
 from .fusion import proportional_fusion, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion
 from .train import Trainer, plot_history
+from .datasets import get_dataset
 
 # %% auto #0
 __all__ = ['frame_table', 'temporal_smooth', 'choose_smoothing_window', 'evaluate_predictions', 'git_commit', 'device_name',
@@ -169,7 +170,6 @@ def run_experiment(cfg: Config,                # the run
                    branch_runs: dict | None = None, # V+A with `av_fusion='decision'`: the finished A and V run folders to fuse
                   ) -> dict:
     "Train and evaluate one configuration into `out_dir` (or, for decision-level V+A, fuse two finished runs); returns the metrics (also in `metrics.json`)."
-    from gcsa_fer.data import get_dataset
     if cfg.modality == 'av' and cfg.train.av_fusion == 'decision':
         if not branch_runs: raise ValueError("av_fusion='decision' fuses two finished runs: give branch_runs={'a': ..., 'v': ...}")
         return fuse_runs(cfg, branch_runs, out_dir)

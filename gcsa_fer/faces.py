@@ -190,7 +190,7 @@ def _grey32(ds) -> np.ndarray:
 def pixel_baseline(cfg: Config, cache_dir=None) -> dict:
     "Test accuracy and macro-F1 (classes present) of logistic regression on 32x32 grey crops, fold `cfg.fold`."
     from sklearn.linear_model import LogisticRegression
-    from gcsa_fer.data import get_dataset
+    from gcsa_fer.datasets import get_dataset   # datasets builds on this module: imported on use
     tr = [get_dataset('faces', s, cfg, cache_dir) for s in ('train', 'val')]
     te = get_dataset('faces', 'test', cfg, cache_dir)
     X = np.concatenate([_grey32(d) for d in tr]); y = np.concatenate([np.asarray(d.labels) for d in tr])

@@ -16,7 +16,7 @@ from .core import Config, EXPR_CLASSES, N_CLASSES
 from .fusion import AVModel, proportional_fusion
 from .train import build_model
 from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows
-from .data import DATASETS
+from .datasets import DATASETS
 from .faces import IMAGE_EXTS, read_image
 from .checkpoint import load_checkpoint, load_weights, save_weights
 

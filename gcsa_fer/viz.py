@@ -14,6 +14,7 @@ from .core import Config, EXPR_CLASSES, N_CLASSES
 from .gcsa import GCSA
 from .fusion import proportional_fusion
 from .predict import LoadedModel, default_model_dir, tiny_synthetic_run
+from .datasets import get_dataset
 
 # %% auto #0
 __all__ = ['EXPLORE_DATASETS', 'resolve_run', 'explore_dataset', 'load_clip', 'analyse_clip', 'fused', 'plot_frames',
@@ -34,7 +35,6 @@ EXPLORE_DATASETS = ('cremad', 'ravdess', 'synthetic')
 
 def explore_dataset(name: str, cfg: Config):
     "Every item of dataset `name` ('all' split, both modalities), preprocessed with `cfg.preprocess`."
-    from gcsa_fer.data import get_dataset
     if name not in EXPLORE_DATASETS: raise ValueError(f"dataset must be one of {EXPLORE_DATASETS}, got {name!r}")
     c = Config.from_dict(cfg.to_dict()); c.dataset, c.modality, c.data_root = name, 'av', ''
     return get_dataset(name, 'all', c)

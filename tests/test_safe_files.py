@@ -8,7 +8,8 @@ from gcsa_fer.checkpoint import UnsafeFileError, load_checkpoint, load_weights
 from gcsa_fer.core import Config
 from gcsa_fer.predict import load_model, predict_video
 from gcsa_fer.train import Trainer
-from gcsa_fer.data import SyntheticAV, Selected
+from gcsa_fer.data import SyntheticAV
+from gcsa_fer.datasets import Selected
 
 REPO = Path(__file__).resolve().parent.parent
 CLIP = REPO / 'data' / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'
