@@ -206,7 +206,7 @@ def cross_validate(cfg: Config,               # a faces configuration (see `face
                    progress: bool = True,
                   ) -> pd.DataFrame:
     "Subject-grouped cross-validation of `cfg` with the pixel baseline beside each fold; returns the per-fold table."
-    from gcsa_fer.evaluate import run_experiment
+    from gcsa_fer.experiment import run_experiment   # experiment builds on this module: imported on use
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); cache = out / 'cache'
     rows = []
     for k in (folds or range(1, cfg.n_folds + 1)):

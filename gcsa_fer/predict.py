@@ -17,6 +17,7 @@ from .fusion import AVModel, proportional_fusion
 from .train import build_model
 from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows
 from .datasets import DATASETS
+from .experiment import run_experiment, git_commit
 from .faces import IMAGE_EXTS, read_image
 from .checkpoint import load_checkpoint, load_weights, save_weights
 
@@ -117,7 +118,6 @@ def _source_hash() -> str:
 def tiny_synthetic_run(out_dir=None, epochs: int = 1) -> Path:
     "A tiny synthetic audio-visual run (seconds on a CPU) in `out_dir` (default: a shared temporary folder), trained unless already there."
     import fcntl
-    from gcsa_fer.evaluate import run_experiment
     cfg = Config(dataset='synthetic', modality='av').update(epochs=epochs, batch_size=32, audio_width=8, visual_width=16,
                                                              n_mels=32, clip_seconds=1.0, face_size=32, n_frames=4)
     if out_dir is None:
@@ -177,7 +177,6 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     cfg = Config.from_dict(lm.cfg.to_dict()).update(modality=('a' if 'audio' in branches else '') + ('v' if 'visual' in branches else ''))
     cfg.save(out / 'config.json')
     metrics = lm.info
-    from gcsa_fer.evaluate import git_commit
     prov = {'source_run': str(run.resolve()), 'checkpoint': checkpoint,
             'branch_runs': metrics.get('branch_runs'), 'fold': lm.cfg.fold,
             'commit': metrics.get('git_commit', 'unknown'),

@@ -12,7 +12,7 @@ import torch
 
 from gcsa_fer.ablate import ablate, ablation_grid, ablation_table, collect_runs, run_status, table_markdown, step_table
 from gcsa_fer.core import Config
-from gcsa_fer.evaluate import run_experiment
+from gcsa_fer.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {'batch_size': 32, 'lr': 0.05, 'lr_heads': 0.1, 'audio_width': 8, 'visual_width': 16, 'n_mels': 32,

@@ -182,7 +182,7 @@ def test_same_file_name_in_two_folders(tmp_path):
 def test_short_training_on_some_subjects_beats_chance_on_others(tmp_path):
     "Fold 1 of 3 by subject on London dev: 34 subjects train and validate, 17 (34 photos) test; 40 epochs at 32 px."
     from gcsa_fer.faces import face_config
-    from gcsa_fer.evaluate import run_experiment
+    from gcsa_fer.experiment import run_experiment
     cfg = face_config(device='cpu', face_size=32, epochs=40, visual_pool='grid').update(fold=1, n_folds=3)
     m = run_experiment(cfg, tmp_path / 'run', progress=False)
     assert m['test']['n'] == 34 and m['n_train'] == 58

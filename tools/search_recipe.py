@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 from gcsa_fer.core import Config
 from gcsa_fer.ablate import RECIPES
 from gcsa_fer.cli import _kv as _kv_config
-from gcsa_fer.evaluate import run_experiment
+from gcsa_fer.experiment import run_experiment
 
 LOG = ROOT / 'results' / 'search' / 'log.csv'
 
