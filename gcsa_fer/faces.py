@@ -8,12 +8,11 @@ import json, re
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from .core import EXPR_CLASSES, PreprocessConfig, Config
 from .metrics import macro_f1
 from .data import ExprDataset, SPLITS, shipped_data_dir
-from .preprocess import MediaError, read_video, sample_times, face_crops, face_augmentation
+from .preprocess import MediaError, read_video, sample_times, face_crops
 
 # %% auto #0
 __all__ = ['EXPR_SYNONYMS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'FACE_RECIPE', 'expr_index', 'parse_mapping', 'subject_folds',
