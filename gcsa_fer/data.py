@@ -16,8 +16,8 @@ from .preprocess import (MediaError, LogMel, load_audio, clip_logmel, window_log
 # %% auto #0
 __all__ = ['AU_COLUMNS', 'SPLITS', 'RAVDESS_FOLDS', 'CREMAD_CODES', 'EXPR_HEADER', 'AFEW_CLASSES', 'CKPLUS_TO_EXPR',
            'shipped_data_dir', 'ExprDataset', 'read_table', 'ravdess_actors', 'Ravdess', 'cremad_split', 'CremaD',
-           'read_expr_labels', 'AbawExpr', 'write_abaw_fixture', 'Afew', 'subject_split', 'read_ckplus_emotion',
-           'CkPlus', 'SyntheticAV', 'class_counts', 'class_weights', 'collate']
+           'read_expr_labels', 'AbawExpr', 'Afew', 'subject_split', 'read_ckplus_emotion', 'CkPlus', 'SyntheticAV',
+           'class_counts', 'class_weights', 'collate']
 
 # %% ../nbs/08_data.ipynb #874a4fc2
 def shipped_data_dir() -> Path:
@@ -399,21 +399,6 @@ class AbawExpr(ExprDataset):
 
 @functools.lru_cache(maxsize=256)
 def _fps(path: str) -> float: return video_fps(path)
-
-# %% ../nbs/08_data.ipynb #e1b451ed
-def write_abaw_fixture(root, size: int = 16) -> Path:
-    "Write a small Aff-Wild2 EXPR tree with missing frames, -1 labels, long and short label files (for tests)."
-    import cv2
-    root = Path(root); ann = root / 'Annotations' / 'EXPR_Classification_Challenge'
-    spec = {'Train_Set': {'1-30-1280x720': ([0, 0, 4, -1, 4, 5, 5, 5], [1, 2, 4, 5, 6])},
-            'Validation_Set': {'10-60-1280x720_right': ([6, 6, 6], [1, 2, 3, 4, 5])}}
-    for split, vids in spec.items():
-        (ann / split).mkdir(parents=True, exist_ok=True)
-        for v, (labels, frames) in vids.items():
-            (ann / split / f'{v}.txt').write_text(EXPR_HEADER + '\n' + '\n'.join(map(str, labels)) + '\n')
-            d = root / 'cropped_aligned' / v; d.mkdir(parents=True, exist_ok=True)
-            for k in frames: cv2.imwrite(str(d / f'{k:05d}.jpg'), np.full((size, size, 3), 40 * k % 255, np.uint8))
-    return root
 
 # %% ../nbs/08_data.ipynb #506463d4
 AFEW_CLASSES = {'Angry': 1, 'Disgust': 2, 'Fear': 3, 'Happy': 4, 'Neutral': 0, 'Sad': 5, 'Surprise': 6}

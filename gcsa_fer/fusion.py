@@ -61,23 +61,6 @@ def plot_fusion_grid(search: FusionSearch, ax=None):
     ax.set_title(f'fusion weights: best m={search.m}, n={search.n}')
     return ax
 
-# %% ../nbs/04_fusion.ipynb #245fb232
-def _planted_fusion_example(N: int = 200, C: int = 8, seed: int = 0):
-    "Synthetic branch outputs where only m/n = 4 is right on every sample (a test fixture)."
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, C, (N,), generator=g)
-    wrong = (y + 1) % C
-    pa, pv = torch.full((N, C), 0.02), torch.full((N, C), 0.02)
-    h = N // 2
-    # audio: right with 0.50 vs 0.30 on the first half (fused right iff m/n > 3),
-    # wrong with 0.40 vs 0.26 on the second (fused right iff m/n < 4.29)
-    pa[torch.arange(h), y[:h]] = 0.50; pa[torch.arange(h), wrong[:h]] = 0.30
-    pa[torch.arange(h, N), wrong[h:]] = 0.40; pa[torch.arange(h, N), y[h:]] = 0.26
-    # visual: wrong with 0.60 vs 0.00 on the first half, right with 0.60 vs 0.00 on the second
-    pv[torch.arange(h), wrong[:h]] = 0.60; pv[torch.arange(h), y[:h]] = 0.0
-    pv[torch.arange(h, N), y[h:]] = 0.60; pv[torch.arange(h, N), wrong[h:]] = 0.0
-    return pa, pv, y
-
 # %% ../nbs/04_fusion.ipynb #483b5416
 class AVModel(nn.Module):
     "Audio branch + visual branch + proportional fusion. `forward(batch)` -> dict of probabilities."

@@ -15,7 +15,7 @@ import gcsa_fer
 from .core import Config, EXPR_CLASSES, N_CLASSES
 from .fusion import AVModel, proportional_fusion
 from .train import build_model
-from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows
+from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows, open_media
 from .datasets import DATASETS
 from .experiment import run_experiment, git_commit
 from .faces import IMAGE_EXTS, read_image
@@ -252,14 +252,6 @@ def normalise_windows(mel: torch.Tensor,   # W x 1 x F x T log-mel windows of on
     return (mel - mean[:, None]) / std[:, None]
 
 # %% ../nbs/13_predict.ipynb #46bffdad
-def _open_media(path):
-    import av
-    path = Path(path)
-    if not path.exists(): raise MediaError(path, "file not found")
-    if path.is_dir(): raise MediaError(path, "is a folder, not a video file")
-    try: return av.open(str(path))
-    except Exception as e: raise MediaError(path, f"not a readable media file ({type(e).__name__}: {e})") from None
-
 def _stated_duration(c, s) -> float | None:
     "The duration the container (or the stream) states, in seconds; None when it states none."
     if s.duration is not None and s.time_base is not None: return float(s.duration * s.time_base)
@@ -277,7 +269,7 @@ def decode_key_frames(path,                # a video file
         k = len(key_index); key_index.append(len(times) - 1)
         if on_key is None: keys.append(rgb)
         else: on_key(k, rgb)
-    with _open_media(path) as c:
+    with open_media(path) as c:
         if not c.streams.video: return None
         s = c.streams.video[0]; s.thread_type = 'AUTO'
         rate = float(s.average_rate or 25); stated = _stated_duration(c, s)

@@ -13,10 +13,10 @@ from .core import PreprocessConfig, check_tensor
 from .detect import detect_face, resolve_detector
 
 # %% auto #0
-__all__ = ['MediaError', 'read_video', 'sample_times', 'centre_box', 'crop_face', 'face_crops', 'faces', 'video_faces',
-           'read_audio', 'resample', 'load_audio', 'LogMel', 'n_mel_frames', 'crop_or_pad', 'audio_windows',
-           'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment', 'face_augmentation',
-           'preprocess_clip', 'video_fps']
+__all__ = ['MediaError', 'open_media', 'read_video', 'sample_times', 'centre_box', 'crop_face', 'face_crops', 'faces',
+           'video_faces', 'read_audio', 'resample', 'load_audio', 'LogMel', 'n_mel_frames', 'crop_or_pad',
+           'audio_windows', 'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment',
+           'face_augmentation', 'preprocess_clip', 'video_fps']
 
 # %% ../nbs/07_preprocess.ipynb #d5e6c640
 class MediaError(ValueError):
@@ -26,17 +26,19 @@ class MediaError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 # %% ../nbs/07_preprocess.ipynb #27610aa8
-def _open(path):
+def open_media(path):
+    "`av.open(path)`, or a `MediaError` that names the file: not found, a folder, or not a media file PyAV can read."
     import av
     path = Path(path)
     if not path.exists(): raise MediaError(path, "file not found")
+    if path.is_dir(): raise MediaError(path, "is a folder, not a video file")
     try: return av.open(str(path))
     except Exception as e: raise MediaError(path, f"not a readable media file ({type(e).__name__}: {e})") from None
 
 def read_video(path) -> tuple[np.ndarray, np.ndarray]:
     "Decode every frame of `path`: uint8 RGB frames N x H x W x 3 and their timestamps in seconds (N,)."
     frames, times = [], []
-    with _open(path) as c:
+    with open_media(path) as c:
         if not c.streams.video: raise MediaError(path, "no video stream")
         s = c.streams.video[0]
         try:
@@ -109,7 +111,7 @@ def video_faces(path, cfg: PreprocessConfig, detector: str | None = None) -> dic
 _AUDIO_EXTS = {'.wav', '.flac', '.ogg', '.opus', '.mp3', '.aiff', '.aif'}
 
 def _read_av_audio(path) -> tuple[np.ndarray, int]:
-    with _open(path) as c:
+    with open_media(path) as c:
         if not c.streams.audio: raise MediaError(path, "no audio track")
         s = c.streams.audio[0]; chunks = []
         try:
@@ -256,7 +258,7 @@ def preprocess_clip(path, cfg: PreprocessConfig, video: bool = True, audio: bool
 
 def video_fps(path) -> float:
     "Average frame rate of the first video stream of `path`."
-    with _open(path) as c:
+    with open_media(path) as c:
         if not c.streams.video: raise MediaError(path, "no video stream")
         r = c.streams.video[0].average_rate
         if not r: raise MediaError(path, "video stream has no frame rate")

@@ -82,7 +82,7 @@ def test_cli_user_mistakes_are_one_line_and_exit_2(argv, error, capsys):
 
 
 def test_abaw_label_file_with_bom_and_crlf(tmp_path):
-    from gcsa_fer.data import write_abaw_fixture, read_expr_labels, EXPR_HEADER
+    from gcsa_fer.data import read_expr_labels, EXPR_HEADER
     f = tmp_path / 'v.txt'
     f.write_bytes('\ufeff'.encode() + (EXPR_HEADER + '\r\n0\r\n-1\r\n4\r\n').encode())
     assert read_expr_labels(f).tolist() == [0, -1, 4]

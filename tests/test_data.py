@@ -3,7 +3,8 @@ import shutil, warnings
 import numpy as np, pytest, torch
 from gcsa_fer.core import Config, PreprocessConfig, EXPR_CLASSES, IGNORE_INDEX
 from gcsa_fer.data import (Ravdess, CremaD, AbawExpr, Afew, CkPlus, SyntheticAV, class_counts, class_weights, collate,
-                           write_abaw_fixture, EXPR_HEADER, read_expr_labels)
+                           EXPR_HEADER, read_expr_labels)
+from gcsa_fer.testing import write_abaw_fixture
 from gcsa_fer.datasets import get_dataset, dataset_info
 from gcsa_fer.preprocess import MediaError
 from gcsa_fer.cache import build_cache, CachedDataset
