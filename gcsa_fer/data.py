@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 from torch.utils.data import Dataset
+from sklearn.utils.class_weight import compute_class_weight
 import gcsa_fer
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig
 from .preprocess import (MediaError, LogMel, load_audio, clip_logmel, window_logmels, video_faces, face_crops, video_fps, n_mel_frames)
@@ -525,11 +526,11 @@ def class_counts(ds) -> torch.Tensor:
     return torch.from_numpy(np.bincount(flat, minlength=N_CLASSES)[:N_CLASSES].astype(np.int64))
 
 def class_weights(ds) -> torch.Tensor:
-    "Inverse-frequency class weights N / (C n_c) (float32), 0 for absent classes."
-    n = class_counts(ds).double(); present = n > 0
-    w = torch.zeros(N_CLASSES, dtype=torch.float64)
-    w[present] = n.sum() / (present.sum() * n[present])
-    return w.float()
+    "Inverse-frequency class weights N / (C n_c), scikit-learn's 'balanced' (float32), 0 for absent classes; the trainer's `balanced` sampling draws by them."
+    n = class_counts(ds).numpy(); present = np.flatnonzero(n)
+    w = np.zeros(N_CLASSES)
+    if len(present): w[present] = compute_class_weight('balanced', classes=present, y=np.repeat(np.arange(N_CLASSES), n))
+    return torch.from_numpy(w).float()
 
 # %% ../nbs/08_data.ipynb #a62cb12f
 def collate(items: list[dict]) -> dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_preprocess.ipynb #5247f719
 from __future__ import annotations
-import math
+import functools, math
 from pathlib import Path
 import numpy as np
 import torch, torchaudio
@@ -140,12 +140,12 @@ def read_audio(path) -> tuple[torch.Tensor, int]:
     x, sr = _read_av_audio(path)
     return torch.from_numpy(x), sr
 
-_RESAMPLERS = {}
+@functools.cache
+def _resampler(sr: int, target: int) -> nn.Module: return torchaudio.transforms.Resample(sr, target)
+
 def resample(wave: torch.Tensor, sr: int, target: int) -> torch.Tensor:
-    "Resample a waveform (..., n) from `sr` to `target` Hz with torchaudio's `Resample`."
-    if sr == target: return wave
-    if (sr, target) not in _RESAMPLERS: _RESAMPLERS[(sr, target)] = torchaudio.transforms.Resample(sr, target)
-    return _RESAMPLERS[(sr, target)](wave)
+    "Resample a waveform (..., n) from `sr` to `target` Hz with torchaudio's `Resample` (one per rate pair, kept)."
+    return wave if sr == target else _resampler(sr, target)(wave)
 
 def load_audio(path, cfg: PreprocessConfig, allow_silent: bool = False) -> torch.Tensor:
     "Mono waveform (n,) at `cfg.sample_rate`; silent audio is a `MediaError` unless `allow_silent`."

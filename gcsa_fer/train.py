@@ -19,6 +19,7 @@ from .rhcnn import RHCNN, FeatureMLP
 from .fusion import AVModel
 from .loss import CoarseFineLoss, quadrant_mu
 from .metrics import macro_f1, accuracy
+from .data import collate, class_counts, class_weights
 
 # %% auto #0
 __all__ = ['build_model', 'visual_input_of', 'param_groups', 'make_optimizer', 'make_loss', 'mixup', 'to_device', 'Trainer',
@@ -87,17 +88,6 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == 'cuda')
 
-def _flat_labels(ds) -> np.ndarray:
-    "Every label of a dataset as one int64 array, the ignore index left out."
-    labels = getattr(ds, 'labels', None)
-    if labels is None: labels = [ds[i]['label'] for i in range(len(ds))]
-    flat = np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels]) if len(labels) else np.zeros(0, np.int64)
-    return flat[flat >= 0]
-
-def _collate(items):
-    from gcsa_fer.data import collate
-    return collate(items)
-
 # %% ../nbs/10_train.ipynb #7ed7275f
 def _rng_state() -> dict:
     s = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
@@ -136,19 +126,18 @@ class Trainer:
         self.loss_fn = make_loss(cfg).to(self.device)
         self.history: list[dict] = []
         self.epoch = 0
-        counts = np.bincount(_flat_labels(train_ds), minlength=N_CLASSES)[:N_CLASSES]
-        self.classes = np.flatnonzero(counts).tolist()   # validation macro-F1 averages over the classes the training data hold
+        self.classes = np.flatnonzero(class_counts(train_ds).numpy()).tolist()   # validation macro-F1 averages over the classes the training data hold
         self.sample_weights = None
         if cfg.train.balanced:                            # each class equally likely per draw
-            y = np.asarray(train_ds.labels)
-            if y.ndim != 1: raise ValueError("balanced=True needs one label per item (clip-level data)")
-            self.sample_weights = torch.as_tensor(np.where(y >= 0, 1.0 / np.maximum(counts[np.clip(y, 0, None)], 1), 0.0), dtype=torch.double)
+            y = torch.as_tensor(np.asarray(train_ds.labels))
+            if y.dim() != 1: raise ValueError("balanced=True needs one label per item (clip-level data)")
+            self.sample_weights = torch.where(y >= 0, class_weights(train_ds).double()[y.clamp(min=0)], 0.0)
         cfg.save(self.out / 'config.json')
 
     def loader(self, ds, train: bool, epoch: int = 0) -> DataLoader:
         g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
         sampler = WeightedRandomSampler(self.sample_weights, len(ds), generator=g) if train and self.sample_weights is not None else None
-        return DataLoader(ds, batch_size=self.cfg.train.batch_size, shuffle=train and sampler is None, sampler=sampler, generator=g, collate_fn=_collate,
+        return DataLoader(ds, batch_size=self.cfg.train.batch_size, shuffle=train and sampler is None, sampler=sampler, generator=g, collate_fn=collate,
                           num_workers=self.cfg.train.num_workers, pin_memory=self.device.type == 'cuda', drop_last=False)
 
     def train_epoch(self, epoch: int) -> float:
