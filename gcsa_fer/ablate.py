@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_ablate.ipynb #48e9a933
 from __future__ import annotations
-import json, math, time
+import json, math, re, time, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,8 +13,8 @@ from .core import Config
 
 # %% auto #0
 __all__ = ['ROWS', 'MODALITY_NAMES', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'rows_for', 'run_name',
-           'branch_rows', 'ablation_grid', 'run_config', 'run_status', 'find_notebook', 'ablate', 'estimate_seconds',
-           'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
+           'branch_rows', 'ablation_grid', 'run_config', 'run_status', 'find_notebook', 'ablate', 'shard_runs',
+           'estimate_seconds', 'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
 
 # %% ../nbs/12_ablate.ipynb #525f43fa
 ROWS = {'Base': {'attention': 'none', 'loss': 'ce'},
@@ -142,6 +142,7 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
            notebook=None,                    # the parameterised notebook (default: nbs/experiments/run.ipynb)
            folds=None,                       # default: the preset's folds
            only=None,                        # run only these positions of the grid (a SLURM array task takes one); None: all
+           shard: str | None = None,         # 'i/n': this machine's share of the grid (see `shard_runs`); None: all
            retry_failed: bool = True,        # run again the runs recorded as failed
            estimate: bool = True,            # measure and print the expected wall time first
            progress: bool = True,
@@ -154,6 +155,7 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
         bad = [i for i in only if not 0 <= i < len(runs)]
         if bad: raise ValueError(f"only: positions {bad} are outside the grid of {len(runs)} runs (0-{len(runs) - 1})")
         runs = [runs[i] for i in only]
+    if shard: runs = shard_runs(runs, shard)
     out_root = Path(out_root); out_root.mkdir(parents=True, exist_ok=True)
     notebook = Path(notebook) if notebook else find_notebook()
     before = {r['name']: run_status(out_root / r['name'], run_config(r['parameters'])) for r in runs}
@@ -185,6 +187,28 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
         pd.DataFrame(status).to_csv(out_root / 'status.csv', index=False)
     table = pd.DataFrame(status); table.to_csv(out_root / 'status.csv', index=False)
     return table
+
+# %% ../nbs/12_ablate.ipynb #922f0bf4
+def _group(run: dict) -> tuple:
+    p = run['parameters']
+    return (p.get('overrides', {}).get('fold', p.get('fold', 0)), p.get('seed'))
+
+def shard_runs(runs: list[dict],   # the grid (`ablation_grid`)
+               shard: str,          # 'i/n', 1 <= i <= n
+              ) -> list[dict]:
+    "The runs of shard i of n: (fold, seed) groups dealt out in turn, so a fused run and its branch runs stay together."
+    m = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', str(shard))
+    if not m or not 1 <= int(m[1]) <= int(m[2]): raise ValueError(f"shard must be 'i/n' with 1 <= i <= n, got {shard!r}")
+    i, n = int(m[1]), int(m[2])
+    groups = list(dict.fromkeys(_group(r) for r in runs))
+    if groups and n > len(groups): warnings.warn(f"{n} shards for {len(groups)} (fold, seed) groups: shards {len(groups) + 1}-{n} get no runs")
+    mine = {g for k, g in enumerate(groups) if k % n == i - 1}
+    out = [r for r in runs if _group(r) in mine]
+    names = {r['name'] for r in out}
+    for r in out:
+        missing = [b for b in (r['parameters'].get('branch_runs') or {}).values() if b not in names]
+        if missing: raise ValueError(f"{r['name']} needs {missing}, which fall in another shard")   # cannot happen with (fold, seed) groups
+    return out
 
 # %% ../nbs/12_ablate.ipynb #e6ba7beb
 def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -> float:

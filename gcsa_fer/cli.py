@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument('--data-root', default='', help='the dataset, when it lives outside the repository')
     a.add_argument('--no-retry-failed', action='store_true', help='leave runs recorded as failed alone')
     a.add_argument('--only', type=int, nargs='+', default=None, metavar='K', help='run only the K-th runs of the grid (0-based; see --list): one SLURM array task each')
+    a.add_argument('--shard', default=None, metavar='I/N', help='run machine I of N\'s share of the grid (runs grouped by fold and seed; see the ablate notebook)')
     a.add_argument('--list', action='store_true', help='print the grid (position, run name, what it needs) and exit')
     a.add_argument('--set', action='append', metavar='NAME=VALUE', help='any other configuration field')
     r = sub.add_parser('report', help='collect runs into the ablation table and plot (executes experiments/report.ipynb)')
@@ -104,14 +105,20 @@ def main(argv=None):
             ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)  # checks the preset and every field
         except ValueError as e: parser.error(str(e))
         if args.device: _check_device(parser, args.device)
+        if args.shard:
+            from gcsa_fer.ablate import shard_runs
+            try: shard_runs([], args.shard)
+            except ValueError as e: parser.error(str(e))
         if args.list:
-            from gcsa_fer.ablate import ablation_grid
-            for i, r in enumerate(ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)):
+            grid = ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)
+            mine = {r['name'] for r in shard_runs(grid, args.shard)} if args.shard else None
+            for i, r in enumerate(grid):
+                if mine is not None and r['name'] not in mine: continue
                 needs = r['parameters'].get('branch_runs')
                 print(f"{i}\t{r['name']}" + (f"\tfuses {needs['a']} and {needs['v']}" if needs else ''))
             return
         st = ablate(args.preset, args.out or f'runs/{args.preset}', args.seeds, args.modalities, args.rows, args.device,
-                    args.data_root, folds=args.folds, only=args.only, retry_failed=not args.no_retry_failed, **extra)
+                    args.data_root, folds=args.folds, only=args.only, shard=args.shard, retry_failed=not args.no_retry_failed, **extra)
         print(st.to_string(index=False))
         if st['status'].isin(['failed', 'conflict']).any(): sys.exit(1)
     elif args.command == 'report':

@@ -12,6 +12,7 @@ import torch
 
 from gcsa_fer.ablate import ablate, ablation_grid, ablation_table, collect_runs, run_status, table_markdown, step_table
 from gcsa_fer.core import Config
+from gcsa_fer import cli
 from gcsa_fer.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,3 +161,19 @@ def test_fold_table_and_steps(tmp_path):
     assert g['per_fold'] == '+5.0 -2.0' and g['better_in'] == 1 and g['mean_diff'] == pytest.approx(1.5)
     v = st.loc['V+A Base over the better of A Base and V Base']
     assert v['per_fold'] == '+2.0 +6.0'    # fold 1: 72 vs max(50, 70); fold 2: 71 vs max(60, 65)
+
+
+def test_shards_split_the_grid_without_splitting_a_fold(capsys):
+    "gcsa_fer ablate --shard i/n: every run once; a fused V+A run with its branch runs."
+    from gcsa_fer.ablate import ablation_grid, shard_runs
+    grid = ablation_grid('ravdess-cpu')
+    seen = []
+    for i in (1, 2, 3):
+        part = shard_runs(grid, f'{i}/3'); names = {r['name'] for r in part}
+        for r in part:
+            assert set((r['parameters'].get('branch_runs') or {}).values()) <= names
+        seen += sorted(names)
+    assert sorted(seen) == sorted(r['name'] for r in grid)
+    cli.main(['ablate', '--list', '--shard', '2/3'])
+    listed = [l.split('\t')[1] for l in capsys.readouterr().out.splitlines() if '\t' in l]
+    assert listed == [r['name'] for r in shard_runs(grid, '2/3')] and all('-f2-' in n or '-f5-' in n for n in listed)
