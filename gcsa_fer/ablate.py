@@ -9,18 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
-from .core import Config
+from .core import Config, MODALITIES
 
 # %% auto #0
-__all__ = ['ROWS', 'MODALITY_NAMES', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'rows_for', 'run_name',
-           'branch_rows', 'ablation_grid', 'run_config', 'run_status', 'find_notebook', 'ablate', 'shard_runs',
-           'estimate_seconds', 'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
+__all__ = ['ROWS', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'rows_for', 'run_name', 'branch_rows',
+           'ablation_grid', 'run_config', 'run_status', 'find_notebook', 'ablate', 'shard_runs', 'estimate_seconds',
+           'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
 
 # %% ../nbs/12_ablate.ipynb #525f43fa
 ROWS = {'Base': {'attention': 'none', 'loss': 'ce'},
         '+GCSA': {'attention': 'gcsa', 'loss': 'ce'},
         '+GCSA+CF': {'attention': 'gcsa', 'loss': 'coarse_fine'}}
-MODALITY_NAMES = {'a': 'A', 'v': 'V', 'av': 'V+A'}
 PAPER_TABLE1 = pd.DataFrame(
     {'modality': ['V', 'V', 'V', 'V+A', 'V+A', 'V+A'], 'row': ['Base', '+GCSA', '+GCSA+CF'] * 2,
      'paper_macro_f1': [31.89, 35.53, 39.59, 42.62, 45.92, 46.51]})
@@ -94,7 +93,7 @@ def ablation_grid(preset: str = 'ravdess-cpu',   # a key of `PRESETS`
     runs = []
     for fold in folds:
         fold_runs = []
-        for mod in sorted(mods, key=('a', 'v', 'av').index):
+        for mod in sorted(mods, key=list(MODALITIES).index):
             for row in rows_for(ds, mod):
                 if rows is not None and row not in rows: continue
                 for seed in seeds:
@@ -264,7 +263,7 @@ def collect_runs(root) -> pd.DataFrame:
         if m.get('status') != 'complete': continue
         c = m['config']
         row = next((k for k, v in ROWS.items() if v == {'attention': c['model']['attention'], 'loss': c['train']['loss']}), 'other')
-        recs.append({'run': f.parent.name, 'dataset': c['dataset'], 'modality': MODALITY_NAMES[c['modality']], 'row': row,
+        recs.append({'run': f.parent.name, 'dataset': c['dataset'], 'modality': MODALITIES[c['modality']], 'row': row,
                      'seed': c['train']['seed'], 'fold': c.get('fold', 0), 'epochs': c['train']['epochs'],
                      'val_macro_f1': 100 * m['val']['macro_f1'],
                      'test_macro_f1': 100 * m['test']['macro_f1'] if m.get('test') else np.nan,
@@ -280,7 +279,7 @@ def collect_runs(root) -> pd.DataFrame:
 def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     "Mean and std over folds and seeds per (modality, row), in %, with the paper's Table 1 figure where one exists."
     if runs.empty: raise ValueError("no complete runs to aggregate")
-    order = {'A': 0, 'V': 1, 'V+A': 2}
+    order = {name: i for i, name in enumerate(MODALITIES.values())}
     runs = runs.assign(fold=runs['fold'] if 'fold' in runs else 0, test_uar=runs['test_uar'] if 'test_uar' in runs else np.nan)
     g = runs.groupby(['dataset', 'modality', 'row'])
     t = g.agg(folds=('fold', 'nunique'), seeds=('seed', 'nunique'), runs=('seed', 'count'),
@@ -312,7 +311,7 @@ def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     def get(ds, mod, row): return f.loc[(ds, mod, row)] if (ds, mod, row) in f.index.droplevel('fold') else None
     steps = []
     for ds in sorted(set(runs['dataset'])):
-        for mod in ('A', 'V', 'V+A'):
+        for mod in MODALITIES.values():
             have = [r for r in ROWS if get(ds, mod, r) is not None]
             for new, old in (('+GCSA', 'Base'), ('+GCSA+CF', '+GCSA' if '+GCSA' in have else 'Base')):
                 if new in have and old in have: steps.append((ds, f'{mod}: {new} over {old}', get(ds, mod, new) - get(ds, mod, old)))
@@ -333,7 +332,7 @@ def plot_ablation(runs: pd.DataFrame, path=None):
     import seaborn as sns, matplotlib.pyplot as plt
     metric = 'test_macro_f1' if runs['test_macro_f1'].notna().any() else 'val_macro_f1'
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    hue_order = [m for m in ('A', 'V', 'V+A') if m in set(runs['modality'])]
+    hue_order = [m for m in MODALITIES.values() if m in set(runs['modality'])]
     sns.barplot(runs, x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, errorbar=None, alpha=0.6, ax=ax)
     sns.stripplot(runs, x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, dodge=True, color='k', size=4, legend=False, ax=ax)
     k = len(hue_order)

@@ -11,14 +11,28 @@ import torch
 from .detect import DETECTORS
 
 # %% auto #0
-__all__ = ['EXPR_CLASSES', 'N_CLASSES', 'IGNORE_INDEX', 'QUADRANT_NAMES', 'CLASS_QUADRANT', 'class_quadrants', 'check_tensor',
-           'PreprocessConfig', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields', 'atomic_write', 'get_device',
-           'seed_everything']
+__all__ = ['EXPR_CLASSES', 'N_CLASSES', 'IGNORE_INDEX', 'MODALITIES', 'BRANCHES', 'QUADRANT_NAMES', 'CLASS_QUADRANT',
+           'check_modality', 'modality_of', 'class_quadrants', 'check_tensor', 'PreprocessConfig', 'ModelConfig',
+           'TrainConfig', 'Config', 'flat_fields', 'atomic_write', 'get_device', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #1a3c43c5
 EXPR_CLASSES: tuple[str, ...] = ('Neutral', 'Anger', 'Disgust', 'Fear', 'Happiness', 'Sadness', 'Surprise', 'Other')
 N_CLASSES: int = len(EXPR_CLASSES)
 IGNORE_INDEX: int = -1  # the label of a frame that is not annotated
+
+# %% ../nbs/00_core.ipynb #8bcd4d1b
+MODALITIES: dict[str, str] = {'a': 'A', 'v': 'V', 'av': 'V+A'}           # a run's modality -> its name in tables
+BRANCHES: dict[str, tuple[str, ...]] = {'a': ('audio',), 'v': ('visual',), 'av': ('audio', 'visual')}   # -> AVModel branches
+
+def check_modality(modality: str) -> str:
+    "`modality` when it is one of `MODALITIES`, else a `ValueError` listing them."
+    if modality not in MODALITIES: raise ValueError(f"modality must be 'a', 'v' or 'av', got {modality!r}")
+    return modality
+
+def modality_of(branches) -> str:
+    "The modality code of a set of branch names: ('audio', 'visual') -> 'av'."
+    code = ('a' if 'audio' in branches else '') + ('v' if 'visual' in branches else '')
+    return check_modality(code) if code else check_modality(str(tuple(branches)))
 
 # %% ../nbs/00_core.ipynb #f46db78e
 QUADRANT_NAMES: tuple[str, ...] = ('HA+', 'HA-', 'LA-', 'LA+')
@@ -164,7 +178,7 @@ class Config:
 
     def validate(self) -> 'Config':
         "Raise a `ValueError` naming the first field whose value cannot work."
-        if self.modality not in ('a', 'v', 'av'): raise ValueError(f"modality must be 'a', 'v' or 'av', got {self.modality!r}")
+        check_modality(self.modality)
         if self.train.scheduler not in ('none', 'cosine', 'onecycle'): raise ValueError(f"scheduler must be 'none', 'cosine' or 'onecycle', got {self.train.scheduler!r}")
         if self.train.av_fusion not in ('joint', 'decision'): raise ValueError(f"av_fusion must be 'joint' or 'decision', got {self.train.av_fusion!r}")
         if self.train.select_epoch not in ('best', 'last'): raise ValueError(f"select_epoch must be 'best' or 'last', got {self.train.select_epoch!r}")

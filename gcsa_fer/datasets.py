@@ -8,7 +8,7 @@ import functools, warnings
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .core import Config, PreprocessConfig
+from .core import Config, PreprocessConfig, check_modality
 from .preprocess import SpecAugment, face_augmentation, fit_length, n_mel_frames
 from .data import SyntheticAV, Ravdess, CremaD, AbawExpr, Afew, CkPlus
 from .faces import FaceFolder
@@ -47,7 +47,7 @@ def dataset_info(name: str) -> dict:
 def modality_keys(name: str, modality: str) -> tuple[str, ...]:
     "The item keys that `modality` ('a', 'v', 'av') selects from dataset `name`."
     info = dataset_info(name)
-    if modality not in ('a', 'v', 'av'): raise ValueError(f"modality must be 'a', 'v' or 'av', got {modality!r}")
+    check_modality(modality)
     keys = (('audio',) if 'a' in modality else ()) + ((info['visual'] if info['visual'] == 'features' else 'frames',) if 'v' in modality else ())
     missing = [k for k in keys if k not in info['modalities']]
     if missing: raise ValueError(f"dataset {name!r} has no {missing[0]} (modality {modality!r})")

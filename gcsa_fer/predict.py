@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 import gcsa_fer
-from .core import Config, EXPR_CLASSES, N_CLASSES
+from .core import Config, EXPR_CLASSES, N_CLASSES, modality_of
 from .fusion import AVModel, proportional_fusion
 from .train import build_model
 from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows, open_media
@@ -63,7 +63,7 @@ def _architecture(sd: dict) -> tuple[str, str | None, int | None]:
     if not (has_a or has_v): raise ValueError("the state dict has neither 'audio.' nor 'visual.' weights: not an AVModel")
     if 'visual.body.0.weight' in sd: vis, dim = 'features', int(sd['visual.body.0.weight'].shape[0])
     else: vis, dim = ('pixels' if has_v else None), None
-    return ('a' if has_a else '') + ('v' if has_v else ''), vis, dim
+    return modality_of(['audio'] * has_a + ['visual'] * has_v), vis, dim
 
 # %% ../nbs/13_predict.ipynb #b22f7b28
 CHECKPOINTS = ('best.pt', 'last.pt')   # tried in this order in a run folder
@@ -174,7 +174,7 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     out.mkdir(parents=True, exist_ok=True)
     save_weights(sd, out / 'model.safetensors', {'format': 'gcsa-fer AVModel state dict', 'dtype': dtype})
     (out / 'model.pt').unlink(missing_ok=True)   # an older export's pickle must not shadow the new weights
-    cfg = Config.from_dict(lm.cfg.to_dict()).update(modality=('a' if 'audio' in branches else '') + ('v' if 'visual' in branches else ''))
+    cfg = Config.from_dict(lm.cfg.to_dict()).update(modality=modality_of(branches))
     cfg.save(out / 'config.json')
     metrics = lm.info
     prov = {'source_run': str(run.resolve()), 'checkpoint': checkpoint,
