@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_faces.ipynb #efdffaee
 from __future__ import annotations
-import json, re
+import json, re, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -117,7 +117,6 @@ class FaceFolder(ExprDataset):
         else: rows = self._scan(root, mapping)
         self.has_subjects = all(r['subject'] for r in rows)
         if not self.has_subjects and fold:
-            import warnings
             warnings.warn(f"{root}: no subject for every item, so folds are by file: one person's images can fall in training and testing. "
                           "Give a manifest with a subject column for subject-independent scores.")
         self.n_video = sum(r['path'].suffix.lower() in VIDEO_EXTS for r in rows)

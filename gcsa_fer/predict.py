@@ -401,10 +401,12 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
                      "(OpenFace action units for RAVDESS), which cannot be computed from a video here; audio only")
     elif faces_on and video is not None:                             # per-key-frame logits, averaged over the window's faces
         logits, has_face = collect.result()
-        inside = np.abs(centres[None, :] - centres[:, None]) <= window_seconds / 2 + 1e-9   # window x key frame
-        use = inside & has_face[None, :]
-        faces = use.sum(1)
-        pv = torch.from_numpy((use.astype(np.float32) @ logits) / np.maximum(faces, 1)[:, None]).softmax(-1).numpy()
+        r = int(math.floor(window_seconds / 2 / hop + 1e-9))               # key frames i - r .. i + r lie in window i
+        cs = np.vstack([np.zeros((1, logits.shape[1])), np.cumsum(logits * has_face[:, None], 0, dtype=np.float64)])
+        cn = np.r_[0, np.cumsum(has_face)]
+        lo, hi = np.clip(np.arange(W) - r, 0, W), np.clip(np.arange(W) + r + 1, 0, W)   # running sums: memory linear in the length
+        faces = cn[hi] - cn[lo]
+        pv = torch.from_numpy(((cs[hi] - cs[lo]) / np.maximum(faces, 1)[:, None]).astype(np.float32)).softmax(-1).numpy()
         if not has_face.any(): notes.append("no face found in any key frame")
     has_a = (db >= silence_db) if pa is not None else np.zeros(W, bool)
     has_v = (faces > 0) if pv is not None else np.zeros(W, bool)
