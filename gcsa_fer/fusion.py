@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from .core import check_tensor
 from .metrics import macro_f1
 
 # %% auto #0

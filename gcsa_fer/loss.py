@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import CLASS_QUADRANT, IGNORE_INDEX, QUADRANT_NAMES, class_quadrants
+from .core import IGNORE_INDEX, class_quadrants
 
 # %% auto #0
 __all__ = ['QUADRANT_PAIRS', 'quadrant_mu', 'mu_matrix', 'CoarseFineLoss']

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch, torchaudio
 from torch import nn
-from .core import PreprocessConfig, check_tensor
+from .core import PreprocessConfig
 from .detect import detect_face, resolve_detector
 
 # %% auto #0
