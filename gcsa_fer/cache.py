@@ -55,9 +55,8 @@ def expand(item: dict) -> dict:
 # %% ../nbs/09_cache.ipynb #7175cc3c
 _WORKER_DS = None
 
-def _die_with_parent():
+def _die_with_parent(parent: int):   # the pid of the process that started the pool, taken before the fork
     "Make this worker exit when the process that started it dies, even by SIGKILL: no orphan keeps running (and holding memory)."
-    parent = os.getppid()
     try:                                                   # Linux: the kernel sends SIGKILL when the parent dies
         import ctypes, signal
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
@@ -69,9 +68,9 @@ def _die_with_parent():
     threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != parent: os._exit(1)                 # the parent died before we got here
 
-def _init_worker(ds):
+def _init_worker(ds, parent: int):
     global _WORKER_DS
-    _die_with_parent()
+    _die_with_parent(parent)
     _WORKER_DS = ds; torch.set_num_threads(1)
 
 def _one(i: int, ds=None):
@@ -109,7 +108,7 @@ def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
         for i in range(n): results[i] = _one(i, ds); bar.update()
     else:
         ctx = mp.get_context('fork') if 'fork' in mp.get_all_start_methods() else mp.get_context()
-        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(ds,)) as ex:
+        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(ds, os.getpid())) as ex:
             futs = [ex.submit(_one, i) for i in range(n)]
             for f in as_completed(futs): i, *r = f.result(); results[i] = (i, *r); bar.update()
     bar.close()

@@ -185,7 +185,9 @@ def predict_command(args) -> int:
     if lm.visual_input == 'features':
         print("note: this model's visual branch takes OpenFace action units, which cannot be computed from a video here: "
               "predictions use the audio branch only", file=sys.stderr)
-    _, summary = predict_videos(args.videos, lm, args.out, args.hop, args.window, abaw=args.abaw, plot=not args.no_plot, progress=not args.quiet)
+    from gcsa_fer.detect import DetectorUnavailable
+    try: _, summary = predict_videos(args.videos, lm, args.out, args.hop, args.window, abaw=args.abaw, plot=not args.no_plot, progress=not args.quiet)
+    except DetectorUnavailable as e: print(f"error: {e}", file=sys.stderr); return 2
     cols = [c for c in ('video', 'status', 'label', 'windows_av', 'windows_audio', 'windows_video', 'windows_none', 'error') if c in summary]
     table = summary[cols].astype({c: 'Int64' for c in cols if c.startswith('windows_')}).astype(object)
     print(table.where(table.notna(), '').to_string(index=False))

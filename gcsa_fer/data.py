@@ -92,21 +92,24 @@ def read_table(path,                  # a CSV file
     if not path.is_file(): raise ValueError(f"{path}: file not found")
     raw = path.read_bytes()
     if not raw.strip(): raise ValueError(f"{path}: the file is empty")
-    if not raw.endswith((b'\n', b'\r')): raise ValueError(f"{path}: the last line is incomplete (no line end): the file looks cut off")
-    try: df = pd.read_csv(path, encoding='utf-8-sig')
+    try: df = pd.read_csv(path, encoding='utf-8-sig', skip_blank_lines=False)   # blank lines kept, so row i is line i + 2
     except (pd.errors.ParserError, UnicodeDecodeError) as e: raise ValueError(f"{path}: not a readable CSV ({e})") from None
+    df = df[~df.isna().all(axis=1)]                                  # then dropped; the index still gives the line
+    last = raw.rstrip(b'\r\n').rsplit(b'\n', 1)[-1]
+    if not raw.endswith((b'\n', b'\r')) and last.count(b',') < raw.split(b'\n', 1)[0].count(b','):
+        raise ValueError(f"{path}: the last line has fewer fields than the header and no line end: the file looks cut off")
     missing = [c for c in required if c not in df.columns]
     if missing: raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
     if not len(df): raise ValueError(f"{path}: no rows after the header")
     bad = []
     if label is not None:
         v = pd.to_numeric(df[label], errors='coerce')
-        for i in np.flatnonzero(~(v.between(0, N_CLASSES - 1) & (v == v.round()))): bad.append(f"line {i + 2}: {label} {_v(df[label].iloc[i])} is not a class index 0-{N_CLASSES - 1}")
+        for i in np.flatnonzero(~(v.between(0, N_CLASSES - 1) & (v == v.round()))): bad.append(f"line {df.index[i] + 2}: {label} {_v(df[label].iloc[i])} is not a class index 0-{N_CLASSES - 1}")
     for c in numeric:
         v = pd.to_numeric(df[c], errors='coerce')
-        for i in np.flatnonzero(~np.isfinite(v.to_numpy(float))): bad.append(f"line {i + 2}: {c} {_v(df[c].iloc[i])} is not a finite number")
+        for i in np.flatnonzero(~np.isfinite(v.to_numpy(float))): bad.append(f"line {df.index[i] + 2}: {c} {_v(df[c].iloc[i])} is not a finite number")
     if split is not None and split in df:
-        for i in np.flatnonzero(~df[split].isin(['train', 'val', 'test'])): bad.append(f"line {i + 2}: {split} {_v(df[split].iloc[i])} is not train, val or test")
+        for i in np.flatnonzero(~df[split].isin(['train', 'val', 'test'])): bad.append(f"line {df.index[i] + 2}: {split} {_v(df[split].iloc[i])} is not train, val or test")
     if bad:
         raise ValueError(f"{path}: {len(bad)} bad value(s): " + '; '.join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else ''))
     return df
@@ -156,12 +159,12 @@ class Ravdess(ExprDataset):
         actor = df['path'].astype(str).str.extract(r'^Actor_(\d+)/', expand=False)
         if actor.isna().any():
             i = int(np.flatnonzero(actor.isna())[0])
-            raise ValueError(f"{f}: line {i + 2}: path {df['path'].iloc[i]!r} is not Actor_NN/<file>")
+            raise ValueError(f"{f}: line {df.index[i] + 2}: path {df['path'].iloc[i]!r} is not Actor_NN/<file>")
         df['actor'] = actor.astype(int)
         if 'audio' in self.modalities:                     # the manifest and the audio files must agree
             listed = df['path'].astype(str)
             gone = np.flatnonzero([not (speech / p).is_file() for p in listed])
-            if len(gone): raise ValueError(f"{f}: line {gone[0] + 2}: {speech / listed.iloc[gone[0]]} does not exist" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ''))
+            if len(gone): raise ValueError(f"{f}: line {df.index[gone[0]] + 2}: {speech / listed.iloc[gone[0]]} does not exist" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ''))
             on_disk = {p.relative_to(speech).as_posix() for p in speech.glob('Actor_*/*') if p.suffix.lower() in ('.opus', '.wav', '.flac', '.ogg')}
             unlisted = sorted(on_disk - set(listed))
             if unlisted: raise ValueError(f"{f}: {len(unlisted)} audio file(s) under {speech} are not in it (for example {unlisted[0]}): is it cut short?")

@@ -40,8 +40,9 @@ def _lbp():
 
 @functools.cache
 def resolve_detector(name: str) -> str:
-    "The detector that will run for `name`: 'auto' becomes 'haar' where OpenCV can run it, else 'lbp'; an unknown name is an error."
+    "The detector that will run for `name`: 'auto' becomes 'haar' where OpenCV can run it, else 'lbp'; an unknown name, or one that cannot run here, is an error."
     if name not in DETECTORS: raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
+    if name in ('haar', 'lbp'): {'haar': _haar, 'lbp': _lbp}[name](); return name   # DetectorUnavailable when it cannot run
     if name != 'auto': return name
     for d, load in (('haar', _haar), ('lbp', _lbp)):
         try: load(); return d

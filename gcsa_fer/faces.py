@@ -56,6 +56,7 @@ def subject_folds(subjects,                  # one subject id per item
     if len(uniq) < n_folds: raise ValueError(f"{len(uniq)} subjects cannot make {n_folds} subject-disjoint folds; use n_folds <= {len(uniq)}")
     if not 1 <= fold <= n_folds: raise ValueError(f"fold must be 1..{n_folds}, got {fold}")
     rest, test = list(GroupKFold(n_folds).split(groups, groups=groups))[fold - 1]
+    if len(np.unique(groups[rest])) < 2: raise ValueError(f"fold {fold}: {len(np.unique(groups[rest]))} subject outside the test fold cannot both train and validate; use fewer folds or more subjects")
     n_val = max(1, int(round(val_fraction * len(np.unique(groups[rest])))))
     tr, va = next(GroupShuffleSplit(1, test_size=n_val, random_state=fold).split(rest, groups=groups[rest]))
     return {'train': np.sort(rest[tr]), 'val': np.sort(rest[va]), 'test': np.sort(test)}
@@ -69,7 +70,10 @@ def read_image(path) -> np.ndarray:
     import cv2
     path = Path(path)
     if not path.is_file(): raise MediaError(path, "file not found")
-    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)   # fromfile: paths with any characters
+    buf = np.fromfile(str(path), np.uint8)                   # fromfile: paths with any characters
+    if buf.size == 0: raise MediaError(path, "empty file")
+    try: img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error: img = None
     if img is None: raise MediaError(path, "not a readable image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 

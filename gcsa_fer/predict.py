@@ -16,6 +16,7 @@ from .core import Config, EXPR_CLASSES, N_CLASSES, modality_of
 from .fusion import AVModel, proportional_fusion
 from .train import build_model
 from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows, open_media
+from .detect import resolve_detector
 from .datasets import DATASETS
 from .experiment import run_experiment, git_commit
 from .faces import IMAGE_EXTS, read_image
@@ -252,6 +253,8 @@ def normalise_windows(mel: torch.Tensor,   # W x 1 x F x T log-mel windows of on
     return (mel - mean[:, None]) / std[:, None]
 
 # %% ../nbs/13_predict.ipynb #46bffdad
+class _KeyFrameFailed(Exception): "An `on_key` callback raised (its error is the cause)."
+
 def _stated_duration(c, s) -> float | None:
     "The duration the container (or the stream) states, in seconds; None when it states none."
     if s.duration is not None and s.time_base is not None: return float(s.duration * s.time_base)
@@ -266,9 +269,12 @@ def decode_key_frames(path,                # a video file
     if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
     times, keys, key_index, notes = [], [], [], []
     def emit(rgb):
-        k = len(key_index); key_index.append(len(times) - 1)
+        k = len(key_index)
         if on_key is None: keys.append(rgb)
-        else: on_key(k, rgb)
+        else:
+            try: on_key(k, rgb)
+            except Exception as e: raise _KeyFrameFailed() from e     # the caller's error, not the file's
+        key_index.append(len(times) - 1)
     with open_media(path) as c:
         if not c.streams.video: return None
         s = c.streams.video[0]; s.thread_type = 'AUTO'
@@ -284,6 +290,7 @@ def decode_key_frames(path,                # a video file
                 if prev is not f: prev, prev_rgb = f, None
                 size = size or (f.width, f.height)
                 times.append(t)
+        except _KeyFrameFailed as e: raise e.__cause__
         except Exception as e:
             if not times: raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
             notes.append(f"decoding stopped at {times[-1]:.2f} s ({type(e).__name__}: {e})")
@@ -346,7 +353,8 @@ class _FaceLogits:
     def flush(self):
         if not self.crops: return
         x = torch.cat(self.crops)[:, None]                       # K x 1 x 3 x S x S
-        self.logits.append(self.lm.model.visual.forward_frames(x)[:, 0].float().numpy()); self.crops = []
+        dev = next(self.lm.model.parameters()).device
+        self.logits.append(self.lm.model.visual.forward_frames(x.to(dev))[:, 0].float().cpu().numpy()); self.crops = []
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self.flush()
         return (np.concatenate(self.logits) if self.logits else np.zeros((0, N_CLASSES), np.float32)), np.asarray(self.found, bool)
@@ -394,7 +402,8 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
         db = _rms_db(win)
         if (db < silence_db).all(): notes.append(f"audio is silent (below {silence_db:g} dBFS) everywhere")
         mel = normalise_windows(LogMel(pre)(win), pre.audio_norm, db >= silence_db)   # W x 1 x F x T
-        pa = _batched(lambda x: model.audio(x).float().softmax(-1), mel).numpy()
+        dev = next(model.parameters()).device
+        pa = _batched(lambda x: model.audio(x.to(dev)).float().softmax(-1).cpu(), mel).numpy()
         add('audio', t)
     if model.visual is not None and not lm.uses_faces:
         notes.append(f"visual branch not used: it takes {lm.cfg.model.feature_dim} feature values per clip "
@@ -435,7 +444,8 @@ def predict_image(lm: LoadedModel, path) -> VideoPrediction:
     if not lm.uses_faces: raise MediaError(path, "is an image, and this model has no face branch (use a face model, e.g. models/faces)")
     path = Path(path); rgb = read_image(path)
     crops, mask = face_crops([rgb], lm.cfg.preprocess)
-    with torch.no_grad(): p = lm.model.visual.forward_frames(crops[:, None])[0, 0].float().softmax(-1).numpy()
+    dev = next(lm.model.parameters()).device
+    with torch.no_grad(): p = lm.model.visual.forward_frames(crops[:, None].to(dev))[0, 0].float().softmax(-1).cpu().numpy()
     found = bool(mask[0])
     row = {'video': str(path), 'window': 0, 'time': 0.0, 'start': 0.0, 'end': 0.0, 'key_frame': 0, 'source': 'video' if found else 'none',
            'reason': '' if found else 'no face', 'faces': int(found), 'audio_db': np.nan,
@@ -472,14 +482,19 @@ def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
 # %% ../nbs/13_predict.ipynb #fd46d04a
 ABAW_HEADER = 'image_location,' + ','.join(EXPR_CLASSES)
 
-def write_abaw(preds: list[VideoPrediction], path) -> tuple[Path, dict]:
+def write_abaw(preds: list[VideoPrediction], path,
+               names: list[str] | None = None,   # the video names to write (default: each file's stem); they must differ
+              ) -> tuple[Path, dict]:
     "The ABAW EXPR submission file: the header, then `video/00001.jpg,label` for every frame of every video; -1 for a frame with no prediction. Returns the path and {video: frames without a prediction}."
+    names = names or [pr.path.stem for pr in preds]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup: raise ValueError(f"two videos would share the ABAW name {dup[0]!r}: rename one (the format names frames by video name only)")
     lines, missing = [ABAW_HEADER], {}
-    for pr in preds:
+    for pr, name in zip(preds, names):
         if not len(pr.frame_times): continue                      # an image or an audio file has no frames to label
         labels = pr.frame_labels()
         if (labels < 0).any(): missing[str(pr.path)] = int((labels < 0).sum())
-        lines += [f"{pr.path.stem}/{i + 1:05d}.jpg,{int(l)}" for i, l in enumerate(labels)]
+        lines += [f"{name}/{i + 1:05d}.jpg,{int(l)}" for i, l in enumerate(labels)]
     Path(path).write_text('\n'.join(lines) + '\n')
     return Path(path), missing
 
@@ -538,13 +553,13 @@ def _out_names(paths: list[Path]) -> list[str]:
     "Output file stems: the file's stem, or, when two inputs share one, the parent folder's name and the stem (a/clip.mp4 -> a_clip)."
     stems = [p.stem for p in paths]
     dup = {s for s in stems if stems.count(s) > 1}
-    names = []
+    names = ['summary']                                   # summary.csv is the batch's own file
     for p in paths:
-        name = p.stem if p.stem not in dup else f"{p.resolve().parent.name}_{p.stem}"
+        name = p.stem if p.stem not in dup and p.stem != 'summary' else f"{p.resolve().parent.name}_{p.stem}"
         base, i = name, 2
         while name in names: name, i = f"{base}_{i}", i + 1   # the same file twice, or the same folder name
         names.append(name)
-    return names
+    return names[1:]
 
 def predict_videos(videos,                      # paths of video (or image) files
                    run=None,                     # a run folder, an exported model folder, or a `LoadedModel`; None: `default_predictor()`
@@ -562,6 +577,7 @@ def predict_videos(videos,                      # paths of video (or image) file
     if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
     if window_seconds is not None and window_seconds <= 0: raise ValueError(f"window_seconds must be positive, got {window_seconds}")
     lm = run if isinstance(run, LoadedModel) else (default_predictor(device) if run is None else load_model(run, device))
+    if lm.uses_faces and lm.model.visual is not None: resolve_detector(lm.cfg.preprocess.detector)   # DetectorUnavailable now, not per file
     out = Path(out_dir) if out_dir is not None else None
     if out is not None: out.mkdir(parents=True, exist_ok=True)
     paths = [Path(v) for v in videos]
@@ -585,6 +601,7 @@ def predict_videos(videos,                      # paths of video (or image) file
     if out is not None:
         summary.to_csv(out / 'summary.csv', index=False)
         if abaw:
-            _, missing = write_abaw([p for p in preds if p is not None], out / 'abaw_expr.txt')
+            ok = [(p, n) for p, n in zip(preds, names) if p is not None]
+            _, missing = write_abaw([p for p, _ in ok], out / 'abaw_expr.txt', [n for _, n in ok])
             for v, k in missing.items(): say(f"{v}: {k} frames have no prediction and are written as -1 in abaw_expr.txt")
     return preds, summary

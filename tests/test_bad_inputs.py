@@ -134,3 +134,47 @@ def test_explorer_and_timeline_axes():
     fig = plot_timeline(pr)
     assert fig.axes[0].get_xlim()[1] <= pr.table['end'].max() + 1e-6
     assert f"the {lm.cfg.preprocess.clip_seconds:g} s window" in fig.axes[1].get_xlabel()
+
+
+def test_line_numbers_count_blank_lines_and_a_missing_final_newline_is_fine(tmp_path):
+    from gcsa_fer.data import read_table
+    f = tmp_path / 'm.csv'
+    f.write_text('path,label\na.wav,1\n\nb.wav,9\n')
+    with pytest.raises(ValueError, match='line 4: label 9'): read_table(f, ['path'], 'label')
+    f.write_text('path,label\na.wav,1\nb.wav,2')                    # no final newline, but a whole last row
+    assert len(read_table(f, ['path'], 'label')) == 2
+
+
+def test_empty_and_corrupt_images_are_media_errors(tmp_path):
+    from gcsa_fer.faces import read_image
+    from gcsa_fer.preprocess import MediaError
+    (tmp_path / 'empty.jpg').write_bytes(b'')
+    (tmp_path / 'junk.png').write_bytes(b'\x89PNG junk')
+    with pytest.raises(MediaError, match='empty file'): read_image(tmp_path / 'empty.jpg')
+    with pytest.raises(MediaError, match='not a readable image'): read_image(tmp_path / 'junk.png')
+
+
+def test_too_few_subjects_for_the_folds():
+    from gcsa_fer.faces import subject_folds
+    with pytest.raises(ValueError, match='cannot both train and validate'): subject_folds(['a', 'b', 'c'], 1, n_folds=2)
+
+
+def test_a_video_named_summary_does_not_overwrite_the_summary(tmp_path):
+    from gcsa_fer.predict import predict_videos
+    shutil.copy(SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv', tmp_path / 'summary.flv')
+    _, s = predict_videos([tmp_path / 'summary.flv'], None, tmp_path / 'o', progress=False, plot=False)
+    assert s['output'][0] != 'summary.csv' and (tmp_path / 'o' / s['output'][0]).exists()
+    assert 'status' in pd.read_csv(tmp_path / 'o' / 'summary.csv').columns
+
+
+def test_face_model_errors_are_not_decode_errors(monkeypatch):
+    "A detector that cannot run is said once, before any file, not reported as a broken video."
+    from gcsa_fer import detect
+    from gcsa_fer.predict import predict_videos, load_model
+    lm = load_model(Path(__file__).resolve().parent.parent / 'models' / 'faces')
+    def broken(): raise detect.DetectorUnavailable('OpenCV has no CascadeClassifier here')
+    detect.resolve_detector.cache_clear(); monkeypatch.setattr(detect, '_haar', broken)
+    with pytest.raises(detect.DetectorUnavailable): predict_videos([SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'], lm, None, progress=False)
+    with pytest.raises(SystemExit) as e: cli.main(['predict', str(SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'), '--quiet', '--out', '/tmp/gcsa_unused'])
+    assert e.value.code == 2
+    detect.resolve_detector.cache_clear()
