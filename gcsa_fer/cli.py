@@ -98,20 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = build_parser(); args = parser.parse_args(argv)
     if args.command == 'ablate':
-        from gcsa_fer.ablate import ablate, ablation_grid
+        from gcsa_fer.ablate import ablate, ablation_grid, shard_runs
         try:
             extra = _kv(args.set)
             if args.epochs is not None: extra['epochs'] = args.epochs
-            ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)  # checks the preset and every field
+            grid = ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)  # checks the preset and every field
+            mine = {r['name'] for r in shard_runs(grid, args.shard)} if args.shard else None
         except ValueError as e: parser.error(str(e))
         if args.device: _check_device(parser, args.device)
-        if args.shard:
-            from gcsa_fer.ablate import shard_runs
-            try: shard_runs([], args.shard)
-            except ValueError as e: parser.error(str(e))
         if args.list:
-            grid = ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)
-            mine = {r['name'] for r in shard_runs(grid, args.shard)} if args.shard else None
             for i, r in enumerate(grid):
                 if mine is not None and r['name'] not in mine: continue
                 needs = r['parameters'].get('branch_runs')

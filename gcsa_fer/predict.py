@@ -45,6 +45,11 @@ class LoadedModel:
         return [b for b in ('audio', 'visual') if getattr(self.model, b) is not None]
 
     @property
+    def device(self) -> torch.device:
+        "Where the model's weights are (inputs go there)."
+        return next(self.model.parameters()).device
+
+    @property
     def uses_faces(self) -> bool:
         "True when the visual branch takes face frames (so it can run on a new video)."
         return self.visual_input == 'pixels'
@@ -353,8 +358,7 @@ class _FaceLogits:
     def flush(self):
         if not self.crops: return
         x = torch.cat(self.crops)[:, None]                       # K x 1 x 3 x S x S
-        dev = next(self.lm.model.parameters()).device
-        self.logits.append(self.lm.model.visual.forward_frames(x.to(dev))[:, 0].float().cpu().numpy()); self.crops = []
+        self.logits.append(self.lm.model.visual.forward_frames(x.to(self.lm.device))[:, 0].float().cpu().numpy()); self.crops = []
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self.flush()
         return (np.concatenate(self.logits) if self.logits else np.zeros((0, N_CLASSES), np.float32)), np.asarray(self.found, bool)
@@ -402,8 +406,7 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
         db = _rms_db(win)
         if (db < silence_db).all(): notes.append(f"audio is silent (below {silence_db:g} dBFS) everywhere")
         mel = normalise_windows(LogMel(pre)(win), pre.audio_norm, db >= silence_db)   # W x 1 x F x T
-        dev = next(model.parameters()).device
-        pa = _batched(lambda x: model.audio(x.to(dev)).float().softmax(-1).cpu(), mel).numpy()
+        pa = _batched(lambda x: model.audio(x.to(lm.device)).float().softmax(-1).cpu(), mel).numpy()
         add('audio', t)
     if model.visual is not None and not lm.uses_faces:
         notes.append(f"visual branch not used: it takes {lm.cfg.model.feature_dim} feature values per clip "
@@ -442,11 +445,9 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
 def predict_image(lm: LoadedModel, path) -> VideoPrediction:
     "The face model's probabilities for one image: a one-row table (source `video`, or `none` with the reason when no face is found)."
     if not lm.uses_faces: raise MediaError(path, "is an image, and this model has no face branch (use a face model, e.g. models/faces)")
-    path = Path(path); rgb = read_image(path)
-    crops, mask = face_crops([rgb], lm.cfg.preprocess)
-    dev = next(lm.model.parameters()).device
-    with torch.no_grad(): p = lm.model.visual.forward_frames(crops[:, None].to(dev))[0, 0].float().softmax(-1).cpu().numpy()
-    found = bool(mask[0])
+    path = Path(path); faces = _FaceLogits(lm)
+    faces(0, read_image(path))                                     # the same detection, crop and model as a video's key frame
+    logits, found = faces.result(); p, found = torch.from_numpy(logits[0]).softmax(-1).numpy(), bool(found[0])
     row = {'video': str(path), 'window': 0, 'time': 0.0, 'start': 0.0, 'end': 0.0, 'key_frame': 0, 'source': 'video' if found else 'none',
            'reason': '' if found else 'no face', 'faces': int(found), 'audio_db': np.nan,
            **{c: (float(p[i]) if found else np.nan) for i, c in enumerate(EXPR_CLASSES)},
