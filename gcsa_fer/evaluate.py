@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import EXPR_CLASSES, N_CLASSES
-from .fusion import proportional_fusion, search_fusion_weights, plot_fusion_grid
+from .fusion import fuse, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion
 
 # %% auto #0
@@ -48,9 +48,6 @@ def choose_smoothing_window(table: pd.DataFrame, windows=(1, 3, 5, 9, 15, 25, 51
     return max(scores, key=lambda w: (scores[w], -w)), scores
 
 # %% ../nbs/11_evaluate.ipynb #13f25afb
-def _fuse(pred: dict, m: int, n: int) -> dict:
-    return {**pred, 'p': proportional_fusion(torch.from_numpy(pred['pa']), torch.from_numpy(pred['pv']), m, n).numpy()}
-
 def _jsonable(o):
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
@@ -65,7 +62,8 @@ def evaluate_predictions(val: dict, test: dict | None, out_dir=None) -> dict:
         flat = lambda d, k: np.asarray(d[k]).reshape(-1, N_CLASSES)
         s = search_fusion_weights(flat(val, 'pa'), flat(val, 'pv'), np.asarray(val['label']).reshape(-1))
         res['fusion'] = {'m': s.m, 'n': s.n, 'val_macro_f1': s.score, 'grid': s.grid.round(5).values.tolist()}
-        val = _fuse(val, s.m, s.n); test = None if test is None else _fuse(test, s.m, s.n)
+        val = {**val, 'p': fuse(val['pa'], val['pv'], s.m, s.n)}
+        if test is not None: test = {**test, 'p': fuse(test['pa'], test['pv'], s.m, s.n)}
         for split, d in (('val', val), ('test', test)):
             if d is None: continue
             res[f'{split}_audio'] = evaluate(d['label'], d['pa']); res[f'{split}_visual'] = evaluate(d['label'], d['pv'])

@@ -13,7 +13,9 @@ from .core import Config, atomic_write
 from .datasets import get_dataset
 from .train import Trainer, plot_history
 from .metrics import evaluate
-from .evaluate import evaluate_predictions, save_predictions, read_predictions, _fuse, _jsonable
+from .evaluate import evaluate_predictions, save_predictions, read_predictions, _jsonable
+from .fusion import fuse
+from .checkpoint import load_checkpoint, save_checkpoint
 
 # %% auto #0
 __all__ = ['git_commit', 'device_name', 'run_experiment', 'fuse_runs']
@@ -40,6 +42,12 @@ def _write_metrics(out: Path, res: dict, started: str) -> dict:
     return res
 
 # %% ../nbs/11b_experiment.ipynb #a29d0d87
+def _keep_fusion(tr: Trainer, ckpt: Path, fusion: dict):
+    "Write the m, n chosen on validation into the model and its kept checkpoint: the run's one answer to how it fuses."
+    tr.model.set_fusion(fusion['m'], fusion['n'])
+    ck = load_checkpoint(ckpt); ck['model']['fusion_weights'] = tr.model.fusion_weights.detach().cpu().clone()
+    save_checkpoint(ck, ckpt)
+
 def run_experiment(cfg: Config,                # the run
                    out_dir,                     # the run folder
                    cache_dir=None,              # feature cache for real datasets (default: <out_dir>/../cache)
@@ -72,6 +80,7 @@ def run_experiment(cfg: Config,                # the run
     save_predictions(pv_, out / 'predictions_val.csv')
     if pt_ is not None: save_predictions(pt_, out / 'predictions_test.csv')
     res = evaluate_predictions(pv_, pt_, out)
+    if 'fusion' in res: _keep_fusion(tr, out / ('best.pt' if cfg.train.select_epoch == 'best' else 'last.pt'), res['fusion'])
     best = max(tr.history, key=lambda h: h['val_macro_f1']) if cfg.train.select_epoch == 'best' else tr.history[-1]
     res['last_epoch'] = last
     res.update(status='complete', config=cfg.to_dict(), best_epoch=best['epoch'], epochs=cfg.train.epochs,
@@ -106,7 +115,7 @@ def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decis
     if val is None: raise ValueError("decision fusion needs the validation predictions of both runs (predictions_val.csv)")
     res = evaluate_predictions(val, test, out)
     for split, d in (('val', val), ('test', test)):
-        if d is not None: save_predictions(_fuse(d, res['fusion']['m'], res['fusion']['n']), out / f'predictions_{split}.csv')
+        if d is not None: save_predictions({**d, 'p': fuse(d['pa'], d['pv'], res['fusion']['m'], res['fusion']['n'])}, out / f'predictions_{split}.csv')
     res.update(status='complete', config=cfg.to_dict(), branch_runs={m: Path(f).name for m, f in branch_runs.items()},
                best_epoch=None, epochs=cfg.train.epochs, n_val=len(val['label']), n_test=0 if test is None else len(test['label']),
                wall_seconds=round(time.time() - t0, 1), branch_wall_seconds=round(sum(meta[m].get('wall_seconds') or 0 for m in meta), 1),

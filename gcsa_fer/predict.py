@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 import gcsa_fer
 from .core import Config, EXPR_CLASSES, N_CLASSES, modality_of
-from .fusion import AVModel, proportional_fusion
+from .fusion import AVModel
 from .train import build_model
 from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows, open_media
 from .detect import resolve_detector
@@ -110,8 +110,9 @@ def load_model(path,                     # a run folder (best.pt) or an exported
     model.load_state_dict(sd)
     kind = 'exported' if ckpt.stem == 'model' else 'run'
     info = _read_json(p / ('provenance.json' if kind == 'exported' else 'metrics.json'))
-    fusion = info.get('fusion') or {}
-    model.m, model.n = int(fusion.get('m', cfg.train.fusion_m)), int(fusion.get('n', cfg.train.fusion_n))
+    if 'fusion_weights' not in sd:    # a file from before m, n were state: its run's record has them
+        fusion = info.get('fusion') or {}
+        model.set_fusion(fusion.get('m', cfg.train.fusion_m), fusion.get('n', cfg.train.fusion_n))
     return LoadedModel(model.to(device).eval(), cfg, vis, p, kind, info)
 
 # %% ../nbs/13_predict.ipynb #fa03f200
@@ -154,7 +155,7 @@ def load_fused_run(run) -> LoadedModel:
     if 'branch_runs' not in metrics: raise ValueError(f"{run} is not a decision-fused V+A run (its metrics.json names no branch_runs)")
     parts = {m: load_model(run.parent / name / _kept_checkpoint(run.parent / name)) for m, name in metrics['branch_runs'].items()}
     cfg = Config.from_dict(parts['a'].cfg.to_dict()).update(modality='av')
-    model = AVModel(parts['a'].model.audio, parts['v'].model.visual, int(metrics['fusion']['m']), int(metrics['fusion']['n']))
+    model = AVModel(parts['a'].model.audio, parts['v'].model.visual, metrics['fusion']['m'], metrics['fusion']['n'])
     return LoadedModel(model.eval(), cfg, parts['v'].visual_input, run, 'run', metrics)
 
 def export_default_model(run_dir,                  # a run folder (config.json, best.pt, metrics.json), or a decision-fused V+A run
@@ -176,7 +177,7 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     bad = [b for b in branches if b not in lm.branches]
     if bad or not branches: raise ValueError(f"branches must be a non-empty subset of {lm.branches}, got {branches}")
     sd = {k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v).clone()
-          for k, v in lm.model.state_dict().items() if k.split('.')[0] in branches}
+          for k, v in lm.model.state_dict().items() if k.split('.')[0] in branches or (k == 'fusion_weights' and len(branches) == 2)}
     out.mkdir(parents=True, exist_ok=True)
     save_weights(sd, out / 'model.safetensors', {'format': 'gcsa-fer AVModel state dict', 'dtype': dtype})
     (out / 'model.pt').unlink(missing_ok=True)   # an older export's pickle must not shadow the new weights
@@ -422,12 +423,7 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
         if not has_face.any(): notes.append("no face found in any key frame")
     has_a = (db >= silence_db) if pa is not None else np.zeros(W, bool)
     has_v = (faces > 0) if pv is not None else np.zeros(W, bool)
-    p = np.full((W, N_CLASSES), np.nan)
-    if pa is not None and pv is not None:
-        fused = proportional_fusion(torch.from_numpy(pa), torch.from_numpy(pv), model.m, model.n).numpy()
-        p[has_a & has_v] = fused[has_a & has_v]
-    if pa is not None: p[has_a & ~has_v] = pa[has_a & ~has_v]
-    if pv is not None: p[has_v & ~has_a] = pv[has_v & ~has_a]
+    p = model.fuse(pa, pv, has_a, has_v) if pa is not None or pv is not None else np.full((W, N_CLASSES), np.nan)
     source = np.where(has_a & has_v, 'av', np.where(has_a, 'audio', np.where(has_v, 'video', 'none')))
     why_a = ('no audio branch' if model.audio is None else 'no usable audio' if pa is None else None)
     why_v = ('no face branch' if not faces_on else 'no video stream' if video is None else None)

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from .core import Config, EXPR_CLASSES, N_CLASSES
 from .gcsa import GCSA
-from .fusion import proportional_fusion
+from .fusion import fuse
 from .predict import LoadedModel, default_model_dir, tiny_synthetic_run
 from .datasets import get_dataset
 
 # %% auto #0
-__all__ = ['EXPLORE_DATASETS', 'resolve_run', 'explore_dataset', 'load_clip', 'analyse_clip', 'fused', 'plot_frames',
-           'plot_logmel', 'plot_features', 'plot_channel_weights', 'plot_probabilities', 'run_metrics', 'metric_splits',
+__all__ = ['EXPLORE_DATASETS', 'resolve_run', 'explore_dataset', 'load_clip', 'analyse_clip', 'plot_frames', 'plot_logmel',
+           'plot_features', 'plot_channel_weights', 'plot_probabilities', 'run_metrics', 'metric_splits',
            'per_class_table', 'plot_run_metrics']
 
 # %% ../nbs/13a_viz.ipynb #a30b621d
@@ -91,11 +91,6 @@ def analyse_clip(lm: LoadedModel, item: dict) -> dict:
     res['notes'] = notes
     return res
 
-def fused(res: dict, m: float, n: float) -> np.ndarray | None:
-    "The fused probabilities (m Pa + n Pv)/(m + n), or the one branch there is."
-    if 'pa' in res and 'pv' in res:
-        return proportional_fusion(torch.from_numpy(res['pa']), torch.from_numpy(res['pv']), m, n).numpy()
-    return res.get('pa', res.get('pv'))
 
 # %% ../nbs/13a_viz.ipynb #a236557f
 def plot_frames(res: dict, overlay: bool = True, alpha: float = 0.45, max_frames: int = 8):
@@ -159,7 +154,7 @@ def plot_channel_weights(res: dict):
 def plot_probabilities(res: dict, m: float = 1, n: float = 1):
     "Bar charts of the audio, visual and fused class probabilities; the true class is marked."
     import matplotlib.pyplot as plt
-    bars = [(f'audio (m={m:g})', res.get('pa')), (f'visual (n={n:g})', res.get('pv')), ('fused' if 'pa' in res and 'pv' in res else 'used', fused(res, m, n))]
+    bars = [(f'audio (m={m:g})', res.get('pa')), (f'visual (n={n:g})', res.get('pv')), ('fused' if 'pa' in res and 'pv' in res else 'used', fuse(res.get('pa'), res.get('pv'), m, n))]
     bars = [(t, p) for t, p in bars if p is not None]
     fig, axs = plt.subplots(1, len(bars), figsize=(3.3 * len(bars), 2.8), sharey=True, squeeze=False)
     y = np.arange(N_CLASSES)
