@@ -2,8 +2,7 @@
 shipped CREMA-D clips, and Haar face detection ms per frame. Run: `.venv/bin/python benchmarks/bench_data.py`."""
 import argparse, os, shutil, tempfile, time
 from pathlib import Path
-import numpy as np, torch
-from gcsa_fer.core import PreprocessConfig
+import torch
 from gcsa_fer.data import Ravdess, CremaD
 from gcsa_fer.cache import build_cache, CachedDataset
 from gcsa_fer.preprocess import read_video, detect_face

@@ -51,7 +51,8 @@ def make_video(path: Path, seconds: float = 20.0, size=(640, 360), fps: int = 30
 CHILD = """
 import resource, sys, time, torch
 torch.set_num_threads({threads})
-from gcsa_fer.predict import predict_videos, load_model
+from gcsa_fer.predict import predict_videos
+from gcsa_fer.models import load_model
 lm = load_model({run!r})
 t = time.perf_counter()
 preds, summary = predict_videos([{video!r}], lm, None, progress=False, verbose=False)
@@ -80,7 +81,8 @@ def main():
     if a.threads: torch.set_num_threads(a.threads)
     from gcsa_fer.core import Config
     from gcsa_fer.train import build_model
-    from gcsa_fer.predict import LoadedModel, load_model, predict_video
+    from gcsa_fer.models import LoadedModel, load_model
+    from gcsa_fer.predict import predict_video
     print(f"cpu cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}")
     tmp = Path(tempfile.mkdtemp(prefix='gcsa-bench-predict-'))
     t = time.perf_counter(); video = make_video(tmp / 'bench_20s_640x360.mp4'); print(f"wrote the test video in {time.perf_counter() - t:.1f} s")

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
-from .core import Config, MODALITIES
+import torch
+import gcsa_fer
+from .core import Config, MODALITIES, get_device
+from .datasets import dataset_info, get_dataset
+from .preprocess import n_mel_frames
+from .train import build_model, make_optimizer, make_loss
 
 # %% auto #0
 __all__ = ['ROWS', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'rows_for', 'run_name', 'branch_rows',
@@ -54,7 +59,6 @@ PRESETS = {
 
 def rows_for(dataset: str, modality: str) -> list[str]:
     "The Table 1 rows that mean something for this dataset and modality."
-    from gcsa_fer.datasets import dataset_info
     if modality == 'v' and dataset_info(dataset)['visual'] == 'features': return ['Base', '+GCSA+CF']
     return list(ROWS)
 
@@ -130,7 +134,6 @@ def run_status(folder, expected: Config | None = None) -> str:
 
 def find_notebook(name: str = 'run.ipynb') -> Path:
     "The experiment notebook `name` from the repository's `nbs/experiments/`."
-    import gcsa_fer
     p = Path(gcsa_fer.__file__).resolve().parent.parent / 'nbs' / 'experiments' / name
     if not p.exists(): raise FileNotFoundError(f"experiment notebook not found: {p} (run from a clone of the gcsa-fer repository)")
     return p
@@ -212,10 +215,6 @@ def shard_runs(runs: list[dict],   # the grid (`ablation_grid`)
 # %% ../nbs/12_ablate.ipynb #e6ba7beb
 def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -> float:
     "Estimated wall time of `runs`: timed training steps x batches x epochs, plus `overhead` seconds per run."
-    import torch
-    from gcsa_fer.datasets import dataset_info
-    from gcsa_fer.train import build_model, make_optimizer, make_loss
-    from gcsa_fer.core import get_device
     cache, total = {}, 0.0
     for r in runs:
         p = r['parameters']
@@ -224,7 +223,6 @@ def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -
         key = (cfg.modality, cfg.model.attention, json.dumps(p['overrides'], sort_keys=True))
         if key not in cache:
             info, pre, B = dataset_info(cfg.dataset), cfg.preprocess, cfg.train.batch_size
-            from gcsa_fer.preprocess import n_mel_frames
             batch = {'label': torch.randint(0, 8, (B,))}
             if 'a' in cfg.modality: batch['audio'] = torch.randn(B, 1, pre.n_mels, n_mel_frames(pre.clip_seconds, pre))
             if 'v' in cfg.modality:
@@ -249,7 +247,6 @@ def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -
     return total
 
 def _train_size(cfg: Config) -> int:
-    from gcsa_fer.datasets import get_dataset
     try: return len(get_dataset(cfg.dataset, 'train', cfg))
     except Exception: return 1000
 
@@ -294,15 +291,15 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
 def table_markdown(table: pd.DataFrame) -> str:
     "The table as Markdown: F1 and UA as mean +- std over folds and seeds; the paper's column labelled as such."
     pm = lambda m, s: '' if pd.isna(m) else (f'{m:.2f} ± {s:.2f}' if not pd.isna(s) else f'{m:.2f}')
-    lines = ['| dataset | modality | row | folds | seeds | val macro-F1 % | test macro-F1 % | test UA % | cross-quadrant errors % | paper (Aff-Wild2 val) % |',
-             '|---|---|---|---|---|---|---|---|---|---|']
-    for _, r in table.iterrows():
-        paper = '' if pd.isna(r.get('paper_macro_f1', np.nan)) else f"{r['paper_macro_f1']:.2f}"
-        cq = '' if pd.isna(r.get('cross_quadrant_errors', np.nan)) else f"{r['cross_quadrant_errors']:.1f}"
-        lines.append(f"| {r['dataset']} | {r['modality']} | {r['row']} | {r.get('folds', '')} | {r.get('seeds', '')} | "
-                     f"{pm(r['val_f1_mean'], r['val_f1_std'])} | {pm(r['test_f1_mean'], r['test_f1_std'])} | "
-                     f"{pm(r.get('test_uar_mean', np.nan), r.get('test_uar_std', np.nan))} | {cq} | {paper} |")
-    return '\n'.join(lines)
+    col = lambda k: table[k] if k in table else pd.Series(np.nan, index=table.index)
+    out = pd.DataFrame({'dataset': table['dataset'], 'modality': table['modality'], 'row': table['row'],
+                        'folds': table.get('folds', ''), 'seeds': table.get('seeds', ''),
+                        'val macro-F1 %': [pm(m, s) for m, s in zip(table['val_f1_mean'], table['val_f1_std'])],
+                        'test macro-F1 %': [pm(m, s) for m, s in zip(table['test_f1_mean'], table['test_f1_std'])],
+                        'test UA %': [pm(m, s) for m, s in zip(col('test_uar_mean'), col('test_uar_std'))],
+                        'cross-quadrant errors %': ['' if pd.isna(v) else f'{v:.1f}' for v in col('cross_quadrant_errors')],
+                        'paper (Aff-Wild2 val) %': ['' if pd.isna(v) else f'{v:.2f}' for v in col('paper_macro_f1')]})
+    return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
 
 def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     "Each step of the ablation as per-fold differences of test macro-F1 (points): GCSA over Base, CF over GCSA (or over Base where GCSA does not apply), V+A over the better single modality of the same fold."

@@ -126,7 +126,7 @@ def main(argv=None):
         _check_device(parser, args.device)
         sys.exit(train_command(parser, args))
     elif args.command == 'export-model':
-        from gcsa_fer.predict import export_default_model
+        from gcsa_fer.models import export_default_model
         if not args.force and any((Path(args.out) / n).exists() for n in ('model.safetensors', 'model.pt')):
             parser.error(f"{args.out} already holds a model; pass --force to replace it, or choose another --out")
         try: out = export_default_model(args.run, args.out, args.branches, args.dtype)
@@ -149,7 +149,7 @@ def main(argv=None):
 
 def train_command(parser, args) -> int:
     "The `train` sub-command: cross-validate the face recipe on a face folder, then train the final model."
-    from gcsa_fer.faces import face_config, cross_validate
+    from gcsa_fer.face_training import face_config, cross_validate
     try:
         extra = _kv(args.set)
         if args.epochs is not None: extra['epochs'] = args.epochs
@@ -167,7 +167,8 @@ def train_command(parser, args) -> int:
 
 def predict_command(args) -> int:
     "The `predict` sub-command: 0 when every video was processed, 1 when some failed, 2 when there is no model."
-    from gcsa_fer.predict import predict_videos, load_model, default_model_dir, default_predictor, combine_models
+    from gcsa_fer.predict import predict_videos
+    from gcsa_fer.models import load_model, default_model_dir, default_predictor, combine_models
     try:
         if args.run is None and not args.no_faces and args.face_run is None: lm = default_predictor(args.device)
         else:

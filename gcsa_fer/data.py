@@ -8,7 +8,7 @@ import copy, dataclasses, functools, hashlib, os, re, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from sklearn.utils.class_weight import compute_class_weight
 import gcsa_fer
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig
@@ -86,15 +86,20 @@ def read_table(path,                  # a CSV file
                label: str | None = None, # a column of EXPR class indices (0-7)
                numeric=(),            # columns that must hold finite numbers
                split: str | None = None, # a column of split names (train, val, test)
+               text: bool = False,    # every cell a string ('' when empty), column names stripped and lower-case, split names too
               ) -> pd.DataFrame:
     "Read a CSV and check it; a `ValueError` names the file and every bad line (the header is line 1)."
     path = Path(path)
     if not path.is_file(): raise ValueError(f"{path}: file not found")
     raw = path.read_bytes()
     if not raw.strip(): raise ValueError(f"{path}: the file is empty")
-    try: df = pd.read_csv(path, encoding='utf-8-sig', skip_blank_lines=False)   # blank lines kept, so row i is line i + 2
+    opts = dict(dtype=str, keep_default_na=False) if text else {}
+    try: df = pd.read_csv(path, encoding='utf-8-sig', skip_blank_lines=False, **opts)   # blank lines kept, so row i is line i + 2
     except (pd.errors.ParserError, UnicodeDecodeError) as e: raise ValueError(f"{path}: not a readable CSV ({e})") from None
-    df = df[~df.isna().all(axis=1)]                                  # then dropped; the index still gives the line
+    df = df[~(df.isna() | (df == '')).all(axis=1)]                   # then dropped; the index still gives the line
+    if text:
+        df.columns = [str(c).strip().lower() for c in df.columns]
+        if split is not None and split in df: df[split] = df[split].str.strip().str.lower()
     last = raw.rstrip(b'\r\n').rsplit(b'\n', 1)[-1]
     if not raw.endswith((b'\n', b'\r')) and last.count(b',') < raw.split(b'\n', 1)[0].count(b','):
         raise ValueError(f"{path}: the last line has fewer fields than the header and no line end: the file looks cut off")
@@ -537,17 +542,13 @@ def class_weights(ds) -> torch.Tensor:
 
 # %% ../nbs/08_data.ipynb #a62cb12f
 def collate(items: list[dict]) -> dict:
-    "Stack a list of item dicts into a batch; pads 'audio' along time to the longest; ids stay a list."
+    "torch's `default_collate`, after padding 'audio' along time to the longest (with each item's minimum); ids stay a list."
     if not items: raise ValueError("collate got no items")
     keys = set(items[0])
     for it in items[1:]:
         if set(it) != keys: raise ValueError(f"items have different keys: {sorted(keys)} vs {sorted(it)} (id {it.get('id')})")
-    out = {}
-    for k in items[0]:
-        vals = [it[k] for it in items]
-        if k == 'id': out[k] = list(vals); continue
-        if k == 'audio':
-            T = max(v.shape[-1] for v in vals)
-            vals = [torch.nn.functional.pad(v, (0, T - v.shape[-1]), value=float(v.min())) if v.shape[-1] < T else v for v in vals]
-        out[k] = torch.stack([torch.as_tensor(v) for v in vals])
-    return out
+    if 'audio' in keys:
+        T = max(it['audio'].shape[-1] for it in items)
+        items = [{**it, 'audio': torch.nn.functional.pad(it['audio'], (0, T - it['audio'].shape[-1]), value=float(it['audio'].min()))}
+                 if it['audio'].shape[-1] < T else it for it in items]
+    return default_collate(items)

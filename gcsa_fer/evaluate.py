@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import torch
 from .core import EXPR_CLASSES, N_CLASSES
 from .fusion import fuse, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion

@@ -4,19 +4,18 @@
 
 # %% ../nbs/08b_faces.ipynb #efdffaee
 from __future__ import annotations
-import json, re, warnings
+import re, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
-from .core import EXPR_CLASSES, PreprocessConfig, Config
-from .metrics import macro_f1
-from .data import ExprDataset, SPLITS, shipped_data_dir
+from .core import EXPR_CLASSES, PreprocessConfig
+from .data import ExprDataset, SPLITS, read_table, shipped_data_dir
 from .preprocess import MediaError, read_video, sample_times, face_crops
 
 # %% auto #0
-__all__ = ['EXPR_SYNONYMS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'FACE_RECIPE', 'expr_index', 'parse_mapping', 'subject_folds',
-           'read_image', 'FaceFolder', 'face_config', 'pixel_baseline', 'cross_validate']
+__all__ = ['EXPR_SYNONYMS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'expr_index', 'parse_mapping', 'subject_folds', 'read_image',
+           'FaceFolder']
 
 # %% ../nbs/08b_faces.ipynb #40ab62cc
 EXPR_SYNONYMS = {0: ('neutral', 'neutrality', 'ne'), 1: ('anger', 'angry', 'mad', 'an'), 2: ('disgust', 'disgusted', 'di'),
@@ -78,18 +77,13 @@ def read_image(path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 def _manifest(csv: Path, mapping) -> pd.DataFrame:
-    try: df = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding='utf-8-sig')
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e: raise ValueError(f"{csv}: not a readable CSV manifest ({e})") from None
-    df.columns = [c.strip().lower() for c in df.columns]
-    missing = [c for c in ('path', 'label') if c not in df]
-    if missing: raise ValueError(f"{csv}: the manifest needs columns path and label (optional subject, split); missing {missing}, found {list(df.columns)}")
-    if not len(df): raise ValueError(f"{csv}: the manifest has no rows")
+    "A face manifest read and checked by `read_table` (columns, split names), then its labels and paths."
+    df = read_table(csv, required=('path', 'label'), split='split', text=True)
     bad = []
-    for i, r in enumerate(df.itertuples(index=False), start=2):   # line 1 is the header
+    for i, r in zip(df.index, df.itertuples(index=False)):
         try: expr_index(r.label, mapping)
-        except ValueError: bad.append(f"line {i}: label {r.label!r}")
-        if 'split' in df and r.split.strip().lower() not in ('train', 'val', 'test'): bad.append(f"line {i}: split {r.split!r} (train, val or test)")
-        if not (csv.parent / r.path).is_file(): bad.append(f"line {i}: {r.path} does not exist")
+        except ValueError: bad.append(f"line {i + 2}: label {r.label!r}")
+        if not (csv.parent / r.path).is_file(): bad.append(f"line {i + 2}: {r.path} does not exist")
     if bad:
         more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ''
         raise ValueError(f"{csv}: {len(bad)} bad rows: " + '; '.join(bad[:20]) + more + ('' if 'label' not in ' '.join(bad) else f"; {expr_index.__doc__}"))
@@ -167,66 +161,3 @@ class FaceFolder(ExprDataset):
             crops, mask = face_crops([read_image(path)], self.cfg)
             if self.n_video: crops, mask = crops.expand(self.cfg.n_frames, -1, -1, -1).contiguous(), mask.expand(self.cfg.n_frames).contiguous()
         return {'frames': crops, 'face_mask': mask}
-
-# %% ../nbs/08b_faces.ipynb #15f88d03
-FACE_RECIPE = dict(n_frames=1, face_size=64, face_margin=0.1, face_augment=True, visual_norm='image', visual_pool='grid',
-                   optimizer='adamw', scheduler='onecycle', lr=3e-3, lr_heads=3e-3, weight_decay=1e-2, label_smoothing=0.1,
-                   balanced=True, epochs=150, batch_size=16, select_epoch='best')
-
-def face_config(data='',                 # the face folder or manifest ('' : the shipped London dev set)
-                attention: str = 'gcsa', # 'gcsa', 'none', 'se', ...
-                **overrides) -> Config:
-    "The `Config` of a visual-only run on a face folder with `FACE_RECIPE` (and `overrides`)."
-    return Config(dataset='faces', modality='v', data_root=str(data or '')).update(attention=attention, **{**FACE_RECIPE, **overrides})
-
-# %% ../nbs/08b_faces.ipynb #c7e08305
-def _grey32(ds) -> np.ndarray:
-    import cv2
-    out = []
-    for i in range(len(ds)):
-        f = ds[i]['frames'][0].permute(1, 2, 0).numpy()
-        g = cv2.resize(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-        out.append((g - g.mean()) / max(g.std(), 1e-3))
-    return np.stack(out)
-
-def pixel_baseline(cfg: Config, cache_dir=None) -> dict:
-    "Test accuracy and macro-F1 (classes present) of logistic regression on 32x32 grey crops, fold `cfg.fold`."
-    from sklearn.linear_model import LogisticRegression
-    from gcsa_fer.datasets import get_dataset   # datasets builds on this module: imported on use
-    tr = [get_dataset('faces', s, cfg, cache_dir) for s in ('train', 'val')]
-    te = get_dataset('faces', 'test', cfg, cache_dir)
-    X = np.concatenate([_grey32(d) for d in tr]); y = np.concatenate([np.asarray(d.labels) for d in tr])
-    pred = LogisticRegression(C=0.1, max_iter=3000).fit(X, y).predict(_grey32(te))
-    yt = np.asarray(te.labels)
-    return {'accuracy': float((pred == yt).mean()), 'macro_f1_present': macro_f1(yt, pred, classes=np.unique(yt))}
-
-# %% ../nbs/08b_faces.ipynb #4b79b0aa
-def cross_validate(cfg: Config,               # a faces configuration (see `face_config`)
-                   out_dir,                    # OUT/fold1..foldK, OUT/cv.csv, OUT/cv.json, OUT/final
-                   folds=None,                 # which folds (default: all `cfg.n_folds`)
-                   final: bool = False,        # also train OUT/final on every subject
-                   progress: bool = True,
-                  ) -> pd.DataFrame:
-    "Subject-grouped cross-validation of `cfg` with the pixel baseline beside each fold; returns the per-fold table."
-    from gcsa_fer.experiment import run_experiment   # experiment builds on this module: imported on use
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); cache = out / 'cache'
-    rows = []
-    for k in (folds or range(1, cfg.n_folds + 1)):
-        c = Config.from_dict(cfg.to_dict()).update(fold=k)
-        m = run_experiment(c, out / f'fold{k}', cache, progress=progress)
-        if m.get('status') != 'complete': raise RuntimeError(f"fold {k} did not finish: {m}")
-        b = pixel_baseline(c, cache)
-        rows.append({'fold': k, 'n_test': m['n_test'], 'accuracy': m['test']['accuracy'], 'macro_f1': m['test']['macro_f1_present'],
-                     'val_macro_f1': m['val']['macro_f1_present'], 'best_epoch': m['best_epoch'],
-                     'baseline_accuracy': b['accuracy'], 'baseline_macro_f1': b['macro_f1_present']})
-        if progress: print(f"fold {k}: accuracy {rows[-1]['accuracy']:.3f} (pixel LR {b['accuracy']:.3f})")
-    table = pd.DataFrame(rows)
-    table.to_csv(out / 'cv.csv', index=False)
-    summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)) if len(table) > 1 else 0.0}
-               for c in ('accuracy', 'macro_f1', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')}
-    summary.update(folds=table['fold'].tolist(), config=cfg.to_dict(), attention=cfg.model.attention)
-    (out / 'cv.json').write_text(json.dumps(summary, indent=1))
-    if final:
-        c = Config.from_dict(cfg.to_dict()).update(fold=0, select_epoch='last')
-        run_experiment(c, out / 'final', cache, progress=progress)
-    return table

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from fastcore.basics import patch
 from .metrics import macro_f1
+from .mcnn import remap_conv_bn_relu
 
 # %% auto #0
 __all__ = ['proportional_fusion', 'fuse', 'FusionSearch', 'search_fusion_weights', 'plot_fusion_grid', 'AVModel']
@@ -106,6 +107,7 @@ class AVModel(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         state_dict.setdefault(prefix + 'fusion_weights', self.fusion_weights.clone())   # files from before the buffer: keep m, n as given
+        remap_conv_bn_relu(self, state_dict, prefix)                                     # and their conv-BN-ReLU weight names
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def fuse(self, pa, pv, audio_ok=None, visual_ok=None):

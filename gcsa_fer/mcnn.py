@@ -6,27 +6,35 @@
 from __future__ import annotations
 import torch
 from torch import nn
+from timm.layers import ConvNormAct
 from .core import N_CLASSES, check_tensor
 from .gcsa import make_attention
 
 # %% auto #0
-__all__ = ['MCNN_BRANCHES', 'ConvBNReLU', 'conv_branch', 'MCNN']
+__all__ = ['MCNN_BRANCHES', 'conv_bn_relu', 'conv_branch', 'remap_conv_bn_relu', 'MCNN']
 
 # %% ../nbs/02_mcnn.ipynb #40d8e3d7
-class ConvBNReLU(nn.Sequential):
-    "Conv2d ('same' padding for odd kernels) -> BatchNorm2d -> ReLU."
-    def __init__(self, cin: int, cout: int, kernel_size, stride: int = 1, groups: int = 1):
-        k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        super().__init__(nn.Conv2d(cin, cout, k, stride, padding=(k[0] // 2, k[1] // 2), groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def conv_bn_relu(cin: int, cout: int, kernel_size, stride: int = 1, groups: int = 1) -> ConvNormAct:
+    "timm's `ConvNormAct`: Conv2d ('same' padding for odd kernels, no bias) -> BatchNorm2d -> ReLU; weights `conv.*`, `bn.*`."
+    return ConvNormAct(cin, cout, kernel_size, stride=stride, groups=groups, act_layer=nn.ReLU)
 
 def conv_branch(cin: int, width: int, kernels, width2: int | None = None) -> nn.Sequential:
     "Two conv-BN-ReLU blocks with the two given kernels (`width`, then `width2` channels), each followed by a 2x2 max pool (rounding up)."
     k1, k2 = kernels
-    return nn.Sequential(ConvBNReLU(cin, width, k1), nn.MaxPool2d(2, ceil_mode=True),
-                         ConvBNReLU(width, width2 or width, k2), nn.MaxPool2d(2, ceil_mode=True))
+    return nn.Sequential(conv_bn_relu(cin, width, k1), nn.MaxPool2d(2, ceil_mode=True),
+                         conv_bn_relu(width, width2 or width, k2), nn.MaxPool2d(2, ceil_mode=True))
 
 MCNN_BRANCHES = {'local': ((3, 3), (5, 5)), 'temporal': ((3, 7), (3, 11)), 'spectral': ((7, 3), (11, 3))}
+
+# %% ../nbs/02_mcnn.ipynb #ffbca685
+def remap_conv_bn_relu(model: nn.Module, state_dict: dict, prefix: str = '') -> dict:
+    "Rename, in place, the weights of `model`'s conv-BN-ReLU blocks as older files wrote them (`X.0.*`, `X.1.*`) to `ConvNormAct`'s (`X.conv.*`, `X.bn.*`)."
+    for name, mod in model.named_modules():
+        if not isinstance(mod, ConvNormAct): continue
+        head = f"{prefix}{name}."
+        for old, new in ((head + '0.', head + 'conv.'), (head + '1.', head + 'bn.')):
+            for k in [k for k in state_dict if k.startswith(old)]: state_dict[new + k[len(old):]] = state_dict.pop(k)
+    return state_dict
 
 # %% ../nbs/02_mcnn.ipynb #f6791fbb
 class MCNN(nn.Module):

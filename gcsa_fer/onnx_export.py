@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 from .core import EXPR_CLASSES
-from .predict import LoadedModel, load_model
+from .models import LoadedModel, load_model
 
 # %% auto #0
 __all__ = ['ExportableChannelShuffle', 'exportable', 'check_onnx', 'export_onnx']

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from .core import N_CLASSES, check_tensor
 from .gcsa import make_attention
-from .mcnn import ConvBNReLU
+from .mcnn import conv_bn_relu
 
 # %% auto #0
 __all__ = ['ShuffleResidualBlock', 'RHCNN', 'masked_mean', 'FeatureMLP']
@@ -22,11 +22,11 @@ class ShuffleResidualBlock(nn.Module):
                 ):
         super().__init__()
         if channels % groups: raise ValueError(f"ShuffleResidualBlock needs channels divisible by groups: channels={channels}, groups={groups}")
-        self.reduce = ConvBNReLU(channels, channels, 1)
+        self.reduce = conv_bn_relu(channels, channels, 1)
         self.separable = nn.Sequential(
             nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=False),  # depthwise
             nn.BatchNorm2d(channels),
-            ConvBNReLU(channels, channels, 1))                                                                 # pointwise
+            conv_bn_relu(channels, channels, 1))                                                                 # pointwise
         self.expand = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
         self.shuffle = nn.ChannelShuffle(groups)
 
@@ -50,7 +50,7 @@ class RHCNN(nn.Module):
         if norm not in ('fixed', 'image'): raise ValueError(f"norm must be 'fixed' or 'image', got {norm!r}")
         if pool not in ('mean', 'meanmax', 'grid'): raise ValueError(f"pool must be 'mean', 'meanmax' or 'grid', got {pool!r}")
         self.norm, self.pool = norm, pool
-        self.stem = nn.Sequential(ConvBNReLU(3, width // 2, 3, stride=2), ConvBNReLU(width // 2, width, 3, stride=2))
+        self.stem = nn.Sequential(conv_bn_relu(3, width // 2, 3, stride=2), conv_bn_relu(width // 2, width, 3, stride=2))
         self.blocks = nn.Sequential(*[ShuffleResidualBlock(width, kernel_size) for _ in range(n_blocks)])
         self.channels = width
         self.attention = make_attention(attention, width, **({'gate_bias': gate_bias} if attention == 'gcsa' else {}))

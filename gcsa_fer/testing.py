@@ -4,13 +4,17 @@
 
 # %% ../nbs/16_testing.ipynb #e9df4c9b
 from __future__ import annotations
+import fcntl, hashlib, json, tempfile
 from pathlib import Path
+import gcsa_fer
 import numpy as np
 import torch
 from .data import EXPR_HEADER
+from .core import Config
+from .experiment import run_experiment
 
 # %% auto #0
-__all__ = ['planted_fusion_example', 'write_abaw_fixture']
+__all__ = ['planted_fusion_example', 'write_abaw_fixture', 'tiny_synthetic_run']
 
 # %% ../nbs/16_testing.ipynb #5e7aa59c
 def planted_fusion_example(N: int = 200, C: int = 8, seed: int = 0):
@@ -43,3 +47,22 @@ def write_abaw_fixture(root, size: int = 16) -> Path:
             d = root / 'cropped_aligned' / v; d.mkdir(parents=True, exist_ok=True)
             for k in frames: cv2.imwrite(str(d / f'{k:05d}.jpg'), np.full((size, size, 3), 40 * k % 255, np.uint8))
     return root
+
+# %% ../nbs/16_testing.ipynb #042d347b
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    for f in sorted(Path(gcsa_fer.__file__).parent.glob('*.py')): h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+def tiny_synthetic_run(out_dir=None, epochs: int = 1) -> Path:
+    "A tiny synthetic audio-visual run (seconds on a CPU) in `out_dir` (default: a shared temporary folder), trained unless already there."
+    cfg = Config(dataset='synthetic', modality='av').update(epochs=epochs, batch_size=32, audio_width=8, visual_width=16,
+                                                             n_mels=32, clip_seconds=1.0, face_size=32, n_frames=4)
+    if out_dir is None:
+        key = hashlib.sha256((json.dumps(cfg.to_dict(), sort_keys=True) + _source_hash()).encode()).hexdigest()[:12]
+        out_dir = Path(tempfile.gettempdir()) / f'gcsa_fer_tiny_run_{key}'
+    out = Path(out_dir); out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f'.{out.name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / 'metrics.json').exists(): run_experiment(cfg, out, progress=False)
+    return out

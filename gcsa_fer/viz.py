@@ -13,8 +13,11 @@ import torch.nn.functional as F
 from .core import Config, EXPR_CLASSES, N_CLASSES
 from .gcsa import GCSA
 from .fusion import fuse
-from .predict import LoadedModel, default_model_dir, tiny_synthetic_run
+from .models import LoadedModel, default_model_dir
+from .testing import tiny_synthetic_run
 from .datasets import get_dataset
+from .data import AU_COLUMNS
+from .metrics import plot_confusion
 
 # %% auto #0
 __all__ = ['EXPLORE_DATASETS', 'resolve_run', 'explore_dataset', 'load_clip', 'analyse_clip', 'plot_frames', 'plot_logmel',
@@ -126,7 +129,6 @@ def plot_logmel(res: dict, overlay: bool = True, alpha: float = 0.4,
 def plot_features(res: dict):
     "The clip's feature vector (RAVDESS: 17 AU intensities `_r` and 18 AU presences `_c` from OpenFace)."
     import matplotlib.pyplot as plt
-    from gcsa_fer.data import AU_COLUMNS
     v = res['features']; names = AU_COLUMNS if len(v) == len(AU_COLUMNS) else [str(i) for i in range(len(v))]
     fig, ax = plt.subplots(figsize=(10, 2.4))
     ax.bar(np.arange(len(v)), v, color=['C1' if n.endswith('_c') else 'C0' for n in names])
@@ -190,7 +192,6 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
 def plot_run_metrics(metrics: dict, split: str = 'test'):
     "Confusion matrix (recall per class) and per-class F1 of `split` ('test', 'val', 'test_audio', ...)."
     import matplotlib.pyplot as plt
-    from gcsa_fer.metrics import plot_confusion
     if split not in metrics: raise ValueError(f"no {split!r} results in these metrics; there are {metric_splits(metrics)}")
     m = metrics[split]
     has_cm = 'confusion' in m

@@ -51,7 +51,7 @@ def cremad_copy(tmp_path):
 def tiny_run():
     "The tiny synthetic audio-visual run, trained once per machine with one torch thread (much faster than two on a busy 2-core machine)."
     import torch
-    from gcsa_fer.predict import tiny_synthetic_run
+    from gcsa_fer.testing import tiny_synthetic_run
     n = torch.get_num_threads(); torch.set_num_threads(1)
     try: return tiny_synthetic_run()
     finally: torch.set_num_threads(n)

@@ -91,8 +91,8 @@ def test_abaw_label_file_with_bom_and_crlf(tmp_path):
 def test_nan_audio_keeps_its_reason(tmp_path, capsys):
     "An audio file with NaN samples: the error says so (not only 'no video stream')."
     import soundfile as sf
-    from gcsa_fer.predict import predict_videos, load_model
-    from gcsa_fer.data import shipped_data_dir
+    from gcsa_fer.predict import predict_videos
+    from gcsa_fer.models import load_model
     x = np.zeros(16000, np.float32); x[100] = np.nan
     sf.write(tmp_path / 'nan.wav', x, 16000, subtype='FLOAT')
     _, s = predict_videos([tmp_path / 'nan.wav'], load_model(Path(__file__).resolve().parent.parent / 'models' / 'default'), None, progress=False)
@@ -125,7 +125,8 @@ def test_explorer_and_timeline_axes():
     "The log-mel axis uses the model's hop; the timeline stops at the end of the clip and names the window length."
     import matplotlib; matplotlib.use('Agg')
     from gcsa_fer.viz import plot_logmel
-    from gcsa_fer.predict import predict_video, plot_timeline, load_model
+    from gcsa_fer.predict import predict_video, plot_timeline
+    from gcsa_fer.models import load_model
     res = {'logmel': np.zeros((40, 151), np.float32), 'hop_seconds': 0.02}
     fig = plot_logmel(res); assert abs(fig.axes[0].get_xlim()[1] - 151 * 0.02) < 1e-6
     lm = load_model(Path(__file__).resolve().parent.parent / 'models' / 'default')
@@ -170,7 +171,8 @@ def test_a_video_named_summary_does_not_overwrite_the_summary(tmp_path):
 def test_face_model_errors_are_not_decode_errors(monkeypatch):
     "A detector that cannot run is said once, before any file, not reported as a broken video."
     from gcsa_fer import detect
-    from gcsa_fer.predict import predict_videos, load_model
+    from gcsa_fer.predict import predict_videos
+    from gcsa_fer.models import load_model
     lm = load_model(Path(__file__).resolve().parent.parent / 'models' / 'faces')
     def broken(): raise detect.DetectorUnavailable('OpenCV has no CascadeClassifier here')
     detect.resolve_detector.cache_clear(); monkeypatch.setattr(detect, '_haar', broken)

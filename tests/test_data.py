@@ -1,9 +1,9 @@
 "Readers on the shipped real data and on small fixtures in each published layout, and bad input."
-import shutil, warnings
+import shutil
 import numpy as np, pytest, torch
 from gcsa_fer.core import Config, PreprocessConfig, EXPR_CLASSES, IGNORE_INDEX
 from gcsa_fer.data import (Ravdess, CremaD, AbawExpr, Afew, CkPlus, SyntheticAV, class_counts, class_weights, collate,
-                           EXPR_HEADER, read_expr_labels)
+                           EXPR_HEADER)
 from gcsa_fer.testing import write_abaw_fixture
 from gcsa_fer.datasets import get_dataset, dataset_info
 from gcsa_fer.preprocess import MediaError

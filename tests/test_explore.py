@@ -2,10 +2,8 @@
 from pathlib import Path
 import numpy as np
 import pytest
-import torch
-from gcsa_fer.core import EXPR_CLASSES
-from gcsa_fer.predict import load_model
-from gcsa_fer.viz import tiny_synthetic_run, explore_dataset, load_clip, analyse_clip, plot_probabilities, run_metrics, plot_run_metrics
+from gcsa_fer.models import load_model
+from gcsa_fer.viz import explore_dataset, load_clip, analyse_clip, plot_probabilities, run_metrics, plot_run_metrics
 from gcsa_fer.fusion import fuse
 
 NBS = Path(__file__).resolve().parent.parent / 'nbs'

@@ -1,14 +1,13 @@
 "Faces in: detection on real photos, the face-folder reader, training on pixels, and predict with a face model (issue: faces in)."
-import shutil, subprocess, sys
+import shutil, subprocess
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from gcsa_fer import cli
 from gcsa_fer.core import EXPR_CLASSES
 from gcsa_fer.data import shipped_data_dir
-from gcsa_fer.faces import FaceFolder, expr_index, subject_folds, read_image
+from gcsa_fer.faces import FaceFolder, expr_index, read_image
 from gcsa_fer import detect
 
 LONDON = shipped_data_dir() / 'london_faces_dev'
@@ -70,12 +69,12 @@ def test_folder_per_class_and_manifest(tmp_path):
 
 
 @pytest.mark.parametrize('text,error', [
-    ('path,label\n', 'has no rows'),
-    ('file,label\nx.jpg,happy\n', 'missing [\'path\']'),
+    ('path,label\n', 'no rows after the header'),
+    ('file,label\nx.jpg,happy\n', "missing column(s) ['path']"),
     ('path,label,subject\nimages/happy/002_08.jpg,elated,a\n', "line 2: label 'elated'"),
-    ('path,label,subject,split\nimages/happy/002_08.jpg,happy,a,tset\n', "line 2: split 'tset'"),
+    ('path,label,subject,split\nimages/happy/002_08.jpg,happy,a,tset\n', "line 2: split 'tset' is not train, val or test"),
     ('path,label\nimages/happy/nope.jpg,happy\n', 'line 2: images/happy/nope.jpg does not exist'),
-    ('', 'not a readable CSV manifest'),
+    ('', 'the file is empty'),
 ])
 def test_bad_manifests_name_the_file_and_line(tmp_path, text, error):
     root = _subset(tmp_path, 1)
@@ -130,7 +129,7 @@ FACE_MODEL = Path(__file__).resolve().parent.parent / 'models' / 'faces'
 
 
 def test_shipped_face_model_loads_and_says_what_it_is():
-    from gcsa_fer.predict import load_model
+    from gcsa_fer.models import load_model
     lm = load_model(FACE_MODEL)
     assert lm.uses_faces and lm.branches == ['visual'] and lm.cfg.dataset == 'faces'
     card = (FACE_MODEL / 'README.md').read_text()
@@ -181,7 +180,7 @@ def test_same_file_name_in_two_folders(tmp_path):
 
 def test_short_training_on_some_subjects_beats_chance_on_others(tmp_path):
     "Fold 1 of 3 by subject on London dev: 34 subjects train and validate, 17 (34 photos) test; 40 epochs at 32 px."
-    from gcsa_fer.faces import face_config
+    from gcsa_fer.face_training import face_config
     from gcsa_fer.experiment import run_experiment
     cfg = face_config(device='cpu', face_size=32, epochs=40, visual_pool='grid').update(fold=1, n_folds=3)
     m = run_experiment(cfg, tmp_path / 'run', progress=False)

@@ -1,6 +1,5 @@
 """Invariants of every registered attention and both branches (timm's tests/test_layers.py style),
 and GCSA against an independent re-implementation of equations 1-3 written from the paper's text."""
-import copy
 import pytest
 import torch
 import torch.nn.functional as F

@@ -1,13 +1,11 @@
 "ONNX export of each branch, checked against PyTorch in onnxruntime (dynamic batch, time and frame axes)."
 import json
-from pathlib import Path
 import numpy as np
 import pytest
 import torch
 from torch import nn
 from gcsa_fer.onnx_export import ExportableChannelShuffle, exportable, export_onnx, check_onnx
-from gcsa_fer.predict import load_model, LoadedModel
-from gcsa_fer.viz import tiny_synthetic_run
+from gcsa_fer.models import load_model, LoadedModel
 from gcsa_fer import cli
 
 ort = pytest.importorskip('onnxruntime')

@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 import torch
 from gcsa_fer.core import Config, EXPR_CLASSES
-from gcsa_fer.predict import (load_model, export_default_model, predict_video, predict_videos, LoadedModel, ABAW_HEADER,
-                              decode_key_frames)
-from gcsa_fer.viz import tiny_synthetic_run
+from gcsa_fer.models import load_model, export_default_model, LoadedModel
+from gcsa_fer.predict import predict_video, predict_videos, ABAW_HEADER, decode_key_frames
 from gcsa_fer import cli
 from gcsa_fer.checkpoint import load_weights
 

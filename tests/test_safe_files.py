@@ -1,12 +1,13 @@
 "Opening someone else's model never runs their code: malicious checkpoints given to every loader, and the shipped models in safetensors."
-import json, os, shutil, subprocess, sys
+import json, os, shutil
 from pathlib import Path
 import pytest
 import torch
 from gcsa_fer import cli
-from gcsa_fer.checkpoint import UnsafeFileError, load_checkpoint, load_weights
+from gcsa_fer.checkpoint import UnsafeFileError, load_checkpoint
 from gcsa_fer.core import Config
-from gcsa_fer.predict import load_model, predict_video
+from gcsa_fer.models import load_model
+from gcsa_fer.predict import predict_video
 from gcsa_fer.train import Trainer
 from gcsa_fer.data import SyntheticAV
 from gcsa_fer.datasets import Selected

@@ -3,10 +3,9 @@ import dataclasses, importlib.util, json
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from gcsa_fer.checkpoint import load_checkpoint
-from gcsa_fer.predict import load_model
+from gcsa_fer.models import load_model
 
 REPO = Path(__file__).resolve().parent.parent
 

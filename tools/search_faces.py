@@ -6,11 +6,11 @@ writes OUT/log.csv.
 
     python tools/search_faces.py [--out results/faces/search-runs] [--only NAME ...]
 """
-import argparse, json, sys, time
+import argparse, json, time
 from pathlib import Path
 import pandas as pd
 import torch
-from gcsa_fer.faces import face_config, cross_validate
+from gcsa_fer.face_training import face_config, cross_validate
 
 VARIANTS = {                                             # name -> (attention, overrides)
     'gcsa':            ('gcsa', {}),

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 from gcsa_fer.core import EXPR_CLASSES
-from gcsa_fer.predict import default_predictor, load_model, predict_video, predict_image
+from gcsa_fer.models import default_predictor, load_model
+from gcsa_fer.predict import predict_video, predict_image
 from gcsa_fer.datasets import get_dataset
 from gcsa_fer.data import collate
 
