@@ -8,7 +8,7 @@ import argparse, json, shutil, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['build_parser', 'main', 'train_command', 'predict_command', 'report']
+__all__ = ['build_parser', 'main', 'train_command', 'predict_command', 'report', 'run_command']
 
 # %% ../nbs/15_cli.ipynb #33326d37
 def _kv(items) -> dict:
@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument('--shard', default=None, metavar='I/N', help='run machine I of N\'s share of the grid (runs grouped by fold and seed; see the ablate notebook)')
     a.add_argument('--list', action='store_true', help='print the grid (position, run name, what it needs) and exit')
     a.add_argument('--set', action='append', metavar='NAME=VALUE', help='any other configuration field')
+    x = sub.add_parser('run', help="train and evaluate one configuration into a run folder, resuming it; under torchrun, as one of several processes")
+    x.add_argument('--config', default=None, help='a config.json to start from (as a run folder holds); the options below change it')
+    x.add_argument('--dataset', default=None, help='synthetic, ravdess, cremad, abaw, afew, ckplus or faces (required without --config)')
+    x.add_argument('--modality', default=None, help="a, v or av (default: av, or the --config's)")
+    x.add_argument('--out', required=True, help='the run folder (a finished epoch is never repeated: relaunch the same command to resume)')
+    x.add_argument('--data-root', default=None, help='the dataset folder (default: the shipped data)')
+    x.add_argument('--fold', type=int, default=None)
+    x.add_argument('--cache', default=None, help='feature cache folder (default: <out>/../cache)')
+    x.add_argument('--device', default=None, help="auto, cpu or cuda (default: auto, or the --config's)")
+    x.add_argument('--max-epochs', type=int, default=None, help='stop after this many epochs in this call (resumable)')
+    x.add_argument('--set', nargs='*', default=[], metavar='NAME=VALUE', help='any configuration field, e.g. epochs=30 batch_size=32 sync_bn=true')
+    x.add_argument('--quiet', action='store_true')
     r = sub.add_parser('report', help='collect runs into the ablation table and plot (executes experiments/report.ipynb)')
     r.add_argument('--runs', required=True, help='runs folder')
     r.add_argument('--out', required=True, help='results folder (table.md, table.csv, ablation.png, metrics of each run)')
@@ -125,6 +137,9 @@ def main(argv=None):
     elif args.command == 'train':
         _check_device(parser, args.device)
         sys.exit(train_command(parser, args))
+    elif args.command == 'run':
+        if args.device: _check_device(parser, args.device)
+        sys.exit(run_command(parser, args))
     elif args.command == 'export-model':
         from gcsa_fer.models import export_default_model
         if not args.force and any((Path(args.out) / n).exists() for n in ('model.safetensors', 'model.pt')):
@@ -206,4 +221,26 @@ def report(runs_dir, out_dir, title: str = 'Ablation'):
     print((out / 'table.md').read_text())
 
 # %% ../nbs/15_cli.ipynb #3070bd49
+def run_command(parser, args) -> int:
+    "`gcsa_fer run`: one configuration, trained and evaluated into `--out`; with torchrun, this process's part of it."
+    from gcsa_fer.core import Config
+    from gcsa_fer.experiment import run_experiment
+    from gcsa_fer.distributed import dist_info, is_main
+    try:
+        if args.config: cfg = Config.load(args.config)
+        elif args.dataset: cfg = Config(dataset=args.dataset, modality='av')
+        else: parser.error("give --dataset (or --config)")
+        given = {'dataset': args.dataset, 'modality': args.modality, 'data_root': args.data_root, 'fold': args.fold, 'device': args.device}
+        cfg.update(**{k: v for k, v in given.items() if v is not None}, **_kv(args.set))
+        cfg.validate()
+    except (ValueError, TypeError, OSError) as e: parser.error(str(e))
+    m = run_experiment(cfg, args.out, args.cache, progress=not args.quiet and is_main(), max_epochs=args.max_epochs)
+    if m.get('status') != 'complete':
+        if is_main(): print(f"{args.out}: stopped after epoch {m.get('epoch')} of {cfg.train.epochs}; run the same command again to continue")
+        return 0
+    if is_main():
+        t = m.get('test') or m.get('val') or {}
+        print(f"{args.out}: complete on {dist_info()[1]} process(es); test macro-F1 {100 * t.get('macro_f1', float('nan')):.2f} %")
+    return 0
+
 if __name__ == '__main__' and not hasattr(__import__('sys'), 'ps1') and 'ipykernel' not in __import__('sys').modules: main()

@@ -130,6 +130,7 @@ class TrainConfig:
     device: str = 'auto'       # 'auto' (CUDA when present), 'cpu' or 'cuda'
     amp: bool = True           # bf16 autocast on CUDA
     num_workers: int = 0
+    sync_bn: bool = False      # under torchrun on GPUs: batch-norm statistics over the global batch (`SyncBatchNorm`)
 
 @dataclass
 class Config:

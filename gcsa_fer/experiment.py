@@ -12,6 +12,7 @@ import gcsa_fer
 from .core import Config, atomic_write
 from .datasets import get_dataset
 from .train import Trainer, plot_history
+from .distributed import is_main
 from .metrics import evaluate
 from .evaluate import evaluate_predictions, save_predictions, read_predictions, _jsonable
 from .fusion import fuse
@@ -69,6 +70,7 @@ def run_experiment(cfg: Config,                # the run
     tr = Trainer(cfg, train, val, out, progress=progress)
     hist = tr.fit(max_epochs=max_epochs)
     if tr.epoch < cfg.train.epochs: return {'status': 'incomplete', 'epoch': tr.epoch}
+    if not is_main(): return {'status': 'complete', 'rank': tr.rank}   # under torchrun the main process evaluates and writes
     plot_history(hist, out / 'curves.png')
     def predict_splits():
         pv, pt = tr.predict(val), (tr.predict(test) if test is not None and len(test) else None)

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 from .core import Config, N_CLASSES, get_device, seed_everything
 from .checkpoint import save_checkpoint, load_checkpoint
@@ -20,6 +22,7 @@ from .fusion import AVModel
 from .loss import CoarseFineLoss, quadrant_mu
 from .metrics import macro_f1, accuracy
 from .data import collate, class_counts, class_weights
+from .distributed import dist_info, init_distributed, is_main, barrier, shard_order
 
 # %% auto #0
 __all__ = ['build_model', 'visual_input_of', 'param_groups', 'make_optimizer', 'make_loss', 'mixup', 'to_device', 'Trainer',
@@ -117,9 +120,18 @@ class Trainer:
         self.cfg, self.train_ds, self.val_ds, self.progress = cfg, train_ds, val_ds, progress
         self.out = Path(out_dir); self.out.mkdir(parents=True, exist_ok=True)
         self.device = get_device(cfg.train.device)
+        self.rank, self.world, local = dist_info()          # several processes under torchrun (see the distributed notebook)
+        if self.world > 1:
+            if cfg.train.batch_size % self.world: raise ValueError(f"batch_size {cfg.train.batch_size} (the global batch) must be divisible by the {self.world} processes")
+            if self.device.type == 'cuda': self.device = torch.device('cuda', local); torch.cuda.set_device(self.device)
+            if cfg.train.sync_bn and self.device.type != 'cuda': raise ValueError("sync_bn needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
+            init_distributed(self.device.type)
         seed_everything(cfg.train.seed)
         if model is None: model = build_model(cfg, *visual_input_of(train_ds[0]))
+        if self.world > 1 and cfg.train.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
+        self.net = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+                    if self.world > 1 else self.model)      # the training steps go through DDP; state dicts stay the plain model's
         self.steps_per_epoch = math.ceil(len(train_ds) / cfg.train.batch_size)
         self.opt, self.sched = make_optimizer(self.model, cfg, self.steps_per_epoch)
         self.sched_per_batch = cfg.train.scheduler == 'onecycle'
@@ -132,12 +144,20 @@ class Trainer:
             y = torch.as_tensor(np.asarray(train_ds.labels))
             if y.dim() != 1: raise ValueError("balanced=True needs one label per item (clip-level data)")
             self.sample_weights = torch.where(y >= 0, class_weights(train_ds).double()[y.clamp(min=0)], 0.0)
-        cfg.save(self.out / 'config.json')
+        if is_main(): cfg.save(self.out / 'config.json')
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        "The training items of `epoch` in order, drawn from the seed and the epoch (class-balanced draws with `balanced`): the same in every process."
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=g)   # the draw a DataLoader makes first: orders as torch's samplers did before
+        n = len(self.train_ds)
+        return (torch.multinomial(self.sample_weights, n, True, generator=g) if self.sample_weights is not None else torch.randperm(n, generator=g)).tolist()
 
     def loader(self, ds, train: bool, epoch: int = 0) -> DataLoader:
-        g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
-        sampler = WeightedRandomSampler(self.sample_weights, len(ds), generator=g) if train and self.sample_weights is not None else None
-        return DataLoader(ds, batch_size=self.cfg.train.batch_size, shuffle=train and sampler is None, sampler=sampler, generator=g, collate_fn=collate,
+        "Training: this process's share of `epoch_order` in batches of `batch_size / world`; else every item in order."
+        sampler = shard_order(self.epoch_order(epoch), self.rank, self.world) if train else None
+        return DataLoader(ds, batch_size=self.cfg.train.batch_size // (self.world if train else 1), sampler=sampler, collate_fn=collate,
+                          generator=torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch),   # worker seeds as before; the global RNG untouched
                           num_workers=self.cfg.train.num_workers, pin_memory=self.device.type == 'cuda', drop_last=False)
 
     def train_epoch(self, epoch: int) -> float:
@@ -151,7 +171,7 @@ class Trainer:
                 label = label.masked_fill(~batch['face_mask'], -1)   # visual only: a frame without a face teaches nothing
             if self.cfg.train.mixup > 0: batch, perm, lam = mixup(batch, self.cfg.train.mixup)
             with _autocast(self.device, self.cfg.train.amp):
-                out = self.model(batch)
+                out = self.net(batch)
             loss = self.loss_fn(out['p'], label)
             if self.cfg.train.mixup > 0: loss = lam * loss + (1 - lam) * self.loss_fn(out['p'], label[perm.to(label.device)])
             self.opt.zero_grad(set_to_none=True)
@@ -160,6 +180,9 @@ class Trainer:
             if self.sched_per_batch: self.sched.step()
             n = int((batch['label'] >= 0).sum()); total += float(loss.detach()) * n; count += n
             bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
+        if self.world > 1:                 # the epoch's loss over every process; every model takes the main one's batch-norm statistics
+            t = torch.tensor([total, count], dtype=torch.float64, device=self.device); dist.all_reduce(t); total, count = t.tolist()
+            for b in self.model.buffers(): dist.broadcast(b, 0)
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -185,6 +208,7 @@ class Trainer:
         return {'val_loss': float(self.loss_fn(p.to(self.device), y.to(self.device))), 'val_macro_f1': macro_f1(y, p, classes=self.classes), 'val_accuracy': accuracy(y, p)}
 
     def save(self, name: str = 'last.pt'):
+        if not is_main(): return          # one writer: the main process
         ck = {'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),
               'epoch': self.epoch, 'history': self.history, 'rng': _rng_state(), 'config': self.cfg.to_dict()}
         save_checkpoint(ck, self.out / name)   # tensors and plain containers only: it loads with weights_only=True
@@ -225,8 +249,9 @@ class Trainer:
             self.history.append(row); self.epoch = epoch + 1
             if improved: self.save('best.pt')
             self.save('last.pt')
-            pd.DataFrame(self.history).to_csv(self.out / 'history.csv', index=False)
+            if is_main(): pd.DataFrame(self.history).to_csv(self.out / 'history.csv', index=False)
             bar.set_postfix(loss=f"{train_loss:.3f}", val_f1=f"{row['val_macro_f1']:.3f}", best=f'{self.best_f1:.3f}')
+        barrier()                          # the main process's last checkpoint is written before anyone goes on
         return pd.DataFrame(self.history)
 
     def load_best(self):
