@@ -373,7 +373,7 @@ class AbawExpr(ExprDataset):
                 if l is not None: l = np.concatenate([l, np.full(pad, IGNORE_INDEX)])
             row = {'id': f"{name}/{int(k[0]):05d}", 'video': name, 'keys': k, 'valid': np.arange(T) < T - pad,
                    'images': [frames.get(int(i)) for i in k], 'video_file': vpath,
-                   'sources': [p for p in {frames[int(i)] for i in k if int(i) in frames}] + ([vpath] if vpath else [])}
+                   'sources': sorted({frames[int(i)] for i in k if int(i) in frames}) + ([vpath] if vpath else [])}   # sorted: a set's order changes between processes, the cache key must not
             if l is not None: row['label'] = l.astype(np.int64)
             self.rows.append(row)
 

@@ -14,7 +14,7 @@ from .core import Config
 from .experiment import run_experiment
 
 # %% auto #0
-__all__ = ['planted_fusion_example', 'write_abaw_fixture', 'tiny_synthetic_run']
+__all__ = ['planted_fusion_example', 'write_abaw_fixture', 'write_abaw_tree', 'tiny_synthetic_run']
 
 # %% ../nbs/16_testing.ipynb #5e7aa59c
 def planted_fusion_example(N: int = 200, C: int = 8, seed: int = 0):
@@ -47,6 +47,45 @@ def write_abaw_fixture(root, size: int = 16) -> Path:
             d = root / 'cropped_aligned' / v; d.mkdir(parents=True, exist_ok=True)
             for k in frames: cv2.imwrite(str(d / f'{k:05d}.jpg'), np.full((size, size, 3), 40 * k % 255, np.uint8))
     return root
+
+# %% ../nbs/16_testing.ipynb #e83367f3
+def _write_video(args):
+    import cv2
+    root, name, split, n, size, seed, missing, unlabelled = args
+    rng = np.random.default_rng(seed)
+    ann = Path(root) / 'Annotations' / 'EXPR_Classification_Challenge' / split
+    labels = np.repeat(rng.integers(0, 8, size=n // 40 + 1), 40)[:n]            # expressions last about 40 frames
+    labels[rng.random(n) < unlabelled] = -1                                       # frames the annotators left out
+    (ann / f'{name}.txt').write_text(EXPR_HEADER + '\n' + '\n'.join(map(str, labels)) + '\n')
+    d = Path(root) / 'cropped_aligned' / name; d.mkdir(parents=True, exist_ok=True)
+    base = rng.integers(60, 200, size=(size // 8, size // 8, 3)).astype(np.uint8)
+    face = cv2.resize(base, (size, size), interpolation=cv2.INTER_CUBIC)
+    for k in np.flatnonzero(rng.random(n) >= missing) + 1:                        # frames where the face detector failed: no crop
+        img = np.clip(face.astype(np.int16) + 6 * int(labels[k - 1]) + rng.integers(-8, 9, size=(size, size, 1)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(d / f'{k:05d}.jpg'), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return int((labels >= 0).sum())
+
+def write_abaw_tree(root,                      # where to write the tree
+                    n_videos: int = 10,        # videos (about one in five is a `_left`/`_right` pair member)
+                    frames_per_video: int = 1000,
+                    size: int = 112,           # the side of the cropped-aligned JPEGs (Aff-Wild2's is 112)
+                    val_fraction: float = 0.2, # share of videos in Validation_Set
+                    missing: float = 0.02,     # share of frames without a crop
+                    unlabelled: float = 0.05,  # share of -1 labels
+                    seed: int = 0,
+                    n_workers: int = 2) -> Path:
+    "A synthetic Aff-Wild2 EXPR tree of any size in the published layout, with its quirks (for benchmarks: not data)."
+    from concurrent.futures import ProcessPoolExecutor
+    root = Path(root)
+    for s in ('Train_Set', 'Validation_Set'): (root / 'Annotations' / 'EXPR_Classification_Challenge' / s).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for v in range(n_videos):
+        name = f"{v + 1}-30-1280x720" + ('_left' if v % 10 == 3 else '_right' if v % 10 == 4 else '')
+        split = 'Validation_Set' if v < round(val_fraction * n_videos) else 'Train_Set'
+        jobs.append((str(root), name, split, frames_per_video, size, seed * 100003 + v, missing, unlabelled))
+    with ProcessPoolExecutor(n_workers) as ex: list(ex.map(_write_video, jobs))
+    return root
+
 
 # %% ../nbs/16_testing.ipynb #042d347b
 def _source_hash() -> str:

@@ -24,7 +24,8 @@ def test_changed_config_or_input_gives_new_key(tmp_path):
 def test_half_written_never_read(tmp_path):
     ds = CremaD(kind='audio', cfg=CFG).select(range(3))
     folder = cache_dir_for(ds, tmp_path)
-    folder.mkdir(parents=True); (folder / 'items.pt').write_bytes(b'\x00' * 10)    # an interrupted build
+    folder.mkdir(parents=True); (folder / 'shard-00000.bin').write_bytes(b'\x00' * 10)    # an interrupted build
+    (folder / '.shard-00001.bin.tmp-123').write_bytes(b'\x00' * 10)
     with pytest.raises(ValueError, match='not a finished cache'): CachedDataset(folder)
     c = cached_dataset(ds, tmp_path, n_workers=1, progress=False)                  # rebuilt, not read
     assert len(c) == 3 and c[0]['audio'].shape == (1, 64, 301)
@@ -54,3 +55,42 @@ def test_cache_matches_reader(tmp_path):
         assert a['id'] == b['id'] and int(a['label']) == int(b['label']) and torch.equal(a['features'], b['features'])
         assert (a['audio'] - b['audio']).abs().max() < 0.05
     assert c.visual == 'features' and c.labels[0] == int(ds[0]['label'])
+
+
+def _build_in_child(tree, cache):
+    import subprocess, sys
+    code = ("import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import build_cache; "
+            "ds = AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)); "
+            "print(build_cache(ds, sys.argv[2], n_workers=2, progress=False, shard_items=8))")
+    return subprocess.Popen([sys.executable, '-c', code, str(tree), str(cache)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+
+def test_killed_build_resumes_from_its_finished_shards(tmp_path):
+    "SIGKILL a two-worker build part-way: the next build keeps the shards that were finished (checked by hash) and the cache equals an uninterrupted one."
+    import signal
+    from gcsa_fer.testing import write_abaw_tree
+    from gcsa_fer.data import AbawExpr
+    tree = write_abaw_tree(tmp_path / 'aw2', n_videos=6, frames_per_video=400, size=32, val_fraction=0.0, n_workers=1)
+    p = _build_in_child(tree, tmp_path / 'c'); t0 = time.time()
+    while time.time() - t0 < 120 and len(list((tmp_path / 'c').glob('*/shard-*.json'))) < 5: time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL); p.wait(30)
+    folder = next((tmp_path / 'c').iterdir()); done = {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*.json')}
+    assert done and not is_complete(folder)
+    p = _build_in_child(tree, tmp_path / 'c'); p.wait(300); assert p.returncode == 0
+    assert all(folder.joinpath(n).stat().st_mtime_ns == t for n, t in done.items())      # finished shards were kept
+    assert not list(folder.glob('.*tmp*'))
+    resumed = CachedDataset(folder)
+    fresh = cached_dataset(AbawExpr(tree, 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)), tmp_path / 'fresh', n_workers=1, progress=False)
+    assert len(resumed) == len(fresh) > len(done) and resumed.ids == fresh.ids
+    for i in (0, len(fresh) // 2, len(fresh) - 1):
+        assert torch.equal(resumed[i]['frames'], fresh[i]['frames']) and torch.equal(resumed[i]['label'], fresh[i]['label'])
+
+def test_cache_key_is_the_same_in_every_process(tmp_path):
+    "String hashing changes between processes (PYTHONHASHSEED); a reader's key must not, or every run rebuilds its cache."
+    import subprocess, sys
+    from gcsa_fer.testing import write_abaw_fixture
+    root = write_abaw_fixture(tmp_path / 'aw2')
+    code = ("import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import cache_key; "
+            "print(cache_key(AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=16, n_frames=4))))")
+    keys = {subprocess.run([sys.executable, '-c', code, str(root)], capture_output=True, text=True, check=True,
+                           env={**os.environ, 'PYTHONHASHSEED': s}).stdout.strip() for s in ('1', '2', '3')}
+    assert len(keys) == 1, keys
