@@ -118,7 +118,7 @@ def run_config(parameters: dict) -> Config:
     named = {k: p[k] for k in ('attention', 'loss', 'seed', 'epochs', 'batch_size', 'device') if k in p}
     return cfg.update(**{**named, **p.get('overrides', {})})
 
-# %% ../nbs/12_ablate.ipynb #df9a8c3d
+# %% ../nbs/12_ablate.ipynb #38a4af41
 def run_status(folder, expected: Config | None = None) -> str:
     "'complete', 'conflict' (complete, but another configuration than `expected`), 'failed', 'partial' or 'pending'."
     folder = Path(folder)
@@ -138,6 +138,7 @@ def find_notebook(name: str = 'run.ipynb') -> Path:
     if not p.exists(): raise FileNotFoundError(f"experiment notebook not found: {p} (run from a clone of the gcsa-fer repository)")
     return p
 
+# %% ../nbs/12_ablate.ipynb #da03e476
 def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
            out_root='runs/ravdess-cpu',      # one folder per run is made below it
            seeds=None, modalities=None, rows=None, device=None, data_root: str = '',
@@ -250,7 +251,7 @@ def _train_size(cfg: Config) -> int:
     try: return len(get_dataset(cfg.dataset, 'train', cfg))
     except Exception: return 1000
 
-# %% ../nbs/12_ablate.ipynb #9b472f04
+# %% ../nbs/12_ablate.ipynb #ec85d98d
 def collect_runs(root) -> pd.DataFrame:
     "One row per complete run below `root`: dataset, modality, row, seed, macro-F1 (val, test, smoothed), fusion, time."
     recs = []
@@ -288,6 +289,7 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     t['_m'] = t['modality'].map(order); t['_r'] = t['row'].map({k: i for i, k in enumerate(ROWS)})
     return t.sort_values(['dataset', '_m', '_r']).drop(columns=['_m', '_r']).reset_index(drop=True)
 
+# %% ../nbs/12_ablate.ipynb #6f033b02
 def table_markdown(table: pd.DataFrame) -> str:
     "The table as Markdown: F1 and UA as mean +- std over folds and seeds; the paper's column labelled as such."
     pm = lambda m, s: '' if pd.isna(m) else (f'{m:.2f} ± {s:.2f}' if not pd.isna(s) else f'{m:.2f}')
@@ -324,6 +326,7 @@ def step_table(runs: pd.DataFrame) -> pd.DataFrame:
                      'per_fold': ' '.join(f'{x:+.1f}' for x in d.values)})
     return pd.DataFrame(recs)
 
+# %% ../nbs/12_ablate.ipynb #8db89a34
 def plot_ablation(runs: pd.DataFrame, path=None):
     "Test macro-F1 per row and modality (points = runs: folds and seeds, bars = mean), with the paper's figures as separate markers."
     import seaborn as sns, matplotlib.pyplot as plt

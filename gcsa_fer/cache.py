@@ -92,7 +92,7 @@ def is_complete(folder: Path, key: str | None = None) -> bool:
     m = Path(folder) / 'COMPLETE'
     return m.exists() and (key is None or m.read_text().strip() == key)
 
-# %% ../nbs/09_cache.ipynb #bba87265
+# %% ../nbs/09_cache.ipynb #5849f634
 def _shard_size(n: int, n_workers: int, max_items: int = 512) -> int:
     "Items per shard: at most `max_items`, and small enough that every worker gets about four shards."
     return max(1, min(max_items, math.ceil(n / max(1, 4 * n_workers))))
@@ -113,6 +113,7 @@ def shard_ok(folder: Path, j: int) -> bool:
     except (ValueError, KeyError): return False
     return data.exists() and data.stat().st_size == m['bytes'] and _file_sha256(data) == m['sha256']
 
+# %% ../nbs/09_cache.ipynb #2bbe051b
 def _write_shard(j: int, idx: range, folder: Path, ds=None) -> dict:
     "Compute items `idx` and write shard `j`: the tensors' bytes one item after another (`.bin`), then the record (`.json`) that makes it count."
     ds = ds if ds is not None else _WORKER_DS
@@ -140,7 +141,7 @@ def _write_shard(j: int, idx: range, folder: Path, ds=None) -> dict:
     atomic_write(folder / f"{name}.json", lambda p: p.write_text(json.dumps(meta)))
     return {'shard': j, 'n': len(idx)}
 
-
+# %% ../nbs/09_cache.ipynb #49ddfed9
 def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
                 cache_dir, # parent folder of all caches
                 n_workers: int = 2, # processes (1: in this process)
@@ -183,8 +184,7 @@ def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
     atomic_write(folder / 'COMPLETE', lambda p: p.write_text(key))
     return folder
 
-
-# %% ../nbs/09_cache.ipynb #e71db610
+# %% ../nbs/09_cache.ipynb #c6a17a47
 class CachedDataset(Dataset):
     "The items of a finished cache folder, as the reader would give them (float16 log-mels back to float32), read item by item from the shards."
     def __init__(self, folder, # a folder written by `build_cache`
@@ -260,6 +260,7 @@ class CachedDataset(Dataset):
     def labels(self): return [np.asarray(l) for l in self._labels]
     def __repr__(self): return f"CachedDataset({len(self)} items in {len(self._files)} shards of {self.folder.name})"
 
+# %% ../nbs/09_cache.ipynb #38c8047e
 def verify_cache(folder) -> list[str]:
     "The shards of a cache folder whose data no longer match their recorded sha256 (empty: all good)."
     folder = Path(folder); n = json.loads((folder / 'report.json').read_text())['n_shards']
@@ -268,4 +269,3 @@ def verify_cache(folder) -> list[str]:
 def cached_dataset(ds, cache_dir, n_workers: int = 2, progress: bool = True) -> CachedDataset:
     "Build `ds`'s cache under `cache_dir` if it is not complete, then read it."
     return CachedDataset(build_cache(ds, cache_dir, n_workers, progress), like=ds)
-

@@ -60,7 +60,7 @@ def check_tensor(x: torch.Tensor, name: str, shape: str, dim: int | None = None,
     if finite and x.is_floating_point() and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} got NaN or infinite values in its input of shape {tuple(x.shape)}")
 
-# %% ../nbs/00_core.ipynb #fe5b845f
+# %% ../nbs/00_core.ipynb #ee70edb8
 @dataclass
 class PreprocessConfig:
     "How raw clips become tensors (see the preprocess notebook)."
@@ -105,6 +105,7 @@ class ModelConfig:
     feature_dim: int = 35      # input size when the visual modality is a feature vector (RAVDESS AUs)
     feature_hidden: int = 64   # hidden size of the MLP on visual feature vectors
 
+# %% ../nbs/00_core.ipynb #f53def15
 @dataclass
 class TrainConfig:
     "The optimisation, with the paper's defaults."
@@ -130,8 +131,11 @@ class TrainConfig:
     device: str = 'auto'       # 'auto' (CUDA when present), 'cpu' or 'cuda'
     amp: bool = True           # bf16 autocast on CUDA
     num_workers: int = 0
+    gan_per_class: int = 0     # add this many GAN-generated training items per class (0: none; see the GAN notebook)
+    gan_steps: int = 2000      # training steps of that GAN
     sync_bn: bool = False      # under torchrun on GPUs: batch-norm statistics over the global batch (`SyncBatchNorm`)
 
+# %% ../nbs/00_core.ipynb #e18b3b67
 @dataclass
 class Config:
     "Everything one run needs: dataset, modality, preprocessing, model and training."
@@ -214,6 +218,7 @@ class Config:
         "Read a configuration written by `save`."
         return cls.from_dict(json.loads(Path(path).read_text()))
 
+# %% ../nbs/00_core.ipynb #53aa5c74
 def _build(cls, d: dict):
     known = {f.name for f in fields(cls)}
     unknown = set(d) - known

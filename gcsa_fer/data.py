@@ -119,7 +119,7 @@ def read_table(path,                  # a CSV file
         raise ValueError(f"{path}: {len(bad)} bad value(s): " + '; '.join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else ''))
     return df
 
-# %% ../nbs/08_data.ipynb #c0ad0e39
+# %% ../nbs/08_data.ipynb #4c06f9e3
 AU_COLUMNS = [f'AU{n:02d}_r' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)] + \
              [f'AU{n:02d}_c' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
 SPLITS = ('train', 'val', 'test', 'all')
@@ -139,6 +139,7 @@ def ravdess_actors(split: str, # 'train', 'val', 'test' or 'all'
 def _check_split(split, allowed=SPLITS):
     if split not in allowed: raise ValueError(f"split must be one of {allowed}, got {split!r}")
 
+# %% ../nbs/08_data.ipynb #68fb10d8
 class Ravdess(ExprDataset):
     "RAVDESS speech: 16 kHz audio log-mels and/or the 35 OpenFace AU features of the matching video."
     visual, supported = 'features', ('audio', 'features')
@@ -280,7 +281,7 @@ def _read_rgb(path: Path, size: int) -> np.ndarray | None:
 def _video_audio(path: str, sr: int) -> torch.Tensor:
     return load_audio(path, PreprocessConfig(sample_rate=sr), allow_silent=True)
 
-# %% ../nbs/08_data.ipynb #427312f3
+# %% ../nbs/08_data.ipynb #3d7ccca0
 class AbawExpr(ExprDataset):
     "Aff-Wild2 EXPR: windows of `n_frames` ordered key frames per video, per-frame labels, aligned audio windows."
     visual, level, supported = 'pixels', 'frame', ('frames', 'audio')
@@ -406,6 +407,7 @@ class AbawExpr(ExprDataset):
         "One row per video: key frames, missing frames, video file; skipped files listed with their problem."
         return pd.concat([pd.DataFrame(self.per_video), pd.DataFrame(self.skipped)], ignore_index=True)
 
+# %% ../nbs/08_data.ipynb #6e89bd79
 @functools.lru_cache(maxsize=256)
 def _fps(path: str) -> float: return video_fps(path)
 

@@ -13,6 +13,7 @@ from .core import Config, atomic_write
 from .datasets import get_dataset
 from .train import Trainer, plot_history
 from .distributed import is_main
+from .gan import train_gan, training_arrays, add_generated, gan_quality
 from .metrics import evaluate
 from .evaluate import evaluate_predictions, save_predictions, read_predictions, _jsonable
 from .fusion import fuse
@@ -67,6 +68,13 @@ def run_experiment(cfg: Config,                # the run
     val = get_dataset(cfg.dataset, 'val', cfg, cache_dir)
     try: test = get_dataset(cfg.dataset, 'test', cfg, cache_dir)
     except ValueError: test = None
+    gan_info = None
+    if cfg.train.gan_per_class > 0:                  # a GAN on this fold's training items only; its samples join the training set
+        X, y, kind = training_arrays(get_dataset(cfg.dataset, 'train', cfg, cache_dir))
+        gan = train_gan(X, y, out / 'gan', kind, steps=cfg.train.gan_steps, seed=cfg.train.seed, progress=progress and is_main())
+        Xv, yv, _ = training_arrays(val)
+        gan_info = {'per_class': cfg.train.gan_per_class, 'steps': cfg.train.gan_steps, 'quality_on_val': gan_quality(gan, X, y, Xv, yv)}
+        train = add_generated(train, gan, cfg.train.gan_per_class, cfg.train.seed + 1)
     tr = Trainer(cfg, train, val, out, progress=progress)
     hist = tr.fit(max_epochs=max_epochs)
     if tr.epoch < cfg.train.epochs: return {'status': 'incomplete', 'epoch': tr.epoch}
@@ -85,6 +93,7 @@ def run_experiment(cfg: Config,                # the run
     if 'fusion' in res: _keep_fusion(tr, out / ('best.pt' if cfg.train.select_epoch == 'best' else 'last.pt'), res['fusion'])
     best = max(tr.history, key=lambda h: h['val_macro_f1']) if cfg.train.select_epoch == 'best' else tr.history[-1]
     res['last_epoch'] = last
+    if gan_info is not None: res['gan'] = gan_info
     res.update(status='complete', config=cfg.to_dict(), best_epoch=best['epoch'], epochs=cfg.train.epochs,
                n_train=len(train), n_val=len(val), n_test=0 if test is None else len(test),
                wall_seconds=round(time.time() - t0, 1), seconds_training=round(sum(h['seconds'] for h in tr.history), 1),

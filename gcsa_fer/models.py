@@ -106,7 +106,7 @@ def load_model(path,                     # a run folder (best.pt) or an exported
         model.set_fusion(fusion.get('m', cfg.train.fusion_m), fusion.get('n', cfg.train.fusion_n))
     return LoadedModel(model.to(device).eval(), cfg, vis, p, kind, info)
 
-# %% ../nbs/12a_models.ipynb #ad757ff0
+# %% ../nbs/12a_models.ipynb #0e6d0a54
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -127,6 +127,7 @@ def load_fused_run(run) -> LoadedModel:
     model = AVModel(parts['a'].model.audio, parts['v'].model.visual, metrics['fusion']['m'], metrics['fusion']['n'])
     return LoadedModel(model.eval(), cfg, parts['v'].visual_input, run, 'run', metrics)
 
+# %% ../nbs/12a_models.ipynb #ff5f4f16
 def export_default_model(run_dir,                  # a run folder (config.json, best.pt, metrics.json), or a decision-fused V+A run
                          out_dir,                  # the model folder to write, e.g. models/default
                          branches=None,            # 'audio', 'visual' or a list of them; None keeps every branch
@@ -174,6 +175,7 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     (out / 'README.md').write_text(_model_card(prov, cfg))
     return out
 
+# %% ../nbs/12a_models.ipynb #28b3131d
 def _inputs(prov: dict, cfg: Config) -> list[str]:
     "What each kept branch takes, in words."
     pre, out = cfg.preprocess, []
@@ -213,7 +215,6 @@ def _model_card(prov: dict, cfg: Config) -> str:
     lines += [('Limits: trained on posed studio photos of a few dozen adults; ' if prov['dataset'] == 'faces' else
                'Limits: trained on acted speech from a few speakers; ') + 'not validated for any decision about a person.', '']
     return '\n'.join(lines)
-
 
 # %% ../nbs/12a_models.ipynb #fb73fa13
 def _shipped(name: str) -> Path | None:

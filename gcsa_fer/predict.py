@@ -117,7 +117,7 @@ class VideoPrediction:
 
 SOURCES = ('av', 'audio', 'video', 'none')
 
-# %% ../nbs/13_predict.ipynb #a5b40a48
+# %% ../nbs/13_predict.ipynb #60c78552
 def _rms_db(windows: torch.Tensor) -> np.ndarray:
     rms = windows.float().pow(2).mean(-1).sqrt().numpy()
     with np.errstate(divide='ignore'): return 20 * np.log10(rms)
@@ -143,6 +143,7 @@ class _FaceLogits:
         self.flush()
         return (np.concatenate(self.logits) if self.logits else np.zeros((0, N_CLASSES), np.float32)), np.asarray(self.found, bool)
 
+# %% ../nbs/13_predict.ipynb #3c7dec1b
 def predict_video(lm: LoadedModel,              # from `load_model` (or `combine_models`)
                   path,                          # a video (or audio) file PyAV can read
                   hop: float = 0.5,              # segment length and step between window centres (s)
@@ -217,6 +218,7 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
     if (source == 'none').all(): notes.append("no window has a face or audible sound: nothing predicted")
     return VideoPrediction(path, table, video['times'] if video is not None else np.zeros(0), hop, notes, window_seconds)
 
+# %% ../nbs/13_predict.ipynb #c044feb8
 def predict_image(lm: LoadedModel, path) -> VideoPrediction:
     "The face model's probabilities for one image: a one-row table (source `video`, or `none` with the reason when no face is found)."
     if not lm.uses_faces: raise MediaError(path, "is an image, and this model has no face branch (use a face model, e.g. models/faces)")
@@ -255,7 +257,7 @@ def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
         fig.tight_layout()
     return fig
 
-# %% ../nbs/13_predict.ipynb #fd46d04a
+# %% ../nbs/13_predict.ipynb #eddc032d
 ABAW_HEADER = 'image_location,' + ','.join(EXPR_CLASSES)
 
 def write_abaw(preds: list[VideoPrediction], path,
@@ -290,6 +292,7 @@ def _explain(pr: VideoPrediction) -> list[str]:
     for reason, k in pr.missing().items(): lines.append(f"{pr.path}: {k} of {W} windows without a prediction: {reason}")
     return lines
 
+# %% ../nbs/13_predict.ipynb #23aea6c3
 def _out_names(paths: list[Path]) -> list[str]:
     "Output file stems: the file's stem, or, when two inputs share one, the parent folder's name and the stem (a/clip.mp4 -> a_clip)."
     stems = [p.stem for p in paths]
@@ -302,6 +305,7 @@ def _out_names(paths: list[Path]) -> list[str]:
         names.append(name)
     return names[1:]
 
+# %% ../nbs/13_predict.ipynb #59a5c4f0
 def predict_videos(videos,                      # paths of video (or image) files
                    run=None,                     # a run folder, an exported model folder, or a `LoadedModel`; None: `default_predictor()`
                    out_dir=None,                 # where to write CSVs, PNGs, summary.csv (None: write nothing)

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
+from fastcore.basics import patch
 from .core import Config, N_CLASSES, get_device, seed_everything
 from .checkpoint import save_checkpoint, load_checkpoint
 from .mcnn import MCNN
@@ -107,7 +108,7 @@ def _set_rng_state(s: dict):
     random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
-# %% ../nbs/10_train.ipynb #623627bc
+# %% ../nbs/10_train.ipynb #d3dd64aa
 class Trainer:
     "Train an `AVModel` from `cfg` on `train_ds`, select on `val_ds`, checkpoint into `out_dir`."
     def __init__(self, cfg: Config,               # the run's configuration (`cfg.train` holds the optimisation)
@@ -160,104 +161,115 @@ class Trainer:
                           generator=torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch),   # worker seeds as before; the global RNG untouched
                           num_workers=self.cfg.train.num_workers, pin_memory=self.device.type == 'cuda', drop_last=False)
 
-    def train_epoch(self, epoch: int) -> float:
-        self.model.train()
-        total, count = 0.0, 0
-        bar = tqdm(self.loader(self.train_ds, True, epoch), desc=f'epoch {epoch + 1}', leave=False, disable=not self.progress)
-        for batch in bar:
-            batch = to_device(batch, self.device)
-            label = batch['label']
-            if 'face_mask' in batch and label.dim() == 2 and self.model.audio is None:
-                label = label.masked_fill(~batch['face_mask'], -1)   # visual only: a frame without a face teaches nothing
-            if self.cfg.train.mixup > 0: batch, perm, lam = mixup(batch, self.cfg.train.mixup)
-            with _autocast(self.device, self.cfg.train.amp):
-                out = self.net(batch)
-            loss = self.loss_fn(out['p'], label)
-            if self.cfg.train.mixup > 0: loss = lam * loss + (1 - lam) * self.loss_fn(out['p'], label[perm.to(label.device)])
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            if self.sched_per_batch: self.sched.step()
-            n = int((batch['label'] >= 0).sum()); total += float(loss.detach()) * n; count += n
-            bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
-        if self.world > 1:                 # the epoch's loss over every process; every model takes the main one's batch-norm statistics
-            t = torch.tensor([total, count], dtype=torch.float64, device=self.device); dist.all_reduce(t); total, count = t.tolist()
-            for b in self.model.buffers(): dist.broadcast(b, 0)
-        return total / max(count, 1)
+# %% ../nbs/10_train.ipynb #1d6d4af7
+@patch
+def train_epoch(self: Trainer, epoch: int) -> float:
+    self.model.train()
+    total, count = 0.0, 0
+    bar = tqdm(self.loader(self.train_ds, True, epoch), desc=f'epoch {epoch + 1}', leave=False, disable=not self.progress)
+    for batch in bar:
+        batch = to_device(batch, self.device)
+        label = batch['label']
+        if 'face_mask' in batch and label.dim() == 2 and self.model.audio is None:
+            label = label.masked_fill(~batch['face_mask'], -1)   # visual only: a frame without a face teaches nothing
+        if self.cfg.train.mixup > 0: batch, perm, lam = mixup(batch, self.cfg.train.mixup)
+        with _autocast(self.device, self.cfg.train.amp):
+            out = self.net(batch)
+        loss = self.loss_fn(out['p'], label)
+        if self.cfg.train.mixup > 0: loss = lam * loss + (1 - lam) * self.loss_fn(out['p'], label[perm.to(label.device)])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.sched_per_batch: self.sched.step()
+        n = int((batch['label'] >= 0).sum()); total += float(loss.detach()) * n; count += n
+        bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
+    if self.world > 1:                 # the epoch's loss over every process; every model takes the main one's batch-norm statistics
+        t = torch.tensor([total, count], dtype=torch.float64, device=self.device); dist.all_reduce(t); total, count = t.tolist()
+        for b in self.model.buffers(): dist.broadcast(b, 0)
+    return total / max(count, 1)
 
-    @torch.no_grad()
-    def predict(self, ds) -> dict:
-        "Probabilities of each branch and of the fusion, labels and ids, as NumPy arrays."
-        self.model.eval()
-        keep = {'p': [], 'pa': [], 'pv': [], 'label': [], 'frame_index': [], 'id': []}
-        for batch in self.loader(ds, False):
-            ids = batch.get('id'); batch = to_device(batch, self.device)
-            with _autocast(self.device, self.cfg.train.amp):
-                out = self.model(batch)
-            for k in ('p', 'pa', 'pv'):
-                if k in out: keep[k].append(out[k].float().cpu())
-            keep['label'].append(batch['label'].cpu()); keep['id'] += list(ids) if ids is not None else []
-            if 'frame_index' in batch: keep['frame_index'].append(batch['frame_index'].cpu())
-        res = {k: torch.cat(v).numpy() for k, v in keep.items() if k != 'id' and v}
-        res['id'] = keep['id']
-        return res
+# %% ../nbs/10_train.ipynb #e28bd528
+@patch
+@torch.no_grad()
+def predict(self: Trainer, ds) -> dict:
+    "Probabilities of each branch and of the fusion, labels and ids, as NumPy arrays."
+    self.model.eval()
+    keep = {'p': [], 'pa': [], 'pv': [], 'label': [], 'frame_index': [], 'id': []}
+    for batch in self.loader(ds, False):
+        ids = batch.get('id'); batch = to_device(batch, self.device)
+        with _autocast(self.device, self.cfg.train.amp):
+            out = self.model(batch)
+        for k in ('p', 'pa', 'pv'):
+            if k in out: keep[k].append(out[k].float().cpu())
+        keep['label'].append(batch['label'].cpu()); keep['id'] += list(ids) if ids is not None else []
+        if 'frame_index' in batch: keep['frame_index'].append(batch['frame_index'].cpu())
+    res = {k: torch.cat(v).numpy() for k, v in keep.items() if k != 'id' and v}
+    res['id'] = keep['id']
+    return res
 
-    def validate(self) -> dict:
-        pred = self.predict(self.val_ds)
-        p, y = torch.from_numpy(pred['p']), torch.from_numpy(pred['label'])
-        return {'val_loss': float(self.loss_fn(p.to(self.device), y.to(self.device))), 'val_macro_f1': macro_f1(y, p, classes=self.classes), 'val_accuracy': accuracy(y, p)}
+@patch
+def validate(self: Trainer) -> dict:
+    pred = self.predict(self.val_ds)
+    p, y = torch.from_numpy(pred['p']), torch.from_numpy(pred['label'])
+    return {'val_loss': float(self.loss_fn(p.to(self.device), y.to(self.device))), 'val_macro_f1': macro_f1(y, p, classes=self.classes), 'val_accuracy': accuracy(y, p)}
 
-    def save(self, name: str = 'last.pt'):
-        if not is_main(): return          # one writer: the main process
-        ck = {'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),
-              'epoch': self.epoch, 'history': self.history, 'rng': _rng_state(), 'config': self.cfg.to_dict()}
-        save_checkpoint(ck, self.out / name)   # tensors and plain containers only: it loads with weights_only=True
+# %% ../nbs/10_train.ipynb #2b1dd028
+@patch
+def save(self: Trainer, name: str = 'last.pt'):
+    if not is_main(): return          # one writer: the main process
+    ck = {'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),
+          'epoch': self.epoch, 'history': self.history, 'rng': _rng_state(), 'config': self.cfg.to_dict()}
+    save_checkpoint(ck, self.out / name)   # tensors and plain containers only: it loads with weights_only=True
 
-    def load(self, name: str = 'last.pt') -> bool:
-        "Resume from a checkpoint in the run folder; False if there is none."
-        path = self.out / name
-        if not path.exists(): return False
-        ck = load_checkpoint(path, map_location=self.device)
-        mine, theirs = _resumable(self.cfg.to_dict()), _resumable(ck.get('config', {}))
-        if mine != theirs:
-            diff = sorted(f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}' for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            raise ValueError(f"{path} was written by another configuration ({'; '.join(diff)}); "
-                             "use another run folder, or delete the checkpoint to start again")
-        self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['opt']); self.sched.load_state_dict(ck['sched'])
-        self.epoch, self.history = ck['epoch'], ck['history']
-        _set_rng_state(ck['rng'])
-        return True
+@patch
+def load(self: Trainer, name: str = 'last.pt') -> bool:
+    "Resume from a checkpoint in the run folder; False if there is none."
+    path = self.out / name
+    if not path.exists(): return False
+    ck = load_checkpoint(path, map_location=self.device)
+    mine, theirs = _resumable(self.cfg.to_dict()), _resumable(ck.get('config', {}))
+    if mine != theirs:
+        diff = sorted(f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}' for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        raise ValueError(f"{path} was written by another configuration ({'; '.join(diff)}); "
+                         "use another run folder, or delete the checkpoint to start again")
+    self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['opt']); self.sched.load_state_dict(ck['sched'])
+    self.epoch, self.history = ck['epoch'], ck['history']
+    _set_rng_state(ck['rng'])
+    return True
 
-    @property
-    def best_f1(self) -> float:
-        return max((h['val_macro_f1'] for h in self.history), default=-1.0)
+@patch(as_prop=True)
+def best_f1(self: Trainer) -> float:
+    return max((h['val_macro_f1'] for h in self.history), default=-1.0)
 
-    def fit(self, resume: bool = True,             # continue from `last.pt` when the run folder has one
-            max_epochs: int | None = None,         # stop after this many epochs in this call (the run can be resumed)
-           ) -> pd.DataFrame:
-        "Train to `cfg.train.epochs`, checkpointing every epoch; returns the per-epoch history."
-        if resume and self.load(): print(f'resuming {self.out} after epoch {self.epoch}')
-        stop = self.cfg.train.epochs if max_epochs is None else min(self.cfg.train.epochs, self.epoch + max_epochs)
-        bar = tqdm(range(self.epoch, stop), desc='training', initial=self.epoch, total=self.cfg.train.epochs, disable=not self.progress)
-        for epoch in bar:
-            t0 = time.time()
-            train_loss = self.train_epoch(epoch)
-            if not self.sched_per_batch: self.sched.step()
-            row = {'epoch': epoch + 1, 'train_loss': train_loss, **self.validate(),
-                   'lr': self.opt.param_groups[0]['lr'], 'seconds': time.time() - t0}
-            improved = row['val_macro_f1'] > self.best_f1
-            self.history.append(row); self.epoch = epoch + 1
-            if improved: self.save('best.pt')
-            self.save('last.pt')
-            if is_main(): pd.DataFrame(self.history).to_csv(self.out / 'history.csv', index=False)
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_f1=f"{row['val_macro_f1']:.3f}", best=f'{self.best_f1:.3f}')
-        barrier()                          # the main process's last checkpoint is written before anyone goes on
-        return pd.DataFrame(self.history)
+# %% ../nbs/10_train.ipynb #bf15a64d
+@patch
+def fit(self: Trainer, resume: bool = True,             # continue from `last.pt` when the run folder has one
+        max_epochs: int | None = None,         # stop after this many epochs in this call (the run can be resumed)
+       ) -> pd.DataFrame:
+    "Train to `cfg.train.epochs`, checkpointing every epoch; returns the per-epoch history."
+    if resume and self.load(): print(f'resuming {self.out} after epoch {self.epoch}')
+    stop = self.cfg.train.epochs if max_epochs is None else min(self.cfg.train.epochs, self.epoch + max_epochs)
+    bar = tqdm(range(self.epoch, stop), desc='training', initial=self.epoch, total=self.cfg.train.epochs, disable=not self.progress)
+    for epoch in bar:
+        t0 = time.time()
+        train_loss = self.train_epoch(epoch)
+        if not self.sched_per_batch: self.sched.step()
+        row = {'epoch': epoch + 1, 'train_loss': train_loss, **self.validate(),
+               'lr': self.opt.param_groups[0]['lr'], 'seconds': time.time() - t0}
+        improved = row['val_macro_f1'] > self.best_f1
+        self.history.append(row); self.epoch = epoch + 1
+        if improved: self.save('best.pt')
+        self.save('last.pt')
+        if is_main(): pd.DataFrame(self.history).to_csv(self.out / 'history.csv', index=False)
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_f1=f"{row['val_macro_f1']:.3f}", best=f'{self.best_f1:.3f}')
+    barrier()                          # the main process's last checkpoint is written before anyone goes on
+    return pd.DataFrame(self.history)
 
-    def load_best(self):
-        "Load the weights of the best validation epoch into the model."
-        self.model.load_state_dict(load_checkpoint(self.out / 'best.pt', map_location=self.device)['model'])
-        return self.model
+@patch
+def load_best(self: Trainer):
+    "Load the weights of the best validation epoch into the model."
+    self.model.load_state_dict(load_checkpoint(self.out / 'best.pt', map_location=self.device)['model'])
+    return self.model
 
 # %% ../nbs/10_train.ipynb #11382177
 def plot_history(history: pd.DataFrame, path=None):

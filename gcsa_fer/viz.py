@@ -95,7 +95,7 @@ def analyse_clip(lm: LoadedModel, item: dict) -> dict:
     return res
 
 
-# %% ../nbs/13a_viz.ipynb #a236557f
+# %% ../nbs/13a_viz.ipynb #9cb57ffb
 def plot_frames(res: dict, overlay: bool = True, alpha: float = 0.45, max_frames: int = 8):
     "The sampled face frames (a red title marks a frame with no detected face), with the spatial attention overlaid."
     import matplotlib.pyplot as plt
@@ -137,6 +137,7 @@ def plot_features(res: dict):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/13a_viz.ipynb #d2bcb7f9
 def plot_channel_weights(res: dict):
     "The GCSA channel weights of each branch, averaged over positions (one bar per channel)."
     import matplotlib.pyplot as plt
