@@ -8,7 +8,7 @@ import argparse, json, shutil, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['build_parser', 'main', 'train_command', 'predict_command', 'report', 'run_command']
+__all__ = ['build_parser', 'main', 'train_command', 'predict_command', 'report', 'gan_command', 'run_command']
 
 # %% ../nbs/15_cli.ipynb #b14cc5f8
 def _kv(items) -> dict:
@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument('--max-epochs', type=int, default=None, help='stop after this many epochs in this call (resumable)')
     x.add_argument('--set', nargs='*', default=[], metavar='NAME=VALUE', help='any configuration field, e.g. epochs=30 batch_size=32 sync_bn=true')
     x.add_argument('--quiet', action='store_true')
+    gn = sub.add_parser('gan', help="train the class-conditional GAN on a dataset's training faces (or AU vectors): AFEW or CK+ in their published layouts, a face folder, ...")
+    gn.add_argument('--dataset', required=True, help='afew, ckplus, faces, abaw, cremad, ravdess (action-unit vectors) or synthetic')
+    gn.add_argument('--data-root', default='', help='the dataset folder (default: the shipped data, where there is one)')
+    gn.add_argument('--out', required=True, help='gan.pt (resumable), samples.png, log.json, quality.json')
+    gn.add_argument('--split', default='train', help="which split trains it: train (quality then measured on val), or all (as the paper's GAN used all of AFEW and CK+)")
+    gn.add_argument('--steps', type=int, default=2000)
+    gn.add_argument('--face-size', type=int, default=64, help='side of the generated faces (a power of two)')
+    gn.add_argument('--set', nargs='*', default=[], metavar='NAME=VALUE', help='other configuration fields (e.g. fold=1 detector=none)')
+    gn.add_argument('--quiet', action='store_true')
     r = sub.add_parser('report', help='collect runs into the ablation table and plot (executes experiments/report.ipynb)')
     r.add_argument('--runs', required=True, help='runs folder')
     r.add_argument('--out', required=True, help='results folder (table.md, table.csv, ablation.png, metrics of each run)')
@@ -139,6 +148,8 @@ def main(argv=None):
     elif args.command == 'train':
         _check_device(parser, args.device)
         sys.exit(train_command(parser, args))
+    elif args.command == 'gan':
+        sys.exit(gan_command(parser, args))
     elif args.command == 'run':
         if args.device: _check_device(parser, args.device)
         sys.exit(run_command(parser, args))
@@ -225,6 +236,26 @@ def report(runs_dir, out_dir, title: str = 'Ablation'):
     print((out / 'table.md').read_text())
 
 # %% ../nbs/15_cli.ipynb #3070bd49
+def gan_command(parser, args) -> int:
+    "`gcsa_fer gan`: the GAN on a dataset's training split (its last face frame per item, or its feature vector), then its quality on the validation split."
+    from gcsa_fer.core import Config
+    from gcsa_fer.datasets import get_dataset
+    from gcsa_fer.gan import train_gan, training_arrays, gan_quality
+    try:
+        cfg = Config(dataset=args.dataset, modality='v', data_root=args.data_root).update(face_size=args.face_size, **_kv(args.set))
+        X, y, kind = training_arrays(get_dataset(args.dataset, args.split, cfg, Path(args.out) / 'cache'))
+        gan = train_gan(X, y, args.out, kind, steps=args.steps, seed=cfg.train.seed, progress=not args.quiet)
+    except (ValueError, TypeError) as e: parser.error(str(e))
+    Xv, why = None, 'the GAN trained on every item' if args.split == 'all' else ''
+    if args.split != 'all':
+        try: Xv, yv, _ = training_arrays(get_dataset(args.dataset, 'val', cfg, Path(args.out) / 'cache'))
+        except ValueError as e: why = str(e)
+    q = gan_quality(gan, X, y, Xv, yv) if Xv is not None and len(set(yv.tolist())) > 1 else {'note': f"no validation split to measure on ({why if Xv is None else 'one class'})"}
+    (Path(args.out) / 'quality.json').write_text(json.dumps(q, indent=1))
+    print(f"{args.out}: {len(X)} training {'faces' if kind == 'image' else 'vectors'} of {len(gan.classes)} classes, {args.steps} steps; "
+          + (f"TSTR {100 * q['tstr_accuracy']:.1f} % vs TRTR {100 * q['trtr_accuracy']:.1f} %, C2ST {100 * q['c2st_accuracy']:.1f} %" if 'tstr_accuracy' in q else q['note']))
+    return 0
+
 def run_command(parser, args) -> int:
     "`gcsa_fer run`: one configuration, trained and evaluated into `--out`; with torchrun, this process's part of it."
     from gcsa_fer.core import Config

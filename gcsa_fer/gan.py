@@ -188,7 +188,8 @@ def gan_quality(gan: TrainedGAN, X_train, y_train, X_test, y_test, seed: int = 0
     clf = lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
     trtr = float((clf().fit(A, y_train).predict(T) == y_test).mean())
     tstr = float((clf().fit(B, y_train).predict(T) == y_test).mean())
-    c2st = float(cross_val_score(clf(), np.vstack([A, B]), np.r_[np.zeros(len(A)), np.ones(len(B))], cv=5).mean())
+    cv = min(5, len(A))                                                  # a tiny set: fewer folds (none below 2 samples)
+    c2st = float(cross_val_score(clf(), np.vstack([A, B]), np.r_[np.zeros(len(A)), np.ones(len(B))], cv=cv).mean()) if cv >= 2 else float('nan')
     res = {'trtr_accuracy': trtr, 'tstr_accuracy': tstr, 'c2st_accuracy': c2st, 'chance': float(np.bincount(y_test).max() / len(y_test)),
            'n_train': len(A), 'n_test': len(T)}
     if gan.kind == 'vector':
@@ -199,14 +200,15 @@ def gan_quality(gan: TrainedGAN, X_train, y_train, X_test, y_test, seed: int = 0
 
 # %% ../nbs/11d_gan.ipynb #4ef7421d
 def training_arrays(ds) -> tuple[torch.Tensor, torch.Tensor, str]:
-    "The visual inputs of every item of `ds` (first face frame, or feature vector) with their labels, and which kind they are."
+    "The visual inputs of every item of `ds` (the last face frame: a CK+ sequence's peak; or the feature vector) with their labels, and which kind they are."
     X, y = [], []
     for i in range(len(ds)):
         it = ds[i]
-        if 'frames' in it: X.append(it['frames'][0])
+        if 'frames' in it: X.append(it['frames'][-1])
         elif 'features' in it: X.append(it['features'])
         else: raise ValueError("a GAN needs face frames or feature vectors in the items, got keys " + ', '.join(sorted(it)))
-        y.append(int(torch.as_tensor(it['label']).reshape(-1)[0]))
+        y.append(int(torch.as_tensor(it['label']).reshape(-1)[-1]))
+    if not X: raise ValueError("no items to train a GAN on")
     return torch.stack(X), torch.tensor(y), ('image' if X[0].dim() == 3 else 'vector')
 
 class WithGenerated(Dataset):
