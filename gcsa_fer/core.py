@@ -133,6 +133,7 @@ class TrainConfig:
     num_workers: int = 0
     gan_per_class: int = 0     # add this many GAN-generated training items per class (0: none; see the GAN notebook)
     gan_steps: int = 2000      # training steps of that GAN
+    gan_width: int = 64        # its width (channels of the first layers): 32 is 2.5x faster on a CPU for 64x64 faces
     sync_bn: bool = False      # under torchrun on GPUs: batch-norm statistics over the global batch (`SyncBatchNorm`)
 
 # %% ../nbs/00_core.ipynb #e18b3b67

@@ -71,9 +71,9 @@ def run_experiment(cfg: Config,                # the run
     gan_info = None
     if cfg.train.gan_per_class > 0:                  # a GAN on this fold's training items only; its samples join the training set
         X, y, kind = training_arrays(get_dataset(cfg.dataset, 'train', cfg, cache_dir))
-        gan = train_gan(X, y, out / 'gan', kind, steps=cfg.train.gan_steps, seed=cfg.train.seed, progress=progress and is_main())
+        gan = train_gan(X, y, out / 'gan', kind, steps=cfg.train.gan_steps, width=cfg.train.gan_width, seed=cfg.train.seed, progress=progress and is_main())
         Xv, yv, _ = training_arrays(val)
-        gan_info = {'per_class': cfg.train.gan_per_class, 'steps': cfg.train.gan_steps, 'quality_on_val': gan_quality(gan, X, y, Xv, yv)}
+        gan_info = {'per_class': cfg.train.gan_per_class, 'steps': cfg.train.gan_steps, 'width': cfg.train.gan_width, 'quality_on_val': gan_quality(gan, X, y, Xv, yv)}
         train = add_generated(train, gan, cfg.train.gan_per_class, cfg.train.seed + 1)
     tr = Trainer(cfg, train, val, out, progress=progress)
     hist = tr.fit(max_epochs=max_epochs)
