@@ -227,7 +227,8 @@ def load(self: Trainer, name: str = 'last.pt') -> bool:
     path = self.out / name
     if not path.exists(): return False
     ck = load_checkpoint(path, map_location=self.device)
-    mine, theirs = _resumable(self.cfg.to_dict()), _resumable(ck.get('config', {}))
+    defaults = _resumable(Config().to_dict())                 # a field added since the checkpoint was written counts as its default
+    mine, theirs = {**defaults, **_resumable(self.cfg.to_dict())}, {**defaults, **_resumable(ck.get('config', {}))}
     if mine != theirs:
         diff = sorted(f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}' for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         raise ValueError(f"{path} was written by another configuration ({'; '.join(diff)}); "

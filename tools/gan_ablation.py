@@ -41,7 +41,8 @@ def main():
                 c = Config.from_dict(cfg.to_dict())
                 if gan: c.update(gan_per_class=a.per_class[i], gan_steps=a.steps[i], gan_width=a.width[i])
                 run = Path(a.runs) / name / f"{'gan' if gan else 'base'}-f{fold}"
-                t = time.time(); m = run_experiment(c, run, Path(a.runs) / name / 'cache', progress=False)
+                t = time.time(); done = run / 'metrics.json'
+                m = json.loads(done.read_text()) if done.exists() and json.loads(done.read_text()).get('status') == 'complete' else run_experiment(c, run, Path(a.runs) / name / 'cache', progress=False)
                 q = (m.get('gan') or {}).get('quality_on_val', {})
                 rows.append({'data': name, 'fold': fold, 'gan': gan, 'test_accuracy': 100 * m['test']['accuracy'],
                              'test_macro_f1_present': 100 * m['test']['macro_f1_present'], 'n_train': m['n_train'],
