@@ -79,3 +79,16 @@ def test_epoch_order_is_the_order_torch_samplers_drew(tmp_path):
     tr = Trainer(cfg, ds, ds, tmp_path, progress=False)
     g = torch.Generator().manual_seed(cfg.train.seed * 100003 + 3)
     assert tr.epoch_order(3) == next(iter(DataLoader(list(range(len(ds))), batch_size=len(ds), shuffle=True, generator=g))).tolist()
+
+def test_a_field_added_later_does_not_block_resume(tmp_path):
+    "A checkpoint written before a configuration field existed resumes when the field has its default, and not when it differs."
+    from gcsa_fer.checkpoint import load_checkpoint, save_checkpoint
+    from gcsa_fer.core import Config
+    from gcsa_fer.datasets import get_dataset
+    from gcsa_fer.train import Trainer
+    cfg = Config(dataset='synthetic', modality='v').update(epochs=1, batch_size=32, face_size=16, n_frames=1, visual_width=8)
+    ds = get_dataset('synthetic', 'val', cfg)
+    Trainer(cfg, ds, ds, tmp_path, progress=False).fit()
+    ck = load_checkpoint(tmp_path / 'last.pt'); del ck['config']['train']['gan_width']; save_checkpoint(ck, tmp_path / 'last.pt')   # as an older version wrote it
+    assert Trainer(cfg, ds, ds, tmp_path, progress=False).load()
+    with pytest.raises(ValueError, match='gan_width'): Trainer(Config.from_dict(cfg.to_dict()).update(gan_width=32), ds, ds, tmp_path, progress=False).load()
