@@ -17,17 +17,18 @@ from gcsa_fer.core import Config
 from gcsa_fer.experiment import run_experiment
 from gcsa_fer.face_training import face_config
 
-def configs(name, per_class, steps):
+def configs(name, faces_folds=range(1, 6)):
     if name == 'ravdess-au':
         for r in ablation_grid('ravdess-cpu', modalities=['v'], rows=['Base']):
             yield r['parameters']['overrides']['fold'], run_config(r['parameters'])
     else:
-        for k in range(1, 6): yield k, face_config(device='cpu').update(fold=k)
+        for k in faces_folds: yield k, face_config(device='cpu').update(fold=k)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--runs', default='runs/gan-ablation'); p.add_argument('--out', default='results/gan')
     p.add_argument('--only', nargs='+', default=['ravdess-au', 'faces'])
+    p.add_argument('--faces-folds', type=int, nargs='+', default=[1, 2, 3, 4, 5], help='which of the 5 face folds (default: all)')
     p.add_argument('--per-class', type=int, nargs=2, default=[60, 20], metavar=('AU', 'FACES'), help='generated items per class')
     p.add_argument('--steps', type=int, nargs=2, default=[2000, 600], metavar=('AU', 'FACES'), help='GAN training steps')
     p.add_argument('--width', type=int, nargs=2, default=[64, 32], metavar=('AU', 'FACES'), help='GAN width (32 for 64x64 faces: 0.2 s a step on 2 cores, 64: 0.5 s)')
@@ -36,7 +37,7 @@ def main():
     rows = []
     for name in a.only:
         i = ['ravdess-au', 'faces'].index(name)
-        for fold, cfg in configs(name, a.per_class[i], a.steps[i]):
+        for fold, cfg in configs(name, a.faces_folds):
             for gan in (False, True):
                 c = Config.from_dict(cfg.to_dict())
                 if gan: c.update(gan_per_class=a.per_class[i], gan_steps=a.steps[i], gan_width=a.width[i])
