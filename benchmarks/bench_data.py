@@ -11,7 +11,7 @@ def bench_build(name, ds, root, n_workers, force=False):
     t = time.perf_counter(); folder = build_cache(ds, root, n_workers=n_workers, progress=False, force=force)
     dt = time.perf_counter() - t
     t = time.perf_counter(); c = CachedDataset(folder, like=ds); _ = [c[i] for i in range(len(c))]; dr = time.perf_counter() - t
-    mb = (folder / 'items.pt').stat().st_size / 2**20
+    mb = sum(p.stat().st_size for p in folder.glob('shard-*.bin')) / 2**20
     print(f"{name:34s} {len(ds):5d} clips  build {dt:7.2f} s  {len(ds)/dt:7.1f} clips/s  "
           f"skipped {c.report['n_skipped']}  cache {mb:6.1f} MB  read all {dr:5.2f} s")
 
