@@ -99,6 +99,12 @@ def _shard_size(n: int, n_workers: int, max_items: int = 512) -> int:
 
 def _shard_name(j: int) -> str: return f"shard-{j:05d}"
 
+def _alive(pid: str) -> bool:
+    "Whether the process `pid` (a temporary file's suffix) still runs."
+    try: os.kill(int(pid), 0); return True
+    except (ValueError, ProcessLookupError): return False
+    except PermissionError: return True
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -153,7 +159,8 @@ def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
     if is_complete(folder, key) and not force: return folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / 'COMPLETE').unlink(missing_ok=True)
-    for p in folder.glob('.shard-*.tmp-*'): p.unlink(missing_ok=True)      # what a killed build left half-written
+    for p in folder.glob('.shard-*.tmp-*'):                               # what a killed build left half-written...
+        if not _alive(p.name.rsplit('-', 1)[-1]): p.unlink(missing_ok=True) # ...not another live build's (torchrun: every process builds)
     n = len(ds); size = _shard_size(n, n_workers, shard_items)
     plan = {'n': n, 'shard_items': size}
     if force or not (folder / 'plan.json').exists() or json.loads((folder / 'plan.json').read_text()) != plan:
@@ -252,9 +259,9 @@ class CachedDataset(Dataset):
 
     def __len__(self): return len(self.shard_of)
     def __getstate__(self): return {**self.__dict__, '_fds': {}}   # file descriptors stay with their process
-    def __del__(self):
+    def __del__(self, _close=os.close):   # bound now: at interpreter exit the module's globals may be gone
         for fd in getattr(self, '_fds', {}).values():
-            try: os.close(fd)
+            try: _close(fd)
             except OSError: pass
     @property
     def labels(self): return [np.asarray(l) for l in self._labels]
