@@ -5,7 +5,6 @@
 # %% ../nbs/10a_distributed.ipynb #9913eb5f
 from __future__ import annotations
 import os
-import torch
 import torch.distributed as dist
 
 # %% auto #0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11d_gan.ipynb #c63ac820
 from __future__ import annotations
-import json, math, time
+import json, math
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np

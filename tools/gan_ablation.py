@@ -8,7 +8,7 @@ OUT/table.csv (mean +- std and the per-fold difference), and prints both.
 
     python tools/gan_ablation.py [--runs runs/gan-ablation] [--out results/gan] [--only ravdess-au faces]
 """
-import argparse, json, os, platform, subprocess, sys, time
+import argparse, json, time
 from pathlib import Path
 import pandas as pd
 import torch
