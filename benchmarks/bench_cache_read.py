@@ -5,9 +5,8 @@ of the same shard files, each in a fresh process: items/s and peak resident memo
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
-
-def vmhwm_mb():
-    return next(int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:'))
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_scale import vmhwm_mb   # the same peak-RSS reading as the scale benchmark
 
 def read_all(folder, how):
     import numpy as np, torch
@@ -29,7 +28,6 @@ def main():
     p = argparse.ArgumentParser(); p.add_argument('--frames', type=int, default=20000); p.add_argument('--work', default='/tmp/gcsa_scale')
     p.add_argument('--child', nargs=2, help=argparse.SUPPRESS); a = p.parse_args()
     if a.child: print(json.dumps(read_all(*a.child))); return
-    sys.path.insert(0, str(Path(__file__).parent))
     from bench_scale import FRAMES_PER_VIDEO, SIZE, step_build
     from gcsa_fer.testing import write_abaw_tree
     tree = Path(a.work) / f'aw2-{a.frames}'

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12a_models.ipynb #dc2013eb
 from __future__ import annotations
-import dataclasses, datetime, hashlib, json
+import dataclasses, datetime, json
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -14,6 +14,7 @@ from .fusion import AVModel
 from .train import build_model
 from .experiment import git_commit
 from .checkpoint import load_checkpoint, load_weights, save_weights
+from .cache import _file_sha256
 
 # %% auto #0
 __all__ = ['CHECKPOINTS', 'LoadedModel', 'load_model', 'load_fused_run', 'export_default_model', 'default_model_dir',
@@ -107,9 +108,6 @@ def load_model(path,                     # a run folder (best.pt) or an exported
     return LoadedModel(model.to(device).eval(), cfg, vis, p, kind, info)
 
 # %% ../nbs/12a_models.ipynb #0e6d0a54
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 def _metric_summary(metrics: dict) -> dict:
     keep = {}
     for split in ('val', 'test', 'val_audio', 'test_audio', 'val_visual', 'test_visual', 'val_smoothed', 'test_smoothed'):
@@ -165,7 +163,7 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
             'best_epoch': metrics.get('best_epoch'), 'epochs': metrics.get('epochs'), 'device': metrics.get('device'),
             'metrics': _metric_summary(metrics),
             'n_parameters': int(sum(v.numel() for v in sd.values() if v.is_floating_point())),
-            'weights_file': 'model.safetensors', 'model_sha256': _sha256(out / 'model.safetensors')}
+            'weights_file': 'model.safetensors', 'model_sha256': _file_sha256(out / 'model.safetensors')}
     cv = _read_json(run.parent / 'cv.json') if lm.cfg.dataset == 'faces' else {}
     if cv:                                               # a face folder's final model: its estimate is the cross-validation
         prov['cross_validation'] = {k: cv[k] for k in ('accuracy', 'macro_f1', 'baseline_accuracy', 'baseline_macro_f1', 'folds') if k in cv}
