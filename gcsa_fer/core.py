@@ -136,6 +136,11 @@ class TrainConfig:
     gan_width: int = 64        # its width (channels of the first layers): 32 is 2.5x faster on a CPU for 64x64 faces
     sync_bn: bool = False      # under torchrun on GPUs: batch-norm statistics over the global batch (`SyncBatchNorm`)
 
+    @property
+    def kept_checkpoint(self) -> str:
+        "The checkpoint file a finished run keeps: 'best.pt' or 'last.pt' (by `select_epoch`)."
+        return 'last.pt' if self.select_epoch == 'last' else 'best.pt'
+
 # %% ../nbs/00_core.ipynb #e18b3b67
 @dataclass
 class Config:

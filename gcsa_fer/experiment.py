@@ -90,7 +90,7 @@ def run_experiment(cfg: Config,                # the run
     save_predictions(pv_, out / 'predictions_val.csv')
     if pt_ is not None: save_predictions(pt_, out / 'predictions_test.csv')
     res = evaluate_predictions(pv_, pt_, out)
-    if 'fusion' in res: _keep_fusion(tr, out / ('best.pt' if cfg.train.select_epoch == 'best' else 'last.pt'), res['fusion'])
+    if 'fusion' in res: _keep_fusion(tr, out / cfg.train.kept_checkpoint, res['fusion'])
     best = max(tr.history, key=lambda h: h['val_macro_f1']) if cfg.train.select_epoch == 'best' else tr.history[-1]
     res['last_epoch'] = last
     if gan_info is not None: res['gan'] = gan_info

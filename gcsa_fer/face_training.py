@@ -13,10 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from .core import Config
 from .metrics import macro_f1
 from .datasets import get_dataset
+from .evaluate import read_predictions
 from .experiment import run_experiment
 
 # %% auto #0
-__all__ = ['FACE_RECIPE', 'face_config', 'pixel_baseline', 'cross_validate']
+__all__ = ['FACE_RECIPE', 'face_config', 'pixel_baseline', 'cross_validate', 'within_subject_accuracy']
 
 # %% ../nbs/11c_face_training.ipynb #15f88d03
 FACE_RECIPE = dict(n_frames=1, face_size=64, face_margin=0.1, face_augment=True, visual_norm='image', visual_pool='grid',
@@ -62,17 +63,37 @@ def cross_validate(cfg: Config,               # a faces configuration (see `face
         m = run_experiment(c, out / f'fold{k}', cache, progress=progress)
         if m.get('status') != 'complete': raise RuntimeError(f"fold {k} did not finish: {m}")
         b = pixel_baseline(c, cache)
+        te = get_dataset(c.dataset, 'test', c, cache); pt = read_predictions(out / f'fold{k}' / 'predictions_test.csv')
+        subject = dict(zip(te.ids, te.speakers))
         rows.append({'fold': k, 'n_test': m['n_test'], 'accuracy': m['test']['accuracy'], 'macro_f1': m['test']['macro_f1_present'],
+                     'within_subject_accuracy': within_subject_accuracy(pt['p'], pt['label'], [subject[i] for i in pt['id']]),
                      'val_macro_f1': m['val']['macro_f1_present'], 'best_epoch': m['best_epoch'],
                      'baseline_accuracy': b['accuracy'], 'baseline_macro_f1': b['macro_f1_present']})
         if progress: print(f"fold {k}: accuracy {rows[-1]['accuracy']:.3f} (pixel LR {b['accuracy']:.3f})")
     table = pd.DataFrame(rows)
     table.to_csv(out / 'cv.csv', index=False)
     summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)) if len(table) > 1 else 0.0}
-               for c in ('accuracy', 'macro_f1', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')}
+               for c in ('accuracy', 'macro_f1', 'within_subject_accuracy', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')}
     summary.update(folds=table['fold'].tolist(), config=cfg.to_dict(), attention=cfg.model.attention)
     (out / 'cv.json').write_text(json.dumps(summary, indent=1))
     if final:
         c = Config.from_dict(cfg.to_dict()).update(fold=0, select_epoch='last')
         run_experiment(c, out / 'final', cache, progress=progress)
     return table
+
+# %% ../nbs/11c_face_training.ipynb #ef94ab42
+def within_subject_accuracy(p,          # N x C probabilities
+                            labels,     # N true classes
+                            subjects,   # N subject ids
+                           ) -> float:
+    "Accuracy after removing each subject's mean log-probability (classes present): the change within a person; NaN if no subject has two classes."
+    p, y, s = np.asarray(p, np.float64), np.asarray(labels), np.asarray(subjects)
+    if not (len(p) == len(y) == len(s)): raise ValueError(f"p, labels and subjects differ in length: {len(p)}, {len(y)}, {len(s)}")
+    present = np.unique(y); logp = np.log(np.clip(p[:, present], 1e-12, None))
+    right = []
+    for subject in np.unique(s):
+        i = np.flatnonzero(s == subject)
+        if len(np.unique(y[i])) < 2: continue            # one photo, or one class: nothing to compare within
+        centred = logp[i] - logp[i].mean(0)
+        right.extend(present[centred.argmax(1)] == y[i])
+    return float(np.mean(right)) if right else float('nan')

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import gcsa_fer
-from .core import Config, EXPR_CLASSES, modality_of
+from .core import Config, TrainConfig, EXPR_CLASSES, modality_of
 from .fusion import AVModel
 from .train import build_model
 from .experiment import git_commit
@@ -71,8 +71,7 @@ def _read_json(path: Path) -> dict:
 
 def _kept_checkpoint(run: Path) -> str:
     "The checkpoint a finished run kept: last.pt when its configuration selects the last epoch, else best.pt."
-    cfg = _read_json(run / 'config.json')
-    return 'last.pt' if cfg.get('train', {}).get('select_epoch') == 'last' else 'best.pt'
+    return Config.load(run / 'config.json').train.kept_checkpoint if (run / 'config.json').exists() else TrainConfig().kept_checkpoint
 
 def load_model(path,                     # a run folder (best.pt) or an exported model folder (model.safetensors); or a file in one
                device: str = 'cpu',      # where to put the model

@@ -8,11 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    rows = [list(map(str, df.columns)), ['---'] * len(df.columns)] + [[str(v) for v in r] for r in df.itertuples(index=False)]
-    return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('runs'); ap.add_argument('out'); ap.add_argument('--command', default='')
@@ -34,8 +29,10 @@ def main(argv=None):
              f"{sum(m['wall_seconds'] for m in metrics.values()) / 60:.1f} min for the folds.", '',
              f"Attention: `{cv['attention']}`. Test accuracy {pct(cv['accuracy'])} %, macro-F1 over the classes present "
              f"{pct(cv['macro_f1'])} % (mean ± std over folds); logistic regression on 32x32 grey pixels of the same crops "
-             f"(the floor, same folds): accuracy {pct(cv['baseline_accuracy'])} %.", '',
-             _markdown(table.assign(**{c: (100 * table[c]).round(1) for c in ('accuracy', 'macro_f1', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')})), '']
+             f"(the floor, same folds): accuracy {pct(cv['baseline_accuracy'])} %."
+             + (f" Within-subject accuracy (each test person's photos compared with each other, a diagnostic, not a single photo's "
+                f"accuracy: `face_training.within_subject_accuracy`): {pct(cv['within_subject_accuracy'])} %." if 'within_subject_accuracy' in cv else ''), '',
+             table.assign(**{c: (100 * table[c]).round(1) for c in table.columns if c.endswith(('accuracy', 'macro_f1'))}).to_markdown(index=False), '']
     (out / 'README.md').write_text('\n'.join(l for l in lines if l is not None) + '\n')
     print((out / 'README.md').read_text())
 
