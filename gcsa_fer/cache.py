@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cache.ipynb #77ab7163
 from __future__ import annotations
-import csv, hashlib, json, math, os, sys, time, multiprocessing as mp
+import contextlib, csv, hashlib, json, math, os, sys, time, multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 import numpy as np
@@ -105,6 +105,19 @@ def _alive(pid: str) -> bool:
     except (ValueError, ProcessLookupError): return False
     except PermissionError: return True
 
+@contextlib.contextmanager
+def _build_lock(folder: Path, progress: bool = True):
+    "One build of a cache folder at a time: a process that finds another one building waits for it (an OS lock, freed if that process dies)."
+    try: import fcntl
+    except ImportError: yield; return           # no fcntl (Windows): concurrent builds stay correct, only duplicated
+    with open(folder / '.lock', 'a') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress: print(f"cache {folder.name}: another process is building it; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -158,9 +171,15 @@ def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
     folder = cache_dir_for(ds, cache_dir); key = folder.name.rsplit('-', 1)[-1]
     if is_complete(folder, key) and not force: return folder
     folder.mkdir(parents=True, exist_ok=True)
+    with _build_lock(folder, progress):   # torchrun, or two notebooks on one cache: the first builds, the others wait and read
+        if is_complete(folder, key) and not force: return folder
+        return _build(ds, folder, key, n_workers, progress, force, shard_items)
+
+def _build(ds, folder: Path, key: str, n_workers: int, progress: bool, force: bool, shard_items: int) -> Path:
+    "`build_cache`'s work, under its lock."
     (folder / 'COMPLETE').unlink(missing_ok=True)
     for p in folder.glob('.shard-*.tmp-*'):                               # what a killed build left half-written...
-        if not _alive(p.name.rsplit('-', 1)[-1]): p.unlink(missing_ok=True) # ...not another live build's (torchrun: every process builds)
+        if not _alive(p.name.rsplit('-', 1)[-1]): p.unlink(missing_ok=True) # ...not a live build's (where locks do not hold, e.g. some network file systems)
     n = len(ds); size = _shard_size(n, n_workers, shard_items)
     plan = {'n': n, 'shard_items': size}
     if force or not (folder / 'plan.json').exists() or json.loads((folder / 'plan.json').read_text()) != plan:

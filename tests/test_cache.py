@@ -1,5 +1,6 @@
 "The feature cache: keys, atomic builds, the skipped-input report, worker processes."
 import json, os, shutil, time
+from pathlib import Path
 import pytest, torch
 from gcsa_fer.core import PreprocessConfig
 from gcsa_fer.data import CremaD, Ravdess
@@ -57,12 +58,13 @@ def test_cache_matches_reader(tmp_path):
     assert c.visual == 'features' and c.labels[0] == int(ds[0]['label'])
 
 
-def _build_in_child(tree, cache):
+def _build_in_child(tree, cache, progress=False):
     import subprocess, sys
     code = ("import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import build_cache; "
             "ds = AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)); "
-            "print(build_cache(ds, sys.argv[2], n_workers=2, progress=False, shard_items=8))")
-    return subprocess.Popen([sys.executable, '-c', code, str(tree), str(cache)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+            f"print(build_cache(ds, sys.argv[2], n_workers=2, progress={progress}, shard_items=8))")
+    return subprocess.Popen([sys.executable, '-c', code, str(tree), str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
 
 def test_killed_build_resumes_from_its_finished_shards(tmp_path):
     "SIGKILL a two-worker build part-way: the next build keeps the shards that were finished (checked by hash) and the cache equals an uninterrupted one."
@@ -83,6 +85,23 @@ def test_killed_build_resumes_from_its_finished_shards(tmp_path):
     assert len(resumed) == len(fresh) > len(done) and resumed.ids == fresh.ids
     for i in (0, len(fresh) // 2, len(fresh) - 1):
         assert torch.equal(resumed[i]['frames'], fresh[i]['frames']) and torch.equal(resumed[i]['label'], fresh[i]['label'])
+
+def test_a_second_process_waits_for_a_build_in_progress(tmp_path):
+    "Two processes on one cold cache (torchrun, two notebooks): while one builds (holds the folder's lock), the other waits and writes nothing, then finds the cache."
+    from gcsa_fer.testing import write_abaw_tree
+    from gcsa_fer.data import AbawExpr
+    from gcsa_fer.cache import _build_lock
+    tree = write_abaw_tree(tmp_path / 'aw2', n_videos=2, frames_per_video=60, size=32, val_fraction=0.0, n_workers=1)
+    folder = cache_dir_for(AbawExpr(tree, 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)), tmp_path / 'c')
+    folder.mkdir(parents=True)
+    with _build_lock(folder, progress=False):                   # this process is the one building
+        child = _build_in_child(tree, tmp_path / 'c', progress=True)
+        assert 'another process is building it' in child.stderr.readline()   # (a child that built anyway would show its progress bar here)
+        time.sleep(1)
+        assert child.poll() is None and not list(folder.glob('shard-*'))     # it waits and writes nothing
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    assert Path(out.strip()) == folder and is_complete(folder)             # the lock freed: it built (here, as nobody else did)
 
 def test_cache_key_is_the_same_in_every_process(tmp_path):
     "String hashing changes between processes (PYTHONHASHSEED); a reader's key must not, or every run rebuilds its cache."
