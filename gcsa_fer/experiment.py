@@ -4,7 +4,7 @@
 
 # %% ../nbs/11b_experiment.ipynb #a4651ed0
 from __future__ import annotations
-import datetime, json, os, platform, subprocess, time
+import datetime, functools, json, os, platform, subprocess, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from .fusion import fuse
 from .checkpoint import load_checkpoint, save_checkpoint
 
 # %% auto #0
-__all__ = ['git_commit', 'device_name', 'run_experiment', 'fuse_runs']
+__all__ = ['git_commit', 'loaded_commit', 'device_name', 'run_experiment', 'fuse_runs']
 
 # %% ../nbs/11b_experiment.ipynb #6afd52d9
 def git_commit(path='.') -> str:
@@ -31,6 +31,11 @@ def git_commit(path='.') -> str:
         return (c + ('+dirty' if d else '')) if c else 'unknown'
     except Exception: return 'unknown'
 
+@functools.cache
+def loaded_commit() -> str:
+    "`git_commit` of the library as this process first ran it (read once: a long cross-validation keeps the commit it started with while files change under it)."
+    return git_commit(Path(gcsa_fer.__file__).parent)
+
 def device_name(device: torch.device) -> str:
     "The GPU name, or the CPU and its core count."
     if device.type == 'cuda': return torch.cuda.get_device_name(device)
@@ -38,7 +43,7 @@ def device_name(device: torch.device) -> str:
 
 def _write_metrics(out: Path, res: dict, started: str) -> dict:
     "Add the run's provenance (torch, commit, start and end times) to `res` and write it atomically as `out/metrics.json`."
-    res.update(torch=torch.__version__, git_commit=git_commit(Path(gcsa_fer.__file__).parent),
+    res.update(torch=torch.__version__, git_commit=loaded_commit(),
                started=started, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
     return res
@@ -63,7 +68,7 @@ def run_experiment(cfg: Config,                # the run
         return fuse_runs(cfg, branch_runs, out_dir)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     if cache_dir is None and cfg.dataset != 'synthetic': cache_dir = out.parent / 'cache'
-    t0, started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    t0, started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'); loaded_commit()
     train = get_dataset(cfg.dataset, 'train', cfg, cache_dir, augment=True)
     val = get_dataset(cfg.dataset, 'val', cfg, cache_dir)
     try: test = get_dataset(cfg.dataset, 'test', cfg, cache_dir)
@@ -106,7 +111,7 @@ def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decis
               out_dir) -> dict:
     "Decision-level V+A: fuse the saved probabilities of a finished A run and V run, (m, n) chosen on validation; metrics into `out_dir`."
     out, t0 = Path(out_dir), time.time(); out.mkdir(parents=True, exist_ok=True)
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'); loaded_commit()
     if set(branch_runs) != {'a', 'v'}: raise ValueError(f"branch_runs needs 'a' and 'v' run folders, got {sorted(branch_runs)}")
     preds, meta = {}, {}
     for m, folder in branch_runs.items():
