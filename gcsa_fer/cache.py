@@ -4,14 +4,14 @@
 
 # %% ../nbs/09_cache.ipynb #77ab7163
 from __future__ import annotations
-import contextlib, csv, hashlib, json, math, os, sys, time, multiprocessing as mp
+import csv, hashlib, json, math, os, sys, time, multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
-from .core import atomic_write
+from .core import atomic_write, file_lock
 from . import preprocess, detect, data   # their source is part of the cache key
 
 # %% auto #0
@@ -105,19 +105,6 @@ def _alive(pid: str) -> bool:
     except (ValueError, ProcessLookupError): return False
     except PermissionError: return True
 
-@contextlib.contextmanager
-def _build_lock(folder: Path, progress: bool = True):
-    "One build of a cache folder at a time: a process that finds another one building waits for it (an OS lock, freed if that process dies)."
-    try: import fcntl
-    except ImportError: yield; return           # no fcntl (Windows): concurrent builds stay correct, only duplicated
-    with open(folder / '.lock', 'a') as f:
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress: print(f"cache {folder.name}: another process is building it; waiting for it", file=sys.stderr, flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -171,7 +158,8 @@ def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
     folder = cache_dir_for(ds, cache_dir); key = folder.name.rsplit('-', 1)[-1]
     if is_complete(folder, key) and not force: return folder
     folder.mkdir(parents=True, exist_ok=True)
-    with _build_lock(folder, progress):   # torchrun, or two notebooks on one cache: the first builds, the others wait and read
+    waiting = f"cache {folder.name}: another process is building it; waiting for it" if progress else None
+    with file_lock(folder / '.lock', waiting):   # torchrun, or two notebooks on one cache: the first builds, the others wait and read
         if is_complete(folder, key) and not force: return folder
         return _build(ds, folder, key, n_workers, progress, force, shard_items)
 

@@ -190,8 +190,8 @@ def train_command(parser, args) -> int:
     s = json.loads((Path(args.out) / 'cv.json').read_text())
     print(table.round(3).to_string(index=False))
     print(f"accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f} over {len(table)} subject-disjoint folds "
-          f"(pixel logistic regression: {s['baseline_accuracy']['mean']:.3f} ± {s['baseline_accuracy']['std']:.3f}; "
-          f"within-subject accuracy, a diagnostic: {s['within_subject_accuracy']['mean']:.3f})")
+          f"(pixel logistic regression: {s['baseline_accuracy']['mean']:.3f} ± {s['baseline_accuracy']['std']:.3f}"
+          + (f"; within-subject accuracy, a diagnostic: {s['within_subject_accuracy']['mean']:.3f})" if s.get('within_subject_accuracy') else ")"))
     if not args.no_final: print(f"final model: {Path(args.out) / 'final'} (gcsa_fer predict FILES --run {args.out})")
     return 0
 

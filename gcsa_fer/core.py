@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #cd4493cf
 from __future__ import annotations
-import dataclasses, json
+import contextlib, dataclasses, json, sys, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import torch
@@ -13,7 +13,7 @@ from .detect import DETECTORS
 # %% auto #0
 __all__ = ['EXPR_CLASSES', 'N_CLASSES', 'IGNORE_INDEX', 'MODALITIES', 'BRANCHES', 'QUADRANT_NAMES', 'CLASS_QUADRANT',
            'check_modality', 'modality_of', 'class_quadrants', 'check_tensor', 'PreprocessConfig', 'ModelConfig',
-           'TrainConfig', 'Config', 'flat_fields', 'atomic_write', 'get_device', 'seed_everything']
+           'TrainConfig', 'Config', 'flat_fields', 'atomic_write', 'file_lock', 'get_device', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #1a3c43c5
 EXPR_CLASSES: tuple[str, ...] = ('Neutral', 'Anger', 'Disgust', 'Fear', 'Happiness', 'Sadness', 'Surprise', 'Other')
@@ -257,6 +257,28 @@ def atomic_write(path, write) -> Path:
     finally:
         if tmp.exists(): tmp.unlink()
     return path
+
+
+# %% ../nbs/00_core.ipynb #c4c35c5b
+@contextlib.contextmanager
+def file_lock(path,                    # the lock file (created if missing)
+              waiting: str | None = None, # printed to stderr when another process holds the lock
+             ):
+    "Hold an exclusive OS lock (`flock`) on `path`, waiting for another process that holds it; freed if this process dies. Where there are no such locks (Windows, a file system that refuses them) it warns and goes on unlocked."
+    try: import fcntl
+    except ImportError: yield; return
+    with open(path, 'a') as f:
+        try:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting: print(waiting, file=sys.stderr, flush=True)
+                fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError as e:
+            warnings.warn(f"{path}: no file lock on this file system ({e}); going on without one")
+            yield; return
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 
 # %% ../nbs/00_core.ipynb #2c75bfec
 def get_device(name: str = 'auto') -> torch.device:

@@ -33,8 +33,10 @@ def git_commit(path='.') -> str:
 
 @functools.cache
 def loaded_commit() -> str:
-    "`git_commit` of the library as this process first ran it (read once: a long cross-validation keeps the commit it started with while files change under it)."
+    "`git_commit` of the library when this module was imported: the code this process runs, even if files change or commits are made while it runs."
     return git_commit(Path(gcsa_fer.__file__).parent)
+
+loaded_commit()   # read now, at import
 
 def device_name(device: torch.device) -> str:
     "The GPU name, or the CPU and its core count."
@@ -68,7 +70,7 @@ def run_experiment(cfg: Config,                # the run
         return fuse_runs(cfg, branch_runs, out_dir)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     if cache_dir is None and cfg.dataset != 'synthetic': cache_dir = out.parent / 'cache'
-    t0, started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'); loaded_commit()
+    t0, started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     train = get_dataset(cfg.dataset, 'train', cfg, cache_dir, augment=True)
     val = get_dataset(cfg.dataset, 'val', cfg, cache_dir)
     try: test = get_dataset(cfg.dataset, 'test', cfg, cache_dir)
@@ -111,7 +113,7 @@ def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decis
               out_dir) -> dict:
     "Decision-level V+A: fuse the saved probabilities of a finished A run and V run, (m, n) chosen on validation; metrics into `out_dir`."
     out, t0 = Path(out_dir), time.time(); out.mkdir(parents=True, exist_ok=True)
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'); loaded_commit()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     if set(branch_runs) != {'a', 'v'}: raise ValueError(f"branch_runs needs 'a' and 'v' run folders, got {sorted(branch_runs)}")
     preds, meta = {}, {}
     for m, folder in branch_runs.items():

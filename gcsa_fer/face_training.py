@@ -72,8 +72,10 @@ def cross_validate(cfg: Config,               # a faces configuration (see `face
         if progress: print(f"fold {k}: accuracy {rows[-1]['accuracy']:.3f} (pixel LR {b['accuracy']:.3f})")
     table = pd.DataFrame(rows)
     table.to_csv(out / 'cv.csv', index=False)
-    summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)) if len(table) > 1 else 0.0}
-               for c in ('accuracy', 'macro_f1', 'within_subject_accuracy', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')}
+    def mean_std(c):   # None where a column has no value (within-subject accuracy without subjects)
+        v = table[c].dropna()
+        return {'mean': float(v.mean()), 'std': float(v.std(ddof=1)) if len(v) > 1 else 0.0} if len(v) else None
+    summary = {c: mean_std(c) for c in ('accuracy', 'macro_f1', 'within_subject_accuracy', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')}
     summary.update(folds=table['fold'].tolist(), config=cfg.to_dict(), attention=cfg.model.attention)
     (out / 'cv.json').write_text(json.dumps(summary, indent=1))
     if final:
@@ -86,9 +88,10 @@ def within_subject_accuracy(p,          # N x C probabilities
                             labels,     # N true classes
                             subjects,   # N subject ids
                            ) -> float:
-    "Accuracy after removing each subject's mean log-probability (classes present): the change within a person; NaN if no subject has two classes."
+    "Accuracy after removing each subject's mean log-probability (classes present): the change within a person; NaN if no subject has two classes or a probability is not finite."
     p, y, s = np.asarray(p, np.float64), np.asarray(labels), np.asarray(subjects)
     if not (len(p) == len(y) == len(s)): raise ValueError(f"p, labels and subjects differ in length: {len(p)}, {len(y)}, {len(s)}")
+    if not np.isfinite(p).all(): return float('nan')
     present = np.unique(y); logp = np.log(np.clip(p[:, present], 1e-12, None))
     right = []
     for subject in np.unique(s):

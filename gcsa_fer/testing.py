@@ -4,13 +4,13 @@
 
 # %% ../nbs/16_testing.ipynb #e9df4c9b
 from __future__ import annotations
-import fcntl, hashlib, json, tempfile
+import hashlib, json, tempfile
 from pathlib import Path
 import gcsa_fer
 import numpy as np
 import torch
 from .data import EXPR_HEADER
-from .core import Config
+from .core import Config, file_lock
 from .experiment import run_experiment
 
 # %% auto #0
@@ -101,7 +101,6 @@ def tiny_synthetic_run(out_dir=None, epochs: int = 1) -> Path:
         key = hashlib.sha256((json.dumps(cfg.to_dict(), sort_keys=True) + _source_hash()).encode()).hexdigest()[:12]
         out_dir = Path(tempfile.gettempdir()) / f'gcsa_fer_tiny_run_{key}'
     out = Path(out_dir); out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f'.{out.name}.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(out.parent / f'.{out.name}.lock'):
         if not (out / 'metrics.json').exists(): run_experiment(cfg, out, progress=False)
     return out

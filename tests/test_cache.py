@@ -87,21 +87,31 @@ def test_killed_build_resumes_from_its_finished_shards(tmp_path):
         assert torch.equal(resumed[i]['frames'], fresh[i]['frames']) and torch.equal(resumed[i]['label'], fresh[i]['label'])
 
 def test_a_second_process_waits_for_a_build_in_progress(tmp_path):
-    "Two processes on one cold cache (torchrun, two notebooks): while one builds (holds the folder's lock), the other waits and writes nothing, then finds the cache."
+    "Two processes on one cold cache (torchrun, two notebooks): while one builds (holding the folder's lock), the other waits, then reads what the first built without building or rewriting anything."
+    import select
     from gcsa_fer.testing import write_abaw_tree
     from gcsa_fer.data import AbawExpr
-    from gcsa_fer.cache import _build_lock
+    from gcsa_fer.core import file_lock
+    from gcsa_fer.cache import _build
     tree = write_abaw_tree(tmp_path / 'aw2', n_videos=2, frames_per_video=60, size=32, val_fraction=0.0, n_workers=1)
-    folder = cache_dir_for(AbawExpr(tree, 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)), tmp_path / 'c')
-    folder.mkdir(parents=True)
-    with _build_lock(folder, progress=False):                   # this process is the one building
-        child = _build_in_child(tree, tmp_path / 'c', progress=True)
-        assert 'another process is building it' in child.stderr.readline()   # (a child that built anyway would show its progress bar here)
-        time.sleep(1)
-        assert child.poll() is None and not list(folder.glob('shard-*'))     # it waits and writes nothing
-    out, err = child.communicate(timeout=300)
+    ds = AbawExpr(tree, 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4))
+    folder = cache_dir_for(ds, tmp_path / 'c'); folder.mkdir(parents=True)
+    child = None
+    try:
+        with file_lock(folder / '.lock'):                                   # this process is the one building
+            child = _build_in_child(tree, tmp_path / 'c', progress=True)
+            assert select.select([child.stderr], [], [], 120)[0], "the second process said nothing in 2 minutes"
+            assert 'another process is building it' in child.stderr.readline()   # (one that built anyway would show its progress bar)
+            _build(ds, folder, folder.name.rsplit('-', 1)[-1], n_workers=1, progress=False, force=False, shard_items=8)
+            assert child.poll() is None                                      # still waiting
+            built = {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*')}
+        out, err = child.communicate(timeout=300)
+    finally:
+        if child is not None and child.poll() is None: child.kill()
     assert child.returncode == 0, err
-    assert Path(out.strip()) == folder and is_complete(folder)             # the lock freed: it built (here, as nobody else did)
+    assert Path(out.strip()) == folder and is_complete(folder)
+    assert 'cache AbawExpr' not in err                                       # no build of its own...
+    assert {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*')} == built   # ...and nothing rewritten
 
 def test_cache_key_is_the_same_in_every_process(tmp_path):
     "String hashing changes between processes (PYTHONHASHSEED); a reader's key must not, or every run rebuilds its cache."

@@ -22,10 +22,10 @@ import json, sys, time
 from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 from gcsa_fer.core import PreprocessConfig
 from gcsa_fer.faces import FaceFolder, subject_folds
 from gcsa_fer.face_training import within_subject_accuracy
+from gcsa_fer.preprocess import face_augmentation
 from gcsa_fer.rhcnn import RHCNN
 
 DEFAULTS = dict(size=64, width=32, nb=2, ks=3, att='gcsa', grid=4, drop=0.2, ep=30, lr=3e-3, wd=1e-2, ls=0.1, bs=16, seeds=3,
@@ -43,21 +43,24 @@ def crops(margin: float, cache=Path('/tmp/gcsa_faces_quick')):
     d = np.load(f); return torch.tensor(d['X']), d['y'], d['s']
 
 
+class GridRHCNN(RHCNN):
+    "RHCNN whose feature map is pooled into a `grid` x `grid` grid of means (the library's `pool='grid'` is 4 x 4)."
+    def __init__(self, *args, grid: int = 4, **kwargs):
+        super().__init__(*args, pool='grid', **kwargs)
+        self.grid = grid; self.head = torch.nn.Linear(self.channels * grid * grid, self.head.out_features)
+    def forward_frames(self, x):
+        B, T = x.shape[:2]
+        return self.head(self.dropout(F.adaptive_avg_pool2d(self.features(x), self.grid).flatten(1))).view(B, T, -1)
+
+
 def make_model(o) -> RHCNN:
-    m = RHCNN(2, o['att'], width=o['width'], n_blocks=o['nb'], kernel_size=o['ks'], norm='image', pool='grid', dropout=o['drop'])
-    if o['grid'] != 4:   # a finer (or coarser) grid of means before the head
-        gs = o['grid']; m.head = torch.nn.Linear(o['width'] * gs * gs, 2)
-        def forward_frames(x, m=m):
-            B, T = x.shape[:2]
-            return m.head(m.dropout(F.adaptive_avg_pool2d(m.features(x), gs).flatten(1))).view(B, T, -1)
-        m.forward_frames = forward_frames
-    return m
+    kw = dict(width=o['width'], n_blocks=o['nb'], kernel_size=o['ks'], norm='image', dropout=o['drop'])
+    return RHCNN(2, o['att'], pool='grid', **kw) if o['grid'] == 4 else GridRHCNN(2, o['att'], grid=o['grid'], **kw)
 
 
 def train_one(o, X, yb, s, tr, seed):
     torch.manual_seed(seed); rs = np.random.RandomState(seed)
-    aug = v2.Compose([v2.RandomResizedCrop(o['size'], scale=(o['slo'], 1.0), ratio=(0.9, 1.1), antialias=True), v2.RandomHorizontalFlip(),
-                      v2.RandomRotation(o['rot']), v2.ColorJitter(o['jit'], o['jit'], o['jit'])])
+    aug = face_augmentation(o['size'], scale=(o['slo'], 1.0), rotation=o['rot'], jitter=o['jit'])
     m = make_model(o)
     avg = torch.optim.swa_utils.AveragedModel(m, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(o['ema'])) if o['ema'] else None
     opt = torch.optim.AdamW(m.parameters(), lr=o['lr'], weight_decay=o['wd'])
@@ -65,6 +68,8 @@ def train_one(o, X, yb, s, tr, seed):
     photos = {}
     for i in tr: photos.setdefault(s[i], []).append(i)
     subjects = sorted(photos)
+    if o['pair'] and any(len(photos[sv]) != 2 or len(set(yb[photos[sv]].tolist())) != 2 for sv in subjects):
+        raise SystemExit("pair needs exactly one neutral and one smiling photo per training subject")
     for _ in range(o['ep']):
         m.train()
         order = [i for sv in rs.permutation(subjects) for i in photos[sv]] if o['pair'] else rs.permutation(tr)

@@ -31,7 +31,7 @@ def main(argv=None):
              f"{pct(cv['macro_f1'])} % (mean ± std over folds); logistic regression on 32x32 grey pixels of the same crops "
              f"(the floor, same folds): accuracy {pct(cv['baseline_accuracy'])} %."
              + (f" Within-subject accuracy (each test person's photos compared with each other, a diagnostic, not a single photo's "
-                f"accuracy: `face_training.within_subject_accuracy`): {pct(cv['within_subject_accuracy'])} %." if 'within_subject_accuracy' in cv else ''), '',
+                f"accuracy: `face_training.within_subject_accuracy`): {pct(cv['within_subject_accuracy'])} %." if cv.get('within_subject_accuracy') else ''), '',
              table.assign(**{c: (100 * table[c]).round(1) for c in table.columns if c.endswith(('accuracy', 'macro_f1'))}).to_markdown(index=False), '']
     (out / 'README.md').write_text('\n'.join(l for l in lines if l is not None) + '\n')
     print((out / 'README.md').read_text())
