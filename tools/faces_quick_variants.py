@@ -14,6 +14,9 @@ diagnostic, not a single photo's accuracy). Options (key=value, defaults in brac
   rot (rotation, degrees, 10), jit (colour jitter, 0.3)
 - extra losses: mix (mixup alpha, 0: off), pair (weight of a margin loss that ranks each training subject's smiling
   photo above their neutral one, batches made of whole subjects; 0: off), ema (EMA decay of the weights; 0: off)
+- mouth: probability that a training photo gets the lower-middle of another training photo (mouth and cheeks, rows
+  58-100 %, columns 22-78 % of the crop) pasted in, and that photo's label: new pairings of a face and a mouth, so
+  that the rest of a face (who it is) cannot decide the label (0: off)
 - thr (torch threads, 1)
 
     python tools/faces_quick_variants.py ep=100 pair=1     # prints one line per variant
@@ -29,7 +32,7 @@ from gcsa_fer.preprocess import face_augmentation
 from gcsa_fer.rhcnn import RHCNN
 
 DEFAULTS = dict(size=64, width=32, nb=2, ks=3, att='gcsa', grid=4, drop=0.2, ep=30, lr=3e-3, wd=1e-2, ls=0.1, bs=16, seeds=3,
-                src=0.1, grey=0, slo=0.7, rot=10.0, jit=0.3, mix=0.0, pair=0.0, ema=0.0, thr=1)
+                src=0.1, grey=0, slo=0.7, rot=10.0, jit=0.3, mix=0.0, pair=0.0, ema=0.0, mouth=0.0, thr=1)
 
 
 def crops(margin: float, cache=Path('/tmp/gcsa_faces_quick')):
@@ -74,7 +77,13 @@ def train_one(o, X, yb, s, tr, seed):
         m.train()
         order = [i for sv in rs.permutation(subjects) for i in photos[sv]] if o['pair'] else rs.permutation(tr)
         for i in range(0, len(order), o['bs']):
-            b = np.array(order[i:i + o['bs']]); xb = torch.stack([aug(X[j][None]) for j in b]); t = yb[b]
+            b = np.array(order[i:i + o['bs']]); xs, t = X[b], yb[b]
+            if o['mouth']:
+                swap = torch.from_numpy(rs.rand(len(b)) < o['mouth']); donor = torch.from_numpy(rs.choice(tr, len(b)))
+                S = o['size']; r0, c0, c1 = int(0.58 * S), int(0.22 * S), int(0.78 * S)
+                xs, t = xs.clone(), t.clone()
+                xs[swap, :, r0:, c0:c1] = X[donor[swap]][:, :, r0:, c0:c1]; t[swap] = yb[donor[swap]]
+            xb = torch.stack([aug(x[None]) for x in xs])
             if o['mix']:
                 lam = float(rs.beta(o['mix'], o['mix'])); pi = torch.randperm(len(b))
                 out = m((lam * xb.float() + (1 - lam) * xb[pi].float()).round().to(torch.uint8))
