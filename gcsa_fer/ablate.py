@@ -4,22 +4,24 @@
 
 # %% ../nbs/12_ablate.ipynb #48e9a933
 from __future__ import annotations
-import json, math, re, time, warnings
+import json, math, os, re, shlex, time, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 import torch
 import gcsa_fer
-from .core import Config, MODALITIES, get_device
+from .core import Config, MODALITIES, atomic_write, get_device
 from .datasets import dataset_info, get_dataset
 from .preprocess import n_mel_frames
+from .face_training import FACE_RECIPE
 from .train import build_model, make_optimizer, make_loss
 
 # %% auto #0
-__all__ = ['ROWS', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'rows_for', 'run_name', 'branch_rows',
-           'ablation_grid', 'run_config', 'run_status', 'find_notebook', 'ablate', 'shard_runs', 'estimate_seconds',
-           'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
+__all__ = ['ROWS', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'NAMED', 'CORE_ROWS', 'ATTENTION_ROWS',
+           'resolve_recipe', 'rows_for', 'run_name', 'branch_rows', 'run_config', 'ablation_grid', 'papermill_command',
+           'run_status', 'find_notebook', 'ablate', 'shard_runs', 'estimate_seconds', 'collect_runs', 'ablation_table',
+           'table_markdown', 'step_table', 'plot_ablation']
 
 # %% ../nbs/12_ablate.ipynb #525f43fa
 ROWS = {'Base': {'attention': 'none', 'loss': 'ce'},
@@ -41,20 +43,34 @@ RECIPES = {
     'cpu': {'epochs': 30, 'batch_size': 32, 'optimizer': 'adamw', 'scheduler': 'onecycle', 'lr': 2e-3, 'lr_heads': 2e-3,
             'weight_decay': 1e-2, 'mixup': 0.3, 'label_smoothing': 0.1, 'dropout': 0.3,
             'n_mels': 40, 'hop_length': 320, 'trim_db': 40.0, 'clip_seconds': 2.56, 'time_shift': True,
-            'audio_norm': 'speaker', 'feature_norm': 'speaker', 'audio_width': 16, 'audio_width2': 32, 'audio_pool': 'meanmax',
-            'attention_stride': 2, 'feature_hidden': 128, 'av_fusion': 'decision', 'select_epoch': 'last'},
+            'audio_norm': 'speaker', 'feature_norm': 'speaker', 'audio_width': 16, 'audio_width2': 32,
+            'audio_pool': 'meanmax', 'attention_stride': 2, 'feature_hidden': 128, 'av_fusion': 'decision',
+            'select_epoch': 'last'},
+    # a face folder (the visual branch on photos): chosen by validation on London dev (see `face_training`)
+    'faces': FACE_RECIPE,
+    # a pipeline check in seconds on the synthetic generator: tiny widths, 1 s clips, 32 px faces; never a result
+    'smoke': {'epochs': 2, 'batch_size': 32, 'lr': 0.05, 'lr_heads': 0.1, 'audio_width': 8, 'visual_width': 16,
+              'n_mels': 32, 'clip_seconds': 1.0, 'face_size': 32, 'n_frames': 4},
 }
+
+def resolve_recipe(dataset: str,        # the run's dataset
+                   recipe: str = 'auto', # a key of `RECIPES`, or 'auto'
+                  ) -> str:
+    "'auto' is 'smoke' on the synthetic data, 'faces' on a face folder and 'paper' on every real dataset."
+    if recipe in (None, '', 'auto'): return {'synthetic': 'smoke', 'faces': 'faces'}.get(dataset, 'paper')
+    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose 'auto' or one of {', '.join(RECIPES)}")
+    return recipe
+
+# %% ../nbs/12_ablate.ipynb #619091f9
 PRESETS = {
-    'abaw': {'dataset': 'abaw', 'modalities': ('v', 'av'), 'seeds': (0, 1, 2), 'params': RECIPES['paper']},
+    'abaw': {'dataset': 'abaw', 'modalities': ('v', 'av'), 'seeds': (0, 1, 2), 'recipe': 'paper'},
     'ravdess': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0, 1, 2), 'folds': (1, 2, 3, 4, 5, 6),
-                'params': {**RECIPES['paper'], 'n_mels': 64}},
-    'ravdess-cpu': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2, 3, 4, 5, 6), 'device': 'cpu',
-                    'params': RECIPES['cpu']},
-    'ravdess-cpu-quick': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2), 'device': 'cpu',
-                          'params': RECIPES['cpu']},
-    'synthetic': {'dataset': 'synthetic', 'modalities': ('v', 'av'), 'seeds': (0,),
-                  'params': {'epochs': 2, 'batch_size': 32, 'lr': 0.05, 'lr_heads': 0.1, 'audio_width': 8, 'visual_width': 16,
-                             'n_mels': 32, 'clip_seconds': 1.0, 'face_size': 32, 'n_frames': 4}},
+                'recipe': 'paper', 'params': {'n_mels': 64}},
+    'ravdess-cpu': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2, 3, 4, 5, 6),
+                    'device': 'cpu', 'recipe': 'cpu'},
+    'ravdess-cpu-quick': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2),
+                          'device': 'cpu', 'recipe': 'cpu'},
+    'synthetic': {'dataset': 'synthetic', 'modalities': ('v', 'av'), 'seeds': (0,), 'recipe': 'smoke'},
 }
 
 def rows_for(dataset: str, modality: str) -> list[str]:
@@ -63,60 +79,124 @@ def rows_for(dataset: str, modality: str) -> list[str]:
     return list(ROWS)
 
 # %% ../nbs/12_ablate.ipynb #e6ffd902
+NAMED = ('attention', 'loss', 'seed', 'epochs', 'batch_size', 'device', 'fold')   # run.ipynb's own parameters
+
+def _slug(row: str) -> str:
+    table1 = {'Base': 'base', '+GCSA': 'gcsa', '+GCSA+CF': 'gcsa-cf'}
+    return table1.get(row) or re.sub(r'[^a-z0-9]+', '-', row.lower()).strip('-')
+
 def run_name(dataset: str, modality: str, row: str, seed: int, fold: int = 0) -> str:
     "The run folder's name, e.g. `ravdess-av-gcsa-cf-f3-s0` (no fold part for the fixed split, fold 0)."
-    slug = {'Base': 'base', '+GCSA': 'gcsa', '+GCSA+CF': 'gcsa-cf'}[row]
-    return f"{dataset}-{modality}-{slug}{f'-f{fold}' if fold else ''}-s{seed}"
+    return f"{dataset}-{modality}-{_slug(row)}{f'-f{fold}' if fold else ''}-s{seed}"
 
 def branch_rows(dataset: str, row: str) -> dict:
     "For a V+A row fused at decision level: the A row and the V row whose runs it fuses (V takes the row itself where it applies, else Base)."
     return {'a': row, 'v': row if row in rows_for(dataset, 'v') else 'Base'}
 
+# %% ../nbs/12_ablate.ipynb #2d2a2705
+def run_config(parameters: dict) -> Config:
+    "The `Config` of a run from its papermill parameters: the recipe, then `overrides`, then each named parameter that is not None."
+    p = parameters
+    recipe = resolve_recipe(p['dataset'], p.get('recipe', 'auto'))
+    named = {k: p[k] for k in NAMED if p.get(k) is not None}
+    cfg = Config(dataset=p['dataset'], modality=p.get('modality') or 'av', data_root=p.get('data_root') or '')
+    return cfg.update(**{**RECIPES[recipe], **(p.get('overrides') or {}), **named})
+
+# %% ../nbs/12_ablate.ipynb #10890141
+def _stages(p: dict) -> list[dict]:
+    "A preset's stages: which rows with which seeds, in the order they run (one stage by default: every row, its seeds)."
+    return p.get('stages') or [{'rows': None, 'seeds': p['seeds']}]
+
 def ablation_grid(preset: str = 'ravdess-cpu',   # a key of `PRESETS`
-                  seeds=None,                      # default: the preset's seeds
+                  seeds=None,                      # default: the preset's seeds (every stage's)
                   modalities=None,                 # default: the preset's modalities
                   rows=None,                       # default: every row that applies
                   device: str | None = None,       # default: the preset's device, else 'auto'
                   data_root: str = '',             # where the dataset lives ('' = shipped)
                   folds=None,                      # default: the preset's folds (RAVDESS: 1-6), else the fixed split (0)
                   **params) -> list[dict]:
-    "The runs of an ablation, fold by fold: name, modality, row, seed, fold and the papermill parameters of each; decision-fused V+A runs come after the A and V runs they fuse."
+    "The runs of an ablation, stage by stage and fold by fold, each with its papermill parameters; decision-fused V+A runs come after the A and V runs they fuse."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
-    ds, seeds = p['dataset'], tuple(p['seeds'] if seeds is None else seeds)
+    if 'parts' in p:   # a preset of presets (two branches, say): their grids one after the other
+        return [r for part in p['parts'] for r in ablation_grid(part, seeds, modalities, rows, device, data_root, folds, **params)]
+    ds, recipe, table = p['dataset'], p.get('recipe', 'auto'), p.get('rows', ROWS)
     folds = tuple(p.get('folds', (0,)) if folds is None else folds)
-    overrides = {**p['params'], **params}
-    Config().update(**overrides)   # fail now, not in the 10th run, on an unknown or impossible parameter
-    base = Config().update(**overrides).train   # epochs and batch size always travel: run.ipynb's defaults are tiny
+    extra = {**p.get('params', {}), **params}
     mods = tuple(modalities or p['modalities'])
+    fusion = run_config({'dataset': ds, 'recipe': recipe, 'overrides': extra}).train.av_fusion   # fails now on a bad field
     def one(mod, row, seed, fold):
+        named = {k: v for k, v in table[row].items() if k in NAMED}
         return {'name': run_name(ds, mod, row, seed, fold), 'modality': mod, 'row': row, 'seed': int(seed), 'fold': int(fold),
-                'parameters': {'dataset': ds, 'modality': mod, 'seed': int(seed), 'data_root': data_root,
-                               'epochs': base.epochs, 'batch_size': base.batch_size, 'device': device or p.get('device', 'auto'),
-                               **ROWS[row], 'overrides': {**overrides, 'fold': int(fold)}}}
-    runs = []
-    for fold in folds:
-        fold_runs = []
-        for mod in sorted(mods, key=list(MODALITIES).index):
-            for row in rows_for(ds, mod):
-                if rows is not None and row not in rows: continue
-                for seed in seeds:
-                    r = one(mod, row, seed, fold)
-                    if mod == 'av' and base.av_fusion == 'decision':   # the A and V runs it fuses come first
-                        need = {m: one(m, br, seed, fold) for m, br in branch_rows(ds, row).items()}
-                        for b in need.values():
-                            if all(x['name'] != b['name'] for x in fold_runs): fold_runs.append(b)
-                        r['parameters']['branch_runs'] = {m: b['name'] for m, b in need.items()}
-                    fold_runs.append(r)
-        runs += fold_runs
+                'parameters': {'dataset': ds, 'modality': mod, 'recipe': recipe, 'seed': int(seed), 'fold': int(fold),
+                               'device': device or p.get('device', 'auto'), 'data_root': data_root, **named,
+                               'overrides': {**extra, **{k: v for k, v in table[row].items() if k not in NAMED}}}}
+    runs, names = [], set()
+    def add(r):
+        if r['name'] not in names: runs.append(r); names.add(r['name'])
+    for stage in _stages(p):
+        for fold in folds:
+            for mod in sorted(mods, key=list(MODALITIES).index):
+                for row in (rows_for(ds, mod) if table is ROWS else list(table)):
+                    if (rows is not None and row not in rows) or (stage['rows'] is not None and row not in stage['rows']): continue
+                    for seed in (stage['seeds'] if seeds is None else seeds):
+                        r = one(mod, row, seed, fold)
+                        if mod == 'av' and fusion == 'decision':   # the A and V runs it fuses come first
+                            need = {m: one(m, br, seed, fold) for m, br in branch_rows(ds, row).items()}
+                            for b in need.values(): add(b)
+                            r['parameters']['branch_runs'] = {m: b['name'] for m, b in need.items()}
+                        add(r)
     return runs
 
-def run_config(parameters: dict) -> Config:
-    "The `Config` of a run from its papermill parameters (what `experiments/run.ipynb` builds)."
-    p = parameters
-    cfg = Config(dataset=p['dataset'], modality=p['modality'], data_root=p.get('data_root', ''))
-    named = {k: p[k] for k in ('attention', 'loss', 'seed', 'epochs', 'batch_size', 'device') if k in p}
-    return cfg.update(**{**named, **p.get('overrides', {})})
+# %% ../nbs/12_ablate.ipynb #8f77beec
+CORE_ROWS = ('Base', 'matched control', '+GCSA')
+def _attention_rows(wide: dict) -> dict:
+    "The rows of the attention grid for one branch, `wide` being its width-matched widths."
+    parts = {'channel only (eq. 1)': 'channel', 'spatial only (eq. 3)': 'spatial', 'no shuffle (eqs. 1, 3)': 'gcsa-noshuffle'}
+    rows = {'Base': {'attention': 'none'}, 'matched control': {'attention': 'matched'}, '+GCSA': {'attention': 'gcsa'}}
+    rows.update({name: {'attention': a} for name, a in parts.items()})
+    for a in ('se', 'eca', 'cbam'): rows[a.upper()] = {'attention': a}
+    for a in ('none', 'se', 'eca', 'cbam'): rows[f"{'Base' if a == 'none' else a.upper()}, width-matched"] = {'attention': a, **wide}
+    return rows
+
+ATTENTION_ROWS = {'ravdess': _attention_rows({'audio_width': 40, 'audio_width2': 76}),
+                  'faces': _attention_rows({'visual_width': 56})}
+_OTHER = lambda ds: tuple(r for r in ATTENTION_ROWS[ds] if r not in CORE_ROWS)
+def _attention_stages(ds: str) -> list[dict]:
+    return [{'rows': CORE_ROWS, 'seeds': (0,)}, {'rows': CORE_ROWS, 'seeds': (1, 2)},
+            {'rows': _OTHER(ds), 'seeds': (0,)}, {'rows': _OTHER(ds), 'seeds': (1,)}]
+
+PRESETS.update({
+    'attention-audio-cpu': {'dataset': 'ravdess', 'modalities': ('a',), 'folds': (1, 2, 3, 4, 5, 6), 'device': 'cpu',
+                            'recipe': 'cpu', 'rows': ATTENTION_ROWS['ravdess'], 'stages': _attention_stages('ravdess')},
+    'attention-faces-cpu': {'dataset': 'faces', 'modalities': ('v',), 'folds': (1, 2, 3, 4, 5), 'device': 'cpu',
+                            'recipe': 'faces', 'params': {'n_folds': 5}, 'rows': ATTENTION_ROWS['faces'],
+                            'stages': _attention_stages('faces')},
+    'attention-cpu': {'parts': ('attention-faces-cpu', 'attention-audio-cpu')},
+})
+
+# %% ../nbs/12_ablate.ipynb #0813e8ad
+def _as_p(v) -> str | None:
+    "`v` as papermill's `-p` would read it back (same value and type), else None."
+    if isinstance(v, (bool, int)): return str(v)
+    if isinstance(v, float): return repr(v) if math.isfinite(v) else None
+    if isinstance(v, str) and v not in ('True', 'False', 'None'):
+        try: float(v)
+        except ValueError: return v
+    return None
+
+def papermill_command(parameters: dict,                         # the run's papermill parameters
+                      output,                                    # the executed notebook to write
+                      notebook='nbs/experiments/run.ipynb',      # the parameterised notebook
+                     ) -> str:
+    "The shell command that runs `notebook` with exactly `parameters`: `-p` where papermill reads the value back as it is, one `-y` (JSON) for the rest."
+    args, rest = ['papermill', str(notebook), str(output), '-k', 'python3'], {}
+    for k, v in parameters.items():
+        text = _as_p(v)
+        if text is None: rest[k] = v
+        else: args += ['-p', k, text]
+    if rest: args += ['-y', json.dumps(rest)]
+    return shlex.join(args)
 
 # %% ../nbs/12_ablate.ipynb #38a4af41
 def run_status(folder, expected: Config | None = None) -> str:
@@ -179,6 +259,10 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
         try:
             params = dict(r['parameters'])
             if 'branch_runs' in params: params['branch_runs'] = {m: str((out_root / n).resolve()) for m, n in params['branch_runs'].items()}
+            rel = {**r['parameters'], 'out_dir': os.path.relpath(folder)}   # the command that reproduces the run, from here
+            if 'branch_runs' in rel: rel['branch_runs'] = {m: os.path.relpath(out_root / n) for m, n in rel['branch_runs'].items()}
+            atomic_write(folder / 'papermill_command.txt',
+                         lambda t: t.write_text(papermill_command(rel, os.path.relpath(folder / 'run.ipynb'), os.path.relpath(notebook)) + '\n'))
             pm.execute_notebook(str(notebook), str(folder / 'run.ipynb'), parameters={**params, 'out_dir': str(folder.resolve())},
                                 kernel_name='python3', progress_bar=False, cwd=str(folder))
             st = run_status(folder, run_config(r['parameters']))
@@ -194,7 +278,7 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
 # %% ../nbs/12_ablate.ipynb #922f0bf4
 def _group(run: dict) -> tuple:
     p = run['parameters']
-    return (p.get('overrides', {}).get('fold', p.get('fold', 0)), p.get('seed'))
+    return (p.get('fold', p.get('overrides', {}).get('fold', 0)), p.get('seed'))
 
 def shard_runs(runs: list[dict],   # the grid (`ablation_grid`)
                shard: str,          # 'i/n', 1 <= i <= n
@@ -220,8 +304,8 @@ def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -
     for r in runs:
         p = r['parameters']
         if 'branch_runs' in p: total += 5.0; continue   # decision fusion: no training, only the fusion search
-        cfg = Config(dataset=p['dataset'], modality=p['modality']).update(attention=p['attention'], loss=p['loss'], device=p['device'], **p['overrides'])
-        key = (cfg.modality, cfg.model.attention, json.dumps(p['overrides'], sort_keys=True))
+        cfg = run_config(p)
+        key = json.dumps({**cfg.to_dict(), 'fold': 0, 'train': {**cfg.to_dict()['train'], 'seed': 0}}, sort_keys=True)
         if key not in cache:
             info, pre, B = dataset_info(cfg.dataset), cfg.preprocess, cfg.train.batch_size
             batch = {'label': torch.randint(0, 8, (B,))}
@@ -252,29 +336,57 @@ def _train_size(cfg: Config) -> int:
     except Exception: return 1000
 
 # %% ../nbs/12_ablate.ipynb #ec85d98d
-def collect_runs(root) -> pd.DataFrame:
-    "One row per complete run below `root`: dataset, modality, row, seed, macro-F1 (val, test, smoothed), fusion, time."
-    recs = []
-    for f in sorted(Path(root).glob('*/metrics.json')):
-        try: m = json.loads(f.read_text())
-        except json.JSONDecodeError: continue
-        if m.get('status') != 'complete': continue
-        c = m['config']
-        row = next((k for k, v in ROWS.items() if v == {'attention': c['model']['attention'], 'loss': c['train']['loss']}), 'other')
-        recs.append({'run': f.parent.name, 'dataset': c['dataset'], 'modality': MODALITIES[c['modality']], 'row': row,
-                     'seed': c['train']['seed'], 'fold': c.get('fold', 0), 'epochs': c['train']['epochs'],
-                     'val_macro_f1': 100 * m['val']['macro_f1'],
-                     'test_macro_f1': 100 * m['test']['macro_f1'] if m.get('test') else np.nan,
-                     'test_accuracy': 100 * m['test']['accuracy'] if m.get('test') else np.nan,
-                     'test_uar': 100 * m['test'].get('unweighted_accuracy', np.nan) if m.get('test') else np.nan,
-                     'test_cross_quadrant_errors': 100 * (np.nan if m['test']['cross_quadrant_error_share'] is None else m['test']['cross_quadrant_error_share']) if m.get('test') else np.nan,
-                     'fusion_mn': f"{m['fusion']['m']}:{m['fusion']['n']}" if m.get('fusion') else '',
-                     'best_epoch': m.get('best_epoch'), 'fused': bool(m.get('branch_runs')),
-                     'wall_seconds': 0.0 if m.get('branch_runs') else m.get('wall_seconds'),   # a fused run's time is its branches'
-                     'device': m.get('device'), 'git_commit': m.get('git_commit')})
-    return pd.DataFrame(recs)
+def _row_of(config: dict, rows: dict) -> str:
+    "The row whose fields `config` holds (the most specific one where several match), else 'other'; `rows` may map datasets to rows."
+    rows = rows.get(config['dataset'], rows)
+    flat = {**config, **config['preprocess'], **config['model'], **config['train']}
+    hits = [(len(fields), name) for name, fields in rows.items() if all(flat.get(k) == v for k, v in fields.items())]
+    return max(hits)[1] if hits else 'other'
 
-def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
+def _skip_reason(folder: Path) -> str | None:
+    "Why the run in `folder` is not in the table (None: it is complete, or the folder holds no run)."
+    f = folder / 'metrics.json'
+    if f.exists():
+        try: status = json.loads(f.read_text()).get('status')
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+            return f"metrics.json is not readable JSON (cut off?): {type(e).__name__}"
+        return None if status == 'complete' else f"status {status!r} in metrics.json"
+    if (folder / 'failed.json').exists(): return 'failed (see its failed.json)'
+    if (folder / 'last.pt').exists(): return 'not finished (a checkpoint, no metrics.json)'
+    return None
+
+def _run_record(folder: Path, m: dict, rows: dict) -> dict:
+    c, test = m['config'], m.get('test') or {}
+    pct = lambda d, k: 100 * d[k] if d.get(k) is not None else np.nan
+    cmd = folder / 'papermill_command.txt'
+    return {'run': folder.name, 'dataset': c['dataset'], 'modality': MODALITIES[c['modality']], 'row': _row_of(c, rows),
+            'seed': c['train']['seed'], 'fold': c.get('fold', 0), 'epochs': c['train']['epochs'],
+            'attention': c['model']['attention'], 'val_macro_f1': pct(m['val'], 'macro_f1'),
+            'test_macro_f1': pct(test, 'macro_f1'), 'test_accuracy': pct(test, 'accuracy'),
+            'test_uar': pct(test, 'unweighted_accuracy'), 'test_cross_quadrant_errors': pct(test, 'cross_quadrant_error_share'),
+            'fusion_mn': f"{m['fusion']['m']}:{m['fusion']['n']}" if m.get('fusion') else '',
+            'best_epoch': m.get('best_epoch'), 'fused': bool(m.get('branch_runs')),
+            'wall_seconds': 0.0 if m.get('branch_runs') else m.get('wall_seconds'),   # a fused run's time is its branches'
+            'device': m.get('device'), 'git_commit': m.get('git_commit'),
+            'papermill_command': cmd.read_text().strip() if cmd.exists() else ''}
+
+def collect_runs(root,              # a folder of run folders
+                 rows: dict = ROWS, # row name -> the configuration fields that make it (Table 1's by default)
+                ) -> pd.DataFrame:
+    "One row per complete run below `root`; the runs it skipped, and why, are in `.attrs['skipped']` and a warning."
+    recs, skipped = [], []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        why = _skip_reason(folder)
+        if why: skipped.append({'run': folder.name, 'reason': why}); continue
+        if (folder / 'metrics.json').exists():
+            recs.append(_run_record(folder, json.loads((folder / 'metrics.json').read_text()), rows))
+    out = pd.DataFrame(recs)
+    out.attrs['skipped'] = skipped
+    if skipped: warnings.warn(f"{len(skipped)} run(s) skipped: " + '; '.join(f"{s['run']}: {s['reason']}" for s in skipped))
+    return out
+
+# %% ../nbs/12_ablate.ipynb #077f9b81
+def ablation_table(runs: pd.DataFrame, rows: dict = ROWS) -> pd.DataFrame:
     "Mean and std over folds and seeds per (modality, row), in %, with the paper's Table 1 figure where one exists."
     if runs.empty: raise ValueError("no complete runs to aggregate")
     order = {name: i for i, name in enumerate(MODALITIES.values())}
@@ -286,7 +398,7 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
               test_uar_mean=('test_uar', 'mean'), test_uar_std=('test_uar', 'std'),
               cross_quadrant_errors=('test_cross_quadrant_errors', 'mean')).reset_index()
     t = t.merge(PAPER_TABLE1, on=['modality', 'row'], how='left')
-    t['_m'] = t['modality'].map(order); t['_r'] = t['row'].map({k: i for i, k in enumerate(ROWS)})
+    t['_m'] = t['modality'].map(order); t['_r'] = t['row'].map({k: i for i, k in enumerate(rows)})
     return t.sort_values(['dataset', '_m', '_r']).drop(columns=['_m', '_r']).reset_index(drop=True)
 
 # %% ../nbs/12_ablate.ipynb #6f033b02

@@ -10,7 +10,7 @@ from timm.layers import create_attn
 from .core import check_tensor
 
 # %% auto #0
-__all__ = ['ATTENTIONS', 'ChannelAttention', 'SpatialAttention', 'GCSA', 'make_attention']
+__all__ = ['ATTENTIONS', 'ChannelAttention', 'SpatialAttention', 'GCSA', 'MatchedControl', 'make_attention']
 
 # %% ../nbs/01_gcsa.ipynb #dcfbcb09
 class ChannelAttention(nn.Module):
@@ -56,6 +56,7 @@ class GCSA(nn.Module):
                  groups: int = 4,        # groups of the channel shuffle
                  kernel_size: int = 7,   # kernel of the two spatial-attention convolutions
                  gate_bias: float = 0.0, # initial bias before both sigmoids (0: PyTorch's default; 3: each gate starts near 0.95)
+                 shuffle: bool = True,   # the channel shuffle of eq. 2 (False: an ablation, GCSA without it)
                 ):
         super().__init__()
         for what, k in (('reduction', reduction), ('groups', groups)):
@@ -63,7 +64,7 @@ class GCSA(nn.Module):
                 raise ValueError(f"GCSA needs channels divisible by {what}: channels={channels}, {what}={k}")
         self.channels = channels
         self.channel_attention = ChannelAttention(channels, reduction)
-        self.shuffle = nn.ChannelShuffle(groups)
+        self.shuffle = nn.ChannelShuffle(groups) if shuffle else nn.Identity()
         self.spatial_attention = SpatialAttention(channels, reduction, kernel_size)
         if gate_bias:   # the equations are unchanged; only where the two gates start
             nn.init.constant_(self.channel_attention.mlp[-1].bias, gate_bias)
@@ -80,15 +81,36 @@ class GCSA(nn.Module):
         fs = self.shuffle(x * ca)
         return {'channel': ca, 'spatial': self.spatial_attention.attention(fs)}
 
-# %% ../nbs/01_gcsa.ipynb #2e8daca6
-ATTENTIONS = ('gcsa', 'none', 'se', 'eca', 'cbam')
+# %% ../nbs/01_gcsa.ipynb #6382fcb1
+class MatchedControl(nn.Module):
+    "GCSA's layers without gating: `x + MLP(x)`, channel shuffle, `y + BN(conv(ReLU(BN(conv(y)))))`. `B x C x H x W` -> same."
+    def __init__(self, channels: int,   # C; must be divisible by `reduction` and by `groups`
+                 reduction: int = 4,     # as GCSA's
+                 groups: int = 4,        # as GCSA's
+                 kernel_size: int = 7,   # as GCSA's
+                ):
+        super().__init__()
+        self.gcsa = GCSA(channels, reduction, groups, kernel_size)   # borrowed for its layers: the same shapes and init
 
-def make_attention(name: str | None, # 'gcsa', 'none' (or None / ''), or a timm attention: 'se', 'eca', 'cbam'
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.gcsa
+        check_tensor(x, 'MatchedControl', 'B x C x H x W', dim=4, channels=g.channels)
+        y = g.shuffle(x + g.channel_attention.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+        s = g.spatial_attention
+        return y + s.bn2(s.conv2(torch.relu(s.bn1(s.conv1(y)))))
+
+# %% ../nbs/01_gcsa.ipynb #2e8daca6
+ATTENTIONS = ('gcsa', 'none', 'se', 'eca', 'cbam', 'matched', 'channel', 'spatial', 'gcsa-noshuffle')
+
+def make_attention(name: str | None, # 'gcsa', 'none' (or None / ''), a timm attention ('se', 'eca', 'cbam'), or an ablation of GCSA
                    channels: int,     # channels of the feature map the module will see
                    **kwargs) -> nn.Module:
     "An attention module for `channels`-channel maps by name; 'none' gives `nn.Identity`."
     key = (name or 'none').lower()
+    parts = {'matched': MatchedControl, 'channel': ChannelAttention, 'spatial': SpatialAttention}   # ablations of GCSA
     if key == 'none': return nn.Identity()
     if key == 'gcsa': return GCSA(channels, **kwargs)
+    if key == 'gcsa-noshuffle': return GCSA(channels, shuffle=False, **kwargs)
+    if key in parts: return parts[key](channels, **kwargs)
     if key in ATTENTIONS: return create_attn(key, channels, **kwargs)
     raise ValueError(f"unknown attention {name!r}; choose one of {ATTENTIONS}")

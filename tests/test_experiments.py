@@ -1,6 +1,6 @@
 """The papermill layer: an end-to-end run of experiments/run.ipynb on synthetic data, the ablation driver's
 skip / failed / re-run behaviour, the report's aggregation, and resume equivalence of a whole run."""
-import json, re
+import json, re, subprocess, sys
 from pathlib import Path
 
 import nbformat
@@ -10,22 +10,23 @@ import papermill as pm
 import pytest
 import torch
 
-from gcsa_fer.ablate import ablate, ablation_grid, ablation_table, collect_runs, run_status, table_markdown, step_table
+from gcsa_fer.ablate import (RECIPES, ablate, ablation_grid, ablation_table, collect_runs, run_status, table_markdown,
+                             step_table)
 from gcsa_fer.core import Config
 from gcsa_fer import cli
 from gcsa_fer.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {'batch_size': 32, 'lr': 0.05, 'lr_heads': 0.1, 'audio_width': 8, 'visual_width': 16, 'n_mels': 32,
-        'clip_seconds': 1.0, 'face_size': 32, 'n_frames': 4}
+TINY = {k: v for k, v in RECIPES['smoke'].items() if k != 'epochs'}
 
 
 def test_run_notebook_end_to_end(tmp_path):
     out = tmp_path / 'run'
     pm.execute_notebook(str(ROOT / 'nbs/experiments/run.ipynb'), str(tmp_path / 'executed.ipynb'), kernel_name='python3',
-                        progress_bar=False, parameters={'out_dir': str(out), 'epochs': 1, 'modality': 'av', 'overrides': TINY})
+                        progress_bar=False, parameters={'out_dir': str(out), 'epochs': 1, 'modality': 'av'})
     m = json.loads((out / 'metrics.json').read_text())
     assert m['status'] == 'complete' and m['config']['train']['epochs'] == 1
+    assert m['config']['model']['audio_width'] == 8                      # synthetic data: the smoke recipe
     assert 0 <= m['test']['macro_f1'] <= 1 and 1 <= m['fusion']['m'] <= 5
     for f in ('curves.png', 'confusion_test.png', 'fusion_grid.png', 'predictions_test.csv', 'history.csv', 'best.pt'):
         assert (out / f).stat().st_size > 0, f
@@ -33,11 +34,36 @@ def test_run_notebook_end_to_end(tmp_path):
     assert any('parameters' in c.metadata.get('tags', []) for c in nb.cells)
 
 
+PAPERMILL = str(Path(sys.executable).parent / 'papermill')
+
+
+def _papermill(tmp_path, name, *args):
+    "papermill's own command line on run.ipynb (as a user types it); the run's config.json."
+    out = tmp_path / name
+    r = subprocess.run([PAPERMILL, str(ROOT / 'nbs/experiments/run.ipynb'), str(tmp_path / f'{name}.ipynb'), '-k', 'python3',
+                        '-p', 'out_dir', str(out), '-p', 'cache_dir', str(tmp_path / 'cache'), *args],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((out / 'config.json').read_text())
+
+
+def test_papermill_parameters_win_and_the_recipe_gives_the_rest(tmp_path):
+    "-p dataset ravdess alone is the paper's recipe, never the smoke settings; each -p value is recorded as given."
+    got = _papermill(tmp_path, 'paper', '-p', 'dataset', 'ravdess', '-p', 'modality', 'v', '-p', 'epochs', '1',
+                     '-p', 'batch_size', '64', '-p', 'device', 'cpu')
+    assert got == Config(dataset='ravdess', modality='v').update(epochs=1, batch_size=64, device='cpu').to_dict()
+    assert got['train']['optimizer'] == 'sgd' and got['preprocess']['n_mels'] == 64 and got['model']['audio_width'] == 16
+    got = _papermill(tmp_path, 'cpu', '-p', 'dataset', 'ravdess', '-p', 'modality', 'v', '-p', 'recipe', 'cpu',
+                     '-p', 'epochs', '1', '-p', 'fold', '2', '-p', 'device', 'cpu', '-y', '{"overrides": {"lr": 0.01}}')
+    want = Config(dataset='ravdess', modality='v').update(**{**RECIPES['cpu'], 'lr': 0.01, 'epochs': 1, 'fold': 2, 'device': 'cpu'})
+    assert got == want.to_dict()
+
+
 def _fake_notebook(path: Path):
     "A stand-in for run.ipynb: logs each execution, fails for seed 1 unless a 'fixed' file exists, else writes metrics.json."
     nb = nbformat.v4.new_notebook(metadata={'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'python3'},
                                            'language_info': {'name': 'python'}})
-    params = nbformat.v4.new_code_cell("out_dir = ''\nseed = 0\nepochs = batch_size = 1\n"
+    params = nbformat.v4.new_code_cell("out_dir = ''\nrecipe = 'auto'\nseed = epochs = batch_size = fold = None\n"
                                        "dataset = modality = attention = loss = device = data_root = ''\noverrides = {}")
     params.metadata['tags'] = ['parameters']
     body = nbformat.v4.new_code_cell(
@@ -46,8 +72,9 @@ def _fake_notebook(path: Path):
         "log.open('a').write(out.name + '\\n')\n"
         "if seed == 1 and not (out.parent / 'fixed').exists(): raise RuntimeError('planted failure')\n"
         "from gcsa_fer.ablate import run_config\n"
-        "cfg = run_config(dict(dataset=dataset, modality=modality, data_root=data_root, attention=attention, loss=loss, seed=seed,\n"
-        "                      epochs=epochs, batch_size=batch_size, device=device, overrides=overrides))\n"
+        "cfg = run_config(dict(dataset=dataset, modality=modality, recipe=recipe, data_root=data_root, attention=attention,\n"
+        "                      loss=loss, seed=seed, epochs=epochs, batch_size=batch_size, fold=fold, device=device,\n"
+        "                      overrides=overrides))\n"
         "json.dump({'status': 'complete', 'config': cfg.to_dict()}, open(out / 'metrics.json', 'w'))")
     nb.cells = [params, body]
     nbformat.write(nb, path)
@@ -76,6 +103,23 @@ def test_driver_skips_records_failures_and_reruns(tmp_path):
     assert dict(zip(st['name'], st['status']))['ravdess-a-base-s0'] == 'conflict'
     assert (root / 'executions.log').read_text().split().count('ravdess-a-base-s0') == 1
     assert run_status(root / 'nothing-here') == 'pending'
+
+
+def test_driver_writes_the_papermill_command_that_reproduces_a_run(tmp_path, monkeypatch):
+    nbp = tmp_path / 'fake.ipynb'; _fake_notebook(nbp)
+    monkeypatch.chdir(tmp_path)
+    ablate('ravdess-cpu', 'runs', seeds=[0], folds=[3], modalities=['a'], rows=['+GCSA'], notebook=nbp, estimate=False,
+           progress=False, epochs=7)
+    folder = tmp_path / 'runs' / 'ravdess-a-gcsa-f3-s0'
+    cmd = (folder / 'papermill_command.txt').read_text().strip()
+    assert cmd.startswith('papermill fake.ipynb runs/ravdess-a-gcsa-f3-s0/run.ipynb -k python3 -p dataset ravdess'), cmd
+    first = json.loads((folder / 'metrics.json').read_text())['config']
+    assert first['train']['epochs'] == 7 and first['fold'] == 3 and first['model']['attention'] == 'gcsa'
+    (folder / 'metrics.json').unlink()
+    r = subprocess.run(cmd.replace('papermill', PAPERMILL, 1), shell=True, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((folder / 'metrics.json').read_text())['config'] == first     # the same run, from the command alone
+    assert collect_runs(tmp_path / 'runs')['papermill_command'].tolist() == [cmd]
 
 
 def _fake_metrics(folder: Path, modality, attention, loss, seed, f1, fold=0):
