@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test sync-check nbtest pytest docs docs-check lab ablation report bench screenshots offline-wheels offline-check
+.PHONY: setup data test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention report bench screenshots offline-wheels offline-check
 
 # The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
 PRESET ?= ravdess-cpu
@@ -20,6 +20,11 @@ $(STAMP): settings.ini setup.py
 	$(BIN)/uv pip install --python $(PY) --compile-bytecode -q -e ".[dev]"
 	@touch $@
 
+# The datasets (git-ignored): a checked copy in data/ is a no-op; else the mirror folder in $GCSA_FER_DATA_MIRROR,
+# else the publishers (see data/README.md).
+data: $(STAMP)
+	$(BIN)/gcsa_fer data fetch --all
+
 # The library must be what the notebooks export, and the notebooks must be clean.
 sync-check: $(STAMP)
 	@snap() { find gcsa_fer nbs -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' -print0 | sort -z | xargs -0 md5sum; }; \
@@ -30,13 +35,25 @@ sync-check: $(STAMP)
 	echo "sync-check: library and notebooks in sync, notebooks clean"
 
 # two notebooks run at once on the two cores: one thread each, or they fight over the cores
-nbtest: $(STAMP)
+nbtest: $(STAMP) data
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 
-pytest: $(STAMP)
+pytest: $(STAMP) data
 	$(BIN)/pytest -q tests
 
-test: sync-check nbtest pytest
+test: data sync-check nbtest pytest
+
+# The tests that bound a training outcome (pytest -m training, and the notebooks whose cells assert one), under each
+# set of CPU kernels and each thread count: a bound must hold on any CPU (measured margins: tests/margins.md).
+CPU_CAPS ?= default avx2
+THREADS  ?= 1 2
+TRAINING_NBS ?= nbs/10_train.ipynb nbs/11d_gan.ipynb
+test-cpus: $(STAMP) data
+	@for cap in $(CPU_CAPS); do for t in $(THREADS); do \
+	  echo "== ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$t"; \
+	  ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$t $(BIN)/pytest -q -m training tests || exit 1; \
+	  for nb in $(TRAINING_NBS); do ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$t $(BIN)/nbdev_test --path $$nb || exit 1; done; \
+	done; done
 
 docs: $(STAMP)
 	$(PY) tools/build_docs.py
@@ -45,9 +62,17 @@ docs-check: docs
 	$(PY) tools/build_docs.py --check-only
 
 # the report is written even when some runs failed; the exit status still says they did
-ablation: $(STAMP)
+ablation: $(STAMP) data
 	@$(BIN)/gcsa_fer ablate --preset $(PRESET) --out runs/$(PRESET) $(ABLATE_ARGS); status=$$?; \
 	$(MAKE) report || exit 1; exit $$status
+
+# Is it the attention? GCSA against a matched control (its layers without gates), its own parts, timm's SE / ECA /
+# CBAM and width-matched networks, on both branches, with seeds: many hours on 2 cores, resumable (finished runs kept in
+# results/attention/runs are not run again) and shardable (ABLATE_ARGS="--shard i/n"). Table, forest plot: results/attention/.
+attention: $(STAMP) data
+	@mkdir -p runs/attention-cpu; if [ -d results/attention/runs ]; then cp -rn results/attention/runs/. runs/attention-cpu/; fi
+	@$(BIN)/gcsa_fer ablate --preset attention-cpu --out runs/attention-cpu $(ABLATE_ARGS); status=$$?; \
+	$(BIN)/gcsa_fer attention-report --runs runs/attention-cpu --out results/attention || exit 1; exit $$status
 
 report: $(STAMP)
 	$(BIN)/gcsa_fer report --runs runs/$(PRESET) --out results/$(PRESET) --title "Ablation, preset $(PRESET)"
@@ -69,5 +94,5 @@ offline-check: $(STAMP)
 screenshots: $(STAMP)
 	$(PY) tools/lab_screenshots.py
 
-lab: $(STAMP)
+lab: $(STAMP) data
 	$(BIN)/jupyter lab nbs

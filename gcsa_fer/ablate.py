@@ -25,6 +25,7 @@ __all__ = ['ROWS', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'N
 
 # %% ../nbs/12_ablate.ipynb #525f43fa
 ROWS = {'Base': {'attention': 'none', 'loss': 'ce'},
+        'matched control': {'attention': 'matched', 'loss': 'ce'},   # GCSA's layers without its gates (not in the paper)
         '+GCSA': {'attention': 'gcsa', 'loss': 'ce'},
         '+GCSA+CF': {'attention': 'gcsa', 'loss': 'coarse_fine'}}
 PAPER_TABLE1 = pd.DataFrame(
@@ -121,6 +122,8 @@ def ablation_grid(preset: str = 'ravdess-cpu',   # a key of `PRESETS`
     if 'parts' in p:   # a preset of presets (two branches, say): their grids one after the other
         return [r for part in p['parts'] for r in ablation_grid(part, seeds, modalities, rows, device, data_root, folds, **params)]
     ds, recipe, table = p['dataset'], p.get('recipe', 'auto'), p.get('rows', ROWS)
+    unknown = [r for r in rows or () if r not in table]
+    if unknown: raise ValueError(f"preset {preset!r} has no rows {unknown}; its rows: {', '.join(table)}")
     folds = tuple(p.get('folds', (0,)) if folds is None else folds)
     extra = {**p.get('params', {}), **params}
     mods = tuple(modalities or p['modalities'])
@@ -240,6 +243,7 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
         runs = [runs[i] for i in only]
     if shard: runs = shard_runs(runs, shard)
     out_root = Path(out_root); out_root.mkdir(parents=True, exist_ok=True)
+    status_file = f"status-{shard.replace('/', 'of').strip()}.csv" if shard else 'status.csv'   # one per machine of a shared grid
     notebook = Path(notebook) if notebook else find_notebook()
     before = {r['name']: run_status(out_root / r['name'], run_config(r['parameters'])) for r in runs}
     todo = [r for r in runs if before[r['name']] in ('pending', 'partial') or (retry_failed and before[r['name']] == 'failed')]
@@ -267,12 +271,14 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
                                 kernel_name='python3', progress_bar=False, cwd=str(folder))
             st = run_status(folder, run_config(r['parameters']))
         except Exception as e:   # a failed run is recorded and the grid goes on; KeyboardInterrupt stops it
-            (folder / 'failed.json').write_text(json.dumps({'error': f'{type(e).__name__}: {e}'[:4000], 'parameters': r['parameters']}, indent=1))
+            failure = json.dumps({'error': f'{type(e).__name__}: {e}'[:4000], 'parameters': r['parameters']}, indent=1)
+            atomic_write(folder / 'failed.json', lambda t: t.write_text(failure))
             st = 'failed'
             print(f"run {r['name']} failed: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}")
         status.append({'name': r['name'], 'status': st, 'seconds': round(time.time() - t0, 1)})
-        pd.DataFrame(status).to_csv(out_root / 'status.csv', index=False)
-    table = pd.DataFrame(status); table.to_csv(out_root / 'status.csv', index=False)
+        atomic_write(out_root / status_file, lambda t: pd.DataFrame(status).to_csv(t, index=False))
+    table = pd.DataFrame(status)
+    atomic_write(out_root / status_file, lambda t: table.to_csv(t, index=False))
     return table
 
 # %% ../nbs/12_ablate.ipynb #922f0bf4
@@ -361,8 +367,9 @@ def _run_record(folder: Path, m: dict, rows: dict) -> dict:
     cmd = folder / 'papermill_command.txt'
     return {'run': folder.name, 'dataset': c['dataset'], 'modality': MODALITIES[c['modality']], 'row': _row_of(c, rows),
             'seed': c['train']['seed'], 'fold': c.get('fold', 0), 'epochs': c['train']['epochs'],
-            'attention': c['model']['attention'], 'val_macro_f1': pct(m['val'], 'macro_f1'),
-            'test_macro_f1': pct(test, 'macro_f1'), 'test_accuracy': pct(test, 'accuracy'),
+            'attention': c['model']['attention'], 'val_macro_f1': pct(m.get('val') or {}, 'macro_f1'),
+            'test_macro_f1': pct(test, 'macro_f1'), 'test_macro_f1_present': pct(test, 'macro_f1_present'),
+            'test_accuracy': pct(test, 'accuracy'),
             'test_uar': pct(test, 'unweighted_accuracy'), 'test_cross_quadrant_errors': pct(test, 'cross_quadrant_error_share'),
             'fusion_mn': f"{m['fusion']['m']}:{m['fusion']['n']}" if m.get('fusion') else '',
             'best_epoch': m.get('best_epoch'), 'fused': bool(m.get('branch_runs')),
@@ -424,7 +431,8 @@ def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     for ds in sorted(set(runs['dataset'])):
         for mod in MODALITIES.values():
             have = [r for r in ROWS if get(ds, mod, r) is not None]
-            for new, old in (('+GCSA', 'Base'), ('+GCSA+CF', '+GCSA' if '+GCSA' in have else 'Base')):
+            for new, old in (('+GCSA', 'Base'), ('matched control', 'Base'), ('+GCSA', 'matched control'),
+                             ('+GCSA+CF', '+GCSA' if '+GCSA' in have else 'Base')):
                 if new in have and old in have: steps.append((ds, f'{mod}: {new} over {old}', get(ds, mod, new) - get(ds, mod, old)))
         for row in ROWS:
             vrow = branch_rows(ds, row)['v']

@@ -65,7 +65,9 @@ def from_safe(obj):
 def save_checkpoint(obj: dict, path) -> Path:
     "`torch.save` of `to_safe(obj)`, atomically: the file loads with `weights_only=True`."
     safe = to_safe(obj)
-    return atomic_write(path, lambda t: torch.save(safe, t))
+    def write(t):
+        with open(t, 'wb') as f: torch.save(safe, f)   # through a Python file: a full disk keeps its OSError
+    return atomic_write(path, write)
 
 def load_checkpoint(path, map_location='cpu') -> dict:
     "Load a checkpoint with PyTorch's safe loader (`weights_only=True`); anything it refuses is an `UnsafeFileError`."
@@ -91,7 +93,10 @@ def convert_trusted(path,                 # a pickled file you trust (.pt)
     "Re-save a trusted pickled file in a safe format; returns the new file."
     path = Path(path)
     if not trust_pickle: raise ValueError("convert_trusted unpickles the file, which can run code: pass trust_pickle=True (CLI: --trust-pickle) only for a file you trust")
-    obj = torch.load(path, map_location='cpu', weights_only=False)
+    if not path.is_file(): raise FileNotFoundError(f"{path} is not a file")
+    try: obj = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {e})") from None
     if _is_state_dict(obj):
         return save_weights(obj, out or path.with_name('model.safetensors' if path.name == 'model.pt' else path.stem + '.safetensors'))
     if isinstance(obj, dict):

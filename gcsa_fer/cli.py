@@ -4,20 +4,38 @@
 
 # %% ../nbs/15_cli.ipynb #178e9a26
 from __future__ import annotations
-import argparse, json, shutil, sys
+import argparse, json, os, shutil, sys
 from pathlib import Path
+MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'   # `data fetch`: a folder holding <name>/ per dataset (gcsa_fer.fetch.MIRROR_ENV)
+
 
 # %% auto #0
-__all__ = ['build_parser', 'main', 'train_command', 'predict_command', 'report', 'gan_command', 'run_command']
+__all__ = ['MIRROR_ENV', 'build_parser', 'main', 'data_command', 'train_command', 'predict_command', 'report', 'gan_command',
+           'run_command']
+
+# %% ../nbs/15_cli.ipynb #00469607
+class _Parser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose errors are one line; a mistyped option's line also points to --help."
+    parsed = False
+    def error(self, message):
+        hint = '' if self.parsed else f" (see {self.prog} --help)"
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+def _add_set(p, what: str = 'any other configuration field'):
+    "The one `--set` of every sub-command: `--set a=1 --set b=2`, or `--set a=1 b=2`, or both."
+    p.add_argument('--set', action='extend', nargs='+', default=[], metavar='NAME=VALUE',
+                   help=f"{what}, by its flat name; repeated, or several after one: --set epochs=30 batch_size=32")
 
 # %% ../nbs/15_cli.ipynb #b14cc5f8
 def _kv(items) -> dict:
+    "The `--set` items as {name: value}, each value read as JSON where it parses (3, 0.1, true) and as text otherwise."
     out = {}
     for it in items or []:
-        if '=' not in it: raise ValueError(f"--set expects name=value, got {it!r}")
-        k, v = it.split('=', 1)
-        try: out[k] = json.loads(v)
-        except json.JSONDecodeError: out[k] = v
+        k, eq, v = it.partition('=')
+        if not eq or not k.strip(): raise ValueError(f"--set expects NAME=VALUE, got {it!r}")
+        if k.strip() in out: raise ValueError(f"--set {k.strip()} is given twice")
+        try: out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError: out[k.strip()] = v
     return out
 
 def _positive(text: str) -> float:
@@ -32,17 +50,29 @@ def _check_device(parser, name):
     try: get_device(name)
     except (ValueError, RuntimeError) as e: parser.error(f"--device {name}: {e}")
 
+def _check_out(parser, path, flag: str = '--out'):
+    "An output folder is a folder, or a name that can become one."
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        parser.error(f"{flag} {path}: is a file; give a folder to write into (it is made when missing)")
+    above = next((a for a in p.absolute().parents if a.exists()), None)
+    if not p.exists() and above is not None and not above.is_dir():
+        parser.error(f"{flag} {path}: {above} is a file, so no folder can be made there")
+
 # %% ../nbs/15_cli.ipynb #34c2e44a
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='gcsa_fer', description='Audio-visual expression recognition with GCSA (Yu et al., ABAW 2025).')
+    p = _Parser(prog='gcsa_fer', description='Audio-visual expression recognition with GCSA (Yu et al., ABAW 2025).')
     sub = p.add_subparsers(dest='command', required=True)
     a = sub.add_parser('ablate', help="run an ablation grid through papermill (skips finished runs)")
-    a.add_argument('--preset', default='ravdess-cpu', help='ravdess-cpu (the default: 48 runs over 6 folds, about 75 min on 2 CPU cores), ravdess-cpu-quick (2 folds, about 25 min), ravdess (the paper recipe, GPU), abaw or synthetic')
+    a.add_argument('--preset', default='ravdess-cpu',
+                   help='ravdess-cpu (the default: 60 runs over 6 folds, 2 CPU cores), ravdess-cpu-quick (2 folds), ravdess '
+                        '(the paper recipe, GPU), abaw, synthetic, or attention-cpu (GCSA against controls on both branches; '
+                        'attention-audio-cpu and attention-faces-cpu are its halves)')
     a.add_argument('--out', default=None, help='runs folder (default: runs/<preset>)')
     a.add_argument('--seeds', type=int, nargs='+', default=None)
     a.add_argument('--folds', type=int, nargs='+', default=None, help="RAVDESS folds: 1-6 (EmoBox, actor-disjoint) or 0 (the fixed split); default: the preset's")
     a.add_argument('--modalities', nargs='+', default=None, choices=['a', 'v', 'av'])
-    a.add_argument('--rows', nargs='+', default=None, choices=['Base', '+GCSA', '+GCSA+CF'])
+    a.add_argument('--rows', nargs='+', default=None, help="rows of the preset (Table 1: Base, 'matched control', +GCSA, +GCSA+CF)")
     a.add_argument('--device', default=None, help="auto, cpu or cuda (default: the preset's)")
     a.add_argument('--epochs', type=int, default=None)
     a.add_argument('--data-root', default='', help='the dataset, when it lives outside the repository')
@@ -50,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument('--only', type=int, nargs='+', default=None, metavar='K', help='run only the K-th runs of the grid (0-based; see --list): one SLURM array task each')
     a.add_argument('--shard', default=None, metavar='I/N', help='run machine I of N\'s share of the grid (runs grouped by fold and seed; see the ablate notebook)')
     a.add_argument('--list', action='store_true', help='print the grid (position, run name, what it needs) and exit')
-    a.add_argument('--set', action='append', metavar='NAME=VALUE', help='any other configuration field')
+    _add_set(a)
     x = sub.add_parser('run', help="train and evaluate one configuration into a run folder, resuming it; under torchrun, as one of several processes")
     x.add_argument('--config', default=None, help='a config.json to start from (as a run folder holds); the options below change it')
     x.add_argument('--dataset', default=None, help='synthetic, ravdess, cremad, abaw, afew, ckplus or faces (required without --config)')
@@ -61,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument('--cache', default=None, help='feature cache folder (default: <out>/../cache)')
     x.add_argument('--device', default=None, help="auto, cpu or cuda (default: auto, or the --config's)")
     x.add_argument('--max-epochs', type=int, default=None, help='stop after this many epochs in this call (resumable)')
-    x.add_argument('--set', nargs='*', default=[], metavar='NAME=VALUE', help='any configuration field, e.g. epochs=30 batch_size=32 sync_bn=true')
+    _add_set(x, 'any configuration field (e.g. sync_bn=true)')
     x.add_argument('--quiet', action='store_true')
     gn = sub.add_parser('gan', help="train the class-conditional GAN on a dataset's training faces (or AU vectors): AFEW or CK+ in their published layouts, a face folder, ...")
     gn.add_argument('--dataset', required=True, help='afew, ckplus, faces, abaw, cremad, ravdess (action-unit vectors) or synthetic')
@@ -70,12 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     gn.add_argument('--split', default='train', help="which split trains it: train (quality then measured on val), or all (as the paper's GAN used all of AFEW and CK+)")
     gn.add_argument('--steps', type=int, default=2000)
     gn.add_argument('--face-size', type=int, default=64, help='side of the generated faces (a power of two)')
-    gn.add_argument('--set', nargs='*', default=[], metavar='NAME=VALUE', help='other configuration fields (e.g. fold=1 detector=none)')
+    _add_set(gn, 'other configuration fields (e.g. fold=1 detector=none)')
     gn.add_argument('--quiet', action='store_true')
     r = sub.add_parser('report', help='collect runs into the ablation table and plot (executes experiments/report.ipynb)')
     r.add_argument('--runs', required=True, help='runs folder')
     r.add_argument('--out', required=True, help='results folder (table.md, table.csv, ablation.png, metrics of each run)')
     r.add_argument('--title', default='Ablation')
+    ar = sub.add_parser('attention-report', help='the attention grid (ablate --preset attention-cpu): costs, paired statistics, forest plot')
+    ar.add_argument('--runs', required=True, help='its runs folder (e.g. runs/attention-cpu)')
+    ar.add_argument('--out', required=True, help='results folder (table.csv, table.md, forest.png, runs.csv, each run\'s metrics)')
+    ar.add_argument('--no-costs', action='store_true', help="skip measuring each variant's parameters, multiply-adds and CPU time")
     t = sub.add_parser('train', help="train and evaluate the visual branch on a folder of labelled faces (folder per class, or a CSV manifest), by subject-grouped folds")
     t.add_argument('--data', required=True, help='root/<class>/*.jpg|png|mp4, or a folder with manifest.csv, or a CSV (path,label[,subject][,split])')
     t.add_argument('--out', required=True, help='output folder: fold1..foldK (run folders), cv.csv, cv.json, final/ (the model predict takes)')
@@ -87,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--map', action='append', metavar='NAME=CLASS', help="extra class-folder names, e.g. --map grin=Happiness")
     t.add_argument('--no-final', action='store_true', help='skip the final model on every subject')
     t.add_argument('--device', default='auto', help='auto, cpu or cuda')
-    t.add_argument('--set', action='append', metavar='NAME=VALUE', help='any other configuration field')
+    _add_set(t)
     q = sub.add_parser('predict', help='per-window expression probabilities of videos (and images): CSV, timeline PNG, optional ABAW file')
     q.add_argument('videos', nargs='+', metavar='FILE', help='video files (PyAV reads them: mp4, flv, mkv, avi, ...) or face images (jpg, png, ...)')
     q.add_argument('--run', default=None, help='run folder, exported model folder, or a `train` output folder (default: models/default for speech with models/faces for faces)')
@@ -115,11 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument('file', metavar='FILE')
     c.add_argument('--trust-pickle', action='store_true', help='required: converting unpickles FILE, which can run code; only for files you trust')
     c.add_argument('--out', default=None, help='default: model.safetensors for a state dict, <name>.safe.pt for a checkpoint, beside FILE')
+    dt = sub.add_parser('data', help='the real datasets: fetch them into data/ and check every file against its sha256')
+    df = dt.add_subparsers(dest='data_command', required=True).add_parser(
+        'fetch', help=f"fill data/<name>/ from a checked copy there, the mirror folder ${MIRROR_ENV}, or the publisher")
+    df.add_argument('names', nargs='*', metavar='NAME', help='ravdess_speech ravdess_au cremad_sample london_faces_dev')
+    df.add_argument('--all', action='store_true', help='every dataset')
+    df.add_argument('--root', default=None, help="the folder that holds the datasets (default: the repository's data/)")
+    df.add_argument('--force', action='store_true', help='fetch again, replacing a folder that is there')
+    df.add_argument('--quiet', action='store_true', help='no progress bars')
     return p
 
 # %% ../nbs/15_cli.ipynb #c7fe07ad
 def main(argv=None):
-    parser = build_parser(); args = parser.parse_args(argv)
+    parser = build_parser(); args = parser.parse_args(argv); parser.parsed = True
+    if getattr(args, 'out', None) is not None and args.command != 'convert':   # convert's --out is a file
+        _check_out(parser, args.out)
     if args.command == 'ablate':
         from gcsa_fer.ablate import ablate, ablation_grid, shard_runs
         try:
@@ -127,6 +171,8 @@ def main(argv=None):
             if args.epochs is not None: extra['epochs'] = args.epochs
             grid = ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)  # checks the preset and every field
             mine = {r['name'] for r in shard_runs(grid, args.shard)} if args.shard else None
+            outside = [k for k in args.only or [] if not 0 <= k < len(grid)]
+            if outside: raise ValueError(f"--only {outside}: outside the grid of {len(grid)} runs (0-{len(grid) - 1})")
         except ValueError as e: parser.error(str(e))
         if args.device: _check_device(parser, args.device)
         if args.list:
@@ -139,9 +185,17 @@ def main(argv=None):
                     args.data_root, folds=args.folds, only=args.only, shard=args.shard, retry_failed=not args.no_retry_failed, **extra)
         print(st.to_string(index=False))
         if st['status'].isin(['failed', 'conflict']).any(): sys.exit(1)
+    elif args.command == 'data':
+        sys.exit(data_command(parser, args))
     elif args.command == 'report':
         if not Path(args.runs).is_dir(): parser.error(f"--runs {args.runs}: no such folder (the runs folder of an ablation, e.g. runs/ravdess-cpu)")
         report(args.runs, args.out, args.title)
+    elif args.command == 'attention-report':
+        if not Path(args.runs).is_dir(): parser.error(f"--runs {args.runs}: no such folder (the runs folder of the attention grid)")
+        from gcsa_fer.attention import attention_report
+        try: rep = attention_report(args.runs, args.out, costs=not args.no_costs)
+        except ValueError as e: parser.error(str(e))
+        print(rep['markdown'] + '\n\n' + rep['note'])
     elif args.command == 'predict':
         _check_device(parser, args.device)
         sys.exit(predict_command(args))
@@ -175,6 +229,22 @@ def main(argv=None):
             print(f"{out / d['file']}: input {d['input']} {d['shape']}, {d['bytes'] / 1e3:.0f} kB"
                   + (f", max |ONNX - PyTorch| = {d['max_abs_diff']:.1e}" if 'max_abs_diff' in d else ''))
 
+# %% ../nbs/15_cli.ipynb #0a5ac9c3
+def data_command(parser, args) -> int:
+    "`gcsa_fer data fetch`: 0 when every dataset is there and checked, 2 when one cannot be had, 1 on a wrong checksum."
+    from gcsa_fer.fetch import DATASETS, ChecksumError, DataUnavailable, fetch
+    names = list(DATASETS) if args.all else args.names
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        parser.error(f"data fetch: name datasets ({', '.join(DATASETS)}) or pass --all"
+                     + (f"; unknown: {', '.join(unknown)}" if unknown else ''))
+    for n in names:
+        try: r = fetch(n, args.root, os.environ.get(MIRROR_ENV) or None, force=args.force, progress=not args.quiet)
+        except DataUnavailable as e: print(f"error: {e}", file=sys.stderr); return 2
+        except ValueError as e: print(f"error: {e}", file=sys.stderr); return 1    # ChecksumError, or a bad folder
+        print(f"{n}: {r['source']}, {r['files']} files ({r['layout']} layout), {r['seconds']:.2f} s")
+    return 0
+
 # %% ../nbs/15_cli.ipynb #d4dca169
 def train_command(parser, args) -> int:
     "The `train` sub-command: cross-validate the face recipe on a face folder, then train the final model."
@@ -206,14 +276,14 @@ def predict_command(args) -> int:
             if run is None: raise FileNotFoundError("no --run given and no models/default folder; pass a run folder or an exported model folder")
             lm = load_model(run, args.device)
             if args.face_run: lm = combine_models(lm, load_model(args.face_run, args.device))
-    except (FileNotFoundError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
+    except (FileNotFoundError, ValueError) as e: print(f"gcsa_fer: error: {e}", file=sys.stderr); return 2
     print(lm.describe(), file=sys.stderr)
     if lm.visual_input == 'features':
         print("note: this model's visual branch takes OpenFace action units, which cannot be computed from a video here: "
               "predictions use the audio branch only", file=sys.stderr)
     from gcsa_fer.detect import DetectorUnavailable
     try: _, summary = predict_videos(args.videos, lm, args.out, args.hop, args.window, abaw=args.abaw, plot=not args.no_plot, progress=not args.quiet)
-    except DetectorUnavailable as e: print(f"error: {e}", file=sys.stderr); return 2
+    except DetectorUnavailable as e: print(f"gcsa_fer: error: {e}", file=sys.stderr); return 2
     cols = [c for c in ('video', 'status', 'label', 'windows_av', 'windows_audio', 'windows_video', 'windows_none', 'error') if c in summary]
     table = summary[cols].astype({c: 'Int64' for c in cols if c.startswith('windows_')}).astype(object)
     print(table.where(table.notna(), '').to_string(index=False))
@@ -230,7 +300,7 @@ def report(runs_dir, out_dir, title: str = 'Ablation'):
     for run in sorted(Path(runs_dir).iterdir()):
         if run.is_dir() and run_status(run) == 'complete':
             (out / 'runs' / run.name).mkdir(parents=True, exist_ok=True)
-            for f in ('metrics.json', 'history.csv'):   # a decision-fused V+A run has no history of its own
+            for f in ('metrics.json', 'history.csv', 'papermill_command.txt'):   # a fused V+A run has no history of its own
                 if (run / f).exists(): shutil.copy2(run / f, out / 'runs' / run.name / f)
     pm.execute_notebook(str(find_notebook('report.ipynb')), str(out / 'report.ipynb'), kernel_name='python3', progress_bar=False,
                         parameters={'runs_dir': str(Path(runs_dir).resolve()), 'out_dir': str(out.resolve()), 'title': title})
@@ -239,7 +309,7 @@ def report(runs_dir, out_dir, title: str = 'Ablation'):
 # %% ../nbs/15_cli.ipynb #3070bd49
 def gan_command(parser, args) -> int:
     "`gcsa_fer gan`: the GAN on a dataset's training split (its last face frame per item, or its feature vector), then its quality on the validation split."
-    from gcsa_fer.core import Config
+    from gcsa_fer.core import Config, atomic_write
     from gcsa_fer.datasets import get_dataset
     from gcsa_fer.gan import train_gan, training_arrays, gan_quality
     try:
@@ -252,7 +322,7 @@ def gan_command(parser, args) -> int:
         try: Xv, yv, _ = training_arrays(get_dataset(args.dataset, 'val', cfg, Path(args.out) / 'cache'))
         except ValueError as e: why = str(e)
     q = gan_quality(gan, X, y, Xv, yv) if Xv is not None and len(set(yv.tolist())) > 1 else {'note': f"no validation split to measure on ({why if Xv is None else 'one class'})"}
-    (Path(args.out) / 'quality.json').write_text(json.dumps(q, indent=1))
+    atomic_write(Path(args.out) / 'quality.json', lambda t: t.write_text(json.dumps(q, indent=1)))
     print(f"{args.out}: {len(X)} training {'faces' if kind == 'image' else 'vectors'} of {len(gan.classes)} classes, {args.steps} steps; "
           + (f"TSTR {100 * q['tstr_accuracy']:.1f} % vs TRTR {100 * q['trtr_accuracy']:.1f} %, C2ST {100 * q['c2st_accuracy']:.1f} %" if 'tstr_accuracy' in q else q['note']))
     return 0
@@ -269,6 +339,9 @@ def run_command(parser, args) -> int:
         given = {'dataset': args.dataset, 'modality': args.modality, 'data_root': args.data_root, 'fold': args.fold, 'device': args.device}
         cfg.update(**{k: v for k, v in given.items() if v is not None}, **_kv(args.set))
         cfg.validate()
+        if cfg.dataset != 'synthetic':
+            from gcsa_fer.datasets import get_dataset
+            get_dataset(cfg.dataset, 'train', cfg)   # the reader's checks: a bad row stops here, not mid-run
     except (ValueError, TypeError, OSError) as e: parser.error(str(e))
     m = run_experiment(cfg, args.out, args.cache, progress=not args.quiet and is_main(), max_epochs=args.max_epochs)
     if m.get('status') != 'complete':

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #cd4493cf
 from __future__ import annotations
-import contextlib, dataclasses, json, sys, warnings
+import contextlib, ctypes, dataclasses, errno, json, os, re, shutil, sys, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import torch
@@ -13,7 +13,8 @@ from .detect import DETECTORS
 # %% auto #0
 __all__ = ['EXPR_CLASSES', 'N_CLASSES', 'IGNORE_INDEX', 'MODALITIES', 'BRANCHES', 'QUADRANT_NAMES', 'CLASS_QUADRANT',
            'check_modality', 'modality_of', 'class_quadrants', 'check_tensor', 'PreprocessConfig', 'ModelConfig',
-           'TrainConfig', 'Config', 'flat_fields', 'atomic_write', 'file_lock', 'get_device', 'seed_everything']
+           'TrainConfig', 'Config', 'flat_fields', 'atomic_write', 'atomic_dir', 'read_json', 'file_lock', 'get_device',
+           'seed_everything']
 
 # %% ../nbs/00_core.ipynb #1a3c43c5
 EXPR_CLASSES: tuple[str, ...] = ('Neutral', 'Anger', 'Disgust', 'Fear', 'Happiness', 'Sadness', 'Surprise', 'Other')
@@ -216,13 +217,17 @@ class Config:
         return self
 
     def save(self, path) -> Path:
-        "Write the configuration as JSON."
-        path = Path(path); path.write_text(json.dumps(self.to_dict(), indent=2)); return path
+        "Write the configuration as JSON (atomically: see `atomic_write`)."
+        return atomic_write(path, lambda t: t.write_text(json.dumps(self.to_dict(), indent=2)))
 
     @classmethod
     def load(cls, path) -> 'Config':
-        "Read a configuration written by `save`."
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        "Read a configuration written by `save`; a file that is not one is a `ValueError` naming it."
+        try: d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e: raise ValueError(f"{path}: not a configuration (not JSON: {e})") from None
+        if not isinstance(d, dict): raise ValueError(f"{path}: not a configuration file (JSON, but not an object)")
+        try: return cls.from_dict(d)
+        except (ValueError, TypeError) as e: raise ValueError(f"{path}: {e}") from None
 
 # %% ../nbs/00_core.ipynb #53aa5c74
 def _build(cls, d: dict):
@@ -248,16 +253,84 @@ def flat_fields() -> set[str]:
     c = Config()
     return {f.name for o in (c, c.preprocess, c.model, c.train) for f in fields(o) if not dataclasses.is_dataclass(getattr(o, f.name))}
 
+# %% ../nbs/00_core.ipynb #5d35b8ee
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}   # no space left, over quota, over the size limit (`ulimit -f`)
+
+def _full_errno(e: BaseException) -> int | None:
+    "The errno of a full disk in `e` or its chain of causes (or named in its message, as Rust's); else None."
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _FULL: return e.errno
+        said = re.search(r'os error (\d+)', str(e))                       # Rust's I/O errors (safetensors)
+        if said and int(said[1]) in _FULL: return int(said[1])
+        if 'No space left on device' in str(e): return errno.ENOSPC
+        e = e.__cause__ or e.__context__
+    return None
+
+def _raise_if_full(e: BaseException, path: Path):
+    "When `e` is a full disk: an `OSError` that names `path` and what is left of it (else the caller re-raises `e`)."
+    code = _full_errno(e)
+    if code is None: return
+    kept = 'its previous version is kept' if path.exists() else 'nothing was written'
+    why = os.strerror(code).lower()
+    raise OSError(code, f"{path}: cannot be written, {why} ({kept}); free some space or write elsewhere") from e
+
+# %% ../nbs/00_core.ipynb #4833aa29
+def _fsync(path: Path):
+    "Flush the file `path` to the disk."
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    except OSError as e:
+        if e.errno in _FULL or e.errno == errno.EIO: raise
+    finally: os.close(fd)
+
+def _remove(path: Path):
+    "Delete a file or a folder tree, if it is there."
+    if path.is_dir() and not path.is_symlink(): shutil.rmtree(path, ignore_errors=True)
+    else: path.unlink(missing_ok=True)
+
 # %% ../nbs/00_core.ipynb #2eeb7f4f
-def atomic_write(path, write) -> Path:
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`; the temporary file never survives."
-    import os
+def atomic_write(path,       # the file to write
+                 write,      # called as `write(tmp, **kwargs)`: `lambda t: t.write_text(s)`, `df.to_csv`, ...
+                 **kwargs) -> Path:
+    "Call `write` on a temporary file beside `path`, flush it to the disk, rename it to `path`; no temporary survives."
     path = Path(path); tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try: write(tmp); os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
+    try: write(tmp, **kwargs); _fsync(tmp); os.replace(tmp, path)
+    except Exception as e: _raise_if_full(e, path); raise
+    finally: _remove(tmp)
     return path
 
+
+# %% ../nbs/00_core.ipynb #006aab53
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap two paths in one step (Linux `renameat2`, RENAME_EXCHANGE); False where the system cannot."
+    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError): return False
+    return fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0      # AT_FDCWD, RENAME_EXCHANGE
+
+def atomic_dir(path, write) -> Path:
+    "Call `write(tmp)` on a new folder beside `path`, flush its files, put it in `path`'s place (old or new, whole)."
+    path = Path(path); tmp, old = (path.with_name(f".{path.name}.{w}-{os.getpid()}") for w in ('tmp', 'old'))
+    _remove(tmp); tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+        for f in tmp.rglob('*'):
+            if f.is_file(): _fsync(f)
+        if not path.exists(): os.replace(tmp, path)
+        elif not _exchange(tmp, path): os.replace(path, old); os.replace(tmp, path)
+    except Exception as e: _raise_if_full(e, path); raise
+    finally: _remove(tmp); _remove(old)
+    return path
+
+# %% ../nbs/00_core.ipynb #e482ac65
+def read_json(path, default=None):
+    "The content of a JSON file; `default` when there is none; a `ValueError` naming it when cut off or not JSON."
+    path = Path(path)
+    if not path.exists(): return default
+    try: return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cut off or not JSON ({e}); run the step that wrote it again, or delete it") from None
 
 # %% ../nbs/00_core.ipynb #c4c35c5b
 @contextlib.contextmanager

@@ -4,27 +4,25 @@
 
 # %% ../nbs/08_data.ipynb #5308d127
 from __future__ import annotations
-import copy, dataclasses, functools, hashlib, os, re, warnings
+import copy, dataclasses, functools, hashlib, os, pickle, re, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 from torch.utils.data import Dataset, default_collate
 from sklearn.utils.class_weight import compute_class_weight
 import gcsa_fer
+from .fetch import shipped_data_dir    # where `gcsa_fer data fetch` puts the datasets
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig
 from .preprocess import (MediaError, LogMel, load_audio, clip_logmel, window_logmels, video_faces, face_crops, video_fps, n_mel_frames)
 
 # %% auto #0
-__all__ = ['AU_COLUMNS', 'SPLITS', 'RAVDESS_FOLDS', 'CREMAD_CODES', 'EXPR_HEADER', 'AFEW_CLASSES', 'CKPLUS_TO_EXPR',
-           'shipped_data_dir', 'ExprDataset', 'read_table', 'ravdess_actors', 'Ravdess', 'cremad_split', 'CremaD',
-           'read_expr_labels', 'AbawExpr', 'Afew', 'subject_split', 'read_ckplus_emotion', 'CkPlus', 'SyntheticAV',
-           'class_counts', 'class_weights', 'collate']
+__all__ = ['AU_COLUMNS', 'SPLITS', 'RAVDESS_FOLDS', 'RAVDESS_TO_EXPR', 'AUDIO_EXTS', 'CREMAD_CODES', 'EXPR_HEADER',
+           'AFEW_CLASSES', 'CKPLUS_TO_EXPR', 'ExprDataset', 'read_table', 'ravdess_actors', 'ravdess_label',
+           'ravdess_speech_table', 'resolve_audio', 'NumpyOnlyUnpickler', 'read_au_pickle', 'Ravdess', 'cremad_split',
+           'CremaD', 'read_expr_labels', 'AbawExpr', 'Afew', 'subject_split', 'read_ckplus_emotion', 'CkPlus',
+           'SyntheticAV', 'class_counts', 'class_weights', 'collate']
 
 # %% ../nbs/08_data.ipynb #874a4fc2
-def shipped_data_dir() -> Path:
-    "The repository's `data/` folder (real data shipped with the code), found relative to the package."
-    return Path(gcsa_fer.__file__).resolve().parent.parent / 'data'
-
 def _root(root, default: str | None, name: str) -> Path:
     if root in (None, ''):
         if default is None: raise ValueError(f"{name} is not shipped with the repository: give the folder that holds it (cfg.data_root)")
@@ -139,11 +137,68 @@ def ravdess_actors(split: str, # 'train', 'val', 'test' or 'all'
 def _check_split(split, allowed=SPLITS):
     if split not in allowed: raise ValueError(f"split must be one of {allowed}, got {split!r}")
 
+# %% ../nbs/08_data.ipynb #7fc92f2f
+RAVDESS_TO_EXPR = {1: 0, 2: 7, 3: 4, 4: 5, 5: 1, 6: 3, 7: 2, 8: 6}   # RAVDESS emotion code -> EXPR class (calm: Other)
+_RAVDESS_NAME = re.compile(r'^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$')
+
+def ravdess_label(stem: str) -> tuple[int, int]:
+    "The EXPR class and the actor of a RAVDESS file name `MM-VV-EE-II-SS-RR-AA` (without its extension)."
+    m = _RAVDESS_NAME.match(stem)
+    if m is None or int(m[3]) not in RAVDESS_TO_EXPR:
+        raise ValueError(f"{stem!r} is not a RAVDESS file name MM-VV-EE-II-SS-RR-AA")
+    return RAVDESS_TO_EXPR[int(m[3])], int(m[7])
+
+# %% ../nbs/08_data.ipynb #dbf6dc26
+AUDIO_EXTS = ('.opus', '.wav', '.flac', '.ogg')
+
+def ravdess_speech_table(speech: Path) -> pd.DataFrame:
+    "`path` (Actor_NN/<file>) and `label` of each speech clip under `speech`, from the file names (publisher layout)."
+    clips = [p for p in Path(speech).glob('Actor_*/03-01-*') if p.suffix.lower() in AUDIO_EXTS]
+    files = sorted(p.relative_to(speech).as_posix() for p in clips)
+    if not files: raise ValueError(f"RAVDESS speech: no manifest.csv, no Actor_NN/03-01-*.wav or .opus in {speech}")
+    return pd.DataFrame({'path': files, 'label': [ravdess_label(Path(f).stem)[0] for f in files]})
+
+def resolve_audio(folder: Path, rel: str) -> str:
+    "`rel`, or the same clip with another audio extension where only that file exists (an Opus manifest beside WAVs)."
+    if (folder / rel).is_file(): return rel
+    base = rel.rsplit('.', 1)[0]
+    return next((base + e for e in AUDIO_EXTS if (folder / (base + e)).is_file()), rel)
+
+# %% ../nbs/08_data.ipynb #f99e0fa8
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    "An unpickler that builds only dicts, lists, numbers, strings and NumPy arrays; any other global is refused."
+    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),   # _codecs.encode: bytes in protocol 2
+               ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+               ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar')}
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: only dicts, lists, floats and NumPy arrays")
+        return super().find_class(module, name)
+
+# %% ../nbs/08_data.ipynb #68a4a292
+def read_au_pickle(path) -> pd.DataFrame:
+    "The upstream AU pickle as the CSV's columns: `ravdess_speech_file`, `affwild2_expr_label` and the 35 `AU_COLUMNS`."
+    with open(path, 'rb') as fh:
+        try: d = NumpyOnlyUnpickler(fh).load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as e: raise ValueError(f"{path}: {e}") from None
+    if not isinstance(d, dict) or not d:
+        raise ValueError(f"{path}: expected a dict of clip id -> vector, got {type(d).__name__}")
+    rows = []
+    for k, v in d.items():
+        stem = Path(str(k)).name.split('.')[0]
+        try: label, actor = ravdess_label(stem); v = np.asarray(v, np.float64).ravel()
+        except (ValueError, TypeError) as e: raise ValueError(f"{path}: clip {k!r}: {e}") from None
+        if len(v) < len(AU_COLUMNS) or not np.isfinite(v[:len(AU_COLUMNS)]).all():
+            raise ValueError(f"{path}: clip {k!r}: expected {len(AU_COLUMNS)} finite values, got {v[:len(AU_COLUMNS)]}")
+        rows.append({'ravdess_speech_file': f"Actor_{actor:02d}/03{stem[2:]}.wav", 'affwild2_expr_label': label,
+                     **dict(zip(AU_COLUMNS, v[:len(AU_COLUMNS)]))})
+    return pd.DataFrame(rows)
+
 # %% ../nbs/08_data.ipynb #68fb10d8
 class Ravdess(ExprDataset):
-    "RAVDESS speech: 16 kHz audio log-mels and/or the 35 OpenFace AU features of the matching video."
+    "RAVDESS speech: audio log-mels and/or the 35 OpenFace AU features of the matching video (either layout)."
     visual, supported = 'features', ('audio', 'features')
-    def __init__(self, root=None, # folder holding ravdess_speech/ and ravdess_au/ (None: the shipped copy)
+    def __init__(self, root=None, # folder holding ravdess_speech/ and ravdess_au/ (None: the fetched copy in data/)
                  split: str = 'train', # 'train', 'val', 'test' (speaker-independent) or 'all'
                  modalities=('audio', 'features'), # any of 'audio', 'features'
                  cfg: PreprocessConfig | None = None, # log-mel parameters
@@ -154,21 +209,26 @@ class Ravdess(ExprDataset):
         self._spec_extra = {'fold': fold}
         speech = self.root / 'ravdess_speech'
         if 'features' in self.modalities:
-            f = self.root / 'ravdess_au' / 'au_features.csv'
-            if not f.exists(): raise ValueError(f"RAVDESS AU features not found: {f}")
-            df = read_table(f, ['ravdess_speech_file', 'affwild2_expr_label'] + AU_COLUMNS, 'affwild2_expr_label', AU_COLUMNS, 'suggested_split')
+            f, pkl = self.root / 'ravdess_au' / 'au_features.csv', self.root / 'ravdess_au' / 'au_mfcc.pkl'
+            if not f.exists() and pkl.exists(): f, df = pkl, read_au_pickle(pkl)     # the upstream pickle
+            elif not f.exists(): raise ValueError(f"RAVDESS AU features not found: {f} (nor the upstream {pkl.name})")
+            else: df = read_table(f, ['ravdess_speech_file', 'affwild2_expr_label'] + AU_COLUMNS, 'affwild2_expr_label',
+                                  AU_COLUMNS, 'suggested_split')
             df['path'], df['label'] = df['ravdess_speech_file'], df['affwild2_expr_label']
         else:
             f = speech / 'manifest.csv'
-            if not f.exists(): raise ValueError(f"RAVDESS speech manifest not found: {f}")
-            df = read_table(f, ['path', 'affwild2_expr_label'], 'affwild2_expr_label', split='suggested_split'); df['label'] = df['affwild2_expr_label']
+            if not f.exists(): f, df = speech, ravdess_speech_table(speech)        # the publisher's layout: no manifest
+            else:
+                df = read_table(f, ['path', 'affwild2_expr_label'], 'affwild2_expr_label', split='suggested_split')
+                df['label'] = df['affwild2_expr_label']
         actor = df['path'].astype(str).str.extract(r'^Actor_(\d+)/', expand=False)
         if actor.isna().any():
             i = int(np.flatnonzero(actor.isna())[0])
             raise ValueError(f"{f}: line {df.index[i] + 2}: path {df['path'].iloc[i]!r} is not Actor_NN/<file>")
         df['actor'] = actor.astype(int)
         if 'audio' in self.modalities:                     # the manifest and the audio files must agree
-            listed = df['path'].astype(str)
+            df['path'] = [resolve_audio(speech, p) for p in df['path'].astype(str)]   # Opus listed, WAV there
+            listed = df['path']
             gone = np.flatnonzero([not (speech / p).is_file() for p in listed])
             if len(gone): raise ValueError(f"{f}: line {df.index[gone[0]] + 2}: {speech / listed.iloc[gone[0]]} does not exist" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ''))
             on_disk = {p.relative_to(speech).as_posix() for p in speech.glob('Actor_*/*') if p.suffix.lower() in ('.opus', '.wav', '.flac', '.ogg')}
@@ -197,7 +257,7 @@ def cremad_split(actor: int) -> str:
 class CremaD(ExprDataset):
     "CREMA-D clips, labelled from their file names: FLV video (faces + audio track) or audio files."
     visual, supported = 'pixels', ('audio', 'frames')
-    def __init__(self, root=None, # CREMA-D folder with VideoFlash/ and AudioWAV/ (None: the shipped sample)
+    def __init__(self, root=None, # CREMA-D folder with VideoFlash/ and AudioWAV/ (None: the fetched sample in data/)
                  kind: str = 'av', # 'av' (FLV videos) or 'audio' (audio files only)
                  split: str = 'all', # 'train', 'val', 'test' (by actor id) or 'all'
                  modalities=None, # default: ('audio', 'frames') for 'av', ('audio',) for 'audio'

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import EXPR_CLASSES, N_CLASSES
+from .core import EXPR_CLASSES, N_CLASSES, atomic_write
 from .fusion import fuse, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion
 
@@ -96,7 +96,7 @@ def save_predictions(pred: dict, path):
     if p.ndim == 3: ids = np.repeat(ids, p.shape[1]); p = p.reshape(-1, p.shape[-1]); y = y.reshape(-1)
     df = pd.DataFrame(p, columns=list(EXPR_CLASSES))
     df.insert(0, 'pred', p.argmax(-1)); df.insert(0, 'label', y); df.insert(0, 'id', ids)
-    df.to_csv(path, index=False, float_format='%.5f')
+    atomic_write(path, df.to_csv, index=False, float_format='%.5f')
 
 def read_predictions(path) -> dict:
     "The inverse of `save_predictions` for clip-level runs: ids, labels and probabilities `N x C`."

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import gcsa_fer
-from .core import Config, atomic_write
+from .core import Config, atomic_write, read_json
 from .datasets import get_dataset
 from .train import Trainer, plot_history
 from .distributed import is_main
@@ -118,7 +118,7 @@ def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decis
     preds, meta = {}, {}
     for m, folder in branch_runs.items():
         folder = Path(folder); mf = folder / 'metrics.json'
-        meta[m] = json.loads(mf.read_text()) if mf.exists() else {}
+        meta[m] = read_json(mf, {})
         if meta[m].get('status') != 'complete': raise ValueError(f"{folder}: the {m.upper()} run is not complete; run it before the V+A fusion")
         if meta[m]['config'].get('fold', 0) != cfg.fold or meta[m]['config']['dataset'] != cfg.dataset:
             raise ValueError(f"{folder}: another dataset or fold than the V+A run ({cfg.dataset}, fold {cfg.fold})")

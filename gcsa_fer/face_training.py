@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from .core import Config
+from .core import Config, atomic_write
 from .metrics import macro_f1
 from .datasets import get_dataset
 from .evaluate import read_predictions
@@ -71,13 +71,13 @@ def cross_validate(cfg: Config,               # a faces configuration (see `face
                      'baseline_accuracy': b['accuracy'], 'baseline_macro_f1': b['macro_f1_present']})
         if progress: print(f"fold {k}: accuracy {rows[-1]['accuracy']:.3f} (pixel LR {b['accuracy']:.3f})")
     table = pd.DataFrame(rows)
-    table.to_csv(out / 'cv.csv', index=False)
+    atomic_write(out / 'cv.csv', lambda t: table.to_csv(t, index=False))
     def mean_std(c):   # None where a column has no value (within-subject accuracy without subjects)
         v = table[c].dropna()
         return {'mean': float(v.mean()), 'std': float(v.std(ddof=1)) if len(v) > 1 else 0.0} if len(v) else None
     summary = {c: mean_std(c) for c in ('accuracy', 'macro_f1', 'within_subject_accuracy', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')}
     summary.update(folds=table['fold'].tolist(), config=cfg.to_dict(), attention=cfg.model.attention)
-    (out / 'cv.json').write_text(json.dumps(summary, indent=1))
+    atomic_write(out / 'cv.json', lambda t: t.write_text(json.dumps(summary, indent=1)))
     if final:
         c = Config.from_dict(cfg.to_dict()).update(fold=0, select_epoch='last')
         run_experiment(c, out / 'final', cache, progress=progress)

@@ -4,18 +4,19 @@
 
 # %% ../nbs/08b_faces.ipynb #efdffaee
 from __future__ import annotations
-import re, warnings
+import hashlib, os, re, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from PIL import Image
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from .core import EXPR_CLASSES, PreprocessConfig
 from .data import ExprDataset, SPLITS, read_table, shipped_data_dir
 from .preprocess import MediaError, read_video, sample_times, face_crops
 
 # %% auto #0
-__all__ = ['EXPR_SYNONYMS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'expr_index', 'parse_mapping', 'subject_folds', 'read_image',
-           'FaceFolder']
+__all__ = ['EXPR_SYNONYMS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'expr_index', 'parse_mapping', 'subject_folds', 'exif_orientation',
+           'upright', 'read_image', 'FaceFolder']
 
 # %% ../nbs/08b_faces.ipynb #40ab62cc
 EXPR_SYNONYMS = {0: ('neutral', 'neutrality', 'ne'), 1: ('anger', 'angry', 'mad', 'an'), 2: ('disgust', 'disgusted', 'di'),
@@ -60,34 +61,87 @@ def subject_folds(subjects,                  # one subject id per item
     tr, va = next(GroupShuffleSplit(1, test_size=n_val, random_state=fold).split(rest, groups=groups[rest]))
     return {'train': np.sort(rest[tr]), 'val': np.sort(rest[va]), 'test': np.sort(test)}
 
+# %% ../nbs/08b_faces.ipynb #f258fa38
+def exif_orientation(path) -> int:
+    "The EXIF orientation (1-8) of an image file; 1 (upright as stored) when it has none or it cannot be read."
+    try:
+        with Image.open(path) as im: o = im.getexif().get(0x0112, 1)
+    except Exception: return 1
+    return o if isinstance(o, int) and 1 <= o <= 8 else 1
+
+_TURN = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+         5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+         8: lambda a: np.rot90(a, 1)}
+
+def upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    "An image H x W (x C) stored with EXIF `orientation`, turned (and mirrored) as a photo viewer shows it."
+    return np.ascontiguousarray(_TURN[orientation](img))
+
 # %% ../nbs/08b_faces.ipynb #1f56e7e9
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.flv', '.webm', '.m4v', '.mpg', '.mpeg')
 
 def read_image(path) -> np.ndarray:
-    "An image file as RGB uint8 H x W x 3 (grey and RGBA converted); a `MediaError` naming the file when it cannot be read."
+    "An image file as upright RGB uint8 H x W x 3 (EXIF orientation applied); a `MediaError` if it is unreadable."
     import cv2
     path = Path(path)
     if not path.is_file(): raise MediaError(path, "file not found")
     buf = np.fromfile(str(path), np.uint8)                   # fromfile: paths with any characters
     if buf.size == 0: raise MediaError(path, "empty file")
-    try: img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try: img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)   # turned below, with any OpenCV
     except cv2.error: img = None
     if img is None: raise MediaError(path, "not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return upright(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), exif_orientation(path))
 
+# %% ../nbs/08b_faces.ipynb #65bbfa4e
 def _manifest(csv: Path, mapping) -> pd.DataFrame:
-    "A face manifest read and checked by `read_table` (columns, split names), then its labels and paths."
+    "A face manifest read and checked by `read_table` (columns, split names), then its labels, paths and repeats."
     df = read_table(csv, required=('path', 'label'), split='split', text=True)
-    bad = []
+    bad, seen = [], {}
     for i, r in zip(df.index, df.itertuples(index=False)):
         try: expr_index(r.label, mapping)
         except ValueError: bad.append(f"line {i + 2}: label {r.label!r}")
         if not (csv.parent / r.path).is_file(): bad.append(f"line {i + 2}: {r.path} does not exist")
+        key = os.path.normcase(os.path.normpath(r.path))
+        if key in seen:
+            j, lab = seen[key]
+            other = str(lab).strip().lower() != str(r.label).strip().lower()
+            why = f" with another label ({lab!r} there, {r.label!r} here)" if other else ''
+            bad.append(f"line {i + 2}: {r.path} is also on line {j}{why}")
+        else: seen[key] = (i + 2, r.label)
     if bad:
         more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ''
-        raise ValueError(f"{csv}: {len(bad)} bad rows: " + '; '.join(bad[:20]) + more + ('' if 'label' not in ' '.join(bad) else f"; {expr_index.__doc__}"))
+        said = ' '.join(bad)
+        hint = (f"; {expr_index.__doc__}" if 'label' in said else
+                '; list each file once, with one label' if 'also on line' in said else '')
+        raise ValueError(f"{csv}: {len(bad)} bad rows: " + '; '.join(bad[:20]) + more + hint)
     return df
+
+# %% ../nbs/08b_faces.ipynb #1556eae4
+def _list(items: list[str], n: int = 10) -> str:
+    return '; '.join(items[:n]) + (f" (and {len(items) - n} more)" if len(items) > n else '')
+
+def _check_files(rows: list[dict], root: Path):
+    "Every image opens; no two files with the same bytes carry different labels (copies under one: a warning)."
+    bad = []
+    for r in rows:
+        p = r['path']
+        if p.stat().st_size == 0: bad.append(f"{p} (empty file)"); continue
+        if p.suffix.lower() not in IMAGE_EXTS: continue
+        try:
+            with Image.open(p): pass
+        except Exception as e: bad.append(f"{p} (not a readable image: {type(e).__name__})")
+    if bad: raise ValueError(f"{root}: {len(bad)} file(s) cannot be read: {_list(bad)}; replace or remove them")
+    by_size, by_bytes = {}, {}
+    for r in rows: by_size.setdefault(r['path'].stat().st_size, []).append(r)
+    for same_size in (g for g in by_size.values() if len(g) > 1):       # only files of equal size can be equal
+        for r in same_size: by_bytes.setdefault(hashlib.sha256(r['path'].read_bytes()).digest(), []).append(r)
+    clash, copies = [], []
+    for g in (g for g in by_bytes.values() if len(g) > 1):
+        names = ' and '.join(f"{r['name']} ({EXPR_CLASSES[r['label']]})" for r in g[:3])
+        (clash if len({r['label'] for r in g}) > 1 else copies).append(names)
+    if clash: raise ValueError(f"{root}: the same file under two labels: {_list(clash)}; keep one, rightly labelled")
+    if copies: warnings.warn(f"{root}: {len(copies)} file(s) are there more than once: {_list(copies, 3)}")
 
 # %% ../nbs/08b_faces.ipynb #19259832
 class FaceFolder(ExprDataset):
@@ -100,7 +154,8 @@ class FaceFolder(ExprDataset):
                  fold: int = 0,                         # 0: the manifest's split column (else all train); 1..n_folds: folds by subject
                  n_folds: int = 5,
                  mapping: dict | str | None = None,     # extra class names, see `expr_index` (or 'grin=Happiness,blank=Neutral')
-                 val_fraction: float = 0.15):           # share of non-test subjects that validates (folds >= 1)
+                 val_fraction: float = 0.15,            # share of non-test subjects that validates (folds >= 1)
+                 min_classes: int = 2):                 # fewer classes in the whole set is an error
         super().__init__(cfg, modalities)
         if isinstance(mapping, str): mapping = parse_mapping(mapping)
         if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -113,6 +168,12 @@ class FaceFolder(ExprDataset):
             rows = [{'path': base / r['path'], 'name': r['path'], 'label': expr_index(r['label'], mapping),
                      'subject': r.get('subject') or None, 'split': r.get('split', '').strip().lower() or None} for _, r in df.iterrows()]
         else: rows = self._scan(root, mapping)
+        _check_files(rows, root)
+        classes = sorted({r['label'] for r in rows})
+        if len(classes) < min_classes:
+            only = ' or '.join(EXPR_CLASSES[c] for c in classes)
+            raise ValueError(f"{root}: every item is {only}; training a classifier needs at least {min_classes} "
+                             "classes: add a folder (or manifest rows) of another class")
         self.has_subjects = all(r['subject'] for r in rows)
         if not self.has_subjects and fold:
             warnings.warn(f"{root}: no subject for every item, so folds are by file: one person's images can fall in training and testing. "
@@ -129,15 +190,22 @@ class FaceFolder(ExprDataset):
     def _scan(root: Path, mapping) -> list[dict]:
         dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
         if not dirs: raise ValueError(f"{root}: no class subfolders (root/<class>/*.jpg) and no manifest.csv")
-        rows, bad = [], []
+        rows, bad, empty, other = [], [], [], []
         for d in dirs:
             try: label = expr_index(d.name, mapping)
             except ValueError as e: bad.append(str(e)); continue
-            for f in sorted(d.iterdir()):
-                if f.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS:
-                    rows.append({'path': f, 'name': f"{d.name}/{f.name}", 'label': label, 'subject': None, 'split': None})
+            files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith('.'))
+            media = [f for f in files if f.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS]
+            other += [f for f in files if f not in media]
+            kinds_here = ', '.join(sorted({f.suffix.lower() or f.name for f in files})[:3])
+            if not media: empty.append(d.name + (f" (only {kinds_here} files)" if files else ''))
+            rows += [{'path': f, 'name': f"{d.name}/{f.name}", 'label': label, 'subject': None, 'split': None}
+                     for f in media]
         if bad: raise ValueError(f"{root}: class folder names that map to no EXPR class: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ''))
-        if not rows: raise ValueError(f"{root}: the class folders hold no images ({', '.join(IMAGE_EXTS)}) or clips ({', '.join(VIDEO_EXTS)})")
+        kinds = f"images ({', '.join(IMAGE_EXTS)}) or clips ({', '.join(VIDEO_EXTS)})"
+        if empty:
+            raise ValueError(f"{root}: class folder(s) {', '.join(empty)} hold no {kinds}: add images, or remove them")
+        if other: warnings.warn(f"{root}: {len(other)} file(s) not {kinds} left out: {_list([str(f) for f in other])}")
         return rows
 
     @staticmethod

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import gcsa_fer
-from .core import Config, TrainConfig, EXPR_CLASSES, modality_of
+from .core import Config, TrainConfig, EXPR_CLASSES, atomic_dir, modality_of, read_json
 from .fusion import AVModel
 from .train import build_model
 from .experiment import git_commit
@@ -17,8 +17,8 @@ from .checkpoint import load_checkpoint, load_weights, save_weights
 from .cache import _file_sha256
 
 # %% auto #0
-__all__ = ['CHECKPOINTS', 'LoadedModel', 'load_model', 'load_fused_run', 'export_default_model', 'default_model_dir',
-           'default_face_dir', 'combine_models', 'default_predictor']
+__all__ = ['CHECKPOINTS', 'MODEL_FILES', 'LoadedModel', 'load_model', 'load_fused_run', 'export_default_model',
+           'default_model_dir', 'default_face_dir', 'combine_models', 'default_predictor']
 
 # %% ../nbs/12a_models.ipynb #d3b9611a
 @dataclass
@@ -66,8 +66,7 @@ def _architecture(sd: dict) -> tuple[str, str | None, int | None]:
 # %% ../nbs/12a_models.ipynb #b22f7b28
 CHECKPOINTS = ('best.pt', 'last.pt')   # tried in this order in a run folder
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+def _read_json(path: Path) -> dict: return read_json(path, {})
 
 def _kept_checkpoint(run: Path) -> str:
     "The checkpoint a finished run kept: last.pt when its configuration selects the last epoch, else best.pt."
@@ -87,7 +86,9 @@ def load_model(path,                     # a run folder (best.pt) or an exported
         found = [p / c for c in dict.fromkeys((_kept_checkpoint(p),) + CHECKPOINTS) if (p / c).exists()]
         if not found: raise FileNotFoundError(f"{p} holds no model.safetensors (exported model) and no {' or '.join(CHECKPOINTS)} (run folder)")
         ckpt = found[0]
-    if not (p / 'config.json').exists(): raise FileNotFoundError(f"{p} has no config.json")
+    if not (p / 'config.json').exists():
+        where = 'in it' if p == Path(path).expanduser() else f'beside it (in {p})'
+        raise FileNotFoundError(f"{path}: no config.json {where}, so it is not a run folder or an exported model")
     cfg = Config.load(p / 'config.json')
     obj = load_weights(ckpt) if ckpt.suffix == '.safetensors' else load_checkpoint(ckpt)
     sd = obj['model'] if isinstance(obj, dict) and 'model' in obj and isinstance(obj['model'], dict) else obj
@@ -125,6 +126,16 @@ def load_fused_run(run) -> LoadedModel:
     return LoadedModel(model.eval(), cfg, parts['v'].visual_input, run, 'run', metrics)
 
 # %% ../nbs/12a_models.ipynb #ff5f4f16
+MODEL_FILES = ('model.safetensors', 'model.pt', 'config.json', 'provenance.json', 'README.md')   # model.pt: old exports
+
+def _check_model_folder(out: Path):
+    "An export replaces its folder whole, so the folder must be new, or hold a model export and nothing else."
+    if not out.exists(): return
+    if not out.is_dir(): raise ValueError(f"{out} is a file; give the model folder to write (e.g. models/my-model)")
+    other = sorted(p.name for p in out.iterdir() if p.name not in MODEL_FILES)
+    if other: raise ValueError(f"{out} holds files that are not part of a model export ({', '.join(other[:5])}); "
+                               "an export replaces the whole folder: choose a new folder, or move them out")
+
 def export_default_model(run_dir,                  # a run folder (config.json, best.pt, metrics.json), or a decision-fused V+A run
                          out_dir,                  # the model folder to write, e.g. models/default
                          branches=None,            # 'audio', 'visual' or a list of them; None keeps every branch
@@ -145,11 +156,8 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
     if bad or not branches: raise ValueError(f"branches must be a non-empty subset of {lm.branches}, got {branches}")
     sd = {k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v).clone()
           for k, v in lm.model.state_dict().items() if k.split('.')[0] in branches or (k == 'fusion_weights' and len(branches) == 2)}
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(sd, out / 'model.safetensors', {'format': 'gcsa-fer AVModel state dict', 'dtype': dtype})
-    (out / 'model.pt').unlink(missing_ok=True)   # an older export's pickle must not shadow the new weights
+    _check_model_folder(out)
     cfg = Config.from_dict(lm.cfg.to_dict()).update(modality=modality_of(branches))
-    cfg.save(out / 'config.json')
     metrics = lm.info
     prov = {'source_run': str(run.resolve()), 'checkpoint': checkpoint,
             'branch_runs': metrics.get('branch_runs'), 'fold': lm.cfg.fold,
@@ -162,15 +170,19 @@ def export_default_model(run_dir,                  # a run folder (config.json, 
             'best_epoch': metrics.get('best_epoch'), 'epochs': metrics.get('epochs'), 'device': metrics.get('device'),
             'metrics': _metric_summary(metrics),
             'n_parameters': int(sum(v.numel() for v in sd.values() if v.is_floating_point())),
-            'weights_file': 'model.safetensors', 'model_sha256': _file_sha256(out / 'model.safetensors')}
+            'weights_file': 'model.safetensors'}
     cv = _read_json(run.parent / 'cv.json') if lm.cfg.dataset == 'faces' else {}
     if cv:                                               # a face folder's final model: its estimate is the cross-validation
         prov['cross_validation'] = {k: cv[k] for k in ('accuracy', 'macro_f1', 'baseline_accuracy', 'baseline_macro_f1', 'folds') if k in cv}
         prov['cross_validation']['n_folds'] = cv.get('config', {}).get('n_folds')
         prov['metrics'] = {}                              # its own "validation" is its training set: not an estimate
-    (out / 'provenance.json').write_text(json.dumps(prov, indent=1))
-    (out / 'README.md').write_text(_model_card(prov, cfg))
-    return out
+    def write(d: Path):                                  # a new folder, put in place whole (an old model.pt goes)
+        save_weights(sd, d / 'model.safetensors', {'format': 'gcsa-fer AVModel state dict', 'dtype': dtype})
+        cfg.save(d / 'config.json')
+        prov['model_sha256'] = _file_sha256(d / 'model.safetensors')
+        (d / 'provenance.json').write_text(json.dumps(prov, indent=1))
+        (d / 'README.md').write_text(_model_card(prov, cfg))
+    return atomic_dir(out, write)
 
 # %% ../nbs/12a_models.ipynb #28b3131d
 def _inputs(prov: dict, cfg: Config) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from .core import EXPR_CLASSES
+from .core import EXPR_CLASSES, atomic_dir
 from .models import LoadedModel, load_model
 
 # %% auto #0
@@ -69,9 +69,18 @@ def export_onnx(model,                         # a run folder, an exported model
                ) -> dict:
     "Export each branch of a trained model to ONNX; returns the manifest also written to onnx.json."
     lm = model if isinstance(model, LoadedModel) else load_model(model)
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    if out.exists():                                   # replaced whole (`atomic_dir`): only an old export may be there
+        ours = lambda p: p.suffix == '.onnx' or p.name == 'onnx.json'
+        other = sorted(p.name for p in out.iterdir() if not ours(p)) if out.is_dir() else [out.name]
+        if other: raise ValueError(f"{out} holds other files than an ONNX export ({', '.join(other[:5])})")
     manifest = {'classes': list(EXPR_CLASSES), 'fusion': {'m': lm.model.m, 'n': lm.model.n}, 'source': str(lm.source),
                 'dataset': lm.cfg.dataset, 'opset': opset, 'output': 'logits: batch x 8 (apply softmax)', 'branches': {}}
+    atomic_dir(out, lambda d: _export_branches(lm, d, manifest, opset, check, atol))
+    return manifest
+
+def _export_branches(lm: LoadedModel, out: Path, manifest: dict, opset: int, check: bool, atol: float):
+    "`export_onnx`'s work, in the new folder `out`: each branch's ONNX file, checked, then onnx.json."
     for branch in lm.branches:
         net, spec = exportable(getattr(lm.model, branch)), _spec(lm, branch)
         dyn = {0: 'batch'}
@@ -89,4 +98,3 @@ def export_onnx(model,                         # a run folder, an exported model
             entry['max_abs_diff'] = err
         manifest['branches'][branch] = entry
     (out / 'onnx.json').write_text(json.dumps(manifest, indent=1))
-    return manifest

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
-from .core import EXPR_CLASSES, N_CLASSES
-from .preprocess import MediaError, LogMel, face_crops, load_audio, audio_windows, open_media
+from .core import EXPR_CLASSES, N_CLASSES, atomic_write
+from .preprocess import MediaError, LogMel, face_crops, frame_rgb, load_audio, audio_windows, open_media, video_stream
 from .detect import resolve_detector
 from .datasets import DATASETS
 from .faces import IMAGE_EXTS, read_image
@@ -50,7 +50,7 @@ def decode_key_frames(path,                # a video file
                       hop: float = 0.5,    # seconds between key-frame centres
                       on_key=None,         # called as on_key(k, rgb) for each key frame; then the frames are not kept
                      ) -> dict | None:
-    "Stream-decode the video of `path`: every frame time, and the RGB frame on screen at each segment centre (k + 1/2) `hop`; None without a video stream. With `on_key`, each key frame is handed over and dropped, so memory does not grow with the video's length."
+    "Stream-decode the video of `path`: every frame time, and the upright RGB frame on screen at each segment centre (k + 1/2) `hop`; None without a video stream. With `on_key`, each key frame is handed over and dropped, so memory does not grow with the video's length."
     if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
     times, keys, key_index, notes = [], [], [], []
     def emit(rgb):
@@ -61,8 +61,9 @@ def decode_key_frames(path,                # a video file
             except Exception as e: raise _KeyFrameFailed() from e     # the caller's error, not the file's
         key_index.append(len(times) - 1)
     with open_media(path) as c:
-        if not c.streams.video: return None
-        s = c.streams.video[0]; s.thread_type = 'AUTO'
+        s = video_stream(c)                                            # a still cover picture is not a video
+        if s is None: return None
+        s.thread_type = 'AUTO'
         rate = float(s.average_rate or 25); stated = _stated_duration(c, s)
         prev, prev_rgb, t0, size = None, None, None, None
         try:
@@ -70,10 +71,10 @@ def decode_key_frames(path,                # a video file
                 t = f.time if f.time is not None else i / rate
                 t0 = t if t0 is None else t0; t -= t0
                 while prev is not None and (len(key_index) + 0.5) * hop < t:   # a centre falls before this frame: the previous one is on screen
-                    if prev_rgb is None: prev_rgb = prev.to_ndarray(format='rgb24')
+                    if prev_rgb is None: prev_rgb = frame_rgb(prev)
                     emit(prev_rgb)
                 if prev is not f: prev, prev_rgb = f, None
-                size = size or (f.width, f.height)
+                size = size or frame_rgb(f).shape[1::-1]             # width x height, upright
                 times.append(t)
         except _KeyFrameFailed as e: raise e.__cause__
         except Exception as e:
@@ -83,7 +84,7 @@ def decode_key_frames(path,                # a video file
     dt = float(np.median(np.diff(times))) if len(times) > 1 else 1 / rate
     n_seg = max(1, math.ceil((times[-1] + dt) / hop - 1e-6))
     while len(key_index) < n_seg:                                      # centres after the last frame change
-        if prev_rgb is None: prev_rgb = prev.to_ndarray(format='rgb24')
+        if prev_rgb is None: prev_rgb = frame_rgb(prev)
         emit(prev_rgb)
     duration = times[-1] + dt
     if stated is not None and stated > 1.0 and duration < 0.9 * stated - 0.25:
@@ -143,6 +144,20 @@ class _FaceLogits:
         self.flush()
         return (np.concatenate(self.logits) if self.logits else np.zeros((0, N_CLASSES), np.float32)), np.asarray(self.found, bool)
 
+# %% ../nbs/13_predict.ipynb #596e185b
+def _timeline(video: dict | None,            # `decode_key_frames`'s result (None: no video stream)
+              audio_seconds: float | None,   # the audio's length (None: no audio)
+              hop: float) -> tuple[np.ndarray, float, int, str | None]:
+    "Window centres over the whole file, its duration, the windows the video covers, a note if the audio outlasts it."
+    if video is None:
+        n = max(1, math.ceil(audio_seconds / hop - 1e-6))
+        return (np.arange(n) + 0.5) * hop, audio_seconds, 0, None
+    nv = len(video['centres'])
+    n = max(nv, round(audio_seconds / hop)) if audio_seconds else nv
+    more = audio_seconds - video['duration'] if audio_seconds else 0.0
+    note = f"the audio goes on {more:.2f} s after the video ends: windows {nv}-{n - 1} are audio only" if n > nv else ''
+    return (np.arange(n) + 0.5) * hop, max(video['duration'], audio_seconds or 0.0), nv, note
+
 # %% ../nbs/13_predict.ipynb #3c7dec1b
 def predict_video(lm: LoadedModel,              # from `load_model` (or `combine_models`)
                   path,                          # a video (or audio) file PyAV can read
@@ -177,8 +192,9 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
     if video is None and wave is None:
         raise MediaError(path, "no video stream" + (f", and the audio cannot be used: {audio_problem}" if audio_problem else " and the model has no audio branch"))
     if video is None: notes.append("no video stream")
-    duration = video['duration'] if video is not None else wave.numel() / pre.sample_rate
-    centres = video['centres'] if video is not None else (np.arange(max(1, math.ceil(duration / hop - 1e-6))) + 0.5) * hop
+    audio_seconds = wave.numel() / pre.sample_rate if wave is not None else None
+    centres, duration, n_video, note = _timeline(video, audio_seconds, hop)
+    if note: notes.append(note)
     W = len(centres)
     pa = pv = None; faces = np.zeros(W, dtype=int); db = np.full(W, np.nan)
     if wave is not None:                                             # audio: one log-mel window per centre
@@ -194,11 +210,13 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
                      "(OpenFace action units for RAVDESS), which cannot be computed from a video here; audio only")
     elif faces_on and video is not None:                             # per-key-frame logits, averaged over the window's faces
         logits, has_face = collect.result()
+        has_face = np.r_[has_face, np.zeros(W - n_video, bool)]          # windows after the video's end: no face
+        logits = np.vstack([logits, np.zeros((W - n_video, logits.shape[1]), logits.dtype)])
         r = int(math.floor(window_seconds / 2 / hop + 1e-9))               # key frames i - r .. i + r lie in window i
         cs = np.vstack([np.zeros((1, logits.shape[1])), np.cumsum(logits * has_face[:, None], 0, dtype=np.float64)])
         cn = np.r_[0, np.cumsum(has_face)]
         lo, hi = np.clip(np.arange(W) - r, 0, W), np.clip(np.arange(W) + r + 1, 0, W)   # running sums: memory linear in the length
-        faces = cn[hi] - cn[lo]
+        faces = cn[hi] - cn[lo]; faces[n_video:] = 0
         pv = torch.from_numpy(((cs[hi] - cs[lo]) / np.maximum(faces, 1)[:, None]).astype(np.float32)).softmax(-1).numpy()
         if not has_face.any(): notes.append("no face found in any key frame")
     has_a = (db >= silence_db) if pa is not None else np.zeros(W, bool)
@@ -207,11 +225,15 @@ def predict_video(lm: LoadedModel,              # from `load_model` (or `combine
     source = np.where(has_a & has_v, 'av', np.where(has_a, 'audio', np.where(has_v, 'video', 'none')))
     why_a = ('no audio branch' if model.audio is None else 'no usable audio' if pa is None else None)
     why_v = ('no face branch' if not faces_on else 'no video stream' if video is None else None)
-    reason = ['' if s != 'none' else '; '.join([why_a or f'silent audio (below {silence_db:g} dBFS)', why_v or 'no face'])
-              for s in source]
+    after = np.arange(W) >= n_video if video is not None else np.zeros(W, bool)   # audio that goes on after the video
+    why_none = lambda late: '; '.join([why_a or f'silent audio (below {silence_db:g} dBFS)',
+                                       why_v or ('after the video ends' if late else 'no face')])
+    reason = [why_none(late) if s == 'none' else 'after the video ends' if late else ''
+              for s, late in zip(source, after)]
     table = pd.DataFrame({'video': str(path), 'window': np.arange(W), 'time': centres,
                           'start': np.maximum(centres - window_seconds / 2, 0), 'end': np.minimum(centres + window_seconds / 2, duration),
-                          'key_frame': video['key_index'] if video is not None else -1, 'source': source, 'reason': reason,
+                          'key_frame': np.r_[video['key_index'], np.full(W - n_video, -1)] if video is not None else -1,
+                          'source': source, 'reason': reason,
                           'faces': faces, 'audio_db': np.round(np.maximum(db, -200.0), 1)})
     for i, c in enumerate(EXPR_CLASSES): table[c] = p[:, i]
     table['label'] = [EXPR_CLASSES[i] if ok else '' for i, ok in zip(np.nan_to_num(p, nan=-1).argmax(1), source != 'none')]
@@ -273,7 +295,7 @@ def write_abaw(preds: list[VideoPrediction], path,
         labels = pr.frame_labels()
         if (labels < 0).any(): missing[str(pr.path)] = int((labels < 0).sum())
         lines += [f"{name}/{i + 1:05d}.jpg,{int(l)}" for i, l in enumerate(labels)]
-    Path(path).write_text('\n'.join(lines) + '\n')
+    atomic_write(path, lambda t: t.write_text('\n'.join(lines) + '\n'))
     return Path(path), missing
 
 def _summary_row(path, pr: VideoPrediction | None, err: str = '') -> dict:
@@ -324,6 +346,7 @@ def predict_videos(videos,                      # paths of video (or image) file
     lm = run if isinstance(run, LoadedModel) else (default_predictor(device) if run is None else load_model(run, device))
     if lm.uses_faces and lm.model.visual is not None: resolve_detector(lm.cfg.preprocess.detector)   # DetectorUnavailable now, not per file
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None and out.exists() and not out.is_dir(): raise ValueError(f"{out} is a file, not a folder")
     if out is not None: out.mkdir(parents=True, exist_ok=True)
     paths = [Path(v) for v in videos]
     names = _out_names(paths)
@@ -338,13 +361,14 @@ def predict_videos(videos,                      # paths of video (or image) file
         preds.append(pr); rows.append({**_summary_row(path, pr), 'output': f'{name}.csv' if out is not None else ''})
         for line in _explain(pr): say(line)
         if out is not None:
-            pr.table.to_csv(out / f'{name}.csv', index=False, float_format='%.5f')
+            atomic_write(out / f'{name}.csv', pr.table.to_csv, index=False, float_format='%.5f')
             if plot and len(pr.frame_times):
                 import matplotlib.pyplot as plt
-                fig = plot_timeline(pr); fig.savefig(out / f'{name}.png', dpi=100); plt.close(fig)
+                fig = plot_timeline(pr)
+                atomic_write(out / f'{name}.png', fig.savefig, dpi=100, format='png'); plt.close(fig)
     summary = pd.DataFrame(rows)
     if out is not None:
-        summary.to_csv(out / 'summary.csv', index=False)
+        atomic_write(out / 'summary.csv', summary.to_csv, index=False)
         if abaw:
             ok = [(p, n) for p, n in zip(preds, names) if p is not None]
             _, missing = write_abaw([p for p, _ in ok], out / 'abaw_expr.txt', [n for _, n in ok])

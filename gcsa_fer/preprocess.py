@@ -13,9 +13,9 @@ from .core import PreprocessConfig
 from .detect import detect_face, resolve_detector
 
 # %% auto #0
-__all__ = ['MediaError', 'open_media', 'read_video', 'sample_times', 'centre_box', 'crop_face', 'face_crops', 'faces',
-           'video_faces', 'read_audio', 'resample', 'load_audio', 'LogMel', 'n_mel_frames', 'crop_or_pad',
-           'audio_windows', 'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment',
+__all__ = ['MediaError', 'frame_rgb', 'open_media', 'video_stream', 'read_video', 'sample_times', 'centre_box', 'crop_face',
+           'face_crops', 'faces', 'video_faces', 'read_audio', 'resample', 'load_audio', 'LogMel', 'n_mel_frames',
+           'crop_or_pad', 'audio_windows', 'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment',
            'face_augmentation', 'preprocess_clip', 'video_fps']
 
 # %% ../nbs/07_preprocess.ipynb #d5e6c640
@@ -24,6 +24,13 @@ class MediaError(ValueError):
     def __init__(self, path, problem: str):
         self.path, self.problem = str(path), problem
         super().__init__(f"{path}: {problem}")
+
+# %% ../nbs/07_preprocess.ipynb #338f698f
+def frame_rgb(frame) -> np.ndarray:
+    "A decoded PyAV video frame as RGB uint8 H x W x 3, turned by the rotation its container records."
+    rgb = frame.to_ndarray(format='rgb24')
+    k = int(round((getattr(frame, 'rotation', 0) or 0) / 90)) % 4    # PyAV before 14 does not read the rotation
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 # %% ../nbs/07_preprocess.ipynb #27610aa8
 def open_media(path):
@@ -35,15 +42,22 @@ def open_media(path):
     try: return av.open(str(path))
     except Exception as e: raise MediaError(path, f"not a readable media file ({type(e).__name__}: {e})") from None
 
+def video_stream(container):
+    "The first video stream of an open container that is not a still picture attached to the audio (a cover); or None."
+    import av
+    cover = getattr(getattr(av.stream, 'Disposition', None), 'attached_pic', None)   # PyAV 14 and later name the flag
+    return next((s for s in container.streams.video if cover is None or not s.disposition & cover), None)
+
 def read_video(path) -> tuple[np.ndarray, np.ndarray]:
-    "Decode every frame of `path`: uint8 RGB frames N x H x W x 3 and their timestamps in seconds (N,)."
+    "Decode every frame of `path`: upright uint8 RGB frames N x H x W x 3 (`frame_rgb`), their times in seconds (N,)."
     frames, times = [], []
     with open_media(path) as c:
-        if not c.streams.video: raise MediaError(path, "no video stream")
-        s = c.streams.video[0]
+        s = video_stream(c)
+        cover = ' (only a still cover picture)' if c.streams.video else ''
+        if s is None: raise MediaError(path, 'no video stream' + cover)
         try:
             for i, f in enumerate(c.decode(s)):
-                frames.append(f.to_ndarray(format='rgb24'))
+                frames.append(frame_rgb(f))
                 times.append(f.time if f.time is not None else i / float(s.average_rate or 25))
         except Exception as e:
             if not frames: raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
@@ -259,7 +273,8 @@ def preprocess_clip(path, cfg: PreprocessConfig, video: bool = True, audio: bool
 def video_fps(path) -> float:
     "Average frame rate of the first video stream of `path`."
     with open_media(path) as c:
-        if not c.streams.video: raise MediaError(path, "no video stream")
-        r = c.streams.video[0].average_rate
+        s = video_stream(c)
+        if s is None: raise MediaError(path, "no video stream")
+        r = s.average_rate
         if not r: raise MediaError(path, "video stream has no frame rate")
         return float(r)

@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 from fastcore.basics import patch
-from .core import Config, N_CLASSES, get_device, seed_everything
+from .core import Config, N_CLASSES, atomic_write, get_device, seed_everything
 from .checkpoint import save_checkpoint, load_checkpoint
 from .mcnn import MCNN
 from .rhcnn import RHCNN, FeatureMLP
@@ -261,7 +261,7 @@ def fit(self: Trainer, resume: bool = True,             # continue from `last.pt
         self.history.append(row); self.epoch = epoch + 1
         if improved: self.save('best.pt')
         self.save('last.pt')
-        if is_main(): pd.DataFrame(self.history).to_csv(self.out / 'history.csv', index=False)
+        if is_main(): atomic_write(self.out / 'history.csv', pd.DataFrame(self.history).to_csv, index=False)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_f1=f"{row['val_macro_f1']:.3f}", best=f'{self.best_f1:.3f}')
     barrier()                          # the main process's last checkpoint is written before anyone goes on
     return pd.DataFrame(self.history)

@@ -4,13 +4,12 @@
 
 # %% ../nbs/13a_viz.ipynb #6c328cde
 from __future__ import annotations
-import json
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from .core import Config, EXPR_CLASSES, N_CLASSES
+from .core import Config, EXPR_CLASSES, N_CLASSES, read_json
 from .gcsa import GCSA
 from .fusion import fuse
 from .models import LoadedModel, default_model_dir
@@ -177,7 +176,7 @@ def run_metrics(run_dir) -> dict:
     p = Path(run_dir)
     for name, key in (('metrics.json', None), ('provenance.json', 'metrics')):
         if (p / name).exists():
-            d = json.loads((p / name).read_text())
+            d = read_json(p / name)                                    # a damaged file is an error that names it
             return d.get(key, {}) if key else d
     return {}
 

@@ -55,3 +55,7 @@ def tiny_run():
     n = torch.get_num_threads(); torch.set_num_threads(1)
     try: return tiny_synthetic_run()
     finally: torch.set_num_threads(n)
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', "training: bounds a training outcome; `make test-cpus` runs these under each "
+                                       "ATEN_CPU_CAPABILITY and OMP_NUM_THREADS (measured margins: tests/margins.md)")

@@ -180,3 +180,296 @@ def test_face_model_errors_are_not_decode_errors(monkeypatch):
     with pytest.raises(SystemExit) as e: cli.main(['predict', str(SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'), '--quiet', '--out', '/tmp/gcsa_unused'])
     assert e.value.code == 2
     detect.resolve_detector.cache_clear()
+
+
+# ---- Reliability, round 2 (issue 25): one-line CLI answers, upright media, readers that check, atomic writes ----
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP = SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'
+PHOTOS = sorted((SHIPPED / 'london_faces_dev' / 'images').glob('*/*.jpg'))
+
+
+def _one_line_exit_2(argv, capsys, expected: str):
+    with pytest.raises(SystemExit) as e: cli.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and expected in err and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize('argv', [
+    ['predict', str(CLIP), '--quiet'], ['train', '--data', str(SHIPPED / 'london_faces_dev')], ['run', '--dataset', 'synthetic'],
+    ['gan', '--dataset', 'faces'], ['report', '--runs', '.'], ['export-model', 'runs/x'], ['export-onnx', 'runs/x'],
+    ['ablate', '--preset', 'synthetic', '--list'],
+])
+def test_out_that_is_a_file(tmp_path, capsys, argv):
+    "Every entry point with an output folder: --out naming an existing file (or a path through one) is one line, exit 2."
+    f = tmp_path / 'a_file'; f.write_text('x')
+    _one_line_exit_2(argv + ['--out', str(f)], capsys, f"--out {f}: is a file")
+    _one_line_exit_2(argv + ['--out', str(f / 'sub')], capsys, 'is a file, so no folder can be made there')
+
+
+@pytest.mark.parametrize('argv,expected', [
+    (['predict', str(CLIP), '--run', '{tmp}/cfg.json'], 'no config.json beside it'),
+    (['run', '--config', '{tmp}/cfg.json', '--out', '{tmp}/o'], 'cfg.json: not a configuration (not JSON'),
+    (['convert', '{tmp}/cfg.json', '--trust-pickle'], 'cfg.json is not a readable PyTorch file'),
+    (['export-model', '{tmp}', '--out', '{tmp}/m'], 'not found: is'),
+    (['ablate', '--preset', 'synthetic', '--only', '99', '--out', '{tmp}/ab'], '--only [99]: outside the grid of'),
+    (['predict', str(CLIP), '--bogus'], 'unrecognized arguments: --bogus (see gcsa_fer --help)'),
+])
+def test_more_user_mistakes_are_one_line(tmp_path, capsys, argv, expected):
+    (tmp_path / 'cfg.json').write_text('{"dataset": "synth')                # a configuration cut off
+    _one_line_exit_2([a.replace('{tmp}', str(tmp_path)) for a in argv], capsys, expected)
+
+
+@pytest.mark.parametrize('cmd', [['ablate', '--list'], ['run', '--dataset', 'synthetic', '--out', 'o'],
+                                 ['gan', '--dataset', 'synthetic', '--out', 'o'], ['train', '--data', 'd', '--out', 'o']])
+def test_one_set_syntax(cmd, capsys):
+    "--set is the same option in every sub-command: repeated or listed, and a malformed or repeated item is one line, exit 2."
+    p = cli.build_parser()
+    assert cli._kv(p.parse_args(cmd + ['--set', 'epochs=2', '--set', 'lr=0.5']).set) == cli._kv(p.parse_args(cmd + ['--set', 'epochs=2', 'lr=0.5']).set) == {'epochs': 2, 'lr': 0.5}
+    _one_line_exit_2(cmd + ['--set', 'epochs'], capsys, "--set expects NAME=VALUE, got 'epochs'")
+    _one_line_exit_2(cmd + ['--set', 'epochs=2', '--set', 'epochs=3'], capsys, '--set epochs is given twice')
+
+
+def _stored_sideways(photo: Path, out: Path, orientation: int) -> Path:
+    "The photo as a phone stores it: pixels turned, and the EXIF tag that turns them back."
+    from PIL import Image
+    up = np.asarray(Image.open(photo).convert('RGB'))
+    stored = np.rot90(up, 1 if orientation == 6 else -1)                  # 6: view by turning 90 degrees clockwise; 8: anticlockwise
+    im = Image.fromarray(np.ascontiguousarray(stored)); ex = im.getexif(); ex[0x0112] = orientation
+    im.save(out, exif=ex.tobytes(), quality=95)
+    return out
+
+
+@pytest.mark.parametrize('orientation', [6, 8])
+def test_phone_photo_with_exif_orientation_is_read_upright(tmp_path, orientation):
+    import cv2
+    from gcsa_fer.detect import detect_face
+    from gcsa_fer.faces import read_image
+    from gcsa_fer.predict import predict_videos
+    from gcsa_fer.models import load_model
+    f = _stored_sideways(PHOTOS[0], tmp_path / 'phone.jpg', orientation)
+    raw = cv2.cvtColor(cv2.imdecode(np.fromfile(str(f), np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION), cv2.COLOR_BGR2RGB)
+    assert detect_face(raw, 'haar') is None                               # as stored, the face lies on its side: not found
+    img = read_image(f)
+    assert np.abs(img.astype(int) - read_image(PHOTOS[0])).mean() < 8       # the photo as it was taken (but for JPEG's losses)
+    assert detect_face(img, 'haar') is not None
+    _, s = predict_videos([f], load_model(REPO / 'models' / 'faces'), None, progress=False)
+    assert s['windows_video'][0] == 1
+
+
+def test_rotated_phone_video_is_read_upright(tmp_path, face_frames):
+    "A video whose container says 'turn 90 degrees clockwise to view' (a phone held upright): frames and faces upright."
+    import av
+    from gcsa_fer.detect import detect_face
+    from gcsa_fer.preprocess import read_video
+    from gcsa_fer.predict import predict_video
+    from gcsa_fer.models import load_model
+    if not hasattr(av.video.stream.VideoStream, 'set_display_rotation'): pytest.skip('this PyAV cannot write a display rotation')
+    path = tmp_path / 'phone.mp4'
+    stored = [np.ascontiguousarray(np.rot90(f, 1)) for f in face_frames]   # what the sensor saw: the picture turned anticlockwise
+    with av.open(str(path), 'w') as c:
+        s = c.add_stream('mpeg4', rate=10); s.width, s.height, s.pix_fmt = stored[0].shape[1], stored[0].shape[0], 'yuv420p'
+        s.set_display_rotation(-90)
+        for f in stored:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format='rgb24')): c.mux(p)
+        for p in s.encode(): c.mux(p)
+    assert detect_face(stored[0], 'haar') is None                         # without the rotation: no face
+    frames, _ = read_video(path)
+    assert frames.shape[1:3] == face_frames.shape[1:3] and detect_face(frames[0], 'haar') is not None
+    pr = predict_video(load_model(REPO / 'models' / 'faces'), path)
+    assert (pr.table['faces'] > 0).all()
+
+
+def test_audio_longer_than_the_video_is_predicted_audio_only(tmp_path, face_frames, video_writer, tone):
+    from gcsa_fer.models import default_predictor
+    from gcsa_fer.predict import predict_video
+    path = video_writer(tmp_path / 'short_video.mp4', face_frames[:10], fps=10, audio=np.tile(tone, 3))   # 1 s of video, 3 s of sound
+    pr = predict_video(default_predictor(), path)
+    t = pr.table
+    assert len(t) == 6 and list(t['key_frame'][2:]) == [-1] * 4 and (t['source'][2:] == 'audio').all()
+    assert (t['reason'][2:] == 'after the video ends').all() and t['end'].max() == pytest.approx(3.0, abs=0.05)
+    assert any('after the video ends: windows 2-5 are audio only' in n for n in pr.notes), pr.notes
+
+
+def test_cover_art_is_not_a_video(tmp_path, tone):
+    "An MP3 with an album cover (a one-picture 'video' stream): the whole audio is predicted."
+    import av
+    from gcsa_fer.models import default_predictor
+    from gcsa_fer.predict import predict_video
+    from gcsa_fer.preprocess import read_video, MediaError
+    path = tmp_path / 'song.mp3'
+    with av.open(str(path), 'w') as c:
+        a = c.add_stream('mp3', rate=16000, layout='mono')
+        v = c.add_stream('mjpeg', rate=1); v.width = v.height = 32; v.pix_fmt = 'yuvj420p'
+        v.disposition = av.stream.Disposition.attached_pic
+        for p in v.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format='rgb24').reformat(format='yuvj420p')): c.mux(p)
+        for p in v.encode(): c.mux(p)
+        fr = av.AudioFrame.from_ndarray(np.tile(tone, 3)[None], format='flt', layout='mono'); fr.sample_rate = 16000
+        for p in a.encode(fr): c.mux(p)
+        for p in a.encode(): c.mux(p)
+    pr = predict_video(default_predictor(), path)
+    assert len(pr.table) >= 6 and (pr.table['source'] == 'audio').all() and 'no video stream' in pr.notes
+    with pytest.raises(MediaError, match='only a still cover picture'): read_video(path)
+
+
+def _faces(tmp: Path, classes=('happy', 'neutral'), n: int = 2) -> Path:
+    root = tmp / 'faces'
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for p in sorted((SHIPPED / 'london_faces_dev' / 'images' / c).glob('*.jpg'))[:n]: shutil.copy(p, root / c / p.name)
+    return root
+
+
+def test_train_with_one_class_is_one_line(tmp_path, capsys):
+    root = _faces(tmp_path, ('happy',))
+    _one_line_exit_2(['train', '--data', str(root), '--out', str(tmp_path / 'o')], capsys, 'every item is Happiness; training a classifier needs at least 2 classes')
+
+
+@pytest.mark.parametrize('damage,expected', [
+    (lambda r: (r / 'fear').mkdir(), 'class folder(s) fear hold no images'),
+    (lambda r: ((r / 'fear').mkdir(), (r / 'fear' / 'a.heic').write_bytes(b'x')), 'class folder(s) fear (only .heic files) hold no images'),
+    (lambda r: shutil.copy(next((r / 'happy').iterdir()), r / 'neutral' / 'copy.jpg'), 'the same file under two labels: happy/'),
+    (lambda r: (r / 'happy' / 'broken.jpg').write_bytes(b'not a jpeg'), 'happy/broken.jpg (not a readable image'),
+    (lambda r: (r / 'happy' / 'empty.png').write_bytes(b''), 'happy/empty.png (empty file)'),
+])
+def test_face_folder_checks_its_files(tmp_path, damage, expected):
+    from gcsa_fer.faces import FaceFolder
+    root = _faces(tmp_path); damage(root)
+    with pytest.raises(ValueError) as e: FaceFolder(root)
+    assert expected in str(e.value) and str(root) in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize('rows,expected', [
+    (['images/happy/{h},happy,a', 'images/happy/{h},neutral,b'], "line 3: images/happy/{h} is also on line 2 with another label ('happy' there, 'neutral' here)"),
+    (['images/happy/{h},happy,a', './images/happy/{h},happy,a'], 'line 3: ./images/happy/{h} is also on line 2; list each file once'),
+])
+def test_manifest_lists_a_file_twice(tmp_path, rows, expected):
+    "The issue's case: the same file under two labels used to end in a fold-count traceback about subjects."
+    from gcsa_fer.faces import FaceFolder
+    h = sorted((SHIPPED / 'london_faces_dev' / 'images' / 'happy').glob('*.jpg'))[0].name
+    root = tmp_path / 'm'; (root / 'images' / 'happy').mkdir(parents=True); shutil.copy(SHIPPED / 'london_faces_dev' / 'images' / 'happy' / h, root / 'images' / 'happy')
+    (root / 'manifest.csv').write_text('path,label,subject\n' + '\n'.join(rows).format(h=h) + '\n')
+    with pytest.raises(ValueError) as e: FaceFolder(root, fold=1, n_folds=2)
+    assert expected.format(h=h) in str(e.value) and 'manifest.csv' in str(e.value), str(e.value)
+
+
+# -- atomic writes: a killed writer, a full disk --
+
+KILLED = r'''
+import sys, time
+from pathlib import Path
+from gcsa_fer import core
+what, target = sys.argv[1], Path(sys.argv[2])
+def stall(*a): print('written', flush=True); time.sleep(120)            # killed here: between the write and the rename
+if what == 'half':                                                       # killed in the middle of writing the file
+    def slow(t):
+        with open(t, 'w') as f: f.write('new ' * 10000); f.flush(); print('written', flush=True); time.sleep(120); f.write('end')
+    core.atomic_write(target, slow)
+core._fsync = stall
+if what == 'checkpoint':
+    import torch; from gcsa_fer.checkpoint import save_checkpoint; save_checkpoint({'v': torch.full((10000,), 2.0)}, target)
+if what == 'metrics':
+    from gcsa_fer.experiment import _write_metrics; _write_metrics(target.parent, {'status': 'complete', 'v': 2}, 'now')
+if what == 'model':
+    from gcsa_fer.models import export_default_model; export_default_model(sys.argv[3], target)
+'''
+
+
+@pytest.mark.parametrize('what', ['half', 'checkpoint', 'metrics', 'model'])
+def test_killed_writer_leaves_the_previous_version(tmp_path, what, tiny_run):
+    import signal, subprocess, sys, torch
+    from gcsa_fer.checkpoint import save_checkpoint, load_checkpoint
+    from gcsa_fer.models import export_default_model, load_model
+    target = {'half': tmp_path / 'x.txt', 'checkpoint': tmp_path / 'last.pt', 'metrics': tmp_path / 'metrics.json', 'model': tmp_path / 'model'}[what]
+    if what == 'half': target.write_text('old')
+    if what == 'checkpoint': save_checkpoint({'v': torch.full((10000,), 1.0)}, target)
+    if what == 'metrics': target.write_text('{"status": "complete", "v": 1}')
+    if what == 'model': export_default_model(tiny_run, target, dtype='float32')
+    before = {p.name: p.read_bytes() for p in ([target] if target.is_file() else sorted(target.iterdir()))}
+    p = subprocess.Popen([sys.executable, '-c', KILLED, what, str(target), str(tiny_run)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert p.stdout.readline().strip() == 'written', 'the writer ended before it could be killed'
+        os.killpg(p.pid, signal.SIGKILL); p.wait(30)
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+    after = {p.name: p.read_bytes() for p in ([target] if target.is_file() else sorted(target.iterdir()))}
+    assert after == before                                                # the previous version, byte for byte
+    if what == 'checkpoint': assert load_checkpoint(target)['v'][0] == 1.0
+    if what == 'model': assert load_model(target).branches
+
+
+def test_full_disk_during_training_keeps_the_last_epoch(tmp_path, monkeypatch):
+    import errno
+    from gcsa_fer import core
+    from gcsa_fer.core import Config
+    from gcsa_fer.data import SyntheticAV
+    from gcsa_fer.datasets import Selected
+    from gcsa_fer.train import Trainer
+    cfg = Config(dataset='synthetic', modality='v').update(epochs=2, batch_size=16, visual_width=16, face_size=16, n_frames=2, device='cpu')
+    ds = Selected(SyntheticAV(16, cfg.preprocess, ('frames',)), ('frames',))
+    Trainer(cfg, ds, ds, tmp_path, progress=False).fit(max_epochs=1)
+    before = {f: (tmp_path / f).read_bytes() for f in ('last.pt', 'history.csv', 'config.json')}
+    tr = Trainer(cfg, ds, ds, tmp_path, progress=False)
+    def full(path): raise OSError(errno.ENOSPC, 'No space left on device')   # the disk fills during epoch 2
+    monkeypatch.setattr(core, '_fsync', full)
+    with pytest.raises(OSError, match=r'\.pt: cannot be written, no space left on device \(its previous version is kept\); free some space'):
+        tr.fit()
+    assert {f: (tmp_path / f).read_bytes() for f in before} == before and not list(tmp_path.glob('.*tmp*'))
+    monkeypatch.undo()
+    tr = Trainer(cfg, ds, ds, tmp_path, progress=False); tr.fit()                # space again: it resumes after epoch 1
+    assert tr.epoch == 2 and len(pd.read_csv(tmp_path / 'history.csv')) == 2
+
+
+def test_full_disk_keeps_predictions_and_exported_model(tmp_path, tiny_run, monkeypatch):
+    import errno
+    from gcsa_fer import core
+    from gcsa_fer.models import export_default_model, load_model
+    from gcsa_fer.predict import predict_videos
+    lm = load_model(tiny_run)
+    predict_videos([CLIP], lm, tmp_path / 'p', progress=False, plot=False)
+    export_default_model(tiny_run, tmp_path / 'm')
+    before = {p: p.read_bytes() for d in ('p', 'm') for p in sorted((tmp_path / d).iterdir())}
+    def full(path): raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(core, '_fsync', full)
+    with pytest.raises(OSError, match=r"\.csv: cannot be written, no space left on device \(its previous version is kept\)"):
+        predict_videos([CLIP], lm, tmp_path / 'p', progress=False, plot=False)
+    with pytest.raises(OSError, match=r"/m: cannot be written, no space left on device \(its previous version is kept\)"):
+        export_default_model(tiny_run, tmp_path / 'm', dtype='float32')
+    assert {p: p.read_bytes() for d in ('p', 'm') for p in sorted((tmp_path / d).iterdir())} == before
+    assert not [p for p in tmp_path.rglob('.*') if 'tmp' in p.name or 'old' in p.name]
+
+
+FULL = r'''
+import resource, signal, sys, json
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+from gcsa_fer.checkpoint import save_checkpoint, save_weights
+from gcsa_fer.core import atomic_write
+d = Path(sys.argv[1]); big = np.random.default_rng(0).random((200, 100))
+writers = {'last.pt': lambda v: save_checkpoint({'v': torch.full((50000,), float(v))}, d / 'last.pt'),
+           'model.safetensors': lambda v: save_weights({'w': torch.full((50000,), float(v))}, d / 'model.safetensors'),
+           'history.csv': lambda v: atomic_write(d / 'history.csv', pd.DataFrame(big + v).to_csv, index=False),
+           'metrics.json': lambda v: atomic_write(d / 'metrics.json', lambda t: t.write_text(json.dumps({'v': v, 'x': (big + v).tolist()})))}
+for w in writers.values(): w(1)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)                            # a write past the limit fails (EFBIG) instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+out = {}
+for name, w in writers.items():
+    try: w(2); out[name] = 'written'
+    except OSError as e: out[name] = str(e)
+print(json.dumps(out))
+'''
+
+
+def test_a_really_full_disk(tmp_path):
+    "The kernel refuses the writes (a 64 kB file size limit, the way a small full file system does): the error names the file, the old one is whole."
+    import json, subprocess, sys
+    from gcsa_fer.checkpoint import load_checkpoint, load_weights
+    r = subprocess.run([sys.executable, '-c', FULL, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for name, err in out.items():
+        assert f"{tmp_path / name}: cannot be written, file too large (its previous version is kept)" in err, (name, err)
+    assert load_checkpoint(tmp_path / 'last.pt')['v'][0] == 1.0 and load_weights(tmp_path / 'model.safetensors')['w'][0] == 1.0
+    assert pd.read_csv(tmp_path / 'history.csv').iloc[0, 0] < 2 and json.loads((tmp_path / 'metrics.json').read_text())['v'] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['history.csv', 'last.pt', 'metrics.json', 'model.safetensors']

@@ -13,10 +13,10 @@ def test_submit_array_with_a_fake_sbatch(tmp_path):
     out = subprocess.run(['bash', 'tools/slurm/submit_array.sh', 'ravdess-cpu-quick', '3'], cwd=REPO, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     array, report = log.read_text().splitlines()
-    # ravdess-cpu-quick: per fold 3 A runs and 2 V runs train (positions 0-4 and 8-12); the 3 V+A runs per fold only fuse
-    assert '--array=0,1,2,3,4,8,9,10,11,12%3' in array and array.endswith('tools/slurm/ablation-array.sbatch ravdess-cpu-quick')
+    # ravdess-cpu-quick: per fold 4 A runs and 2 V runs train (positions 0-5 and 10-15); the 4 V+A runs per fold only fuse
+    assert '--array=0,1,2,3,4,5,10,11,12,13,14,15%3' in array and array.endswith('tools/slurm/ablation-array.sbatch ravdess-cpu-quick')
     assert '--dependency=afterany:101' in report and report.endswith('tools/slurm/ablation-report.sbatch ravdess-cpu-quick')
-    assert 'submitted 10 runs' in out.stdout
+    assert 'submitted 12 runs' in out.stdout
 
 
 def test_sbatch_scripts_parse():
@@ -31,7 +31,7 @@ def test_offline_wheels_help_and_bad_option():
 
 
 def test_the_repository_stands_alone():
-    "Nothing a user clones points at the developers' shared folder."
+    "Nothing a user clones points at the developers' shared folder, except .ci/run, which names CI's data mirror beside the clone."
     hits = []
     for p in REPO.rglob('*'):
         if any(part in ('.git', '.venv', 'runs', '_docs_build', 'site', '__pycache__') or part.endswith('.egg-info') for part in p.relative_to(REPO).parts): continue
@@ -39,5 +39,5 @@ def test_the_repository_stands_alone():
             try: text = p.read_text()
             except UnicodeDecodeError: continue
             needles = ['..' + '/shared', 'shared' + '/TOOLCHAIN', 'shared' + '/tools']   # spelled apart, so this file does not match itself
-            if any(n in text for n in needles): hits.append(str(p.relative_to(REPO)))
+            if any(n in text for n in needles) and p.relative_to(REPO).as_posix() != '.ci/run': hits.append(str(p.relative_to(REPO)))
     assert hits == [], hits

@@ -169,3 +169,60 @@ def test_ckplus_bad_code_and_unreadable_image(tmp_path, face_frames):
     folder = build_cache(ds, tmp_path / 'cache', n_workers=1, progress=False)    # in bulk: a report line
     c = CachedDataset(folder)
     assert len(c) == 0 and 'unreadable image' in c.skipped[0]['problem']
+
+# --- RAVDESS: the publisher's layout and format give the mirror's items -----------------------------------------
+def _ravdess_trees(tmp_path):
+    "The same clips twice: the publisher's Actor_NN/*.wav at 48 kHz (no manifest), the mirror's 16 kHz Opus + manifest."
+    import soundfile as sf
+    from gcsa_fer.data import ravdess_label
+    pub, mir = tmp_path / 'pub' / 'ravdess_speech', tmp_path / 'mir' / 'ravdess_speech'
+    rows = ['path,affwild2_expr_label,suggested_split']
+    for a in (1, 2, 11, 19, 21, 23):
+        for e in (1, 2, 5, 8):
+            stem = f'03-01-{e:02d}-{1 + (e > 1):02d}-01-01-{a:02d}'
+            t = np.arange(24000) / 48000
+            x = 0.3 * np.sin(2 * np.pi * (100 * e + 7 * a) * t) * np.hanning(len(t))
+            for d in (pub, mir): (d / f'Actor_{a:02d}').mkdir(parents=True, exist_ok=True)
+            sf.write(pub / f'Actor_{a:02d}' / f'{stem}.wav', x, 48000, subtype='PCM_16')
+            sf.write(mir / f'Actor_{a:02d}' / f'{stem}.opus', x[::3], 16000, format='OGG', subtype='OPUS')
+            split = 'train' if a <= 18 else 'val' if a <= 20 else 'test'
+            rows.append(f'Actor_{a:02d}/{stem}.opus,{ravdess_label(stem)[0]},{split}')
+    (mir / 'manifest.csv').write_text('\n'.join(rows) + '\n')
+    return pub.parent, mir.parent
+
+def test_ravdess_publisher_wav_and_mirror_opus_give_the_same_items(tmp_path):
+    from gcsa_fer.cache import cache_key
+    pub, mir = _ravdess_trees(tmp_path)
+    for fold in (0, 1, 3):
+        for split in ('train', 'val', 'test', 'all'):
+            a, b = (Ravdess(r, split, 'audio', CFG, fold) for r in (pub, mir))
+            assert (a.ids, a.labels, a.speakers) == (b.ids, b.labels, b.speakers), (fold, split)
+    a, b = Ravdess(pub, 'all', 'audio', CFG), Ravdess(mir, 'all', 'audio', CFG)
+    assert len(a) == 24 and sorted(set(a.labels)) == [0, 1, 6, 7]         # neutral, angry, surprised, calm -> Other
+    x, y = a[3]['audio'], b[3]['audio']                                            # 48 kHz WAV resampled vs 16 kHz Opus
+    assert x.shape == y.shape == (1, 64, 301) and np.corrcoef(x.flatten(), y.flatten())[0, 1] > 0.9
+    assert cache_key(a) != cache_key(b)                                    # different bytes: never the same cache
+
+def test_au_pickle_gives_the_csv_features(tmp_path):
+    import pickle, pandas as pd
+    from gcsa_fer.data import AU_COLUMNS
+    from conftest import REPO
+    csv = pd.read_csv(REPO / 'data' / 'ravdess_au' / 'au_features.csv')
+    d = {c: np.r_[v, np.zeros(259)] for c, v in zip(csv['clip_id'], csv[AU_COLUMNS].to_numpy(np.float64))}
+    (tmp_path / 'ravdess_au').mkdir()
+    (tmp_path / 'ravdess_au' / 'au_mfcc.pkl').write_bytes(pickle.dumps(d, protocol=2))
+    for fold in (0, 2):
+        a, b = Ravdess(tmp_path, 'test', 'features', fold=fold), Ravdess(REPO / 'data', 'test', 'features', fold=fold)
+        assert (a.ids, a.labels, a.speakers) == (b.ids, b.labels, b.speakers)
+        assert all(np.array_equal(a.rows[i]['features'], b.rows[i]['features']) for i in range(len(a)))
+
+def test_au_pickle_that_runs_code_is_refused(tmp_path):
+    import pickle
+    marker = tmp_path / 'ran'
+    code = f"open({str(marker)!r}, 'w')".encode()       # {'01-01-...': exec(code)}, written opcode by opcode
+    evil = (b'\x80\x02}q\x00X\x14\x00\x00\x0001-01-01-01-01-01-01q\x01cbuiltins\nexec\nq\x02X'
+            + len(code).to_bytes(4, 'little') + code + b'\x85Rs.')
+    pickle.loads(evil); assert marker.exists(); marker.unlink()                    # pickle.load would run it
+    (tmp_path / 'ravdess_au').mkdir(); (tmp_path / 'ravdess_au' / 'au_mfcc.pkl').write_bytes(evil)
+    with pytest.raises(ValueError, match='refused builtins.exec'): Ravdess(tmp_path, 'all', 'features')
+    assert not marker.exists()

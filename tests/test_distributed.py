@@ -25,6 +25,7 @@ def pair(tmp_path_factory):
     d = tmp_path_factory.mktemp('ddp')
     return d, _run(d / 'one', 1), _run(d / 'two', 2)
 
+@pytest.mark.training
 def test_two_processes_train_like_one(pair):
     "Tolerances: each epoch's training loss within 3 % (each process normalises its batch norms over half the batch, and draws its own augmentations), final test accuracy within 5 points."
     _, (h1, m1), (h2, m2) = pair

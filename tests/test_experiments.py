@@ -161,7 +161,7 @@ def test_run_experiment_resume_equivalence(tmp_path):
 
 def test_grid_by_fold_with_decision_fusion():
     runs = ablation_grid('ravdess-cpu-quick')
-    assert len(runs) == 2 * (3 + 2 + 3) and [r['fold'] for r in runs] == [1] * 8 + [2] * 8
+    assert len(runs) == 2 * (4 + 2 + 4) and [r['fold'] for r in runs] == [1] * 10 + [2] * 10
     seen = set()
     for r in runs:
         for need in r['parameters'].get('branch_runs', {}).values():

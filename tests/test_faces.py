@@ -1,5 +1,5 @@
 "Faces in: detection on real photos, the face-folder reader, training on pixels, and predict with a face model (issue: faces in)."
-import shutil, subprocess
+import shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -9,6 +9,9 @@ from gcsa_fer.core import EXPR_CLASSES
 from gcsa_fer.data import shipped_data_dir
 from gcsa_fer.faces import FaceFolder, expr_index, read_image
 from gcsa_fer import detect
+
+sys.path.insert(0, str(Path(__file__).parent))
+import training_cases   # noqa: E402  (the outcomes tools/test_margins.py measures)
 
 LONDON = shipped_data_dir() / 'london_faces_dev'
 PHOTOS = sorted((LONDON / 'images').glob('*/*.jpg'))
@@ -27,13 +30,15 @@ def test_detector_finds_the_london_faces(name, floor):
     assert found / len(PHOTOS) >= floor, (name, found)
 
 
-def test_haar_runs_without_opencv_data_and_auto_falls_back(monkeypatch):
+def test_haar_without_opencv_data_or_classifier_says_so_and_auto_falls_back(monkeypatch):
     import cv2
     photo = read_image(PHOTOS[0])
     detect._haar.cache_clear(); detect.resolve_detector.cache_clear()
     monkeypatch.setattr(cv2.data, 'haarcascades', '/nonexistent/', raising=False)   # an OpenCV build without its data folder
-    assert detect.detect_face(photo, 'haar') is not None                            # the shipped cascade is used
+    with pytest.raises(detect.DetectorUnavailable, match='cv2.data.haarcascades'): detect.detect_face(photo, 'haar')
+    assert detect.resolve_detector('auto') == 'lbp'                                 # auto: scikit-image's cascade
     detect._haar.cache_clear(); detect.resolve_detector.cache_clear()
+    monkeypatch.undo()
     monkeypatch.delattr(cv2, 'CascadeClassifier')                                   # OpenCV 5: no cascade classifier at all
     with pytest.raises(detect.DetectorUnavailable, match='opencv-python-headless<5'): detect.detect_face(photo, 'haar')
     assert detect.resolve_detector('auto') == 'lbp' and detect.detect_face(photo, 'auto') is not None
@@ -94,9 +99,10 @@ def test_unreadable_and_tiny_images(tmp_path):
     root = _subset(tmp_path, 1)
     (root / 'images' / 'happy' / 'broken.jpg').write_bytes(b'not a jpeg')
     import cv2; cv2.imwrite(str(root / 'images' / 'happy' / 'dot.png'), np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(ValueError, match=r'happy/broken.jpg \(not a readable image'): FaceFolder(root / 'images')   # when read
+    (root / 'images' / 'happy' / 'broken.jpg').unlink()
     ds = FaceFolder(root / 'images')
     by_id = {r['id']: i for i, r in enumerate(ds.rows)}
-    with pytest.raises(Exception, match='broken.jpg: not a readable image'): ds[by_id['happy/broken.jpg']]
     item = ds[by_id['happy/dot.png']]                        # a 1-pixel image: no face, the whole image, flagged
     assert item['frames'].shape == (1, 3, 64, 64) and not item['face_mask'].any()
 
@@ -178,11 +184,20 @@ def test_same_file_name_in_two_folders(tmp_path):
     assert s['windows_av'].dtype.kind == 'i'
 
 
-def test_short_training_on_some_subjects_beats_chance_on_others(tmp_path):
-    "Fold 1 of 3 by subject on London dev: 34 subjects train and validate, 17 (34 photos) test; 40 epochs at 32 px."
-    from gcsa_fer.face_training import face_config
-    from gcsa_fer.experiment import run_experiment
-    cfg = face_config(device='cpu', face_size=32, epochs=40, visual_pool='grid').update(fold=1, n_folds=3)
-    m = run_experiment(cfg, tmp_path / 'run', progress=False)
-    assert m['test']['n'] == 34 and m['n_train'] == 58
-    assert m['test']['accuracy'] >= 0.6, m['test']      # chance is 0.5; 0.676 measured on the development machine
+@pytest.mark.training
+def test_training_finds_a_planted_expression_on_unseen_subjects(tmp_path):
+    "RHCNN on a face folder where 'happy' is a bright mouth bar on each subject's own noisy face: fold 1 of 3 by subject."
+    m = training_cases.planted_faces(tmp_path)
+    assert m['n_test'] == 20
+    # min 0.95 (median 1.00) over 5 seeds x ATEN_CPU_CAPABILITY default/avx2 x OMP_NUM_THREADS 1/2: tests/margins.md
+    assert m['accuracy'] >= 0.8, m
+
+
+@pytest.mark.training
+def test_short_training_on_real_photos_runs_by_subject(tmp_path):
+    "London dev, fold 1 of 3 by subject, 40 epochs at 32 px: the pipeline on real photos, not an accuracy (tests/margins.md)."
+    m = training_cases.london_fold(tmp_path)
+    assert m['n_test'] == 34 and m['n_train'] == 58
+    # no bound on accuracy: over 4 seeds x 2 kernels x 2 thread counts it ranged from chance to 0.65 (tests/margins.md);
+    # what the networks reach on these photos is measured by `gcsa_fer train` (results/faces/), not by a unit test
+    assert 0 <= m['accuracy'] <= 1 and 0 <= m['within_subject'] <= 1
