@@ -163,7 +163,7 @@ def forest_plot(runs: pd.DataFrame, path=None):
                 labelled.add(tag)
         ax.axvline(0, color='grey', lw=1, ls=':')
         ax.set_title(br, fontsize=9); ax.set_xlabel('paired difference of test macro-F1 (points)'); ax.set_ylabel('')
-        ax.legend(fontsize=7, loc='lower right')
+        ax.legend(fontsize=7, loc='best')
     fig.suptitle('Each variant minus its control, per (fold, seed); diamonds: mean and 95 % bootstrap interval', fontsize=9)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=120)
