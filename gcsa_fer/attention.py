@@ -15,6 +15,7 @@ from .ablate import ATTENTION_ROWS, CORE_ROWS, ablation_grid, collect_runs, run_
 from .core import Config, atomic_write
 from .datasets import dataset_info
 from .preprocess import n_mel_frames
+from .report import write_csv
 from .train import build_model
 
 # %% auto #0
@@ -38,16 +39,22 @@ def complexity(cfg: Config,          # the run's configuration
                repeats: int = 5,     # timed passes (the median is kept)
               ) -> dict:
     "Parameters, multiply-adds per item (torch's flop counter / 2) and CPU milliseconds per item of `cfg`'s model, in eval mode."
-    model = build_model(cfg, dataset_info(cfg.dataset)['visual'], cfg.model.feature_dim).eval()
-    x = example_batch(cfg, batch)
-    with torch.no_grad():
-        with FlopCounterMode(display=False) as fc: model(x)
-        model(x)                                   # warm-up
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter(); model(x); times.append(time.perf_counter() - t0)
-    return {'params': sum(p.numel() for p in model.parameters()), 'macs_per_item': fc.get_total_flops() / 2 / batch,
-            'cpu_ms_per_item': 1000 * float(np.median(times)) / batch}
+    model, x = _model_and_batch(cfg, batch)
+    times = [_seconds(model, x) for _ in range(repeats + 1)][1:]   # the first pass warms up
+    return {**_counts(model, x), 'cpu_ms_per_item': 1000 * float(np.median(times)) / batch}
+
+def _model_and_batch(cfg: Config, batch: int):
+    return build_model(cfg, dataset_info(cfg.dataset)['visual'], cfg.model.feature_dim).eval(), example_batch(cfg, batch)
+
+@torch.no_grad()
+def _counts(model, x: dict) -> dict:
+    "Parameters, and multiply-adds per item of one forward pass on `x`."
+    with FlopCounterMode(display=False) as fc: model(x)
+    return {'params': sum(p.numel() for p in model.parameters()), 'macs_per_item': fc.get_total_flops() / 2 / len(next(iter(x.values())))}
+
+@torch.no_grad()
+def _seconds(model, x: dict) -> float:
+    t0 = time.perf_counter(); model(x); return time.perf_counter() - t0
 
 # %% ../nbs/12c_attention.ipynb #3d99c4c7
 def variant_costs(preset: str,          # 'attention-audio-cpu' or 'attention-faces-cpu'
@@ -55,16 +62,14 @@ def variant_costs(preset: str,          # 'attention-audio-cpu' or 'attention-fa
     "One row per variant of `preset`'s grid: branch, row, attention, parameters, multiply-adds and CPU ms per item (timed in rounds)."
     cfgs = {}
     for r in ablation_grid(preset): cfgs.setdefault(r['row'], run_config(r['parameters']))
-    recs = [{'dataset': c.dataset, 'row': row, 'attention': c.model.attention, **complexity(c, batch, repeats=1)} for row, c in cfgs.items()]
-    models = {row: build_model(c, dataset_info(c.dataset)['visual'], c.model.feature_dim).eval() for row, c in cfgs.items()}
-    inputs = {row: example_batch(c, batch) for row, c in cfgs.items()}
+    built = {row: _model_and_batch(c, batch) for row, c in cfgs.items()}
+    recs = {row: {'dataset': c.dataset, 'row': row, 'attention': c.model.attention, **_counts(*built[row])}
+            for row, c in cfgs.items()}                                         # the counting pass also warms each model up
     times = {row: [] for row in cfgs}
-    with torch.no_grad():
-        for _ in range(repeats):
-            for row, m in models.items():
-                t0 = time.perf_counter(); m(inputs[row]); times[row].append(time.perf_counter() - t0)
-    for rec in recs: rec['cpu_ms_per_item'] = 1000 * float(np.median(times[rec['row']])) / batch
-    return pd.DataFrame(recs)
+    for _ in range(repeats):
+        for row, (model, x) in built.items(): times[row].append(_seconds(model, x))
+    for row, rec in recs.items(): rec['cpu_ms_per_item'] = 1000 * float(np.median(times[row])) / batch
+    return pd.DataFrame(list(recs.values()))
 
 # %% ../nbs/12c_attention.ipynb #fb4ea42f
 def paired_differences(runs: pd.DataFrame,       # `collect_runs` output (one dataset)
@@ -201,7 +206,7 @@ def attention_report(runs_dir,              # the attention grid's run folders (
     cost = pd.concat([variant_costs(presets[ds]) for ds in sorted(set(runs['dataset']))]) if costs else None
     t = attention_table(runs, cost)
     for name, df in (('table.csv', t), ('runs.csv', runs), ('skipped.csv', pd.DataFrame(skipped, columns=['run', 'reason']))):
-        atomic_write(out / name, lambda p, df=df: df.to_csv(p, index=False, float_format='%.4g'))
+        write_csv(df, out / name, '%.4g')
     md = _md(t)
     note = ("* Test macro-F1 over the 8 EXPR classes (audio), over the classes present (faces: Neutral and Happiness); "
             "comparisons: mean paired difference in points [95 % bootstrap interval], Wilcoxon signed-rank p, pairs won / pairs. "

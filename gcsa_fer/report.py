@@ -12,7 +12,7 @@ from .baseline import ravdess_summaries, lr_floor
 from .core import MODALITIES, atomic_write
 
 # %% auto #0
-__all__ = ['floor_rows', 'table_note', 'write_report']
+__all__ = ['floor_rows', 'table_note', 'write_csv', 'write_report']
 
 # %% ../nbs/12b_report.ipynb #1f380ccc
 def floor_rows(floor: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +45,8 @@ def _floor(runs: pd.DataFrame, data_root: str = '') -> pd.DataFrame | None:
     return pd.concat([lr_floor(summ, folds).assign(row='LR floor'),
                       lr_floor(summ, folds, speaker_norm=True).assign(row='LR floor, speaker-norm.')])
 
-def _csv(df: pd.DataFrame, path, fmt: str = '%.3f'):
+def write_csv(df: pd.DataFrame, path, fmt: str = '%.3f'):
+    "Write `df` as CSV through a temporary file renamed into place."
     atomic_write(path, lambda t: df.to_csv(t, index=False, float_format=fmt))
 
 def write_report(runs_dir,                # a folder of run folders (an ablation's `out_root`)
@@ -59,20 +60,20 @@ def write_report(runs_dir,                # a folder of run folders (an ablation
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(runs_dir, rows)
     skipped = runs.attrs.get('skipped', [])
-    _csv(pd.DataFrame(skipped, columns=['run', 'reason']), out / 'skipped.csv')
-    _csv(runs, out / 'runs.csv')
+    write_csv(pd.DataFrame(skipped, columns=['run', 'reason']), out / 'skipped.csv')
+    write_csv(runs, out / 'runs.csv')
     table = ablation_table(runs, rows)
     floor = _floor(runs, data_root) if baseline else None
     if floor is not None:
-        _csv(floor, out / 'baseline.csv')
+        write_csv(floor, out / 'baseline.csv')
         order = {m: i for i, m in enumerate(MODALITIES.values())}
         table = pd.concat([floor_rows(floor), table], ignore_index=True)
         table = table.sort_values('modality', key=lambda s: s.map(order), kind='stable').reset_index(drop=True)
-    _csv(table, out / 'table.csv')
+    write_csv(table, out / 'table.csv')
     md, note = table_markdown(table), table_note(runs, skipped)
     atomic_write(out / 'table.md', lambda t: t.write_text(f'# {title}\n\n' + md + '\n\n' + note + '\n'))
     steps = step_table(runs) if set(runs['row']) & set(ROWS) else pd.DataFrame()
-    _csv(steps, out / 'steps.csv', '%.2f')
+    write_csv(steps, out / 'steps.csv', '%.2f')
     atomic_write(out / 'steps.txt', lambda t: t.write_text(steps.round(2).to_string(index=False) + '\n'))
     fig = plot_ablation(runs, out / 'ablation.png')
     return {'runs': runs, 'skipped': skipped, 'table': table, 'markdown': md, 'note': note, 'steps': steps, 'figure': fig}
