@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention report bench screenshots offline-wheels offline-check
+.PHONY: setup data export lint test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention report bench screenshots offline-wheels offline-check
 
 # The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
 PRESET ?= ravdess-cpu
@@ -25,11 +25,20 @@ $(STAMP): settings.ini setup.py
 data: $(STAMP)
 	$(BIN)/gcsa_fer data fetch --all
 
+# The library is what the notebooks export, formatted by ruff (nbdev writes `__all__` on long lines).
+export: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/ruff format -q gcsa_fer
+
+# ruff check and ruff format (ruff.toml: line length 120) over the library, the notebooks, the tests and the tools
+lint: $(STAMP)
+	$(BIN)/ruff check -q gcsa_fer nbs tests tools
+	$(BIN)/ruff format -q --check gcsa_fer nbs tests tools
+
 # The library must be what the notebooks export, and the notebooks must be clean.
 sync-check: $(STAMP)
 	@snap() { find gcsa_fer nbs -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' -print0 | sort -z | xargs -0 md5sum; }; \
-	before=$$(snap); $(BIN)/nbdev_export; after=$$(snap); \
-	if [ "$$before" != "$$after" ]; then echo "nbdev_export changed gcsa_fer/: the library is out of sync with nbs/. Review, then commit the export."; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
+	before=$$(snap); $(BIN)/nbdev_export && $(BIN)/ruff format -q gcsa_fer; after=$$(snap); \
+	if [ "$$before" != "$$after" ]; then echo "make export changed gcsa_fer/: the library is out of sync with nbs/. Review, then commit the export."; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
 	$(BIN)/nbdev_clean; $(BIN)/nbdev_clean --fname nbs/experiments; after2=$$(snap); \
 	if [ "$$after" != "$$after2" ]; then echo "nbdev_clean changed nbs/: the notebooks were not clean. Review, then commit them."; diff <(echo "$$after") <(echo "$$after2"); exit 1; fi; \
 	echo "sync-check: library and notebooks in sync, notebooks clean"
@@ -41,7 +50,7 @@ nbtest: $(STAMP) data
 pytest: $(STAMP) data
 	$(BIN)/pytest -q tests
 
-test: data sync-check nbtest pytest
+test: data lint sync-check nbtest pytest
 
 # The tests that bound a training outcome (pytest -m training, and the notebooks whose cells assert one), under each
 # set of CPU kernels and each thread count: a bound must hold on any CPU (measured margins: tests/margins.md).

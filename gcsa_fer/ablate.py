@@ -4,7 +4,13 @@
 
 # %% ../nbs/12_ablate.ipynb #48e9a933
 from __future__ import annotations
-import json, math, os, re, shlex, time, warnings
+import json
+import math
+import os
+import re
+import shlex
+import time
+import warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -18,20 +24,49 @@ from .face_training import FACE_RECIPE
 from .train import build_model, make_optimizer, make_loss
 
 # %% auto #0
-__all__ = ['ROWS', 'PAPER_TABLE1', 'PAPER_BASELINE_F1', 'RECIPES', 'PRESETS', 'NAMED', 'CORE_ROWS', 'ATTENTION_ROWS',
-           'resolve_recipe', 'rows_for', 'run_name', 'branch_rows', 'run_config', 'ablation_grid', 'papermill_command',
-           'run_status', 'find_notebook', 'ablate', 'shard_runs', 'estimate_seconds', 'collect_runs', 'ablation_table',
-           'table_markdown', 'step_table', 'plot_ablation']
+__all__ = [
+    'ROWS',
+    'PAPER_TABLE1',
+    'PAPER_BASELINE_F1',
+    'RECIPES',
+    'PRESETS',
+    'NAMED',
+    'CORE_ROWS',
+    'ATTENTION_ROWS',
+    'resolve_recipe',
+    'rows_for',
+    'run_name',
+    'branch_rows',
+    'run_config',
+    'ablation_grid',
+    'papermill_command',
+    'run_status',
+    'find_notebook',
+    'ablate',
+    'shard_runs',
+    'estimate_seconds',
+    'collect_runs',
+    'ablation_table',
+    'table_markdown',
+    'step_table',
+    'plot_ablation',
+]
 
 # %% ../nbs/12_ablate.ipynb #525f43fa
-ROWS = {'Base': {'attention': 'none', 'loss': 'ce'},
-        'matched control': {'attention': 'matched', 'loss': 'ce'},   # GCSA's layers without its gates (not in the paper)
-        '+GCSA': {'attention': 'gcsa', 'loss': 'ce'},
-        '+GCSA+CF': {'attention': 'gcsa', 'loss': 'coarse_fine'}}
+ROWS = {
+    'Base': {'attention': 'none', 'loss': 'ce'},
+    'matched control': {'attention': 'matched', 'loss': 'ce'},  # GCSA's layers without its gates (not in the paper)
+    '+GCSA': {'attention': 'gcsa', 'loss': 'ce'},
+    '+GCSA+CF': {'attention': 'gcsa', 'loss': 'coarse_fine'},
+}
 PAPER_TABLE1 = pd.DataFrame(
-    {'modality': ['V', 'V', 'V', 'V+A', 'V+A', 'V+A'], 'row': ['Base', '+GCSA', '+GCSA+CF'] * 2,
-     'paper_macro_f1': [31.89, 35.53, 39.59, 42.62, 45.92, 46.51]})
-PAPER_BASELINE_F1 = 23.00   # the official ABAW8 EXPR baseline on the validation set, as quoted by the paper
+    {
+        'modality': ['V', 'V', 'V', 'V+A', 'V+A', 'V+A'],
+        'row': ['Base', '+GCSA', '+GCSA+CF'] * 2,
+        'paper_macro_f1': [31.89, 35.53, 39.59, 42.62, 45.92, 46.51],
+    }
+)
+PAPER_BASELINE_F1 = 23.00  # the official ABAW8 EXPR baseline on the validation set, as quoted by the paper
 
 # %% ../nbs/12_ablate.ipynb #19f639e8
 RECIPES = {
@@ -41,58 +76,118 @@ RECIPES = {
     # blocks, AdamW with a one-cycle schedule, mixup and label smoothing; GCSA's gates keep PyTorch's initialisation
     # (validation preferred it to gates starting open, gate_bias=3); the final epoch is kept (the one-cycle schedule
     # ends annealed, and two validation actors swing by 20 points from epoch to epoch)
-    'cpu': {'epochs': 30, 'batch_size': 32, 'optimizer': 'adamw', 'scheduler': 'onecycle', 'lr': 2e-3, 'lr_heads': 2e-3,
-            'weight_decay': 1e-2, 'mixup': 0.3, 'label_smoothing': 0.1, 'dropout': 0.3,
-            'n_mels': 40, 'hop_length': 320, 'trim_db': 40.0, 'clip_seconds': 2.56, 'time_shift': True,
-            'audio_norm': 'speaker', 'feature_norm': 'speaker', 'audio_width': 16, 'audio_width2': 32,
-            'audio_pool': 'meanmax', 'attention_stride': 2, 'feature_hidden': 128, 'av_fusion': 'decision',
-            'select_epoch': 'last'},
+    'cpu': {
+        'epochs': 30,
+        'batch_size': 32,
+        'optimizer': 'adamw',
+        'scheduler': 'onecycle',
+        'lr': 2e-3,
+        'lr_heads': 2e-3,
+        'weight_decay': 1e-2,
+        'mixup': 0.3,
+        'label_smoothing': 0.1,
+        'dropout': 0.3,
+        'n_mels': 40,
+        'hop_length': 320,
+        'trim_db': 40.0,
+        'clip_seconds': 2.56,
+        'time_shift': True,
+        'audio_norm': 'speaker',
+        'feature_norm': 'speaker',
+        'audio_width': 16,
+        'audio_width2': 32,
+        'audio_pool': 'meanmax',
+        'attention_stride': 2,
+        'feature_hidden': 128,
+        'av_fusion': 'decision',
+        'select_epoch': 'last',
+    },
     # a face folder (the visual branch on photos): chosen by validation on London dev (see `face_training`)
     'faces': FACE_RECIPE,
     # a pipeline check in seconds on the synthetic generator: tiny widths, 1 s clips, 32 px faces; never a result
-    'smoke': {'epochs': 2, 'batch_size': 32, 'lr': 0.05, 'lr_heads': 0.1, 'audio_width': 8, 'visual_width': 16,
-              'n_mels': 32, 'clip_seconds': 1.0, 'face_size': 32, 'n_frames': 4},
+    'smoke': {
+        'epochs': 2,
+        'batch_size': 32,
+        'lr': 0.05,
+        'lr_heads': 0.1,
+        'audio_width': 8,
+        'visual_width': 16,
+        'n_mels': 32,
+        'clip_seconds': 1.0,
+        'face_size': 32,
+        'n_frames': 4,
+    },
 }
 
-def resolve_recipe(dataset: str,        # the run's dataset
-                   recipe: str = 'auto', # a key of `RECIPES`, or 'auto'
-                  ) -> str:
+
+def resolve_recipe(
+    dataset: str,  # the run's dataset
+    recipe: str = 'auto',  # a key of `RECIPES`, or 'auto'
+) -> str:
     "'auto' is 'smoke' on the synthetic data, 'faces' on a face folder and 'paper' on every real dataset."
-    if recipe in (None, '', 'auto'): return {'synthetic': 'smoke', 'faces': 'faces'}.get(dataset, 'paper')
-    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose 'auto' or one of {', '.join(RECIPES)}")
+    if recipe in (None, '', 'auto'):
+        return {'synthetic': 'smoke', 'faces': 'faces'}.get(dataset, 'paper')
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose 'auto' or one of {', '.join(RECIPES)}")
     return recipe
+
 
 # %% ../nbs/12_ablate.ipynb #619091f9
 PRESETS = {
     'abaw': {'dataset': 'abaw', 'modalities': ('v', 'av'), 'seeds': (0, 1, 2), 'recipe': 'paper'},
-    'ravdess': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0, 1, 2), 'folds': (1, 2, 3, 4, 5, 6),
-                'recipe': 'paper', 'params': {'n_mels': 64}},
-    'ravdess-cpu': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2, 3, 4, 5, 6),
-                    'device': 'cpu', 'recipe': 'cpu'},
-    'ravdess-cpu-quick': {'dataset': 'ravdess', 'modalities': ('a', 'v', 'av'), 'seeds': (0,), 'folds': (1, 2),
-                          'device': 'cpu', 'recipe': 'cpu'},
+    'ravdess': {
+        'dataset': 'ravdess',
+        'modalities': ('a', 'v', 'av'),
+        'seeds': (0, 1, 2),
+        'folds': (1, 2, 3, 4, 5, 6),
+        'recipe': 'paper',
+        'params': {'n_mels': 64},
+    },
+    'ravdess-cpu': {
+        'dataset': 'ravdess',
+        'modalities': ('a', 'v', 'av'),
+        'seeds': (0,),
+        'folds': (1, 2, 3, 4, 5, 6),
+        'device': 'cpu',
+        'recipe': 'cpu',
+    },
+    'ravdess-cpu-quick': {
+        'dataset': 'ravdess',
+        'modalities': ('a', 'v', 'av'),
+        'seeds': (0,),
+        'folds': (1, 2),
+        'device': 'cpu',
+        'recipe': 'cpu',
+    },
     'synthetic': {'dataset': 'synthetic', 'modalities': ('v', 'av'), 'seeds': (0,), 'recipe': 'smoke'},
 }
 
+
 def rows_for(dataset: str, modality: str) -> list[str]:
     "The Table 1 rows that mean something for this dataset and modality."
-    if modality == 'v' and dataset_info(dataset)['visual'] == 'features': return ['Base', '+GCSA+CF']
+    if modality == 'v' and dataset_info(dataset)['visual'] == 'features':
+        return ['Base', '+GCSA+CF']
     return list(ROWS)
 
+
 # %% ../nbs/12_ablate.ipynb #e6ffd902
-NAMED = ('attention', 'loss', 'seed', 'epochs', 'batch_size', 'device', 'fold')   # run.ipynb's own parameters
+NAMED = ('attention', 'loss', 'seed', 'epochs', 'batch_size', 'device', 'fold')  # run.ipynb's own parameters
+
 
 def _slug(row: str) -> str:
     table1 = {'Base': 'base', '+GCSA': 'gcsa', '+GCSA+CF': 'gcsa-cf'}
     return table1.get(row) or re.sub(r'[^a-z0-9]+', '-', row.lower()).strip('-')
 
+
 def run_name(dataset: str, modality: str, row: str, seed: int, fold: int = 0) -> str:
     "The run folder's name, e.g. `ravdess-av-gcsa-cf-f3-s0` (no fold part for the fixed split, fold 0)."
     return f"{dataset}-{modality}-{_slug(row)}{f'-f{fold}' if fold else ''}-s{seed}"
 
+
 def branch_rows(dataset: str, row: str) -> dict:
     "For a V+A row fused at decision level: the A row and the V row whose runs it fuses (V takes the row itself where it applies, else Base)."
     return {'a': row, 'v': row if row in rows_for(dataset, 'v') else 'Base'}
+
 
 # %% ../nbs/12_ablate.ipynb #2d2a2705
 def run_config(parameters: dict) -> Config:
@@ -103,103 +198,185 @@ def run_config(parameters: dict) -> Config:
     cfg = Config(dataset=p['dataset'], modality=p.get('modality') or 'av', data_root=p.get('data_root') or '')
     return cfg.update(**{**RECIPES[recipe], **(p.get('overrides') or {}), **named})
 
+
 # %% ../nbs/12_ablate.ipynb #10890141
 def _stages(p: dict) -> list[dict]:
     "A preset's stages: which rows with which seeds, in the order they run (one stage by default: every row, its seeds)."
     return p.get('stages') or [{'rows': None, 'seeds': p['seeds']}]
 
-def ablation_grid(preset: str = 'ravdess-cpu',   # a key of `PRESETS`
-                  seeds=None,                      # default: the preset's seeds (every stage's)
-                  modalities=None,                 # default: the preset's modalities
-                  rows=None,                       # default: every row that applies
-                  device: str | None = None,       # default: the preset's device, else 'auto'
-                  data_root: str = '',             # where the dataset lives ('' = shipped)
-                  folds=None,                      # default: the preset's folds (RAVDESS: 1-6), else the fixed split (0)
-                  **params) -> list[dict]:
+
+def ablation_grid(
+    preset: str = 'ravdess-cpu',  # a key of `PRESETS`
+    seeds=None,  # default: the preset's seeds (every stage's)
+    modalities=None,  # default: the preset's modalities
+    rows=None,  # default: every row that applies
+    device: str | None = None,  # default: the preset's device, else 'auto'
+    data_root: str = '',  # where the dataset lives ('' = shipped)
+    folds=None,  # default: the preset's folds (RAVDESS: 1-6), else the fixed split (0)
+    **params,
+) -> list[dict]:
     "The runs of an ablation, stage by stage and fold by fold, each with its papermill parameters; decision-fused V+A runs come after the A and V runs they fuse."
-    if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
-    if 'parts' in p:   # a preset of presets (two branches, say): their grids one after the other
-        return [r for part in p['parts'] for r in ablation_grid(part, seeds, modalities, rows, device, data_root, folds, **params)]
+    if 'parts' in p:  # a preset of presets (two branches, say): their grids one after the other
+        return [
+            r
+            for part in p['parts']
+            for r in ablation_grid(part, seeds, modalities, rows, device, data_root, folds, **params)
+        ]
     ds, recipe, table = p['dataset'], p.get('recipe', 'auto'), p.get('rows', ROWS)
     unknown = [r for r in rows or () if r not in table]
-    if unknown: raise ValueError(f"preset {preset!r} has no rows {unknown}; its rows: {', '.join(table)}")
+    if unknown:
+        raise ValueError(f"preset {preset!r} has no rows {unknown}; its rows: {', '.join(table)}")
     folds = tuple(p.get('folds', (0,)) if folds is None else folds)
     extra = {**p.get('params', {}), **params}
     mods = tuple(modalities or p['modalities'])
-    fusion = run_config({'dataset': ds, 'recipe': recipe, 'overrides': extra}).train.av_fusion   # fails now on a bad field
+    fusion = run_config(
+        {'dataset': ds, 'recipe': recipe, 'overrides': extra}
+    ).train.av_fusion  # fails now on a bad field
+
     def one(mod, row, seed, fold):
         named = {k: v for k, v in table[row].items() if k in NAMED}
-        return {'name': run_name(ds, mod, row, seed, fold), 'modality': mod, 'row': row, 'seed': int(seed), 'fold': int(fold),
-                'parameters': {'dataset': ds, 'modality': mod, 'recipe': recipe, 'seed': int(seed), 'fold': int(fold),
-                               'device': device or p.get('device', 'auto'), 'data_root': data_root, **named,
-                               'overrides': {**extra, **{k: v for k, v in table[row].items() if k not in NAMED}}}}
+        return {
+            'name': run_name(ds, mod, row, seed, fold),
+            'modality': mod,
+            'row': row,
+            'seed': int(seed),
+            'fold': int(fold),
+            'parameters': {
+                'dataset': ds,
+                'modality': mod,
+                'recipe': recipe,
+                'seed': int(seed),
+                'fold': int(fold),
+                'device': device or p.get('device', 'auto'),
+                'data_root': data_root,
+                **named,
+                'overrides': {**extra, **{k: v for k, v in table[row].items() if k not in NAMED}},
+            },
+        }
+
     runs, names = [], set()
+
     def add(r):
-        if r['name'] not in names: runs.append(r); names.add(r['name'])
+        if r['name'] not in names:
+            runs.append(r)
+            names.add(r['name'])
+
     for stage in _stages(p):
         for fold in folds:
             for mod in sorted(mods, key=list(MODALITIES).index):
-                for row in (rows_for(ds, mod) if table is ROWS else list(table)):
-                    if (rows is not None and row not in rows) or (stage['rows'] is not None and row not in stage['rows']): continue
-                    for seed in (stage['seeds'] if seeds is None else seeds):
+                for row in rows_for(ds, mod) if table is ROWS else list(table):
+                    if (rows is not None and row not in rows) or (
+                        stage['rows'] is not None and row not in stage['rows']
+                    ):
+                        continue
+                    for seed in stage['seeds'] if seeds is None else seeds:
                         r = one(mod, row, seed, fold)
-                        if mod == 'av' and fusion == 'decision':   # the A and V runs it fuses come first
+                        if mod == 'av' and fusion == 'decision':  # the A and V runs it fuses come first
                             need = {m: one(m, br, seed, fold) for m, br in branch_rows(ds, row).items()}
-                            for b in need.values(): add(b)
+                            for b in need.values():
+                                add(b)
                             r['parameters']['branch_runs'] = {m: b['name'] for m, b in need.items()}
                         add(r)
     return runs
 
+
 # %% ../nbs/12_ablate.ipynb #8f77beec
 CORE_ROWS = ('Base', 'matched control', '+GCSA')
+
+
 def _attention_rows(wide: dict) -> dict:
     "The rows of the attention grid for one branch, `wide` being its width-matched widths."
-    parts = {'channel only (eq. 1)': 'channel', 'spatial only (eq. 3)': 'spatial', 'no shuffle (eqs. 1, 3)': 'gcsa-noshuffle'}
+    parts = {
+        'channel only (eq. 1)': 'channel',
+        'spatial only (eq. 3)': 'spatial',
+        'no shuffle (eqs. 1, 3)': 'gcsa-noshuffle',
+    }
     rows = {'Base': {'attention': 'none'}, 'matched control': {'attention': 'matched'}, '+GCSA': {'attention': 'gcsa'}}
     rows.update({name: {'attention': a} for name, a in parts.items()})
-    for a in ('se', 'eca', 'cbam'): rows[a.upper()] = {'attention': a}
-    for a in ('none', 'se', 'eca', 'cbam'): rows[f"{'Base' if a == 'none' else a.upper()}, width-matched"] = {'attention': a, **wide}
+    for a in ('se', 'eca', 'cbam'):
+        rows[a.upper()] = {'attention': a}
+    for a in ('none', 'se', 'eca', 'cbam'):
+        rows[f"{'Base' if a == 'none' else a.upper()}, width-matched"] = {'attention': a, **wide}
     return rows
 
-ATTENTION_ROWS = {'ravdess': _attention_rows({'audio_width': 40, 'audio_width2': 76}),
-                  'faces': _attention_rows({'visual_width': 56})}
-_OTHER = lambda ds: tuple(r for r in ATTENTION_ROWS[ds] if r not in CORE_ROWS)
-def _attention_stages(ds: str) -> list[dict]:
-    return [{'rows': CORE_ROWS, 'seeds': (0,)}, {'rows': CORE_ROWS, 'seeds': (1, 2)},
-            {'rows': _OTHER(ds), 'seeds': (0,)}, {'rows': _OTHER(ds), 'seeds': (1,)}]
 
-PRESETS.update({
-    'attention-audio-cpu': {'dataset': 'ravdess', 'modalities': ('a',), 'folds': (1, 2, 3, 4, 5, 6), 'device': 'cpu',
-                            'recipe': 'cpu', 'rows': ATTENTION_ROWS['ravdess'], 'stages': _attention_stages('ravdess')},
-    'attention-faces-cpu': {'dataset': 'faces', 'modalities': ('v',), 'folds': (1, 2, 3, 4, 5), 'device': 'cpu',
-                            'recipe': 'faces', 'params': {'n_folds': 5}, 'rows': ATTENTION_ROWS['faces'],
-                            'stages': _attention_stages('faces')},
-    'attention-cpu': {'parts': ('attention-faces-cpu', 'attention-audio-cpu')},
-})
+ATTENTION_ROWS = {
+    'ravdess': _attention_rows({'audio_width': 40, 'audio_width2': 76}),
+    'faces': _attention_rows({'visual_width': 56}),
+}
+_OTHER = lambda ds: tuple(r for r in ATTENTION_ROWS[ds] if r not in CORE_ROWS)
+
+
+def _attention_stages(ds: str) -> list[dict]:
+    return [
+        {'rows': CORE_ROWS, 'seeds': (0,)},
+        {'rows': CORE_ROWS, 'seeds': (1, 2)},
+        {'rows': _OTHER(ds), 'seeds': (0,)},
+        {'rows': _OTHER(ds), 'seeds': (1,)},
+    ]
+
+
+PRESETS.update(
+    {
+        'attention-audio-cpu': {
+            'dataset': 'ravdess',
+            'modalities': ('a',),
+            'folds': (1, 2, 3, 4, 5, 6),
+            'device': 'cpu',
+            'recipe': 'cpu',
+            'rows': ATTENTION_ROWS['ravdess'],
+            'stages': _attention_stages('ravdess'),
+        },
+        'attention-faces-cpu': {
+            'dataset': 'faces',
+            'modalities': ('v',),
+            'folds': (1, 2, 3, 4, 5),
+            'device': 'cpu',
+            'recipe': 'faces',
+            'params': {'n_folds': 5},
+            'rows': ATTENTION_ROWS['faces'],
+            'stages': _attention_stages('faces'),
+        },
+        'attention-cpu': {'parts': ('attention-faces-cpu', 'attention-audio-cpu')},
+    }
+)
+
 
 # %% ../nbs/12_ablate.ipynb #0813e8ad
 def _as_p(v) -> str | None:
     "`v` as papermill's `-p` would read it back (same value and type), else None."
-    if isinstance(v, (bool, int)): return str(v)
-    if isinstance(v, float): return repr(v) if math.isfinite(v) else None
+    if isinstance(v, (bool, int)):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else None
     if isinstance(v, str) and v not in ('True', 'False', 'None'):
-        try: float(v)
-        except ValueError: return v
+        try:
+            float(v)
+        except ValueError:
+            return v
     return None
 
-def papermill_command(parameters: dict,                         # the run's papermill parameters
-                      output,                                    # the executed notebook to write
-                      notebook='nbs/experiments/run.ipynb',      # the parameterised notebook
-                     ) -> str:
+
+def papermill_command(
+    parameters: dict,  # the run's papermill parameters
+    output,  # the executed notebook to write
+    notebook='nbs/experiments/run.ipynb',  # the parameterised notebook
+) -> str:
     "The shell command that runs `notebook` with exactly `parameters`: `-p` where papermill reads the value back as it is, one `-y` (JSON) for the rest."
     args, rest = ['papermill', str(notebook), str(output), '-k', 'python3'], {}
     for k, v in parameters.items():
         text = _as_p(v)
-        if text is None: rest[k] = v
-        else: args += ['-p', k, text]
-    if rest: args += ['-y', json.dumps(rest)]
+        if text is None:
+            rest[k] = v
+        else:
+            args += ['-p', k, text]
+    if rest:
+        args += ['-y', json.dumps(rest)]
     return shlex.join(args)
+
 
 # %% ../nbs/12_ablate.ipynb #38a4af41
 def run_status(folder, expected: Config | None = None) -> str:
@@ -210,46 +387,73 @@ def run_status(folder, expected: Config | None = None) -> str:
             m = json.loads((folder / 'metrics.json').read_text())
             if m.get('status') == 'complete':
                 return 'conflict' if expected is not None and m.get('config') != expected.to_dict() else 'complete'
-        except json.JSONDecodeError: pass
-    if (folder / 'failed.json').exists(): return 'failed'
-    if (folder / 'last.pt').exists(): return 'partial'
+        except json.JSONDecodeError:
+            pass
+    if (folder / 'failed.json').exists():
+        return 'failed'
+    if (folder / 'last.pt').exists():
+        return 'partial'
     return 'pending'
+
 
 def find_notebook(name: str = 'run.ipynb') -> Path:
     "The experiment notebook `name` from the repository's `nbs/experiments/`."
     p = Path(gcsa_fer.__file__).resolve().parent.parent / 'nbs' / 'experiments' / name
-    if not p.exists(): raise FileNotFoundError(f"experiment notebook not found: {p} (run from a clone of the gcsa-fer repository)")
+    if not p.exists():
+        raise FileNotFoundError(f"experiment notebook not found: {p} (run from a clone of the gcsa-fer repository)")
     return p
 
+
 # %% ../nbs/12_ablate.ipynb #da03e476
-def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
-           out_root='runs/ravdess-cpu',      # one folder per run is made below it
-           seeds=None, modalities=None, rows=None, device=None, data_root: str = '',
-           notebook=None,                    # the parameterised notebook (default: nbs/experiments/run.ipynb)
-           folds=None,                       # default: the preset's folds
-           only=None,                        # run only these positions of the grid (a SLURM array task takes one); None: all
-           shard: str | None = None,         # 'i/n': this machine's share of the grid (see `shard_runs`); None: all
-           retry_failed: bool = True,        # run again the runs recorded as failed
-           estimate: bool = True,            # measure and print the expected wall time first
-           progress: bool = True,
-           **params) -> pd.DataFrame:
+def ablate(
+    preset: str = 'ravdess-cpu',  # a key of `PRESETS`
+    out_root='runs/ravdess-cpu',  # one folder per run is made below it
+    seeds=None,
+    modalities=None,
+    rows=None,
+    device=None,
+    data_root: str = '',
+    notebook=None,  # the parameterised notebook (default: nbs/experiments/run.ipynb)
+    folds=None,  # default: the preset's folds
+    only=None,  # run only these positions of the grid (a SLURM array task takes one); None: all
+    shard: str | None = None,  # 'i/n': this machine's share of the grid (see `shard_runs`); None: all
+    retry_failed: bool = True,  # run again the runs recorded as failed
+    estimate: bool = True,  # measure and print the expected wall time first
+    progress: bool = True,
+    **params,
+) -> pd.DataFrame:
     "Run an ablation grid through papermill; finished runs are skipped, failures recorded. Returns the status table."
     import papermill as pm
+
     runs = ablation_grid(preset, seeds, modalities, rows, device, data_root, folds, **params)
     if only is not None:
         only = [only] if isinstance(only, int) else list(only)
         bad = [i for i in only if not 0 <= i < len(runs)]
-        if bad: raise ValueError(f"only: positions {bad} are outside the grid of {len(runs)} runs (0-{len(runs) - 1})")
+        if bad:
+            raise ValueError(f"only: positions {bad} are outside the grid of {len(runs)} runs (0-{len(runs) - 1})")
         runs = [runs[i] for i in only]
-    if shard: runs = shard_runs(runs, shard)
-    out_root = Path(out_root); out_root.mkdir(parents=True, exist_ok=True)
-    status_file = f"status-{shard.replace('/', 'of').strip()}.csv" if shard else 'status.csv'   # one per machine of a shared grid
+    if shard:
+        runs = shard_runs(runs, shard)
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    status_file = (
+        f"status-{shard.replace('/', 'of').strip()}.csv" if shard else 'status.csv'
+    )  # one per machine of a shared grid
     notebook = Path(notebook) if notebook else find_notebook()
     before = {r['name']: run_status(out_root / r['name'], run_config(r['parameters'])) for r in runs}
-    todo = [r for r in runs if before[r['name']] in ('pending', 'partial') or (retry_failed and before[r['name']] == 'failed')]
+    todo = [
+        r
+        for r in runs
+        if before[r['name']] in ('pending', 'partial') or (retry_failed and before[r['name']] == 'failed')
+    ]
     for name, st in before.items():
-        if st == 'conflict': print(f"run {name}: its folder holds a complete run of another configuration; left alone (move it to re-run)")
-    print(f"ablation '{preset}': {len(runs)} runs, {sum(s == 'complete' for s in before.values())} already complete, {len(todo)} to run, into {out_root}")
+        if st == 'conflict':
+            print(
+                f"run {name}: its folder holds a complete run of another configuration; left alone (move it to re-run)"
+            )
+    print(
+        f"ablation '{preset}': {len(runs)} runs, {sum(s == 'complete' for s in before.values())} already complete, {len(todo)} to run, into {out_root}"
+    )
     if estimate and todo:
         secs = estimate_seconds(todo)
         print(f"estimated wall time on this machine: about {secs / 60:.0f} min ({secs / 3600:.1f} h)")
@@ -257,20 +461,37 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
     for r in tqdm(runs, desc='ablation', disable=not progress):
         folder = out_root / r['name']
         if r not in todo:
-            status.append({'name': r['name'], 'status': before[r['name']], 'seconds': 0.0}); continue
-        folder.mkdir(parents=True, exist_ok=True); (folder / 'failed.json').unlink(missing_ok=True)
+            status.append({'name': r['name'], 'status': before[r['name']], 'seconds': 0.0})
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / 'failed.json').unlink(missing_ok=True)
         t0 = time.time()
         try:
             params = dict(r['parameters'])
-            if 'branch_runs' in params: params['branch_runs'] = {m: str((out_root / n).resolve()) for m, n in params['branch_runs'].items()}
-            rel = {**r['parameters'], 'out_dir': os.path.relpath(folder)}   # the command that reproduces the run, from here
-            if 'branch_runs' in rel: rel['branch_runs'] = {m: os.path.relpath(out_root / n) for m, n in rel['branch_runs'].items()}
-            atomic_write(folder / 'papermill_command.txt',
-                         lambda t: t.write_text(papermill_command(rel, os.path.relpath(folder / 'run.ipynb'), os.path.relpath(notebook)) + '\n'))
-            pm.execute_notebook(str(notebook), str(folder / 'run.ipynb'), parameters={**params, 'out_dir': str(folder.resolve())},
-                                kernel_name='python3', progress_bar=False, cwd=str(folder))
+            if 'branch_runs' in params:
+                params['branch_runs'] = {m: str((out_root / n).resolve()) for m, n in params['branch_runs'].items()}
+            rel = {
+                **r['parameters'],
+                'out_dir': os.path.relpath(folder),
+            }  # the command that reproduces the run, from here
+            if 'branch_runs' in rel:
+                rel['branch_runs'] = {m: os.path.relpath(out_root / n) for m, n in rel['branch_runs'].items()}
+            atomic_write(
+                folder / 'papermill_command.txt',
+                lambda t: t.write_text(
+                    papermill_command(rel, os.path.relpath(folder / 'run.ipynb'), os.path.relpath(notebook)) + '\n'
+                ),
+            )
+            pm.execute_notebook(
+                str(notebook),
+                str(folder / 'run.ipynb'),
+                parameters={**params, 'out_dir': str(folder.resolve())},
+                kernel_name='python3',
+                progress_bar=False,
+                cwd=str(folder),
+            )
             st = run_status(folder, run_config(r['parameters']))
-        except Exception as e:   # a failed run is recorded and the grid goes on; KeyboardInterrupt stops it
+        except Exception as e:  # a failed run is recorded and the grid goes on; KeyboardInterrupt stops it
             failure = json.dumps({'error': f'{type(e).__name__}: {e}'[:4000], 'parameters': r['parameters']}, indent=1)
             atomic_write(folder / 'failed.json', lambda t: t.write_text(failure))
             st = 'failed'
@@ -281,27 +502,36 @@ def ablate(preset: str = 'ravdess-cpu',     # a key of `PRESETS`
     atomic_write(out_root / status_file, lambda t: table.to_csv(t, index=False))
     return table
 
+
 # %% ../nbs/12_ablate.ipynb #922f0bf4
 def _group(run: dict) -> tuple:
     p = run['parameters']
     return (p.get('fold', p.get('overrides', {}).get('fold', 0)), p.get('seed'))
 
-def shard_runs(runs: list[dict],   # the grid (`ablation_grid`)
-               shard: str,          # 'i/n', 1 <= i <= n
-              ) -> list[dict]:
+
+def shard_runs(
+    runs: list[dict],  # the grid (`ablation_grid`)
+    shard: str,  # 'i/n', 1 <= i <= n
+) -> list[dict]:
     "The runs of shard i of n: (fold, seed) groups dealt out in turn, so a fused run and its branch runs stay together."
     m = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', str(shard))
-    if not m or not 1 <= int(m[1]) <= int(m[2]): raise ValueError(f"shard must be 'i/n' with 1 <= i <= n, got {shard!r}")
+    if not m or not 1 <= int(m[1]) <= int(m[2]):
+        raise ValueError(f"shard must be 'i/n' with 1 <= i <= n, got {shard!r}")
     i, n = int(m[1]), int(m[2])
     groups = list(dict.fromkeys(_group(r) for r in runs))
-    if groups and n > len(groups): warnings.warn(f"{n} shards for {len(groups)} (fold, seed) groups: shards {len(groups) + 1}-{n} get no runs")
+    if groups and n > len(groups):
+        warnings.warn(f"{n} shards for {len(groups)} (fold, seed) groups: shards {len(groups) + 1}-{n} get no runs")
     mine = {g for k, g in enumerate(groups) if k % n == i - 1}
     out = [r for r in runs if _group(r) in mine]
     names = {r['name'] for r in out}
     for r in out:
         missing = [b for b in (r['parameters'].get('branch_runs') or {}).values() if b not in names]
-        if missing: raise ValueError(f"{r['name']} needs {missing}, which fall in another shard")   # cannot happen with (fold, seed) groups
+        if missing:
+            raise ValueError(
+                f"{r['name']} needs {missing}, which fall in another shard"
+            )  # cannot happen with (fold, seed) groups
     return out
+
 
 # %% ../nbs/12_ablate.ipynb #e6ba7beb
 def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -> float:
@@ -309,37 +539,56 @@ def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -
     cache, total = {}, 0.0
     for r in runs:
         p = r['parameters']
-        if 'branch_runs' in p: total += 5.0; continue   # decision fusion: no training, only the fusion search
+        if 'branch_runs' in p:
+            total += 5.0
+            continue  # decision fusion: no training, only the fusion search
         cfg = run_config(p)
         key = json.dumps({**cfg.to_dict(), 'fold': 0, 'train': {**cfg.to_dict()['train'], 'seed': 0}}, sort_keys=True)
         if key not in cache:
             info, pre, B = dataset_info(cfg.dataset), cfg.preprocess, cfg.train.batch_size
             batch = {'label': torch.randint(0, 8, (B,))}
-            if 'a' in cfg.modality: batch['audio'] = torch.randn(B, 1, pre.n_mels, n_mel_frames(pre.clip_seconds, pre))
+            if 'a' in cfg.modality:
+                batch['audio'] = torch.randn(B, 1, pre.n_mels, n_mel_frames(pre.clip_seconds, pre))
             if 'v' in cfg.modality:
-                if info['visual'] == 'features': batch['features'] = torch.randn(B, cfg.model.feature_dim)
-                else: batch['frames'] = torch.rand(B, pre.n_frames, 3, pre.face_size, pre.face_size)
+                if info['visual'] == 'features':
+                    batch['features'] = torch.randn(B, cfg.model.feature_dim)
+                else:
+                    batch['frames'] = torch.rand(B, pre.n_frames, 3, pre.face_size, pre.face_size)
             dev = get_device(cfg.train.device)
             model = build_model(cfg, info['visual'], cfg.model.feature_dim).to(dev).train()
-            opt, _ = make_optimizer(model, cfg); loss_fn = make_loss(cfg).to(dev)
+            opt, _ = make_optimizer(model, cfg)
+            loss_fn = make_loss(cfg).to(dev)
             batch = {k: v.to(dev) for k, v in batch.items()}
+
             def step():
-                l = loss_fn(model(batch)['p'], batch['label']); opt.zero_grad(); l.backward(); opt.step()
-            for _ in range(2): step()   # warm-up: the first steps pay for kernel selection and allocation
+                l = loss_fn(model(batch)['p'], batch['label'])
+                opt.zero_grad()
+                l.backward()
+                opt.step()
+
+            for _ in range(2):
+                step()  # warm-up: the first steps pay for kernel selection and allocation
             times = []
             for _ in range(steps):
-                if dev.type == 'cuda': torch.cuda.synchronize()
-                t0 = time.time(); step()
-                if dev.type == 'cuda': torch.cuda.synchronize()
+                if dev.type == 'cuda':
+                    torch.cuda.synchronize()
+                t0 = time.time()
+                step()
+                if dev.type == 'cuda':
+                    torch.cuda.synchronize()
                 times.append(time.time() - t0)
             cache[key] = float(np.median(times))
         n_train = _train_size(cfg)
         total += cache[key] * math.ceil(n_train / cfg.train.batch_size) * 1.15 * cfg.train.epochs + overhead
     return total
 
+
 def _train_size(cfg: Config) -> int:
-    try: return len(get_dataset(cfg.dataset, 'train', cfg))
-    except Exception: return 1000
+    try:
+        return len(get_dataset(cfg.dataset, 'train', cfg))
+    except Exception:
+        return 1000
+
 
 # %% ../nbs/12_ablate.ipynb #ec85d98d
 def _row_of(config: dict, rows: dict) -> str:
@@ -349,91 +598,147 @@ def _row_of(config: dict, rows: dict) -> str:
     hits = [(len(fields), name) for name, fields in rows.items() if all(flat.get(k) == v for k, v in fields.items())]
     return max(hits)[1] if hits else 'other'
 
+
 def _skip_reason(folder: Path) -> str | None:
     "Why the run in `folder` is not in the table (None: it is complete, or the folder holds no run)."
     f = folder / 'metrics.json'
     if f.exists():
-        try: status = json.loads(f.read_text()).get('status')
+        try:
+            status = json.loads(f.read_text()).get('status')
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
             return f"metrics.json is not readable JSON (cut off?): {type(e).__name__}"
         return None if status == 'complete' else f"status {status!r} in metrics.json"
-    if (folder / 'failed.json').exists(): return 'failed (see its failed.json)'
-    if (folder / 'last.pt').exists(): return 'not finished (a checkpoint, no metrics.json)'
+    if (folder / 'failed.json').exists():
+        return 'failed (see its failed.json)'
+    if (folder / 'last.pt').exists():
+        return 'not finished (a checkpoint, no metrics.json)'
     return None
+
 
 def _run_record(folder: Path, m: dict, rows: dict) -> dict:
     c, test = m['config'], m.get('test') or {}
     pct = lambda d, k: 100 * d[k] if d.get(k) is not None else np.nan
     cmd = folder / 'papermill_command.txt'
-    return {'run': folder.name, 'dataset': c['dataset'], 'modality': MODALITIES[c['modality']], 'row': _row_of(c, rows),
-            'seed': c['train']['seed'], 'fold': c.get('fold', 0), 'epochs': c['train']['epochs'],
-            'attention': c['model']['attention'], 'val_macro_f1': pct(m.get('val') or {}, 'macro_f1'),
-            'test_macro_f1': pct(test, 'macro_f1'), 'test_macro_f1_present': pct(test, 'macro_f1_present'),
-            'test_accuracy': pct(test, 'accuracy'),
-            'test_uar': pct(test, 'unweighted_accuracy'), 'test_cross_quadrant_errors': pct(test, 'cross_quadrant_error_share'),
-            'fusion_mn': f"{m['fusion']['m']}:{m['fusion']['n']}" if m.get('fusion') else '',
-            'best_epoch': m.get('best_epoch'), 'fused': bool(m.get('branch_runs')),
-            'wall_seconds': 0.0 if m.get('branch_runs') else m.get('wall_seconds'),   # a fused run's time is its branches'
-            'device': m.get('device'), 'git_commit': m.get('git_commit'),
-            'papermill_command': cmd.read_text().strip() if cmd.exists() else ''}
+    return {
+        'run': folder.name,
+        'dataset': c['dataset'],
+        'modality': MODALITIES[c['modality']],
+        'row': _row_of(c, rows),
+        'seed': c['train']['seed'],
+        'fold': c.get('fold', 0),
+        'epochs': c['train']['epochs'],
+        'attention': c['model']['attention'],
+        'val_macro_f1': pct(m.get('val') or {}, 'macro_f1'),
+        'test_macro_f1': pct(test, 'macro_f1'),
+        'test_macro_f1_present': pct(test, 'macro_f1_present'),
+        'test_accuracy': pct(test, 'accuracy'),
+        'test_uar': pct(test, 'unweighted_accuracy'),
+        'test_cross_quadrant_errors': pct(test, 'cross_quadrant_error_share'),
+        'fusion_mn': f"{m['fusion']['m']}:{m['fusion']['n']}" if m.get('fusion') else '',
+        'best_epoch': m.get('best_epoch'),
+        'fused': bool(m.get('branch_runs')),
+        'wall_seconds': 0.0 if m.get('branch_runs') else m.get('wall_seconds'),  # a fused run's time is its branches'
+        'device': m.get('device'),
+        'git_commit': m.get('git_commit'),
+        'papermill_command': cmd.read_text().strip() if cmd.exists() else '',
+    }
 
-def collect_runs(root,              # a folder of run folders
-                 rows: dict = ROWS, # row name -> the configuration fields that make it (Table 1's by default)
-                ) -> pd.DataFrame:
+
+def collect_runs(
+    root,  # a folder of run folders
+    rows: dict = ROWS,  # row name -> the configuration fields that make it (Table 1's by default)
+) -> pd.DataFrame:
     "One row per complete run below `root`; the runs it skipped, and why, are in `.attrs['skipped']` and a warning."
     recs, skipped = [], []
     for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         why = _skip_reason(folder)
-        if why: skipped.append({'run': folder.name, 'reason': why}); continue
+        if why:
+            skipped.append({'run': folder.name, 'reason': why})
+            continue
         if (folder / 'metrics.json').exists():
             recs.append(_run_record(folder, json.loads((folder / 'metrics.json').read_text()), rows))
     out = pd.DataFrame(recs)
     out.attrs['skipped'] = skipped
-    if skipped: warnings.warn(f"{len(skipped)} run(s) skipped: " + '; '.join(f"{s['run']}: {s['reason']}" for s in skipped))
+    if skipped:
+        warnings.warn(f"{len(skipped)} run(s) skipped: " + '; '.join(f"{s['run']}: {s['reason']}" for s in skipped))
     return out
+
 
 # %% ../nbs/12_ablate.ipynb #077f9b81
 def ablation_table(runs: pd.DataFrame, rows: dict = ROWS) -> pd.DataFrame:
     "Mean and std over folds and seeds per (modality, row), in %, with the paper's Table 1 figure where one exists."
-    if runs.empty: raise ValueError("no complete runs to aggregate")
+    if runs.empty:
+        raise ValueError("no complete runs to aggregate")
     order = {name: i for i, name in enumerate(MODALITIES.values())}
-    runs = runs.assign(fold=runs['fold'] if 'fold' in runs else 0, test_uar=runs['test_uar'] if 'test_uar' in runs else np.nan)
+    runs = runs.assign(
+        fold=runs['fold'] if 'fold' in runs else 0, test_uar=runs['test_uar'] if 'test_uar' in runs else np.nan
+    )
     g = runs.groupby(['dataset', 'modality', 'row'])
-    t = g.agg(folds=('fold', 'nunique'), seeds=('seed', 'nunique'), runs=('seed', 'count'),
-              val_f1_mean=('val_macro_f1', 'mean'), val_f1_std=('val_macro_f1', 'std'),
-              test_f1_mean=('test_macro_f1', 'mean'), test_f1_std=('test_macro_f1', 'std'),
-              test_uar_mean=('test_uar', 'mean'), test_uar_std=('test_uar', 'std'),
-              cross_quadrant_errors=('test_cross_quadrant_errors', 'mean')).reset_index()
+    t = g.agg(
+        folds=('fold', 'nunique'),
+        seeds=('seed', 'nunique'),
+        runs=('seed', 'count'),
+        val_f1_mean=('val_macro_f1', 'mean'),
+        val_f1_std=('val_macro_f1', 'std'),
+        test_f1_mean=('test_macro_f1', 'mean'),
+        test_f1_std=('test_macro_f1', 'std'),
+        test_uar_mean=('test_uar', 'mean'),
+        test_uar_std=('test_uar', 'std'),
+        cross_quadrant_errors=('test_cross_quadrant_errors', 'mean'),
+    ).reset_index()
     t = t.merge(PAPER_TABLE1, on=['modality', 'row'], how='left')
-    t['_m'] = t['modality'].map(order); t['_r'] = t['row'].map({k: i for i, k in enumerate(rows)})
+    t['_m'] = t['modality'].map(order)
+    t['_r'] = t['row'].map({k: i for i, k in enumerate(rows)})
     return t.sort_values(['dataset', '_m', '_r']).drop(columns=['_m', '_r']).reset_index(drop=True)
+
 
 # %% ../nbs/12_ablate.ipynb #6f033b02
 def table_markdown(table: pd.DataFrame) -> str:
     "The table as Markdown: F1 and UA as mean +- std over folds and seeds; the paper's column labelled as such."
     pm = lambda m, s: '' if pd.isna(m) else (f'{m:.2f} ± {s:.2f}' if not pd.isna(s) else f'{m:.2f}')
     col = lambda k: table[k] if k in table else pd.Series(np.nan, index=table.index)
-    out = pd.DataFrame({'dataset': table['dataset'], 'modality': table['modality'], 'row': table['row'],
-                        'folds': table.get('folds', ''), 'seeds': table.get('seeds', ''),
-                        'val macro-F1 %': [pm(m, s) for m, s in zip(table['val_f1_mean'], table['val_f1_std'])],
-                        'test macro-F1 %': [pm(m, s) for m, s in zip(table['test_f1_mean'], table['test_f1_std'])],
-                        'test UA %': [pm(m, s) for m, s in zip(col('test_uar_mean'), col('test_uar_std'))],
-                        'cross-quadrant errors %': ['' if pd.isna(v) else f'{v:.1f}' for v in col('cross_quadrant_errors')],
-                        'paper (Aff-Wild2 val) %': ['' if pd.isna(v) else f'{v:.2f}' for v in col('paper_macro_f1')]})
+    out = pd.DataFrame(
+        {
+            'dataset': table['dataset'],
+            'modality': table['modality'],
+            'row': table['row'],
+            'folds': table.get('folds', ''),
+            'seeds': table.get('seeds', ''),
+            'val macro-F1 %': [pm(m, s) for m, s in zip(table['val_f1_mean'], table['val_f1_std'])],
+            'test macro-F1 %': [pm(m, s) for m, s in zip(table['test_f1_mean'], table['test_f1_std'])],
+            'test UA %': [pm(m, s) for m, s in zip(col('test_uar_mean'), col('test_uar_std'))],
+            'cross-quadrant errors %': ['' if pd.isna(v) else f'{v:.1f}' for v in col('cross_quadrant_errors')],
+            'paper (Aff-Wild2 val) %': ['' if pd.isna(v) else f'{v:.2f}' for v in col('paper_macro_f1')],
+        }
+    )
     return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
+
 
 def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     "Each step of the ablation as per-fold differences of test macro-F1 (points): GCSA over Base, CF over GCSA (or over Base where GCSA does not apply), V+A over the better single modality of the same fold."
-    if runs.empty: raise ValueError("no complete runs to compare")
-    f = runs.assign(fold=runs['fold'] if 'fold' in runs else 0).groupby(['dataset', 'modality', 'row', 'fold'])['test_macro_f1'].mean()
-    def get(ds, mod, row): return f.loc[(ds, mod, row)] if (ds, mod, row) in f.index.droplevel('fold') else None
+    if runs.empty:
+        raise ValueError("no complete runs to compare")
+    f = (
+        runs.assign(fold=runs['fold'] if 'fold' in runs else 0)
+        .groupby(['dataset', 'modality', 'row', 'fold'])['test_macro_f1']
+        .mean()
+    )
+
+    def get(ds, mod, row):
+        return f.loc[(ds, mod, row)] if (ds, mod, row) in f.index.droplevel('fold') else None
+
     steps = []
     for ds in sorted(set(runs['dataset'])):
         for mod in MODALITIES.values():
             have = [r for r in ROWS if get(ds, mod, r) is not None]
-            for new, old in (('+GCSA', 'Base'), ('matched control', 'Base'), ('+GCSA', 'matched control'),
-                             ('+GCSA+CF', '+GCSA' if '+GCSA' in have else 'Base')):
-                if new in have and old in have: steps.append((ds, f'{mod}: {new} over {old}', get(ds, mod, new) - get(ds, mod, old)))
+            for new, old in (
+                ('+GCSA', 'Base'),
+                ('matched control', 'Base'),
+                ('+GCSA', 'matched control'),
+                ('+GCSA+CF', '+GCSA' if '+GCSA' in have else 'Base'),
+            ):
+                if new in have and old in have:
+                    steps.append((ds, f'{mod}: {new} over {old}', get(ds, mod, new) - get(ds, mod, old)))
         for row in ROWS:
             vrow = branch_rows(ds, row)['v']
             av, a, v = get(ds, 'V+A', row), get(ds, 'A', row), get(ds, 'V', vrow)
@@ -442,33 +747,76 @@ def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     recs = []
     for ds, name, d in steps:
         d = d.dropna()
-        recs.append({'dataset': ds, 'step': name, 'folds': len(d), 'mean_diff': d.mean(), 'std_diff': d.std(), 'better_in': int((d > 0).sum()),
-                     'per_fold': ' '.join(f'{x:+.1f}' for x in d.values)})
+        recs.append(
+            {
+                'dataset': ds,
+                'step': name,
+                'folds': len(d),
+                'mean_diff': d.mean(),
+                'std_diff': d.std(),
+                'better_in': int((d > 0).sum()),
+                'per_fold': ' '.join(f'{x:+.1f}' for x in d.values),
+            }
+        )
     return pd.DataFrame(recs)
+
 
 # %% ../nbs/12_ablate.ipynb #8db89a34
 def plot_ablation(runs: pd.DataFrame, path=None):
     "Test macro-F1 per row and modality (points = runs: folds and seeds, bars = mean), with the paper's figures as separate markers."
-    import seaborn as sns, matplotlib.pyplot as plt
+    import seaborn as sns
+    import matplotlib.pyplot as plt
+
     metric = 'test_macro_f1' if runs['test_macro_f1'].notna().any() else 'val_macro_f1'
     fig, ax = plt.subplots(figsize=(8, 3.8))
     hue_order = [m for m in MODALITIES.values() if m in set(runs['modality'])]
-    sns.barplot(runs, x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, errorbar=None, alpha=0.6, ax=ax)
-    sns.stripplot(runs, x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, dodge=True, color='k', size=4, legend=False, ax=ax)
+    sns.barplot(
+        runs, x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, errorbar=None, alpha=0.6, ax=ax
+    )
+    sns.stripplot(
+        runs,
+        x='row',
+        y=metric,
+        hue='modality',
+        order=list(ROWS),
+        hue_order=hue_order,
+        dodge=True,
+        color='k',
+        size=4,
+        legend=False,
+        ax=ax,
+    )
     k = len(hue_order)
-    dodge = lambda mod: (hue_order.index(mod) - (k - 1) / 2) * 0.8 / k if mod in hue_order else 0.0   # seaborn's bar positions
+    dodge = lambda mod: (
+        (hue_order.index(mod) - (k - 1) / 2) * 0.8 / k if mod in hue_order else 0.0
+    )  # seaborn's bar positions
     for mod, marker in (('V', 'x'), ('V+A', '*')):
         sub = PAPER_TABLE1[PAPER_TABLE1['modality'] == mod]
-        ax.scatter([list(ROWS).index(r) + dodge(mod) for r in sub['row']], sub['paper_macro_f1'], marker=marker, color='red', s=60,
-                   zorder=5, label=f'paper, {mod} (Aff-Wild2 val)')
-    for mod in hue_order:   # rows that do not apply (attention on a branch without feature maps) are said, not left blank
+        ax.scatter(
+            [list(ROWS).index(r) + dodge(mod) for r in sub['row']],
+            sub['paper_macro_f1'],
+            marker=marker,
+            color='red',
+            s=60,
+            zorder=5,
+            label=f'paper, {mod} (Aff-Wild2 val)',
+        )
+    for (
+        mod
+    ) in hue_order:  # rows that do not apply (attention on a branch without feature maps) are said, not left blank
         for i, row in enumerate(ROWS):
             if not ((runs['modality'] == mod) & (runs['row'] == row)).any():
                 ax.text(i + dodge(mod), 1, 'n/a', ha='center', va='bottom', fontsize=7, color='grey')
     ax.axhline(PAPER_BASELINE_F1, color='grey', ls=':', lw=1, label='ABAW8 official baseline (Aff-Wild2 val)')
     ds = ', '.join(sorted(set(runs['dataset'])))
-    ax.set_ylabel(f"{'test' if metric == 'test_macro_f1' else 'validation'} macro-F1 (%)"); ax.set_xlabel('')
-    ax.set_title(f'Ablation on {ds} (bars: mean over folds and seeds, dots: one run each; red: the paper on Aff-Wild2)', fontsize=9)
-    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1)); fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120)
+    ax.set_ylabel(f"{'test' if metric == 'test_macro_f1' else 'validation'} macro-F1 (%)")
+    ax.set_xlabel('')
+    ax.set_title(
+        f'Ablation on {ds} (bars: mean over folds and seeds, dots: one run each; red: the paper on Aff-Wild2)',
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
     return fig

@@ -4,14 +4,15 @@
 
 # %% ../nbs/12c_attention.ipynb #64eaa5fb
 from __future__ import annotations
-import shutil, time
+import shutil
+import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
 from torch.utils.flop_counter import FlopCounterMode
-from .ablate import ATTENTION_ROWS, CORE_ROWS, ablation_grid, collect_runs, run_config
+from .ablate import ATTENTION_ROWS, ablation_grid, collect_runs, run_config
 from .core import Config, atomic_write
 from .datasets import dataset_info
 from .preprocess import n_mel_frames
@@ -19,62 +20,102 @@ from .report import write_csv
 from .train import build_model
 
 # %% auto #0
-__all__ = ['example_batch', 'complexity', 'variant_costs', 'paired_differences', 'paired_summary', 'detectable_difference',
-           'metric_of', 'attention_table', 'forest_plot', 'attention_report']
+__all__ = [
+    'example_batch',
+    'complexity',
+    'variant_costs',
+    'paired_differences',
+    'paired_summary',
+    'detectable_difference',
+    'metric_of',
+    'attention_table',
+    'forest_plot',
+    'attention_report',
+]
+
 
 # %% ../nbs/12c_attention.ipynb #c677289e
 def example_batch(cfg: Config, batch: int = 32) -> dict:
     "A batch of random inputs of the shapes `cfg`'s model is trained on (log-mel crops, face crops or feature vectors)."
     pre, info = cfg.preprocess, dataset_info(cfg.dataset)
     out = {}
-    if 'a' in cfg.modality: out['audio'] = torch.randn(batch, 1, pre.n_mels, n_mel_frames(pre.clip_seconds, pre))
+    if 'a' in cfg.modality:
+        out['audio'] = torch.randn(batch, 1, pre.n_mels, n_mel_frames(pre.clip_seconds, pre))
     if 'v' in cfg.modality:
-        if info['visual'] == 'features': out['features'] = torch.randn(batch, cfg.model.feature_dim)
-        else: out['frames'] = torch.rand(batch, pre.n_frames, 3, pre.face_size, pre.face_size)
+        if info['visual'] == 'features':
+            out['features'] = torch.randn(batch, cfg.model.feature_dim)
+        else:
+            out['frames'] = torch.rand(batch, pre.n_frames, 3, pre.face_size, pre.face_size)
     return out
 
+
 # %% ../nbs/12c_attention.ipynb #e4b309d0
-def complexity(cfg: Config,          # the run's configuration
-               batch: int = 32,      # items per timed forward pass
-               repeats: int = 5,     # timed passes (the median is kept)
-              ) -> dict:
+def complexity(
+    cfg: Config,  # the run's configuration
+    batch: int = 32,  # items per timed forward pass
+    repeats: int = 5,  # timed passes (the median is kept)
+) -> dict:
     "Parameters, multiply-adds per item (torch's flop counter / 2) and CPU milliseconds per item of `cfg`'s model, in eval mode."
     model, x = _model_and_batch(cfg, batch)
-    times = [_seconds(model, x) for _ in range(repeats + 1)][1:]   # the first pass warms up
+    times = [_seconds(model, x) for _ in range(repeats + 1)][1:]  # the first pass warms up
     return {**_counts(model, x), 'cpu_ms_per_item': 1000 * float(np.median(times)) / batch}
 
+
 def _model_and_batch(cfg: Config, batch: int):
-    return build_model(cfg, dataset_info(cfg.dataset)['visual'], cfg.model.feature_dim).eval(), example_batch(cfg, batch)
+    return build_model(cfg, dataset_info(cfg.dataset)['visual'], cfg.model.feature_dim).eval(), example_batch(
+        cfg, batch
+    )
+
 
 @torch.no_grad()
 def _counts(model, x: dict) -> dict:
     "Parameters, and multiply-adds per item of one forward pass on `x`."
-    with FlopCounterMode(display=False) as fc: model(x)
-    return {'params': sum(p.numel() for p in model.parameters()), 'macs_per_item': fc.get_total_flops() / 2 / len(next(iter(x.values())))}
+    with FlopCounterMode(display=False) as fc:
+        model(x)
+    return {
+        'params': sum(p.numel() for p in model.parameters()),
+        'macs_per_item': fc.get_total_flops() / 2 / len(next(iter(x.values()))),
+    }
+
 
 @torch.no_grad()
 def _seconds(model, x: dict) -> float:
-    t0 = time.perf_counter(); model(x); return time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model(x)
+    return time.perf_counter() - t0
+
 
 # %% ../nbs/12c_attention.ipynb #3d99c4c7
-def variant_costs(preset: str,          # 'attention-audio-cpu' or 'attention-faces-cpu'
-                  batch: int = 32, repeats: int = 7) -> pd.DataFrame:
+def variant_costs(
+    preset: str,  # 'attention-audio-cpu' or 'attention-faces-cpu'
+    batch: int = 32,
+    repeats: int = 7,
+) -> pd.DataFrame:
     "One row per variant of `preset`'s grid: branch, row, attention, parameters, multiply-adds and CPU ms per item (timed in rounds)."
     cfgs = {}
-    for r in ablation_grid(preset): cfgs.setdefault(r['row'], run_config(r['parameters']))
+    for r in ablation_grid(preset):
+        cfgs.setdefault(r['row'], run_config(r['parameters']))
     built = {row: _model_and_batch(c, batch) for row, c in cfgs.items()}
-    recs = {row: {'dataset': c.dataset, 'row': row, 'attention': c.model.attention, **_counts(*built[row])}
-            for row, c in cfgs.items()}                                         # the counting pass also warms each model up
+    recs = {
+        row: {'dataset': c.dataset, 'row': row, 'attention': c.model.attention, **_counts(*built[row])}
+        for row, c in cfgs.items()
+    }  # the counting pass also warms each model up
     times = {row: [] for row in cfgs}
     for _ in range(repeats):
-        for row, (model, x) in built.items(): times[row].append(_seconds(model, x))
-    for row, rec in recs.items(): rec['cpu_ms_per_item'] = 1000 * float(np.median(times[row])) / batch
+        for row, (model, x) in built.items():
+            times[row].append(_seconds(model, x))
+    for row, rec in recs.items():
+        rec['cpu_ms_per_item'] = 1000 * float(np.median(times[row])) / batch
     return pd.DataFrame(list(recs.values()))
 
+
 # %% ../nbs/12c_attention.ipynb #fb4ea42f
-def paired_differences(runs: pd.DataFrame,       # `collect_runs` output (one dataset)
-                       variant: str, control: str,  # two rows
-                       metric: str = 'test_macro_f1') -> pd.DataFrame:
+def paired_differences(
+    runs: pd.DataFrame,  # `collect_runs` output (one dataset)
+    variant: str,
+    control: str,  # two rows
+    metric: str = 'test_macro_f1',
+) -> pd.DataFrame:
     "variant minus control, per (fold, seed) that both have: columns fold, seed, diff (points)."
     key = ['fold', 'seed']
     a = runs[runs['row'] == variant].set_index(key)[metric]
@@ -82,140 +123,232 @@ def paired_differences(runs: pd.DataFrame,       # `collect_runs` output (one da
     d = (a - b).dropna()
     return d.rename('diff').reset_index()
 
+
 # %% ../nbs/12c_attention.ipynb #a3d6c6c8
-def paired_summary(diff,               # paired differences
-                   folds=None,         # the fold of each difference (for the fold-level figures)
-                   n_resamples: int = 10_000, seed: int = 0) -> dict:
+def paired_summary(
+    diff,  # paired differences
+    folds=None,  # the fold of each difference (for the fold-level figures)
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> dict:
     "n, mean, std, 95 % bootstrap CI of the mean, Wilcoxon p, wins; and the same mean over fold means."
     d = np.asarray(diff, float)
-    out = {'n_pairs': len(d), 'mean_diff': d.mean() if len(d) else np.nan, 'std_diff': d.std(ddof=1) if len(d) > 1 else np.nan,
-           'ci_low': np.nan, 'ci_high': np.nan, 'wilcoxon_p': np.nan, 'better_in': int((d > 0).sum())}
+    out = {
+        'n_pairs': len(d),
+        'mean_diff': d.mean() if len(d) else np.nan,
+        'std_diff': d.std(ddof=1) if len(d) > 1 else np.nan,
+        'ci_low': np.nan,
+        'ci_high': np.nan,
+        'wilcoxon_p': np.nan,
+        'better_in': int((d > 0).sum()),
+    }
     if len(d) >= 3 and np.ptp(d) > 0:
-        ci = stats.bootstrap((d,), np.mean, confidence_level=0.95, n_resamples=n_resamples, method='percentile',
-                             rng=np.random.default_rng(seed)).confidence_interval
+        ci = stats.bootstrap(
+            (d,),
+            np.mean,
+            confidence_level=0.95,
+            n_resamples=n_resamples,
+            method='percentile',
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
         out.update(ci_low=ci.low, ci_high=ci.high)
-    if len(d) >= 2 and np.any(d != 0): out['wilcoxon_p'] = float(stats.wilcoxon(d).pvalue)
+    if len(d) >= 2 and np.any(d != 0):
+        out['wilcoxon_p'] = float(stats.wilcoxon(d).pvalue)
     if folds is not None and len(d):
         fm = pd.Series(d).groupby(np.asarray(folds)).mean()
         out.update(n_folds=len(fm), fold_mean_diff=fm.mean(), fold_better_in=int((fm > 0).sum()))
     return out
 
+
 # %% ../nbs/12c_attention.ipynb #ec627705
 def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     "Smallest true mean difference a paired two-sided test at `alpha` detects with `power` (normal approximation)."
-    if n < 2 or not np.isfinite(std): return np.nan
+    if n < 2 or not np.isfinite(std):
+        return np.nan
     return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * std / np.sqrt(n))
 
+
 # %% ../nbs/12c_attention.ipynb #61d22273
-def _branch(dataset: str) -> str: return {'ravdess': 'audio (MCNN, RAVDESS speech)', 'faces': 'visual (RHCNN, London faces)'}[dataset]
+def _branch(dataset: str) -> str:
+    return {'ravdess': 'audio (MCNN, RAVDESS speech)', 'faces': 'visual (RHCNN, London faces)'}[dataset]
+
 
 def metric_of(dataset: str) -> str:
     "The score of a branch: macro-F1 over the 8 EXPR classes, or over the classes present for a face folder (London: 2)."
     return 'test_macro_f1_present' if dataset == 'faces' else 'test_macro_f1'
 
-def attention_table(runs: pd.DataFrame,            # `collect_runs(root, ATTENTION_ROWS)`
-                    costs: pd.DataFrame | None = None, # `variant_costs` of each branch (dataset, row, params, ...)
-                   ) -> pd.DataFrame:
+
+def attention_table(
+    runs: pd.DataFrame,  # `collect_runs(root, ATTENTION_ROWS)`
+    costs: pd.DataFrame | None = None,  # `variant_costs` of each branch (dataset, row, params, ...)
+) -> pd.DataFrame:
     "Per branch and variant: cost, runs, test macro-F1, and paired differences against the matched control and no attention."
     recs = []
     for ds, sub in runs.groupby('dataset'):
         order, metric = list(ATTENTION_ROWS.get(ds, {})) or sorted(set(sub['row'])), metric_of(ds)
         for row in [r for r in order if r in set(sub['row'])]:
             mine = sub[sub['row'] == row]
-            rec = {'dataset': ds, 'branch': _branch(ds), 'row': row, 'attention': mine['attention'].iloc[0], 'runs': len(mine),
-                   'folds': mine['fold'].nunique(), 'seeds': mine['seed'].nunique(),
-                   'metric': metric, 'test_f1_mean': mine[metric].mean(), 'test_f1_std': mine[metric].std()}
+            rec = {
+                'dataset': ds,
+                'branch': _branch(ds),
+                'row': row,
+                'attention': mine['attention'].iloc[0],
+                'runs': len(mine),
+                'folds': mine['fold'].nunique(),
+                'seeds': mine['seed'].nunique(),
+                'metric': metric,
+                'test_f1_mean': mine[metric].mean(),
+                'test_f1_std': mine[metric].std(),
+            }
             for tag, control in (('matched', 'matched control'), ('none', 'Base')):
-                if row == control: continue
+                if row == control:
+                    continue
                 pdf = paired_differences(sub, row, control, metric)
                 rec.update({f'vs_{tag}_{k}': v for k, v in paired_summary(pdf['diff'], pdf['fold']).items()})
             recs.append(rec)
     t = pd.DataFrame(recs)
-    if costs is not None and len(t): t = t.merge(costs.drop(columns='attention', errors='ignore'), on=['dataset', 'row'], how='left')
+    if costs is not None and len(t):
+        t = t.merge(costs.drop(columns='attention', errors='ignore'), on=['dataset', 'row'], how='left')
     return t
+
 
 # %% ../nbs/12c_attention.ipynb #6844f78c
 def forest_plot(runs: pd.DataFrame, path=None):
     "Paired differences of test macro-F1 (points) per variant, against the matched control and against no attention; one panel per branch."
-    import matplotlib.pyplot as plt, seaborn as sns
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     recs = []
     for ds, sub in runs.groupby('dataset'):
         for row in [r for r in ATTENTION_ROWS.get(ds, {}) if r in set(sub['row'])]:
             for tag, control in (('vs matched control', 'matched control'), ('vs no attention', 'Base')):
-                if row == control: continue
+                if row == control:
+                    continue
                 pdf = paired_differences(sub, row, control, metric_of(ds))
                 recs += [{'branch': _branch(ds), 'variant': row, 'against': tag, 'diff': x} for x in pdf['diff']]
     d = pd.DataFrame(recs)
     branches = list(dict.fromkeys(d['branch'])) if len(d) else []
-    fig, axs = plt.subplots(1, max(len(branches), 1), figsize=(6.5 * max(len(branches), 1), 0.45 * d['variant'].nunique() + 2 if len(d) else 3),
-                            squeeze=False)
+    fig, axs = plt.subplots(
+        1,
+        max(len(branches), 1),
+        figsize=(6.5 * max(len(branches), 1), 0.45 * d['variant'].nunique() + 2 if len(d) else 3),
+        squeeze=False,
+    )
     tags = ['vs matched control', 'vs no attention']
     colours = dict(zip(tags, sns.color_palette(n_colors=2)))
     for ax, br in zip(axs[0], branches):
         sub = d[d['branch'] == br]
         order = list(dict.fromkeys(sub['variant']))
-        sns.stripplot(sub, x='diff', y='variant', hue='against', order=order, hue_order=tags, palette=colours, dodge=True,
-                      alpha=0.35, size=3.5, ax=ax, legend=False)
+        sns.stripplot(
+            sub,
+            x='diff',
+            y='variant',
+            hue='against',
+            order=order,
+            hue_order=tags,
+            palette=colours,
+            dodge=True,
+            alpha=0.35,
+            size=3.5,
+            ax=ax,
+            legend=False,
+        )
         labelled = set()
         for k, tag in enumerate(tags):
             for i, v in enumerate(order):
                 x = sub[(sub['variant'] == v) & (sub['against'] == tag)]['diff']
-                if not len(x): continue
+                if not len(x):
+                    continue
                 s = paired_summary(x)
                 lo, hi = (s['ci_low'], s['ci_high']) if np.isfinite(s['ci_low']) else (s['mean_diff'], s['mean_diff'])
-                ax.errorbar(s['mean_diff'], i + (k - 0.5) * 0.4, xerr=[[s['mean_diff'] - lo], [hi - s['mean_diff']]], fmt='D',
-                            ms=5, capsize=3, color=colours[tag], label=None if tag in labelled else tag)
+                ax.errorbar(
+                    s['mean_diff'],
+                    i + (k - 0.5) * 0.4,
+                    xerr=[[s['mean_diff'] - lo], [hi - s['mean_diff']]],
+                    fmt='D',
+                    ms=5,
+                    capsize=3,
+                    color=colours[tag],
+                    label=None if tag in labelled else tag,
+                )
                 labelled.add(tag)
         ax.axvline(0, color='grey', lw=1, ls=':')
-        ax.set_title(br, fontsize=9); ax.set_xlabel('paired difference of test macro-F1 (points)'); ax.set_ylabel('')
+        ax.set_title(br, fontsize=9)
+        ax.set_xlabel('paired difference of test macro-F1 (points)')
+        ax.set_ylabel('')
         ax.legend(fontsize=7, loc='best')
-    fig.suptitle('Each variant minus its control, per (fold, seed); diamonds: mean and 95 % bootstrap interval', fontsize=9)
+    fig.suptitle(
+        'Each variant minus its control, per (fold, seed); diamonds: mean and 95 % bootstrap interval', fontsize=9
+    )
     fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120)
+    if path is not None:
+        fig.savefig(path, dpi=120)
     return fig
+
 
 # %% ../nbs/12c_attention.ipynb #54799b45
 def _md(t: pd.DataFrame) -> str:
     "The table for a reader: cost, F1, and each comparison as mean [CI] p, k/n."
+
     def cmp(r, tag):
-        if pd.isna(r.get(f'vs_{tag}_mean_diff')): return ''
+        if pd.isna(r.get(f'vs_{tag}_mean_diff')):
+            return ''
         ci = '' if pd.isna(r[f'vs_{tag}_ci_low']) else f" [{r[f'vs_{tag}_ci_low']:+.1f}, {r[f'vs_{tag}_ci_high']:+.1f}]"
         p = '' if pd.isna(r[f'vs_{tag}_wilcoxon_p']) else f", p={r[f'vs_{tag}_wilcoxon_p']:.3f}"
         return f"{r[f'vs_{tag}_mean_diff']:+.1f}{ci}{p}, {int(r[f'vs_{tag}_better_in'])}/{int(r[f'vs_{tag}_n_pairs'])}"
-    out = pd.DataFrame({'branch': t['dataset'], 'variant': t['row'],
-                        'params': t['params'].map(lambda v: f'{v / 1e3:.0f} k') if 'params' in t else '',
-                        'MACs/item': t['macs_per_item'].map(lambda v: f'{v / 1e6:.1f} M') if 'macs_per_item' in t else '',
-                        'CPU ms/item': t['cpu_ms_per_item'].map(lambda v: f'{v:.2f}') if 'cpu_ms_per_item' in t else '',
-                        'runs (folds x seeds)': [f"{r} ({f} x {s})" for r, f, s in zip(t['runs'], t['folds'], t['seeds'])],
-                        'test macro-F1 % *': [f'{m:.1f} ± {s:.1f}' if pd.notna(s) else f'{m:.1f}' for m, s in zip(t['test_f1_mean'], t['test_f1_std'])],
-                        'vs matched control': [cmp(r, 'matched') for _, r in t.iterrows()],
-                        'vs no attention': [cmp(r, 'none') for _, r in t.iterrows()]})
+
+    out = pd.DataFrame(
+        {
+            'branch': t['dataset'],
+            'variant': t['row'],
+            'params': t['params'].map(lambda v: f'{v / 1e3:.0f} k') if 'params' in t else '',
+            'MACs/item': t['macs_per_item'].map(lambda v: f'{v / 1e6:.1f} M') if 'macs_per_item' in t else '',
+            'CPU ms/item': t['cpu_ms_per_item'].map(lambda v: f'{v:.2f}') if 'cpu_ms_per_item' in t else '',
+            'runs (folds x seeds)': [f"{r} ({f} x {s})" for r, f, s in zip(t['runs'], t['folds'], t['seeds'])],
+            'test macro-F1 % *': [
+                f'{m:.1f} ± {s:.1f}' if pd.notna(s) else f'{m:.1f}' for m, s in zip(t['test_f1_mean'], t['test_f1_std'])
+            ],
+            'vs matched control': [cmp(r, 'matched') for _, r in t.iterrows()],
+            'vs no attention': [cmp(r, 'none') for _, r in t.iterrows()],
+        }
+    )
     return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
 
+
 # %% ../nbs/12c_attention.ipynb #c5a03d5d
-def attention_report(runs_dir,              # the attention grid's run folders (`gcsa_fer ablate --preset attention-cpu`)
-                     out_dir,               # e.g. results/attention
-                     costs: bool = True,    # measure each variant's cost (a few seconds a branch)
-                    ) -> dict:
+def attention_report(
+    runs_dir,  # the attention grid's run folders (`gcsa_fer ablate --preset attention-cpu`)
+    out_dir,  # e.g. results/attention
+    costs: bool = True,  # measure each variant's cost (a few seconds a branch)
+) -> dict:
     "Write the attention table, its Markdown, the forest plot and the runs' files into `out_dir`; return them."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(runs_dir, ATTENTION_ROWS)
-    if runs.empty: raise ValueError(f"no complete runs in {runs_dir}")
+    if runs.empty:
+        raise ValueError(f"no complete runs in {runs_dir}")
     skipped = runs.attrs.get('skipped', [])
     presets = {'ravdess': 'attention-audio-cpu', 'faces': 'attention-faces-cpu'}
     cost = pd.concat([variant_costs(presets[ds]) for ds in sorted(set(runs['dataset']))]) if costs else None
     t = attention_table(runs, cost)
-    for name, df in (('table.csv', t), ('runs.csv', runs), ('skipped.csv', pd.DataFrame(skipped, columns=['run', 'reason']))):
+    for name, df in (
+        ('table.csv', t),
+        ('runs.csv', runs),
+        ('skipped.csv', pd.DataFrame(skipped, columns=['run', 'reason'])),
+    ):
         write_csv(df, out / name, '%.4g')
     md = _md(t)
-    note = ("* Test macro-F1 over the 8 EXPR classes (audio), over the classes present (faces: Neutral and Happiness); "
-            "comparisons: mean paired difference in points [95 % bootstrap interval], Wilcoxon signed-rank p, pairs won / pairs. "
-            f"Runs: {len(runs)} complete, {len(skipped)} skipped; devices: {', '.join(sorted(set(runs['device'].astype(str))))}; "
-            f"commits: {', '.join(sorted(set(runs['git_commit'].astype(str))))}.")
+    note = (
+        "* Test macro-F1 over the 8 EXPR classes (audio), over the classes present (faces: Neutral and Happiness); "
+        "comparisons: mean paired difference in points [95 % bootstrap interval], Wilcoxon signed-rank p, pairs won / pairs. "
+        f"Runs: {len(runs)} complete, {len(skipped)} skipped; devices: {', '.join(sorted(set(runs['device'].astype(str))))}; "
+        f"commits: {', '.join(sorted(set(runs['git_commit'].astype(str))))}."
+    )
     atomic_write(out / 'table.md', lambda p: p.write_text('# Is it the attention?\n\n' + md + '\n\n' + note + '\n'))
     fig = forest_plot(runs, out / 'forest.png')
     for run in runs['run']:
         (out / 'runs' / run).mkdir(parents=True, exist_ok=True)
         for f in ('metrics.json', 'history.csv', 'papermill_command.txt'):
-            if (Path(runs_dir) / run / f).exists(): shutil.copy2(Path(runs_dir) / run / f, out / 'runs' / run / f)
+            if (Path(runs_dir) / run / f).exists():
+                shutil.copy2(Path(runs_dir) / run / f, out / 'runs' / run / f)
     return {'runs': runs, 'table': t, 'markdown': md, 'note': note, 'figure': fig, 'skipped': skipped}

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import numpy as np
 import pandas as pd
-import torch, torchaudio
+import torch
+import torchaudio
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -23,30 +24,45 @@ __all__ = ['audio_summary', 'ravdess_summaries', 'speaker_normalise', 'lr_floor'
 # %% ../nbs/11a_baseline.ipynb #c154c083
 _SUMMARY = {}
 
-def audio_summary(wave: torch.Tensor, # mono waveform (n,) at `sample_rate`
-                  sample_rate: int = 16000) -> np.ndarray:
+
+def audio_summary(
+    wave: torch.Tensor,  # mono waveform (n,) at `sample_rate`
+    sample_rate: int = 16000,
+) -> np.ndarray:
     "288 statistics of a clip: mean and std over time of 64 log-mel bands, 40 MFCCs and the MFCCs' deltas."
     if sample_rate not in _SUMMARY:
         mel = dict(n_fft=512, win_length=400, hop_length=160, n_mels=64, f_min=50.0, f_max=sample_rate / 2)
-        _SUMMARY[sample_rate] = (torchaudio.transforms.MelSpectrogram(sample_rate, **mel),
-                                 torchaudio.transforms.MFCC(sample_rate, n_mfcc=40, melkwargs=mel),
-                                 torchaudio.transforms.ComputeDeltas())
+        _SUMMARY[sample_rate] = (
+            torchaudio.transforms.MelSpectrogram(sample_rate, **mel),
+            torchaudio.transforms.MFCC(sample_rate, n_mfcc=40, melkwargs=mel),
+            torchaudio.transforms.ComputeDeltas(),
+        )
     melspec, mfcc_t, deltas = _SUMMARY[sample_rate]
     with torch.no_grad():
-        lm = (melspec(wave.float()) + 1e-6).log(); mf = mfcc_t(wave.float()); d = deltas(mf)
+        lm = (melspec(wave.float()) + 1e-6).log()
+        mf = mfcc_t(wave.float())
+        d = deltas(mf)
         return torch.cat([torch.cat([x.mean(-1), x.std(-1)]) for x in (lm, mf, d)]).numpy()
 
+
 # %% ../nbs/11a_baseline.ipynb #7e5fbb58
-def ravdess_summaries(root=None, # folder holding ravdess_speech/ and ravdess_au/ (None: the shipped copy)
-                      progress: bool = True) -> pd.DataFrame:
+def ravdess_summaries(
+    root=None,  # folder holding ravdess_speech/ and ravdess_au/ (None: the shipped copy)
+    progress: bool = True,
+) -> pd.DataFrame:
     "One row per RAVDESS clip: id, actor, label, the 288 audio statistics (`a0`...) and the 35 AU values (`v0`...)."
     ds = Ravdess(root, 'all', ('audio', 'features'))
     cfg = PreprocessConfig()
-    A = np.stack([audio_summary(load_audio(r['audio'], cfg), cfg.sample_rate)
-                  for r in tqdm(ds.rows, desc='baseline features', disable=not progress)])
+    A = np.stack(
+        [
+            audio_summary(load_audio(r['audio'], cfg), cfg.sample_rate)
+            for r in tqdm(ds.rows, desc='baseline features', disable=not progress)
+        ]
+    )
     V = np.stack([r['features'] for r in ds.rows])
     df = pd.DataFrame({'id': ds.ids, 'actor': ds.speakers, 'label': ds.labels})
     return pd.concat([df, pd.DataFrame(A).add_prefix('a'), pd.DataFrame(V).add_prefix('v')], axis=1)
+
 
 # %% ../nbs/11a_baseline.ipynb #613176f4
 def speaker_normalise(X: np.ndarray, speakers) -> np.ndarray:
@@ -54,29 +70,43 @@ def speaker_normalise(X: np.ndarray, speakers) -> np.ndarray:
     X, sp = np.asarray(X, np.float64), np.asarray(speakers)
     out = np.empty_like(X)
     for s in np.unique(sp):
-        m = sp == s; out[m] = (X[m] - X[m].mean(0)) / np.maximum(X[m].std(0), 1e-3)
+        m = sp == s
+        out[m] = (X[m] - X[m].mean(0)) / np.maximum(X[m].std(0), 1e-3)
     return out
 
-def lr_floor(table: pd.DataFrame,            # `ravdess_summaries()`
-             folds=(1, 2, 3, 4, 5, 6),        # RAVDESS folds (0: the fixed split)
-             speaker_norm: bool = False,      # standardise each actor with its own statistics first
-             C: float = 0.1,                  # inverse L2 strength of the logistic regression
-            ) -> pd.DataFrame:
+
+def lr_floor(
+    table: pd.DataFrame,  # `ravdess_summaries()`
+    folds=(1, 2, 3, 4, 5, 6),  # RAVDESS folds (0: the fixed split)
+    speaker_norm: bool = False,  # standardise each actor with its own statistics first
+    C: float = 0.1,  # inverse L2 strength of the logistic regression
+) -> pd.DataFrame:
     "Per fold: test macro-F1 and UA (%) of logistic regression on the audio statistics (A), the AUs (V) and their proportional fusion (V+A)."
     A, V = table.filter(regex=r'^a\d+$').to_numpy(), table.filter(regex=r'^v\d+$').to_numpy()
-    if speaker_norm: A, V = speaker_normalise(A, table['actor']), speaker_normalise(V, table['actor'])
+    if speaker_norm:
+        A, V = speaker_normalise(A, table['actor']), speaker_normalise(V, table['actor'])
     y, actor, recs = table['label'].to_numpy(), table['actor'].to_numpy(), []
     for fold in folds:
         idx = {s: np.isin(actor, ravdess_actors(s, fold)) for s in ('train', 'val', 'test')}
         probs = {}
         for name, X in (('A', A), ('V', V)):
-            clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(X[idx['train']], y[idx['train']])
-            full = np.zeros((len(y), 8)); full[:, clf.classes_] = clf.predict_proba(X)
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(
+                X[idx['train']], y[idx['train']]
+            )
+            full = np.zeros((len(y), 8))
+            full[:, clf.classes_] = clf.predict_proba(X)
             probs[name] = full
         s = search_fusion_weights(probs['A'][idx['val']], probs['V'][idx['val']], y[idx['val']])
         probs['V+A'] = proportional_fusion(torch.from_numpy(probs['A']), torch.from_numpy(probs['V']), s.m, s.n).numpy()
         for name, p in probs.items():
             t = idx['test']
-            recs.append({'fold': fold, 'modality': name, 'test_macro_f1': 100 * macro_f1(y[t], p[t]),
-                         'test_uar': 100 * unweighted_accuracy(y[t], p[t].argmax(-1)), 'fusion_mn': f'{s.m}:{s.n}' if name == 'V+A' else ''})
+            recs.append(
+                {
+                    'fold': fold,
+                    'modality': name,
+                    'test_macro_f1': 100 * macro_f1(y[t], p[t]),
+                    'test_uar': 100 * unweighted_accuracy(y[t], p[t].argmax(-1)),
+                    'fusion_mn': f'{s.m}:{s.n}' if name == 'V+A' else '',
+                }
+            )
     return pd.DataFrame(recs)

@@ -4,7 +4,14 @@
 
 # %% ../nbs/09_cache.ipynb #77ab7163
 from __future__ import annotations
-import csv, hashlib, json, math, os, sys, time, multiprocessing as mp
+import csv
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 import numpy as np
@@ -12,232 +19,360 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 from .core import atomic_write, file_lock
-from . import preprocess, detect, data   # their source is part of the cache key
+from . import preprocess, detect, data  # their source is part of the cache key
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'fingerprint', 'cache_key', 'compact', 'expand', 'cache_dir_for', 'is_complete', 'shard_ok',
-           'build_cache', 'CachedDataset', 'verify_cache', 'cached_dataset']
+__all__ = [
+    'CACHE_VERSION',
+    'fingerprint',
+    'cache_key',
+    'compact',
+    'expand',
+    'cache_dir_for',
+    'is_complete',
+    'shard_ok',
+    'build_cache',
+    'CachedDataset',
+    'verify_cache',
+    'cached_dataset',
+]
 
 # %% ../nbs/09_cache.ipynb #9258616b
-CACHE_VERSION = 2   # 2: sharded (before: one items.pt loaded whole)
+CACHE_VERSION = 2  # 2: sharded (before: one items.pt loaded whole)
+
 
 def fingerprint(paths) -> str:
     "sha256 of the path, size and mtime (ns) of each file in `paths` (a missing file fingerprints as missing)."
     h = hashlib.sha256()
     for p in paths:
-        try: st = os.stat(p); h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except OSError: h.update(f"{p}\0missing\n".encode())
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}\0missing\n".encode())
     return h.hexdigest()
+
 
 def _code_hash(ds=None) -> str:
     "sha256 of the source that makes the tensors (preprocessing, face detection, the readers, and `ds`'s own module): a change there makes a new cache."
-    mods = [preprocess, detect, data] + ([sys.modules[type(ds).__module__]] if ds is not None and type(ds).__module__ in sys.modules else [])
+    mods = [preprocess, detect, data] + (
+        [sys.modules[type(ds).__module__]] if ds is not None and type(ds).__module__ in sys.modules else []
+    )
     h = hashlib.sha256()
     for m in dict.fromkeys(mods):
-        if getattr(m, '__file__', None): h.update(Path(m.__file__).read_bytes())   # a class defined in a notebook or `python -c` has no file
+        if getattr(m, '__file__', None):
+            h.update(Path(m.__file__).read_bytes())  # a class defined in a notebook or `python -c` has no file
     return h.hexdigest()
+
 
 def cache_key(ds) -> str:
     "The cache key of a reader: a hash of its `cache_spec()`, its input fingerprints, the preprocessing code and `CACHE_VERSION`."
     inputs = fingerprint(str(p) for i in range(len(ds)) for p in ds.sources(i))
-    spec = json.dumps({'spec': ds.cache_spec(), 'inputs': inputs, 'version': CACHE_VERSION, 'code': _code_hash(ds)},
-                      sort_keys=True, default=str)
+    spec = json.dumps(
+        {'spec': ds.cache_spec(), 'inputs': inputs, 'version': CACHE_VERSION, 'code': _code_hash(ds)},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(spec.encode()).hexdigest()[:20]
+
 
 # %% ../nbs/09_cache.ipynb #12c98e0e
 def compact(item: dict) -> dict:
     "An item with its float32 log-mel stored as float16."
     return {k: (v.half() if k == 'audio' and torch.is_tensor(v) else v) for k, v in item.items()}
 
+
 def expand(item: dict) -> dict:
     "The inverse of `compact`: float16 back to float32."
     return {k: (v.float() if torch.is_tensor(v) and v.dtype == torch.float16 else v) for k, v in item.items()}
 
+
 # %% ../nbs/09_cache.ipynb #7175cc3c
 _WORKER_DS = None
 
-def _die_with_parent(parent: int):   # the pid of the process that started the pool, taken before the fork
+
+def _die_with_parent(parent: int):  # the pid of the process that started the pool, taken before the fork
     "Make this worker exit when the process that started it dies, even by SIGKILL: no orphan keeps running (and holding memory)."
-    try:                                                   # Linux: the kernel sends SIGKILL when the parent dies
-        import ctypes, signal
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
-    except Exception: pass
+    try:  # Linux: the kernel sends SIGKILL when the parent dies
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
     import threading
-    def watch():                                           # everywhere: a parent that changed means ours is gone
-        while os.getppid() == parent: time.sleep(0.5)
+
+    def watch():  # everywhere: a parent that changed means ours is gone
+        while os.getppid() == parent:
+            time.sleep(0.5)
         os._exit(1)
+
     threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent: os._exit(1)                 # the parent died before we got here
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before we got here
+
 
 def _init_worker(ds, parent: int):
     global _WORKER_DS
     _die_with_parent(parent)
-    _WORKER_DS = ds; torch.set_num_threads(1)
+    _WORKER_DS = ds
+    torch.set_num_threads(1)
+
 
 def _one(i: int, ds=None):
     ds = ds if ds is not None else _WORKER_DS
     try:
         item = ds.raw_item(i)
-        if not item: raise ValueError("no modality could be read")
+        if not item:
+            raise ValueError("no modality could be read")
         return i, compact(item), None
     except Exception as e:
         return i, None, f"{type(e).__name__}: {e}"
 
+
 def cache_dir_for(ds, cache_dir) -> Path:
     "The folder of `ds`'s cache under `cache_dir`: `<Reader>-<split>-<key>`."
     return Path(cache_dir) / f"{type(ds).__name__}-{getattr(ds, 'split', '') or 'all'}-{cache_key(ds)}"
+
 
 def is_complete(folder: Path, key: str | None = None) -> bool:
     "Whether `folder` holds a finished cache (its marker holds `key`, when given)."
     m = Path(folder) / 'COMPLETE'
     return m.exists() and (key is None or m.read_text().strip() == key)
 
+
 # %% ../nbs/09_cache.ipynb #5849f634
 def _shard_size(n: int, n_workers: int, max_items: int = 512) -> int:
     "Items per shard: at most `max_items`, and small enough that every worker gets about four shards."
     return max(1, min(max_items, math.ceil(n / max(1, 4 * n_workers))))
 
-def _shard_name(j: int) -> str: return f"shard-{j:05d}"
+
+def _shard_name(j: int) -> str:
+    return f"shard-{j:05d}"
+
 
 def _alive(pid: str) -> bool:
     "Whether the process `pid` (a temporary file's suffix) still runs."
-    try: os.kill(int(pid), 0); return True
-    except (ValueError, ProcessLookupError): return False
-    except PermissionError: return True
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+
 
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
+        for block in iter(lambda: f.read(1 << 22), b''):
+            h.update(block)
     return h.hexdigest()
+
 
 def shard_ok(folder: Path, j: int) -> bool:
     "Whether shard `j` of `folder` was finished: its record exists and its data file has the recorded size and sha256."
     meta = Path(folder) / f"{_shard_name(j)}.json"
-    if not meta.exists(): return False
-    try: m = json.loads(meta.read_text()); data = Path(folder) / m['data']
-    except (ValueError, KeyError): return False
+    if not meta.exists():
+        return False
+    try:
+        m = json.loads(meta.read_text())
+        data = Path(folder) / m['data']
+    except (ValueError, KeyError):
+        return False
     return data.exists() and data.stat().st_size == m['bytes'] and _file_sha256(data) == m['sha256']
+
 
 # %% ../nbs/09_cache.ipynb #2bbe051b
 def _write_shard(j: int, idx: range, folder: Path, ds=None) -> dict:
     "Compute items `idx` and write shard `j`: the tensors' bytes one item after another (`.bin`), then the record (`.json`) that makes it count."
     ds = ds if ds is not None else _WORKER_DS
-    folder = Path(folder); name = _shard_name(j)
+    folder = Path(folder)
+    name = _shard_name(j)
     items, skipped, dtypes = [], [], {}
     tmp = folder / f".{name}.bin.tmp-{os.getpid()}"
     try:
         with open(tmp, 'wb') as f:
             for i in idx:
-                _, item, err = _one(i, ds); row = ds.rows[i]
+                _, item, err = _one(i, ds)
+                row = ds.rows[i]
                 if err is not None:
-                    skipped.append({'id': row['id'], 'path': ';'.join(str(p) for p in ds.sources(i)[:3]), 'problem': err}); continue
-                if 'label' in row: item['label'] = torch.as_tensor(row['label'], dtype=torch.long)
+                    skipped.append(
+                        {'id': row['id'], 'path': ';'.join(str(p) for p in ds.sources(i)[:3]), 'problem': err}
+                    )
+                    continue
+                if 'label' in row:
+                    item['label'] = torch.as_tensor(row['label'], dtype=torch.long)
                 rec = {'id': row['id'], 'speaker': row.get('speaker'), 'tensors': {}}
                 for k, v in item.items():
-                    if not torch.is_tensor(v): continue
-                    a = v.contiguous().numpy(); dtypes[k] = str(a.dtype)
-                    rec['tensors'][k] = [f.tell(), list(a.shape)]; f.write(a.tobytes())
+                    if not torch.is_tensor(v):
+                        continue
+                    a = v.contiguous().numpy()
+                    dtypes[k] = str(a.dtype)
+                    rec['tensors'][k] = [f.tell(), list(a.shape)]
+                    f.write(a.tobytes())
                 rec['label'] = item['label'].tolist() if 'label' in item else -1
                 items.append(rec)
         os.replace(tmp, folder / f"{name}.bin")
-    finally: tmp.unlink(missing_ok=True)
-    meta = {'data': f"{name}.bin", 'bytes': (folder / f"{name}.bin").stat().st_size, 'sha256': _file_sha256(folder / f"{name}.bin"),
-            'dtypes': dtypes, 'items': items, 'skipped': skipped}
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {
+        'data': f"{name}.bin",
+        'bytes': (folder / f"{name}.bin").stat().st_size,
+        'sha256': _file_sha256(folder / f"{name}.bin"),
+        'dtypes': dtypes,
+        'items': items,
+        'skipped': skipped,
+    }
     atomic_write(folder / f"{name}.json", lambda p: p.write_text(json.dumps(meta)))
     return {'shard': j, 'n': len(idx)}
 
+
 # %% ../nbs/09_cache.ipynb #49ddfed9
-def build_cache(ds, # a reader (`gcsa_fer.data.ExprDataset`)
-                cache_dir, # parent folder of all caches
-                n_workers: int = 2, # processes (1: in this process)
-                progress: bool = True, # show a tqdm bar
-                force: bool = False, # rebuild even when complete
-                shard_items: int = 512) -> Path: # at most this many items per shard
+def build_cache(
+    ds,  # a reader (`gcsa_fer.data.ExprDataset`)
+    cache_dir,  # parent folder of all caches
+    n_workers: int = 2,  # processes (1: in this process)
+    progress: bool = True,  # show a tqdm bar
+    force: bool = False,  # rebuild even when complete
+    shard_items: int = 512,
+) -> Path:  # at most this many items per shard
     "Preprocess every item of `ds` once into shards under `<cache_dir>/<Reader>-<split>-<key>/`, resuming from finished shards; returns that folder."
-    folder = cache_dir_for(ds, cache_dir); key = folder.name.rsplit('-', 1)[-1]
-    if is_complete(folder, key) and not force: return folder
+    folder = cache_dir_for(ds, cache_dir)
+    key = folder.name.rsplit('-', 1)[-1]
+    if is_complete(folder, key) and not force:
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     waiting = f"cache {folder.name}: another process is building it; waiting for it" if progress else None
-    with file_lock(folder / '.lock', waiting):   # torchrun, or two notebooks on one cache: the first builds, the others wait and read
-        if is_complete(folder, key) and not force: return folder
+    with file_lock(
+        folder / '.lock', waiting
+    ):  # torchrun, or two notebooks on one cache: the first builds, the others wait and read
+        if is_complete(folder, key) and not force:
+            return folder
         return _build(ds, folder, key, n_workers, progress, force, shard_items)
+
 
 def _build(ds, folder: Path, key: str, n_workers: int, progress: bool, force: bool, shard_items: int) -> Path:
     "`build_cache`'s work, under its lock."
     (folder / 'COMPLETE').unlink(missing_ok=True)
-    for p in folder.glob('.shard-*.tmp-*'):                               # what a killed build left half-written...
-        if not _alive(p.name.rsplit('-', 1)[-1]): p.unlink(missing_ok=True) # ...not a live build's (where locks do not hold, e.g. some network file systems)
-    n = len(ds); size = _shard_size(n, n_workers, shard_items)
+    for p in folder.glob('.shard-*.tmp-*'):  # what a killed build left half-written...
+        if not _alive(p.name.rsplit('-', 1)[-1]):
+            p.unlink(missing_ok=True)  # ...not a live build's (where locks do not hold, e.g. some network file systems)
+    n = len(ds)
+    size = _shard_size(n, n_workers, shard_items)
     plan = {'n': n, 'shard_items': size}
     if force or not (folder / 'plan.json').exists() or json.loads((folder / 'plan.json').read_text()) != plan:
-        for p in folder.glob('shard-*'): p.unlink()                      # another sharding: start again
+        for p in folder.glob('shard-*'):
+            p.unlink()  # another sharding: start again
         atomic_write(folder / 'plan.json', lambda p: p.write_text(json.dumps(plan)))
     shards = [range(a, min(a + size, n)) for a in range(0, n, size)] or [range(0)]
     t0 = time.time()
-    todo = [j for j in range(len(shards)) if not shard_ok(folder, j)]     # finished shards are checked by hash and kept
-    bar = tqdm(total=n, initial=n - sum(len(shards[j]) for j in todo), desc=f"cache {type(ds).__name__} {getattr(ds, 'split', '')}", disable=not progress)
+    todo = [j for j in range(len(shards)) if not shard_ok(folder, j)]  # finished shards are checked by hash and kept
+    bar = tqdm(
+        total=n,
+        initial=n - sum(len(shards[j]) for j in todo),
+        desc=f"cache {type(ds).__name__} {getattr(ds, 'split', '')}",
+        disable=not progress,
+    )
     if n_workers <= 1 or len(todo) <= 1:
-        for j in todo: _write_shard(j, shards[j], folder, ds); bar.update(len(shards[j]))
+        for j in todo:
+            _write_shard(j, shards[j], folder, ds)
+            bar.update(len(shards[j]))
     else:
         ctx = mp.get_context('fork') if 'fork' in mp.get_all_start_methods() else mp.get_context()
         with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(ds, os.getpid())) as ex:
-            for f in as_completed([ex.submit(_write_shard, j, shards[j], folder) for j in todo]): bar.update(f.result()['n'])
+            for f in as_completed([ex.submit(_write_shard, j, shards[j], folder) for j in todo]):
+                bar.update(f.result()['n'])
     bar.close()
     skipped, n_items = list(getattr(ds, 'skipped', [])), 0
     for j in range(len(shards)):
-        m = json.loads((folder / f"{_shard_name(j)}.json").read_text()); skipped += m['skipped']; n_items += len(m['items'])
-    report = {'key': key, 'reader': type(ds).__name__, 'spec': ds.cache_spec(), 'n_inputs': n, 'n_items': n_items,
-              'n_skipped': len(skipped), 'n_shards': len(shards), 'shard_items': size, 'seconds': round(time.time() - t0, 2),
-              'n_workers': n_workers, 'stats': getattr(ds, 'stats', {}), 'skipped': skipped}
+        m = json.loads((folder / f"{_shard_name(j)}.json").read_text())
+        skipped += m['skipped']
+        n_items += len(m['items'])
+    report = {
+        'key': key,
+        'reader': type(ds).__name__,
+        'spec': ds.cache_spec(),
+        'n_inputs': n,
+        'n_items': n_items,
+        'n_skipped': len(skipped),
+        'n_shards': len(shards),
+        'shard_items': size,
+        'seconds': round(time.time() - t0, 2),
+        'n_workers': n_workers,
+        'stats': getattr(ds, 'stats', {}),
+        'skipped': skipped,
+    }
     atomic_write(folder / 'report.json', lambda p: p.write_text(json.dumps(report, indent=1, default=str)))
+
     def _csv(p):
         with open(p, 'w', newline='') as f:
-            w = csv.DictWriter(f, ['id', 'path', 'problem'], extrasaction='ignore'); w.writeheader(); w.writerows(skipped)
+            w = csv.DictWriter(f, ['id', 'path', 'problem'], extrasaction='ignore')
+            w.writeheader()
+            w.writerows(skipped)
+
     atomic_write(folder / 'skipped.csv', _csv)
     atomic_write(folder / 'COMPLETE', lambda p: p.write_text(key))
     return folder
 
+
 # %% ../nbs/09_cache.ipynb #c6a17a47
 class CachedDataset(Dataset):
     "The items of a finished cache folder, as the reader would give them (float16 log-mels back to float32), read item by item from the shards."
-    def __init__(self, folder, # a folder written by `build_cache`
-                 like=None): # the reader it was built from (for `visual`, `level`, `cfg`, `frame_labels`)
+
+    def __init__(
+        self,
+        folder,  # a folder written by `build_cache`
+        like=None,
+    ):  # the reader it was built from (for `visual`, `level`, `cfg`, `frame_labels`)
         folder = Path(folder)
-        if not is_complete(folder): raise ValueError(f"{folder}: not a finished cache (no COMPLETE marker)")
+        if not is_complete(folder):
+            raise ValueError(f"{folder}: not a finished cache (no COMPLETE marker)")
         key = (folder / 'COMPLETE').read_text().strip()
-        if not folder.name.endswith(key): raise ValueError(f"{folder}: marker key {key} does not match the folder")
+        if not folder.name.endswith(key):
+            raise ValueError(f"{folder}: marker key {key} does not match the folder")
         self.folder = folder
         self.report = json.loads((folder / 'report.json').read_text())
         self.skipped = self.report['skipped']
         self.ids, self.speakers, labels, shard_of, parts = [], [], [], [], {}
         self.dtypes, self._files, self._fds = {}, [], {}
-        for j in range(self.report['n_shards']):                 # one shard's record in memory at a time; compact arrays kept
+        for j in range(self.report['n_shards']):  # one shard's record in memory at a time; compact arrays kept
             m = json.loads((folder / f"{_shard_name(j)}.json").read_text())
             data = folder / m['data']
             if not data.exists() or data.stat().st_size != m['bytes']:
-                raise ValueError(f"{folder}: shard {data.name} is missing or damaged; delete the folder to rebuild the cache")
-            self._files.append(data); self.dtypes.update(m['dtypes'])
+                raise ValueError(
+                    f"{folder}: shard {data.name} is missing or damaged; delete the folder to rebuild the cache"
+                )
+            self._files.append(data)
+            self.dtypes.update(m['dtypes'])
             for k in m['dtypes']:
-                offs = np.full(len(m['items']), -1, np.int64); shp = None
+                offs = np.full(len(m['items']), -1, np.int64)
+                shp = None
                 for r, rec in enumerate(m['items']):
-                    if k not in rec['tensors']: continue
-                    o, s = rec['tensors'][k]; offs[r] = o
-                    if shp is None: shp = np.zeros((len(m['items']), len(s)), np.int32)
+                    if k not in rec['tensors']:
+                        continue
+                    o, s = rec['tensors'][k]
+                    offs[r] = o
+                    if shp is None:
+                        shp = np.zeros((len(m['items']), len(s)), np.int32)
                     shp[r] = s
                 parts.setdefault(k, []).append((len(shard_of), offs, shp))
             for rec in m['items']:
-                self.ids.append(rec['id']); self.speakers.append(rec['speaker']); labels.append(rec['label'])
+                self.ids.append(rec['id'])
+                self.speakers.append(rec['speaker'])
+                labels.append(rec['label'])
             shard_of += [j] * len(m['items'])
         n = len(shard_of)
         self.shard_of = np.asarray(shard_of, np.int32)
         self.offsets, self.shapes = {}, {}
-        for k, ps in parts.items():                              # shards without the key: offset -1
+        for k, ps in parts.items():  # shards without the key: offset -1
             nd = next(s.shape[1] for _, _, s in ps if s is not None)
-            self.offsets[k] = np.full(n, -1, np.int64); self.shapes[k] = np.zeros((n, nd), np.int32)
+            self.offsets[k] = np.full(n, -1, np.int64)
+            self.shapes[k] = np.zeros((n, nd), np.int32)
             for start, offs, shp in ps:
-                self.offsets[k][start:start + len(offs)] = offs
-                if shp is not None: self.shapes[k][start:start + len(offs)] = shp
+                self.offsets[k][start : start + len(offs)] = offs
+                if shp is not None:
+                    self.shapes[k][start : start + len(offs)] = shp
         self._labels = labels
         self.visual, self.level = getattr(like, 'visual', None), getattr(like, 'level', 'clip')
         self.cfg, self.split = getattr(like, 'cfg', None), getattr(like, 'split', '')
@@ -247,38 +382,58 @@ class CachedDataset(Dataset):
 
     def _fd(self, j: int) -> int:
         if j not in self._fds:
-            if len(self._fds) >= 64: os.close(self._fds.pop(next(iter(self._fds))))   # a bounded number of open shards
+            if len(self._fds) >= 64:
+                os.close(self._fds.pop(next(iter(self._fds))))  # a bounded number of open shards
             self._fds[j] = os.open(self._files[j], os.O_RDONLY)
         return self._fds[j]
 
     def __getitem__(self, i: int) -> dict:
-        if not -len(self) <= i < len(self): raise IndexError(f"item {i} of a cache of {len(self)}")
-        i = i % len(self); fd, out = self._fd(int(self.shard_of[i])), {}
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} of a cache of {len(self)}")
+        i = i % len(self)
+        fd, out = self._fd(int(self.shard_of[i])), {}
         for k, offs in self.offsets.items():
             o = int(offs[i])
-            if o < 0: continue
+            if o < 0:
+                continue
             shape, dt = tuple(int(d) for d in self.shapes[k][i]), np.dtype(self.dtypes[k])
-            buf = os.pread(fd, int(np.prod(shape, dtype=np.int64)) * dt.itemsize, o)   # this item's bytes only: memory does not grow with the cache
+            buf = os.pread(
+                fd, int(np.prod(shape, dtype=np.int64)) * dt.itemsize, o
+            )  # this item's bytes only: memory does not grow with the cache
             out[k] = torch.from_numpy(np.frombuffer(buf, dtype=dt).reshape(shape).copy())
         out['id'] = self.ids[i]
-        if self.speakers[i] is not None: out['speaker'] = self.speakers[i]
+        if self.speakers[i] is not None:
+            out['speaker'] = self.speakers[i]
         return expand(out)
 
-    def __len__(self): return len(self.shard_of)
-    def __getstate__(self): return {**self.__dict__, '_fds': {}}   # file descriptors stay with their process
-    def __del__(self, _close=os.close):   # bound now: at interpreter exit the module's globals may be gone
+    def __len__(self):
+        return len(self.shard_of)
+
+    def __getstate__(self):
+        return {**self.__dict__, '_fds': {}}  # file descriptors stay with their process
+
+    def __del__(self, _close=os.close):  # bound now: at interpreter exit the module's globals may be gone
         for fd in getattr(self, '_fds', {}).values():
-            try: _close(fd)
-            except OSError: pass
+            try:
+                _close(fd)
+            except OSError:
+                pass
+
     @property
-    def labels(self): return [np.asarray(l) for l in self._labels]
-    def __repr__(self): return f"CachedDataset({len(self)} items in {len(self._files)} shards of {self.folder.name})"
+    def labels(self):
+        return [np.asarray(l) for l in self._labels]
+
+    def __repr__(self):
+        return f"CachedDataset({len(self)} items in {len(self._files)} shards of {self.folder.name})"
+
 
 # %% ../nbs/09_cache.ipynb #38c8047e
 def verify_cache(folder) -> list[str]:
     "The shards of a cache folder whose data no longer match their recorded sha256 (empty: all good)."
-    folder = Path(folder); n = json.loads((folder / 'report.json').read_text())['n_shards']
+    folder = Path(folder)
+    n = json.loads((folder / 'report.json').read_text())['n_shards']
     return [_shard_name(j) for j in range(n) if not shard_ok(folder, j)]
+
 
 def cached_dataset(ds, cache_dir, n_workers: int = 2, progress: bool = True) -> CachedDataset:
     "Build `ds`'s cache under `cache_dir` if it is not complete, then read it."

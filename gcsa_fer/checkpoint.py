@@ -4,7 +4,8 @@
 
 # %% ../nbs/00a_checkpoint.ipynb #6109ecc6
 from __future__ import annotations
-import pickle, re
+import pickle
+import re
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,68 +13,105 @@ from safetensors.torch import save_file, load_file
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['UnsafeFileError', 'save_weights', 'load_weights', 'to_safe', 'from_safe', 'save_checkpoint', 'load_checkpoint',
-           'convert_trusted']
+__all__ = [
+    'UnsafeFileError',
+    'save_weights',
+    'load_weights',
+    'to_safe',
+    'from_safe',
+    'save_checkpoint',
+    'load_checkpoint',
+    'convert_trusted',
+]
+
 
 # %% ../nbs/00a_checkpoint.ipynb #f6b80e19
 class UnsafeFileError(ValueError):
     "A model or checkpoint file that the safe loaders refuse; the message says why and how to convert a trusted one."
+
     def __init__(self, path, why: str):
         self.path = Path(path)
-        super().__init__(f"{path}: {why}; refused, because opening it could run code. If you trust where it comes from, "
-                         f"convert it once with `gcsa_fer convert {path} --trust-pickle`")
+        super().__init__(
+            f"{path}: {why}; refused, because opening it could run code. If you trust where it comes from, "
+            f"convert it once with `gcsa_fer convert {path} --trust-pickle`"
+        )
+
 
 # %% ../nbs/00a_checkpoint.ipynb #14e949d0
-def save_weights(state_dict: dict, # name -> tensor (e.g. `model.state_dict()`)
-                 path,             # the .safetensors file to write (atomically)
-                 metadata: dict | None = None, # string -> string, stored in the header
-                ) -> Path:
+def save_weights(
+    state_dict: dict,  # name -> tensor (e.g. `model.state_dict()`)
+    path,  # the .safetensors file to write (atomically)
+    metadata: dict | None = None,  # string -> string, stored in the header
+) -> Path:
     "Write a state dict as safetensors."
     bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
-    if bad: raise ValueError(f"save_weights takes tensors only; not tensors: {bad[:5]}")
+    if bad:
+        raise ValueError(f"save_weights takes tensors only; not tensors: {bad[:5]}")
     sd = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
-    return atomic_write(path, lambda t: save_file(sd, str(t), metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
+    return atomic_write(
+        path, lambda t: save_file(sd, str(t), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+    )
+
 
 def load_weights(path, device: str = 'cpu') -> dict:
     "Read a safetensors state dict; a file that is not safetensors is an `UnsafeFileError` or a clear `ValueError`."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist")
-    try: return load_file(str(path), device=device)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return load_file(str(path), device=device)
     except Exception as e:
         raise ValueError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e})") from None
+
 
 # %% ../nbs/00a_checkpoint.ipynb #163e05a4
 _NP_TAG = '__numpy__'
 
+
 def to_safe(obj):
     "A copy of `obj` in which NumPy arrays are tagged tensors; raises on any type the safe loader would refuse."
-    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str, bytes)): return obj
-    if isinstance(obj, np.ndarray): return {_NP_TAG: torch.from_numpy(obj.copy()), 'dtype': str(obj.dtype)}
-    if isinstance(obj, np.generic): return obj.item()
-    if isinstance(obj, dict): return {k: to_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return type(obj)(to_safe(v) for v in obj)
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str, bytes)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return {_NP_TAG: torch.from_numpy(obj.copy()), 'dtype': str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: to_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_safe(v) for v in obj)
     raise TypeError(f"a checkpoint may hold tensors, numbers, strings and containers of them; not {type(obj).__name__}")
+
 
 def from_safe(obj):
     "The inverse of `to_safe`."
     if isinstance(obj, dict):
-        if _NP_TAG in obj: return obj[_NP_TAG].numpy().astype(obj['dtype'])
+        if _NP_TAG in obj:
+            return obj[_NP_TAG].numpy().astype(obj['dtype'])
         return {k: from_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return type(obj)(from_safe(v) for v in obj)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(from_safe(v) for v in obj)
     return obj
+
 
 def save_checkpoint(obj: dict, path) -> Path:
     "`torch.save` of `to_safe(obj)`, atomically: the file loads with `weights_only=True`."
     safe = to_safe(obj)
+
     def write(t):
-        with open(t, 'wb') as f: torch.save(safe, f)   # through a Python file: a full disk keeps its OSError
+        with open(t, 'wb') as f:
+            torch.save(safe, f)  # through a Python file: a full disk keeps its OSError
+
     return atomic_write(path, write)
+
 
 def load_checkpoint(path, map_location='cpu') -> dict:
     "Load a checkpoint with PyTorch's safe loader (`weights_only=True`); anything it refuses is an `UnsafeFileError`."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist")
-    try: obj = torch.load(path, map_location=map_location, weights_only=True)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
         what = f"it needs {found[1]}" if found else 'it holds objects the safe loader does not know'
@@ -82,23 +120,37 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
     return from_safe(obj)
 
+
 # %% ../nbs/00a_checkpoint.ipynb #fc2a9426
 def _is_state_dict(obj) -> bool:
-    return isinstance(obj, dict) and len(obj) > 0 and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
 
-def convert_trusted(path,                 # a pickled file you trust (.pt)
-                    trust_pickle: bool = False, # must be True: this unpickles, which can run code
-                    out=None,             # default: model.safetensors for a state dict, <stem>.safe.pt for a checkpoint
-                   ) -> Path:
+
+def convert_trusted(
+    path,  # a pickled file you trust (.pt)
+    trust_pickle: bool = False,  # must be True: this unpickles, which can run code
+    out=None,  # default: model.safetensors for a state dict, <stem>.safe.pt for a checkpoint
+) -> Path:
     "Re-save a trusted pickled file in a safe format; returns the new file."
     path = Path(path)
-    if not trust_pickle: raise ValueError("convert_trusted unpickles the file, which can run code: pass trust_pickle=True (CLI: --trust-pickle) only for a file you trust")
-    if not path.is_file(): raise FileNotFoundError(f"{path} is not a file")
-    try: obj = torch.load(path, map_location='cpu', weights_only=False)
+    if not trust_pickle:
+        raise ValueError(
+            "convert_trusted unpickles the file, which can run code: pass trust_pickle=True (CLI: --trust-pickle) only for a file you trust"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file")
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=False)
     except Exception as e:
         raise ValueError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {e})") from None
     if _is_state_dict(obj):
-        return save_weights(obj, out or path.with_name('model.safetensors' if path.name == 'model.pt' else path.stem + '.safetensors'))
+        return save_weights(
+            obj, out or path.with_name('model.safetensors' if path.name == 'model.pt' else path.stem + '.safetensors')
+        )
     if isinstance(obj, dict):
         return save_checkpoint(obj, out or path.with_name(path.stem + '.safe.pt'))
     raise ValueError(f"{path} holds a {type(obj).__name__}, neither a state dict nor a checkpoint dict")

@@ -4,27 +4,51 @@
 
 # %% ../nbs/15_cli.ipynb #178e9a26
 from __future__ import annotations
-import argparse, json, os, shutil, sys
+import argparse
+import json
+import os
+import shutil
+import sys
 from pathlib import Path
-MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'   # `data fetch`: a folder holding <name>/ per dataset (gcsa_fer.fetch.MIRROR_ENV)
 
+MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'  # `data fetch`: a folder holding <name>/ per dataset (gcsa_fer.fetch.MIRROR_ENV)
 
 # %% auto #0
-__all__ = ['MIRROR_ENV', 'build_parser', 'main', 'data_command', 'train_command', 'predict_command', 'report', 'gan_command',
-           'run_command']
+__all__ = [
+    'MIRROR_ENV',
+    'build_parser',
+    'main',
+    'data_command',
+    'train_command',
+    'predict_command',
+    'report',
+    'gan_command',
+    'run_command',
+]
+
 
 # %% ../nbs/15_cli.ipynb #00469607
 class _Parser(argparse.ArgumentParser):
     "An `ArgumentParser` whose errors are one line; a mistyped option's line also points to --help."
+
     parsed = False
+
     def error(self, message):
         hint = '' if self.parsed else f" (see {self.prog} --help)"
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")
 
+
 def _add_set(p, what: str = 'any other configuration field'):
     "The one `--set` of every sub-command: `--set a=1 --set b=2`, or `--set a=1 b=2`, or both."
-    p.add_argument('--set', action='extend', nargs='+', default=[], metavar='NAME=VALUE',
-                   help=f"{what}, by its flat name; repeated, or several after one: --set epochs=30 batch_size=32")
+    p.add_argument(
+        '--set',
+        action='extend',
+        nargs='+',
+        default=[],
+        metavar='NAME=VALUE',
+        help=f"{what}, by its flat name; repeated, or several after one: --set epochs=30 batch_size=32",
+    )
+
 
 # %% ../nbs/15_cli.ipynb #b14cc5f8
 def _kv(items) -> dict:
@@ -32,23 +56,36 @@ def _kv(items) -> dict:
     out = {}
     for it in items or []:
         k, eq, v = it.partition('=')
-        if not eq or not k.strip(): raise ValueError(f"--set expects NAME=VALUE, got {it!r}")
-        if k.strip() in out: raise ValueError(f"--set {k.strip()} is given twice")
-        try: out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError: out[k.strip()] = v
+        if not eq or not k.strip():
+            raise ValueError(f"--set expects NAME=VALUE, got {it!r}")
+        if k.strip() in out:
+            raise ValueError(f"--set {k.strip()} is given twice")
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
     return out
+
 
 def _positive(text: str) -> float:
     "argparse type: a number > 0."
-    try: v = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0: raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return v
+
 
 def _check_device(parser, name):
     from gcsa_fer.core import get_device
-    try: get_device(name)
-    except (ValueError, RuntimeError) as e: parser.error(f"--device {name}: {e}")
+
+    try:
+        get_device(name)
+    except (ValueError, RuntimeError) as e:
+        parser.error(f"--device {name}: {e}")
+
 
 def _check_out(parser, path, flag: str = '--out'):
     "An output folder is a folder, or a name that can become one."
@@ -59,33 +96,72 @@ def _check_out(parser, path, flag: str = '--out'):
     if not p.exists() and above is not None and not above.is_dir():
         parser.error(f"{flag} {path}: {above} is a file, so no folder can be made there")
 
+
 # %% ../nbs/15_cli.ipynb #34c2e44a
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog='gcsa_fer', description='Audio-visual expression recognition with GCSA (Yu et al., ABAW 2025).')
     sub = p.add_subparsers(dest='command', required=True)
     a = sub.add_parser('ablate', help="run an ablation grid through papermill (skips finished runs)")
-    a.add_argument('--preset', default='ravdess-cpu',
-                   help='ravdess-cpu (the default: 60 runs over 6 folds, 2 CPU cores), ravdess-cpu-quick (2 folds), ravdess '
-                        '(the paper recipe, GPU), abaw, synthetic, or attention-cpu (GCSA against controls on both branches; '
-                        'attention-audio-cpu and attention-faces-cpu are its halves)')
+    a.add_argument(
+        '--preset',
+        default='ravdess-cpu',
+        help='ravdess-cpu (the default: 60 runs over 6 folds, 2 CPU cores), ravdess-cpu-quick (2 folds), ravdess '
+        '(the paper recipe, GPU), abaw, synthetic, or attention-cpu (GCSA against controls on both branches; '
+        'attention-audio-cpu and attention-faces-cpu are its halves)',
+    )
     a.add_argument('--out', default=None, help='runs folder (default: runs/<preset>)')
     a.add_argument('--seeds', type=int, nargs='+', default=None)
-    a.add_argument('--folds', type=int, nargs='+', default=None, help="RAVDESS folds: 1-6 (EmoBox, actor-disjoint) or 0 (the fixed split); default: the preset's")
+    a.add_argument(
+        '--folds',
+        type=int,
+        nargs='+',
+        default=None,
+        help="RAVDESS folds: 1-6 (EmoBox, actor-disjoint) or 0 (the fixed split); default: the preset's",
+    )
     a.add_argument('--modalities', nargs='+', default=None, choices=['a', 'v', 'av'])
-    a.add_argument('--rows', nargs='+', default=None, help="rows of the preset (Table 1: Base, 'matched control', +GCSA, +GCSA+CF)")
+    a.add_argument(
+        '--rows', nargs='+', default=None, help="rows of the preset (Table 1: Base, 'matched control', +GCSA, +GCSA+CF)"
+    )
     a.add_argument('--device', default=None, help="auto, cpu or cuda (default: the preset's)")
     a.add_argument('--epochs', type=int, default=None)
     a.add_argument('--data-root', default='', help='the dataset, when it lives outside the repository')
     a.add_argument('--no-retry-failed', action='store_true', help='leave runs recorded as failed alone')
-    a.add_argument('--only', type=int, nargs='+', default=None, metavar='K', help='run only the K-th runs of the grid (0-based; see --list): one SLURM array task each')
-    a.add_argument('--shard', default=None, metavar='I/N', help='run machine I of N\'s share of the grid (runs grouped by fold and seed; see the ablate notebook)')
+    a.add_argument(
+        '--only',
+        type=int,
+        nargs='+',
+        default=None,
+        metavar='K',
+        help='run only the K-th runs of the grid (0-based; see --list): one SLURM array task each',
+    )
+    a.add_argument(
+        '--shard',
+        default=None,
+        metavar='I/N',
+        help='run machine I of N\'s share of the grid (runs grouped by fold and seed; see the ablate notebook)',
+    )
     a.add_argument('--list', action='store_true', help='print the grid (position, run name, what it needs) and exit')
     _add_set(a)
-    x = sub.add_parser('run', help="train and evaluate one configuration into a run folder, resuming it; under torchrun, as one of several processes")
-    x.add_argument('--config', default=None, help='a config.json to start from (as a run folder holds); the options below change it')
-    x.add_argument('--dataset', default=None, help='synthetic, ravdess, cremad, abaw, afew, ckplus or faces (required without --config)')
+    x = sub.add_parser(
+        'run',
+        help="train and evaluate one configuration into a run folder, resuming it; under torchrun, as one of several processes",
+    )
+    x.add_argument(
+        '--config',
+        default=None,
+        help='a config.json to start from (as a run folder holds); the options below change it',
+    )
+    x.add_argument(
+        '--dataset',
+        default=None,
+        help='synthetic, ravdess, cremad, abaw, afew, ckplus or faces (required without --config)',
+    )
     x.add_argument('--modality', default=None, help="a, v or av (default: av, or the --config's)")
-    x.add_argument('--out', required=True, help='the run folder (a finished epoch is never repeated: relaunch the same command to resume)')
+    x.add_argument(
+        '--out',
+        required=True,
+        help='the run folder (a finished epoch is never repeated: relaunch the same command to resume)',
+    )
     x.add_argument('--data-root', default=None, help='the dataset folder (default: the shipped data)')
     x.add_argument('--fold', type=int, default=None)
     x.add_argument('--cache', default=None, help='feature cache folder (default: <out>/../cache)')
@@ -93,65 +169,139 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument('--max-epochs', type=int, default=None, help='stop after this many epochs in this call (resumable)')
     _add_set(x, 'any configuration field (e.g. sync_bn=true)')
     x.add_argument('--quiet', action='store_true')
-    gn = sub.add_parser('gan', help="train the class-conditional GAN on a dataset's training faces (or AU vectors): AFEW or CK+ in their published layouts, a face folder, ...")
-    gn.add_argument('--dataset', required=True, help='afew, ckplus, faces, abaw, cremad, ravdess (action-unit vectors) or synthetic')
-    gn.add_argument('--data-root', default='', help='the dataset folder (default: the shipped data, where there is one)')
+    gn = sub.add_parser(
+        'gan',
+        help="train the class-conditional GAN on a dataset's training faces (or AU vectors): AFEW or CK+ in their published layouts, a face folder, ...",
+    )
+    gn.add_argument(
+        '--dataset', required=True, help='afew, ckplus, faces, abaw, cremad, ravdess (action-unit vectors) or synthetic'
+    )
+    gn.add_argument(
+        '--data-root', default='', help='the dataset folder (default: the shipped data, where there is one)'
+    )
     gn.add_argument('--out', required=True, help='gan.pt (resumable), samples.png, log.json, quality.json')
-    gn.add_argument('--split', default='train', help="which split trains it: train (quality then measured on val), or all (as the paper's GAN used all of AFEW and CK+)")
+    gn.add_argument(
+        '--split',
+        default='train',
+        help="which split trains it: train (quality then measured on val), or all (as the paper's GAN used all of AFEW and CK+)",
+    )
     gn.add_argument('--steps', type=int, default=2000)
     gn.add_argument('--face-size', type=int, default=64, help='side of the generated faces (a power of two)')
     _add_set(gn, 'other configuration fields (e.g. fold=1 detector=none)')
     gn.add_argument('--quiet', action='store_true')
-    r = sub.add_parser('report', help='collect runs into the ablation table and plot (executes experiments/report.ipynb)')
+    r = sub.add_parser(
+        'report', help='collect runs into the ablation table and plot (executes experiments/report.ipynb)'
+    )
     r.add_argument('--runs', required=True, help='runs folder')
-    r.add_argument('--out', required=True, help='results folder (table.md, table.csv, ablation.png, metrics of each run)')
+    r.add_argument(
+        '--out', required=True, help='results folder (table.md, table.csv, ablation.png, metrics of each run)'
+    )
     r.add_argument('--title', default='Ablation')
-    ar = sub.add_parser('attention-report', help='the attention grid (ablate --preset attention-cpu): costs, paired statistics, forest plot')
+    ar = sub.add_parser(
+        'attention-report',
+        help='the attention grid (ablate --preset attention-cpu): costs, paired statistics, forest plot',
+    )
     ar.add_argument('--runs', required=True, help='its runs folder (e.g. runs/attention-cpu)')
-    ar.add_argument('--out', required=True, help='results folder (table.csv, table.md, forest.png, runs.csv, each run\'s metrics)')
-    ar.add_argument('--no-costs', action='store_true', help="skip measuring each variant's parameters, multiply-adds and CPU time")
-    t = sub.add_parser('train', help="train and evaluate the visual branch on a folder of labelled faces (folder per class, or a CSV manifest), by subject-grouped folds")
-    t.add_argument('--data', required=True, help='root/<class>/*.jpg|png|mp4, or a folder with manifest.csv, or a CSV (path,label[,subject][,split])')
-    t.add_argument('--out', required=True, help='output folder: fold1..foldK (run folders), cv.csv, cv.json, final/ (the model predict takes)')
+    ar.add_argument(
+        '--out', required=True, help='results folder (table.csv, table.md, forest.png, runs.csv, each run\'s metrics)'
+    )
+    ar.add_argument(
+        '--no-costs', action='store_true', help="skip measuring each variant's parameters, multiply-adds and CPU time"
+    )
+    t = sub.add_parser(
+        'train',
+        help="train and evaluate the visual branch on a folder of labelled faces (folder per class, or a CSV manifest), by subject-grouped folds",
+    )
+    t.add_argument(
+        '--data',
+        required=True,
+        help='root/<class>/*.jpg|png|mp4, or a folder with manifest.csv, or a CSV (path,label[,subject][,split])',
+    )
+    t.add_argument(
+        '--out',
+        required=True,
+        help='output folder: fold1..foldK (run folders), cv.csv, cv.json, final/ (the model predict takes)',
+    )
     t.add_argument('--modality', default='v', choices=['v'], help='face folders have the visual modality only')
     t.add_argument('--attention', default='gcsa', help="gcsa (default), none, se, eca or cbam")
     t.add_argument('--folds', type=int, nargs='+', default=None, help='which folds to run (default: all)')
     t.add_argument('--n-folds', type=int, default=5, help='subject-grouped folds (default 5)')
     t.add_argument('--epochs', type=int, default=None, help="default: the face recipe's (FACE_RECIPE)")
-    t.add_argument('--map', action='append', metavar='NAME=CLASS', help="extra class-folder names, e.g. --map grin=Happiness")
+    t.add_argument(
+        '--map', action='append', metavar='NAME=CLASS', help="extra class-folder names, e.g. --map grin=Happiness"
+    )
     t.add_argument('--no-final', action='store_true', help='skip the final model on every subject')
     t.add_argument('--device', default='auto', help='auto, cpu or cuda')
     _add_set(t)
-    q = sub.add_parser('predict', help='per-window expression probabilities of videos (and images): CSV, timeline PNG, optional ABAW file')
-    q.add_argument('videos', nargs='+', metavar='FILE', help='video files (PyAV reads them: mp4, flv, mkv, avi, ...) or face images (jpg, png, ...)')
-    q.add_argument('--run', default=None, help='run folder, exported model folder, or a `train` output folder (default: models/default for speech with models/faces for faces)')
-    q.add_argument('--face-run', default=None, help='a face model to combine with --run: its face branch predicts the video, --run\'s audio branch the speech')
-    q.add_argument('--no-faces', action='store_true', help='with the default models: speech only (models/default alone)')
+    q = sub.add_parser(
+        'predict',
+        help='per-window expression probabilities of videos (and images): CSV, timeline PNG, optional ABAW file',
+    )
+    q.add_argument(
+        'videos',
+        nargs='+',
+        metavar='FILE',
+        help='video files (PyAV reads them: mp4, flv, mkv, avi, ...) or face images (jpg, png, ...)',
+    )
+    q.add_argument(
+        '--run',
+        default=None,
+        help='run folder, exported model folder, or a `train` output folder (default: models/default for speech with models/faces for faces)',
+    )
+    q.add_argument(
+        '--face-run',
+        default=None,
+        help='a face model to combine with --run: its face branch predicts the video, --run\'s audio branch the speech',
+    )
+    q.add_argument(
+        '--no-faces', action='store_true', help='with the default models: speech only (models/default alone)'
+    )
     q.add_argument('--out', default='predictions', help='output folder (default: predictions)')
     q.add_argument('--hop', type=_positive, default=0.5, help='seconds between window centres (default 0.5)')
-    q.add_argument('--window', type=_positive, default=None, help="window length in seconds (default: the model's training length)")
+    q.add_argument(
+        '--window', type=_positive, default=None, help="window length in seconds (default: the model's training length)"
+    )
     q.add_argument('--abaw', action='store_true', help='also write abaw_expr.txt in the ABAW EXPR submission format')
     q.add_argument('--no-plot', action='store_true', help='skip the timeline PNGs')
     q.add_argument('--device', default='cpu', help='cpu or cuda')
     q.add_argument('--quiet', action='store_true', help='no progress bar')
-    e = sub.add_parser('export-model', help='make a small model folder (model.safetensors, config.json, provenance.json, README.md) from a run')
+    e = sub.add_parser(
+        'export-model',
+        help='make a small model folder (model.safetensors, config.json, provenance.json, README.md) from a run',
+    )
     e.add_argument('run', metavar='RUN_DIR')
     e.add_argument('--out', required=True, help='the model folder to write (for example models/my-model)')
     e.add_argument('--force', action='store_true', help='replace the weights of a model folder that already holds some')
-    e.add_argument('--branches', nargs='+', choices=['audio', 'visual'], default=None, help='branches to keep (default: all)')
+    e.add_argument(
+        '--branches', nargs='+', choices=['audio', 'visual'], default=None, help='branches to keep (default: all)'
+    )
     e.add_argument('--dtype', choices=['float16', 'float32'], default='float16')
-    o = sub.add_parser('export-onnx', help="export each branch of a run (or model folder) to ONNX, checked against PyTorch")
+    o = sub.add_parser(
+        'export-onnx', help="export each branch of a run (or model folder) to ONNX, checked against PyTorch"
+    )
     o.add_argument('run', metavar='RUN_DIR')
     o.add_argument('--out', default=None, help='output folder (default: RUN_DIR/onnx)')
     o.add_argument('--opset', type=int, default=17)
     o.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
-    c = sub.add_parser('convert', help='re-save a pickled model or checkpoint you trust in a safe format (safetensors, or a weights-only checkpoint)')
+    c = sub.add_parser(
+        'convert',
+        help='re-save a pickled model or checkpoint you trust in a safe format (safetensors, or a weights-only checkpoint)',
+    )
     c.add_argument('file', metavar='FILE')
-    c.add_argument('--trust-pickle', action='store_true', help='required: converting unpickles FILE, which can run code; only for files you trust')
-    c.add_argument('--out', default=None, help='default: model.safetensors for a state dict, <name>.safe.pt for a checkpoint, beside FILE')
+    c.add_argument(
+        '--trust-pickle',
+        action='store_true',
+        help='required: converting unpickles FILE, which can run code; only for files you trust',
+    )
+    c.add_argument(
+        '--out',
+        default=None,
+        help='default: model.safetensors for a state dict, <name>.safe.pt for a checkpoint, beside FILE',
+    )
     dt = sub.add_parser('data', help='the real datasets: fetch them into data/ and check every file against its sha256')
     df = dt.add_subparsers(dest='data_command', required=True).add_parser(
-        'fetch', help=f"fill data/<name>/ from a checked copy there, the mirror folder ${MIRROR_ENV}, or the publisher")
+        'fetch', help=f"fill data/<name>/ from a checked copy there, the mirror folder ${MIRROR_ENV}, or the publisher"
+    )
     df.add_argument('names', nargs='*', metavar='NAME', help='ravdess_speech ravdess_au cremad_sample london_faces_dev')
     df.add_argument('--all', action='store_true', help='every dataset')
     df.add_argument('--root', default=None, help="the folder that holds the datasets (default: the repository's data/)")
@@ -159,42 +309,71 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument('--quiet', action='store_true', help='no progress bars')
     return p
 
+
 # %% ../nbs/15_cli.ipynb #c7fe07ad
 def main(argv=None):
-    parser = build_parser(); args = parser.parse_args(argv); parser.parsed = True
-    if getattr(args, 'out', None) is not None and args.command != 'convert':   # convert's --out is a file
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    parser.parsed = True
+    if getattr(args, 'out', None) is not None and args.command != 'convert':  # convert's --out is a file
         _check_out(parser, args.out)
     if args.command == 'ablate':
         from gcsa_fer.ablate import ablate, ablation_grid, shard_runs
+
         try:
             extra = _kv(args.set)
-            if args.epochs is not None: extra['epochs'] = args.epochs
-            grid = ablation_grid(args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra)  # checks the preset and every field
+            if args.epochs is not None:
+                extra['epochs'] = args.epochs
+            grid = ablation_grid(
+                args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra
+            )  # checks the preset and every field
             mine = {r['name'] for r in shard_runs(grid, args.shard)} if args.shard else None
             outside = [k for k in args.only or [] if not 0 <= k < len(grid)]
-            if outside: raise ValueError(f"--only {outside}: outside the grid of {len(grid)} runs (0-{len(grid) - 1})")
-        except ValueError as e: parser.error(str(e))
-        if args.device: _check_device(parser, args.device)
+            if outside:
+                raise ValueError(f"--only {outside}: outside the grid of {len(grid)} runs (0-{len(grid) - 1})")
+        except ValueError as e:
+            parser.error(str(e))
+        if args.device:
+            _check_device(parser, args.device)
         if args.list:
             for i, r in enumerate(grid):
-                if mine is not None and r['name'] not in mine: continue
+                if mine is not None and r['name'] not in mine:
+                    continue
                 needs = r['parameters'].get('branch_runs')
                 print(f"{i}\t{r['name']}" + (f"\tfuses {needs['a']} and {needs['v']}" if needs else ''))
             return
-        st = ablate(args.preset, args.out or f'runs/{args.preset}', args.seeds, args.modalities, args.rows, args.device,
-                    args.data_root, folds=args.folds, only=args.only, shard=args.shard, retry_failed=not args.no_retry_failed, **extra)
+        st = ablate(
+            args.preset,
+            args.out or f'runs/{args.preset}',
+            args.seeds,
+            args.modalities,
+            args.rows,
+            args.device,
+            args.data_root,
+            folds=args.folds,
+            only=args.only,
+            shard=args.shard,
+            retry_failed=not args.no_retry_failed,
+            **extra,
+        )
         print(st.to_string(index=False))
-        if st['status'].isin(['failed', 'conflict']).any(): sys.exit(1)
+        if st['status'].isin(['failed', 'conflict']).any():
+            sys.exit(1)
     elif args.command == 'data':
         sys.exit(data_command(parser, args))
     elif args.command == 'report':
-        if not Path(args.runs).is_dir(): parser.error(f"--runs {args.runs}: no such folder (the runs folder of an ablation, e.g. runs/ravdess-cpu)")
+        if not Path(args.runs).is_dir():
+            parser.error(f"--runs {args.runs}: no such folder (the runs folder of an ablation, e.g. runs/ravdess-cpu)")
         report(args.runs, args.out, args.title)
     elif args.command == 'attention-report':
-        if not Path(args.runs).is_dir(): parser.error(f"--runs {args.runs}: no such folder (the runs folder of the attention grid)")
+        if not Path(args.runs).is_dir():
+            parser.error(f"--runs {args.runs}: no such folder (the runs folder of the attention grid)")
         from gcsa_fer.attention import attention_report
-        try: rep = attention_report(args.runs, args.out, costs=not args.no_costs)
-        except ValueError as e: parser.error(str(e))
+
+        try:
+            rep = attention_report(args.runs, args.out, costs=not args.no_costs)
+        except ValueError as e:
+            parser.error(str(e))
         print(rep['markdown'] + '\n\n' + rep['note'])
     elif args.command == 'predict':
         _check_device(parser, args.device)
@@ -205,106 +384,198 @@ def main(argv=None):
     elif args.command == 'gan':
         sys.exit(gan_command(parser, args))
     elif args.command == 'run':
-        if args.device: _check_device(parser, args.device)
+        if args.device:
+            _check_device(parser, args.device)
         sys.exit(run_command(parser, args))
     elif args.command == 'export-model':
         from gcsa_fer.models import export_default_model
+
         if not args.force and any((Path(args.out) / n).exists() for n in ('model.safetensors', 'model.pt')):
             parser.error(f"{args.out} already holds a model; pass --force to replace it, or choose another --out")
-        try: out = export_default_model(args.run, args.out, args.branches, args.dtype)
-        except (FileNotFoundError, ValueError) as e: parser.error(str(e))
+        try:
+            out = export_default_model(args.run, args.out, args.branches, args.dtype)
+        except (FileNotFoundError, ValueError) as e:
+            parser.error(str(e))
         print(f"wrote {out}: " + ', '.join(sorted(p.name for p in out.iterdir())))
     elif args.command == 'convert':
         from gcsa_fer.checkpoint import convert_trusted
-        if not args.trust_pickle: parser.error("convert unpickles FILE, which can run code: pass --trust-pickle if you trust where it comes from")
-        try: out = convert_trusted(args.file, trust_pickle=True, out=args.out)
-        except (FileNotFoundError, ValueError) as e: parser.error(str(e))
+
+        if not args.trust_pickle:
+            parser.error(
+                "convert unpickles FILE, which can run code: pass --trust-pickle if you trust where it comes from"
+            )
+        try:
+            out = convert_trusted(args.file, trust_pickle=True, out=args.out)
+        except (FileNotFoundError, ValueError) as e:
+            parser.error(str(e))
         print(f"wrote {out}")
     elif args.command == 'export-onnx':
         from gcsa_fer.onnx_export import export_onnx
+
         out = Path(args.out) if args.out else Path(args.run) / 'onnx'
-        try: man = export_onnx(args.run, out, args.opset, check=not args.no_check)
-        except (FileNotFoundError, ValueError) as e: parser.error(str(e))
+        try:
+            man = export_onnx(args.run, out, args.opset, check=not args.no_check)
+        except (FileNotFoundError, ValueError) as e:
+            parser.error(str(e))
         for b, d in man['branches'].items():
-            print(f"{out / d['file']}: input {d['input']} {d['shape']}, {d['bytes'] / 1e3:.0f} kB"
-                  + (f", max |ONNX - PyTorch| = {d['max_abs_diff']:.1e}" if 'max_abs_diff' in d else ''))
+            print(
+                f"{out / d['file']}: input {d['input']} {d['shape']}, {d['bytes'] / 1e3:.0f} kB"
+                + (f", max |ONNX - PyTorch| = {d['max_abs_diff']:.1e}" if 'max_abs_diff' in d else '')
+            )
+
 
 # %% ../nbs/15_cli.ipynb #0a5ac9c3
 def data_command(parser, args) -> int:
     "`gcsa_fer data fetch`: 0 when every dataset is there and checked, 2 when one cannot be had, 1 on a wrong checksum."
-    from gcsa_fer.fetch import DATASETS, ChecksumError, DataUnavailable, fetch
+    from gcsa_fer.fetch import DATASETS, DataUnavailable, fetch
+
     names = list(DATASETS) if args.all else args.names
     unknown = [n for n in names if n not in DATASETS]
     if unknown or not names:
-        parser.error(f"data fetch: name datasets ({', '.join(DATASETS)}) or pass --all"
-                     + (f"; unknown: {', '.join(unknown)}" if unknown else ''))
+        parser.error(
+            f"data fetch: name datasets ({', '.join(DATASETS)}) or pass --all"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else '')
+        )
     for n in names:
-        try: r = fetch(n, args.root, os.environ.get(MIRROR_ENV) or None, force=args.force, progress=not args.quiet)
-        except DataUnavailable as e: print(f"error: {e}", file=sys.stderr); return 2
-        except ValueError as e: print(f"error: {e}", file=sys.stderr); return 1    # ChecksumError, or a bad folder
+        try:
+            r = fetch(n, args.root, os.environ.get(MIRROR_ENV) or None, force=args.force, progress=not args.quiet)
+        except DataUnavailable as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1  # ChecksumError, or a bad folder
         print(f"{n}: {r['source']}, {r['files']} files ({r['layout']} layout), {r['seconds']:.2f} s")
     return 0
+
 
 # %% ../nbs/15_cli.ipynb #d4dca169
 def train_command(parser, args) -> int:
     "The `train` sub-command: cross-validate the face recipe on a face folder, then train the final model."
     from gcsa_fer.face_training import face_config, cross_validate
+
     try:
         extra = _kv(args.set)
-        if args.epochs is not None: extra['epochs'] = args.epochs
-        cfg = face_config(args.data, args.attention, n_folds=args.n_folds, device=args.device, label_map=','.join(args.map or []), **extra)
+        if args.epochs is not None:
+            extra['epochs'] = args.epochs
+        cfg = face_config(
+            args.data,
+            args.attention,
+            n_folds=args.n_folds,
+            device=args.device,
+            label_map=','.join(args.map or []),
+            **extra,
+        )
         from gcsa_fer.faces import FaceFolder
-        FaceFolder(cfg.data_root, 'all', cfg=cfg.preprocess, mapping=cfg.label_map or None)    # reads the folder or manifest: bad rows stop here
-    except (ValueError, FileNotFoundError) as e: parser.error(str(e))
+
+        FaceFolder(
+            cfg.data_root, 'all', cfg=cfg.preprocess, mapping=cfg.label_map or None
+        )  # reads the folder or manifest: bad rows stop here
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
     table = cross_validate(cfg, args.out, args.folds, final=not args.no_final)
     s = json.loads((Path(args.out) / 'cv.json').read_text())
     print(table.round(3).to_string(index=False))
-    print(f"accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f} over {len(table)} subject-disjoint folds "
-          f"(pixel logistic regression: {s['baseline_accuracy']['mean']:.3f} ± {s['baseline_accuracy']['std']:.3f}"
-          + (f"; within-subject accuracy, a diagnostic: {s['within_subject_accuracy']['mean']:.3f})" if s.get('within_subject_accuracy') else ")"))
-    if not args.no_final: print(f"final model: {Path(args.out) / 'final'} (gcsa_fer predict FILES --run {args.out})")
+    print(
+        f"accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f} over {len(table)} subject-disjoint folds "
+        f"(pixel logistic regression: {s['baseline_accuracy']['mean']:.3f} ± {s['baseline_accuracy']['std']:.3f}"
+        + (
+            f"; within-subject accuracy, a diagnostic: {s['within_subject_accuracy']['mean']:.3f})"
+            if s.get('within_subject_accuracy')
+            else ")"
+        )
+    )
+    if not args.no_final:
+        print(f"final model: {Path(args.out) / 'final'} (gcsa_fer predict FILES --run {args.out})")
     return 0
+
 
 def predict_command(args) -> int:
     "The `predict` sub-command: 0 when every video was processed, 1 when some failed, 2 when there is no model."
     from gcsa_fer.predict import predict_videos
     from gcsa_fer.models import load_model, default_model_dir, default_predictor, combine_models
+
     try:
-        if args.run is None and not args.no_faces and args.face_run is None: lm = default_predictor(args.device)
+        if args.run is None and not args.no_faces and args.face_run is None:
+            lm = default_predictor(args.device)
         else:
             run = args.run or default_model_dir()
-            if run is None: raise FileNotFoundError("no --run given and no models/default folder; pass a run folder or an exported model folder")
+            if run is None:
+                raise FileNotFoundError(
+                    "no --run given and no models/default folder; pass a run folder or an exported model folder"
+                )
             lm = load_model(run, args.device)
-            if args.face_run: lm = combine_models(lm, load_model(args.face_run, args.device))
-    except (FileNotFoundError, ValueError) as e: print(f"gcsa_fer: error: {e}", file=sys.stderr); return 2
+            if args.face_run:
+                lm = combine_models(lm, load_model(args.face_run, args.device))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"gcsa_fer: error: {e}", file=sys.stderr)
+        return 2
     print(lm.describe(), file=sys.stderr)
     if lm.visual_input == 'features':
-        print("note: this model's visual branch takes OpenFace action units, which cannot be computed from a video here: "
-              "predictions use the audio branch only", file=sys.stderr)
+        print(
+            "note: this model's visual branch takes OpenFace action units, which cannot be computed from a video here: "
+            "predictions use the audio branch only",
+            file=sys.stderr,
+        )
     from gcsa_fer.detect import DetectorUnavailable
-    try: _, summary = predict_videos(args.videos, lm, args.out, args.hop, args.window, abaw=args.abaw, plot=not args.no_plot, progress=not args.quiet)
-    except DetectorUnavailable as e: print(f"gcsa_fer: error: {e}", file=sys.stderr); return 2
-    cols = [c for c in ('video', 'status', 'label', 'windows_av', 'windows_audio', 'windows_video', 'windows_none', 'error') if c in summary]
+
+    try:
+        _, summary = predict_videos(
+            args.videos,
+            lm,
+            args.out,
+            args.hop,
+            args.window,
+            abaw=args.abaw,
+            plot=not args.no_plot,
+            progress=not args.quiet,
+        )
+    except DetectorUnavailable as e:
+        print(f"gcsa_fer: error: {e}", file=sys.stderr)
+        return 2
+    cols = [
+        c
+        for c in ('video', 'status', 'label', 'windows_av', 'windows_audio', 'windows_video', 'windows_none', 'error')
+        if c in summary
+    ]
     table = summary[cols].astype({c: 'Int64' for c in cols if c.startswith('windows_')}).astype(object)
     print(table.where(table.notna(), '').to_string(index=False))
     failed = int((summary['status'] == 'failed').sum())
-    print(f"wrote {args.out}/ ({len(summary) - failed} of {len(summary)} videos)" + (f"; {failed} failed" if failed else ''), file=sys.stderr)
+    print(
+        f"wrote {args.out}/ ({len(summary) - failed} of {len(summary)} videos)"
+        + (f"; {failed} failed" if failed else ''),
+        file=sys.stderr,
+    )
     return 1 if failed else 0
+
 
 # %% ../nbs/15_cli.ipynb #4eb5a3d2
 def report(runs_dir, out_dir, title: str = 'Ablation'):
     "Execute experiments/report.ipynb on `runs_dir` into `out_dir`, with each run's metrics.json and history.csv copied beside it."
     import papermill as pm
     from gcsa_fer.ablate import find_notebook, run_status
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     for run in sorted(Path(runs_dir).iterdir()):
         if run.is_dir() and run_status(run) == 'complete':
             (out / 'runs' / run.name).mkdir(parents=True, exist_ok=True)
-            for f in ('metrics.json', 'history.csv', 'papermill_command.txt'):   # a fused V+A run has no history of its own
-                if (run / f).exists(): shutil.copy2(run / f, out / 'runs' / run.name / f)
-    pm.execute_notebook(str(find_notebook('report.ipynb')), str(out / 'report.ipynb'), kernel_name='python3', progress_bar=False,
-                        parameters={'runs_dir': str(Path(runs_dir).resolve()), 'out_dir': str(out.resolve()), 'title': title})
+            for f in (
+                'metrics.json',
+                'history.csv',
+                'papermill_command.txt',
+            ):  # a fused V+A run has no history of its own
+                if (run / f).exists():
+                    shutil.copy2(run / f, out / 'runs' / run.name / f)
+    pm.execute_notebook(
+        str(find_notebook('report.ipynb')),
+        str(out / 'report.ipynb'),
+        kernel_name='python3',
+        progress_bar=False,
+        parameters={'runs_dir': str(Path(runs_dir).resolve()), 'out_dir': str(out.resolve()), 'title': title},
+    )
     print((out / 'table.md').read_text())
+
 
 # %% ../nbs/15_cli.ipynb #3070bd49
 def gan_command(parser, args) -> int:
@@ -312,44 +583,80 @@ def gan_command(parser, args) -> int:
     from gcsa_fer.core import Config, atomic_write
     from gcsa_fer.datasets import get_dataset
     from gcsa_fer.gan import train_gan, training_arrays, gan_quality
+
     try:
-        cfg = Config(dataset=args.dataset, modality='v', data_root=args.data_root).update(face_size=args.face_size, **_kv(args.set))
+        cfg = Config(dataset=args.dataset, modality='v', data_root=args.data_root).update(
+            face_size=args.face_size, **_kv(args.set)
+        )
         X, y, kind = training_arrays(get_dataset(args.dataset, args.split, cfg, Path(args.out) / 'cache'))
         gan = train_gan(X, y, args.out, kind, steps=args.steps, seed=cfg.train.seed, progress=not args.quiet)
-    except (ValueError, TypeError) as e: parser.error(str(e))
+    except (ValueError, TypeError) as e:
+        parser.error(str(e))
     Xv, why = None, 'the GAN trained on every item' if args.split == 'all' else ''
     if args.split != 'all':
-        try: Xv, yv, _ = training_arrays(get_dataset(args.dataset, 'val', cfg, Path(args.out) / 'cache'))
-        except ValueError as e: why = str(e)
-    q = gan_quality(gan, X, y, Xv, yv) if Xv is not None and len(set(yv.tolist())) > 1 else {'note': f"no validation split to measure on ({why if Xv is None else 'one class'})"}
+        try:
+            Xv, yv, _ = training_arrays(get_dataset(args.dataset, 'val', cfg, Path(args.out) / 'cache'))
+        except ValueError as e:
+            why = str(e)
+    q = (
+        gan_quality(gan, X, y, Xv, yv)
+        if Xv is not None and len(set(yv.tolist())) > 1
+        else {'note': f"no validation split to measure on ({why if Xv is None else 'one class'})"}
+    )
     atomic_write(Path(args.out) / 'quality.json', lambda t: t.write_text(json.dumps(q, indent=1)))
-    print(f"{args.out}: {len(X)} training {'faces' if kind == 'image' else 'vectors'} of {len(gan.classes)} classes, {args.steps} steps; "
-          + (f"TSTR {100 * q['tstr_accuracy']:.1f} % vs TRTR {100 * q['trtr_accuracy']:.1f} %, C2ST {100 * q['c2st_accuracy']:.1f} %" if 'tstr_accuracy' in q else q['note']))
+    print(
+        f"{args.out}: {len(X)} training {'faces' if kind == 'image' else 'vectors'} of {len(gan.classes)} classes, {args.steps} steps; "
+        + (
+            f"TSTR {100 * q['tstr_accuracy']:.1f} % vs TRTR {100 * q['trtr_accuracy']:.1f} %, C2ST {100 * q['c2st_accuracy']:.1f} %"
+            if 'tstr_accuracy' in q
+            else q['note']
+        )
+    )
     return 0
+
 
 def run_command(parser, args) -> int:
     "`gcsa_fer run`: one configuration, trained and evaluated into `--out`; with torchrun, this process's part of it."
     from gcsa_fer.core import Config
     from gcsa_fer.experiment import run_experiment
     from gcsa_fer.distributed import dist_info, is_main
+
     try:
-        if args.config: cfg = Config.load(args.config)
-        elif args.dataset: cfg = Config(dataset=args.dataset, modality='av')
-        else: parser.error("give --dataset (or --config)")
-        given = {'dataset': args.dataset, 'modality': args.modality, 'data_root': args.data_root, 'fold': args.fold, 'device': args.device}
+        if args.config:
+            cfg = Config.load(args.config)
+        elif args.dataset:
+            cfg = Config(dataset=args.dataset, modality='av')
+        else:
+            parser.error("give --dataset (or --config)")
+        given = {
+            'dataset': args.dataset,
+            'modality': args.modality,
+            'data_root': args.data_root,
+            'fold': args.fold,
+            'device': args.device,
+        }
         cfg.update(**{k: v for k, v in given.items() if v is not None}, **_kv(args.set))
         cfg.validate()
         if cfg.dataset != 'synthetic':
             from gcsa_fer.datasets import get_dataset
-            get_dataset(cfg.dataset, 'train', cfg)   # the reader's checks: a bad row stops here, not mid-run
-    except (ValueError, TypeError, OSError) as e: parser.error(str(e))
+
+            get_dataset(cfg.dataset, 'train', cfg)  # the reader's checks: a bad row stops here, not mid-run
+    except (ValueError, TypeError, OSError) as e:
+        parser.error(str(e))
     m = run_experiment(cfg, args.out, args.cache, progress=not args.quiet and is_main(), max_epochs=args.max_epochs)
     if m.get('status') != 'complete':
-        if is_main(): print(f"{args.out}: stopped after epoch {m.get('epoch')} of {cfg.train.epochs}; run the same command again to continue")
+        if is_main():
+            print(
+                f"{args.out}: stopped after epoch {m.get('epoch')} of {cfg.train.epochs}; run the same command again to continue"
+            )
         return 0
     if is_main():
         t = m.get('test') or m.get('val') or {}
-        print(f"{args.out}: complete on {dist_info()[1]} process(es); test macro-F1 {100 * t.get('macro_f1', float('nan')):.2f} %")
+        print(
+            f"{args.out}: complete on {dist_info()[1]} process(es); test macro-F1 {100 * t.get('macro_f1', float('nan')):.2f} %"
+        )
     return 0
 
-if __name__ == '__main__' and not hasattr(__import__('sys'), 'ps1') and 'ipykernel' not in __import__('sys').modules: main()
+
+if __name__ == '__main__' and not hasattr(__import__('sys'), 'ps1') and 'ipykernel' not in __import__('sys').modules:
+    main()

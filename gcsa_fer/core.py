@@ -4,17 +4,46 @@
 
 # %% ../nbs/00_core.ipynb #cd4493cf
 from __future__ import annotations
-import contextlib, ctypes, dataclasses, errno, json, os, re, shutil, sys, warnings
+import contextlib
+import ctypes
+import dataclasses
+import errno
+import json
+import os
+import re
+import shutil
+import sys
+import warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import torch
 from .detect import DETECTORS
 
 # %% auto #0
-__all__ = ['EXPR_CLASSES', 'N_CLASSES', 'IGNORE_INDEX', 'MODALITIES', 'BRANCHES', 'QUADRANT_NAMES', 'CLASS_QUADRANT',
-           'check_modality', 'modality_of', 'class_quadrants', 'check_tensor', 'PreprocessConfig', 'ModelConfig',
-           'TrainConfig', 'Config', 'flat_fields', 'atomic_write', 'atomic_dir', 'read_json', 'file_lock', 'get_device',
-           'seed_everything']
+__all__ = [
+    'EXPR_CLASSES',
+    'N_CLASSES',
+    'IGNORE_INDEX',
+    'MODALITIES',
+    'BRANCHES',
+    'QUADRANT_NAMES',
+    'CLASS_QUADRANT',
+    'check_modality',
+    'modality_of',
+    'class_quadrants',
+    'check_tensor',
+    'PreprocessConfig',
+    'ModelConfig',
+    'TrainConfig',
+    'Config',
+    'flat_fields',
+    'atomic_write',
+    'atomic_dir',
+    'read_json',
+    'file_lock',
+    'get_device',
+    'seed_everything',
+]
 
 # %% ../nbs/00_core.ipynb #1a3c43c5
 EXPR_CLASSES: tuple[str, ...] = ('Neutral', 'Anger', 'Disgust', 'Fear', 'Happiness', 'Sadness', 'Surprise', 'Other')
@@ -22,136 +51,182 @@ N_CLASSES: int = len(EXPR_CLASSES)
 IGNORE_INDEX: int = -1  # the label of a frame that is not annotated
 
 # %% ../nbs/00_core.ipynb #8bcd4d1b
-MODALITIES: dict[str, str] = {'a': 'A', 'v': 'V', 'av': 'V+A'}           # a run's modality -> its name in tables
-BRANCHES: dict[str, tuple[str, ...]] = {'a': ('audio',), 'v': ('visual',), 'av': ('audio', 'visual')}   # -> AVModel branches
+MODALITIES: dict[str, str] = {'a': 'A', 'v': 'V', 'av': 'V+A'}  # a run's modality -> its name in tables
+BRANCHES: dict[str, tuple[str, ...]] = {
+    'a': ('audio',),
+    'v': ('visual',),
+    'av': ('audio', 'visual'),
+}  # -> AVModel branches
+
 
 def check_modality(modality: str) -> str:
     "`modality` when it is one of `MODALITIES`, else a `ValueError` listing them."
-    if modality not in MODALITIES: raise ValueError(f"modality must be 'a', 'v' or 'av', got {modality!r}")
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be 'a', 'v' or 'av', got {modality!r}")
     return modality
+
 
 def modality_of(branches) -> str:
     "The modality code of a set of branch names: ('audio', 'visual') -> 'av'."
     code = ('a' if 'audio' in branches else '') + ('v' if 'visual' in branches else '')
     return check_modality(code) if code else check_modality(str(tuple(branches)))
 
+
 # %% ../nbs/00_core.ipynb #f46db78e
 QUADRANT_NAMES: tuple[str, ...] = ('HA+', 'HA-', 'LA-', 'LA+')
-CLASS_QUADRANT: dict[str, int] = {'Neutral': 3, 'Anger': 1, 'Disgust': 1, 'Fear': 1,
-                                  'Happiness': 0, 'Sadness': 2, 'Surprise': 0, 'Other': -1}
+CLASS_QUADRANT: dict[str, int] = {
+    'Neutral': 3,
+    'Anger': 1,
+    'Disgust': 1,
+    'Fear': 1,
+    'Happiness': 0,
+    'Sadness': 2,
+    'Surprise': 0,
+    'Other': -1,
+}
+
 
 def class_quadrants(mapping: dict[str, int] | None = None) -> torch.Tensor:
     "The quadrant index (0-3, or -1 for none) of each class, in `EXPR_CLASSES` order."
     mapping = CLASS_QUADRANT if mapping is None else mapping
     missing = [c for c in EXPR_CLASSES if c not in mapping]
-    if missing: raise ValueError(f"quadrant mapping lacks classes {missing}")
+    if missing:
+        raise ValueError(f"quadrant mapping lacks classes {missing}")
     bad = {c: q for c, q in mapping.items() if q not in (-1, 0, 1, 2, 3)}
-    if bad: raise ValueError(f"quadrants must be -1, 0, 1, 2 or 3, got {bad}")
+    if bad:
+        raise ValueError(f"quadrants must be -1, 0, 1, 2 or 3, got {bad}")
     return torch.tensor([mapping[c] for c in EXPR_CLASSES], dtype=torch.long)
 
+
 # %% ../nbs/00_core.ipynb #a2ad5ee4
-def check_tensor(x: torch.Tensor, name: str, shape: str, dim: int | None = None, channels: int | None = None,
-                 channel_dim: int = 1, finite: bool = True) -> None:
+def check_tensor(
+    x: torch.Tensor,
+    name: str,
+    shape: str,
+    dim: int | None = None,
+    channels: int | None = None,
+    channel_dim: int = 1,
+    finite: bool = True,
+) -> None:
     "Raise a `ValueError` unless `x` is a tensor of rank `dim`, with `channels` at `channel_dim`, and finite."
-    if not isinstance(x, torch.Tensor): raise ValueError(f"{name} expects a torch.Tensor {shape}, got {type(x).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} expects a torch.Tensor {shape}, got {type(x).__name__}")
     if dim is not None and x.dim() != dim:
         raise ValueError(f"{name} expects a {dim}-d tensor {shape}, got shape {tuple(x.shape)}")
     if channels is not None and x.shape[channel_dim] != channels:
-        raise ValueError(f"{name} expects {channels} channels at dim {channel_dim} ({shape}), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} expects {channels} channels at dim {channel_dim} ({shape}), got shape {tuple(x.shape)}"
+        )
     if finite and x.is_floating_point() and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} got NaN or infinite values in its input of shape {tuple(x.shape)}")
+
 
 # %% ../nbs/00_core.ipynb #ee70edb8
 @dataclass
 class PreprocessConfig:
     "How raw clips become tensors (see the preprocess notebook)."
-    n_frames: int = 8          # face frames sampled at equal time intervals from each clip
-    face_size: int = 64        # side of the square face crop, in pixels
+
+    n_frames: int = 8  # face frames sampled at equal time intervals from each clip
+    face_size: int = 64  # side of the square face crop, in pixels
     face_margin: float = 0.25  # the detected box is enlarged by this fraction on each side
-    detector: str = 'haar'     # face detector: 'haar' (OpenCV's cascade), 'lbp' (scikit-image's), 'auto' (haar where OpenCV can run it, else lbp) or 'none' (whole frames)
-    face_augment: bool = False # training: random resized crop, flip, small rotation and colour jitter of face crops (torchvision v2)
-    sample_rate: int = 16000   # audio is resampled to this rate (Hz)
-    n_mels: int = 64           # mel bands of the log-mel spectrogram
-    n_fft: int = 512           # FFT size (32 ms at 16 kHz)
-    win_length: int = 400      # analysis window (25 ms at 16 kHz)
-    hop_length: int = 160      # hop between frames (10 ms at 16 kHz)
-    f_min: float = 50.0        # lowest mel filter edge (Hz)
-    f_max: float = 8000.0      # highest mel filter edge (Hz)
-    top_db: float = 80.0       # dynamic range kept by AmplitudeToDB
+    detector: str = 'haar'  # face detector: 'haar' (OpenCV's cascade), 'lbp' (scikit-image's), 'auto' (haar where OpenCV can run it, else lbp) or 'none' (whole frames)
+    face_augment: bool = (
+        False  # training: random resized crop, flip, small rotation and colour jitter of face crops (torchvision v2)
+    )
+    sample_rate: int = 16000  # audio is resampled to this rate (Hz)
+    n_mels: int = 64  # mel bands of the log-mel spectrogram
+    n_fft: int = 512  # FFT size (32 ms at 16 kHz)
+    win_length: int = 400  # analysis window (25 ms at 16 kHz)
+    hop_length: int = 160  # hop between frames (10 ms at 16 kHz)
+    f_min: float = 50.0  # lowest mel filter edge (Hz)
+    f_max: float = 8000.0  # highest mel filter edge (Hz)
+    top_db: float = 80.0  # dynamic range kept by AmplitudeToDB
     clip_seconds: float = 3.0  # clip-level audio is cropped or zero-padded to this length
     window_seconds: float = 1.0  # for frame-level data: audio window centred on each key frame
-    freq_mask: int = 8         # training-time FrequencyMasking parameter (mel bands); 0 disables
-    time_mask: int = 20        # training-time TimeMasking parameter (mel frames); 0 disables
-    trim_db: float = 0.0       # > 0: trim leading and trailing frames quieter than this many dB below the loudest frame
+    freq_mask: int = 8  # training-time FrequencyMasking parameter (mel bands); 0 disables
+    time_mask: int = 20  # training-time TimeMasking parameter (mel frames); 0 disables
+    trim_db: float = 0.0  # > 0: trim leading and trailing frames quieter than this many dB below the loudest frame
     trim_margin: float = 0.15  # seconds kept on each side of the trimmed speech
-    audio_norm: str = 'none'   # per-band log-mel normalisation: 'none', 'utterance', 'speaker' (each speaker's own clips) or 'train' (training speakers)
-    time_shift: bool = False   # training: place the clip at a random offset in its `clip_seconds` window (eval: centred)
-    feature_norm: str = 'none' # visual feature vectors: 'none' (the model's input BatchNorm standardises on training data) or 'speaker' (each speaker's own clips)
+    audio_norm: str = 'none'  # per-band log-mel normalisation: 'none', 'utterance', 'speaker' (each speaker's own clips) or 'train' (training speakers)
+    time_shift: bool = False  # training: place the clip at a random offset in its `clip_seconds` window (eval: centred)
+    feature_norm: str = 'none'  # visual feature vectors: 'none' (the model's input BatchNorm standardises on training data) or 'speaker' (each speaker's own clips)
+
 
 @dataclass
 class ModelConfig:
     "Which branches and which attention."
-    attention: str = 'gcsa'    # 'gcsa', 'none', or a timm attention: 'se', 'eca', 'cbam'
-    dropout: float = 0.2       # dropout before each classifier head
-    audio_width: int = 16      # channels of each MCNN branch (first block)
-    audio_width2: int = 0      # channels of each MCNN branch's second block (0: `audio_width`)
-    audio_pool: str = 'mean'   # MCNN pooling over time: 'mean' or 'meanmax' (mean and max, concatenated)
+
+    attention: str = 'gcsa'  # 'gcsa', 'none', or a timm attention: 'se', 'eca', 'cbam'
+    dropout: float = 0.2  # dropout before each classifier head
+    audio_width: int = 16  # channels of each MCNN branch (first block)
+    audio_width2: int = 0  # channels of each MCNN branch's second block (0: `audio_width`)
+    audio_pool: str = 'mean'  # MCNN pooling over time: 'mean' or 'meanmax' (mean and max, concatenated)
     attention_stride: int = 1  # MCNN: max-pool the concatenated branches by this before the attention (1: no pooling)
-    gate_bias: float = 0.0     # GCSA: initial bias of the channel and spatial sigmoid gates (0: PyTorch's default, gain ~0.25)
-    visual_width: int = 32     # channels of the RHCNN trunk
-    visual_blocks: int = 2     # residual blocks in the RHCNN trunk
-    visual_norm: str = 'fixed' # RHCNN input scaling: 'fixed' (pixels/255, centred on 0.5) or 'image' (each crop standardised by its own mean and std)
+    gate_bias: float = (
+        0.0  # GCSA: initial bias of the channel and spatial sigmoid gates (0: PyTorch's default, gain ~0.25)
+    )
+    visual_width: int = 32  # channels of the RHCNN trunk
+    visual_blocks: int = 2  # residual blocks in the RHCNN trunk
+    visual_norm: str = 'fixed'  # RHCNN input scaling: 'fixed' (pixels/255, centred on 0.5) or 'image' (each crop standardised by its own mean and std)
     visual_pool: str = 'mean'  # RHCNN pooling over the feature map: 'mean', 'meanmax' (mean and max, concatenated) or 'grid' (4x4 means: where on the face)
-    kernel_size: int = 3       # N of the RHCNN's NxN depthwise-separable convolutions
-    feature_dim: int = 35      # input size when the visual modality is a feature vector (RAVDESS AUs)
-    feature_hidden: int = 64   # hidden size of the MLP on visual feature vectors
+    kernel_size: int = 3  # N of the RHCNN's NxN depthwise-separable convolutions
+    feature_dim: int = 35  # input size when the visual modality is a feature vector (RAVDESS AUs)
+    feature_hidden: int = 64  # hidden size of the MLP on visual feature vectors
+
 
 # %% ../nbs/00_core.ipynb #f53def15
 @dataclass
 class TrainConfig:
     "The optimisation, with the paper's defaults."
+
     epochs: int = 300
     batch_size: int = 16
-    lr: float = 1e-4           # backbones
-    lr_heads: float = 1e-3     # "the weight parameters of speech and facial images": the modality heads
+    lr: float = 1e-4  # backbones
+    lr_heads: float = 1e-3  # "the weight parameters of speech and facial images": the modality heads
     momentum: float = 0.9
     weight_decay: float = 0.0
-    optimizer: str = 'sgd'     # 'sgd' (the paper's) or 'adamw'
-    scheduler: str = 'none'    # 'none' (the paper's constant rate), 'cosine' (annealed to 0) or 'onecycle' (warm-up, then annealed)
-    mixup: float = 0.0         # > 0: mixup with Beta(mixup, mixup) weights (training)
+    optimizer: str = 'sgd'  # 'sgd' (the paper's) or 'adamw'
+    scheduler: str = (
+        'none'  # 'none' (the paper's constant rate), 'cosine' (annealed to 0) or 'onecycle' (warm-up, then annealed)
+    )
+    mixup: float = 0.0  # > 0: mixup with Beta(mixup, mixup) weights (training)
     label_smoothing: float = 0.0  # label smoothing of the loss
-    loss: str = 'ce'           # 'ce' or 'coarse_fine'
-    mu_adjacent: float = 0.5   # coarse-fine penalty between adjacent quadrants
-    mu_opposite: float = 1.0   # coarse-fine penalty between opposite quadrants
-    fusion_m: int = 1          # audio weight m of P = (m Pa + n Pv)/(m + n) during training
-    fusion_n: int = 1          # visual weight n
-    balanced: bool = False     # draw training batches class-balanced (each class equally likely; `WeightedRandomSampler`)
-    select_epoch: str = 'best' # the weights a run keeps: 'best' (the epoch of best validation macro-F1) or 'last' (the final epoch)
-    av_fusion: str = 'joint'   # V+A: 'joint' (one network, the loss on the fused P) or 'decision' (the A and V runs trained apart, their probabilities fused)
+    loss: str = 'ce'  # 'ce' or 'coarse_fine'
+    mu_adjacent: float = 0.5  # coarse-fine penalty between adjacent quadrants
+    mu_opposite: float = 1.0  # coarse-fine penalty between opposite quadrants
+    fusion_m: int = 1  # audio weight m of P = (m Pa + n Pv)/(m + n) during training
+    fusion_n: int = 1  # visual weight n
+    balanced: bool = False  # draw training batches class-balanced (each class equally likely; `WeightedRandomSampler`)
+    select_epoch: str = (
+        'best'  # the weights a run keeps: 'best' (the epoch of best validation macro-F1) or 'last' (the final epoch)
+    )
+    av_fusion: str = 'joint'  # V+A: 'joint' (one network, the loss on the fused P) or 'decision' (the A and V runs trained apart, their probabilities fused)
     seed: int = 0
-    device: str = 'auto'       # 'auto' (CUDA when present), 'cpu' or 'cuda'
-    amp: bool = True           # bf16 autocast on CUDA
+    device: str = 'auto'  # 'auto' (CUDA when present), 'cpu' or 'cuda'
+    amp: bool = True  # bf16 autocast on CUDA
     num_workers: int = 0
-    gan_per_class: int = 0     # add this many GAN-generated training items per class (0: none; see the GAN notebook)
-    gan_steps: int = 2000      # training steps of that GAN
-    gan_width: int = 64        # its width (channels of the first layers): 32 is 2.5x faster on a CPU for 64x64 faces
-    sync_bn: bool = False      # under torchrun on GPUs: batch-norm statistics over the global batch (`SyncBatchNorm`)
+    gan_per_class: int = 0  # add this many GAN-generated training items per class (0: none; see the GAN notebook)
+    gan_steps: int = 2000  # training steps of that GAN
+    gan_width: int = 64  # its width (channels of the first layers): 32 is 2.5x faster on a CPU for 64x64 faces
+    sync_bn: bool = False  # under torchrun on GPUs: batch-norm statistics over the global batch (`SyncBatchNorm`)
 
     @property
     def kept_checkpoint(self) -> str:
         "The checkpoint file a finished run keeps: 'best.pt' or 'last.pt' (by `select_epoch`)."
         return 'last.pt' if self.select_epoch == 'last' else 'best.pt'
 
+
 # %% ../nbs/00_core.ipynb #e18b3b67
 @dataclass
 class Config:
     "Everything one run needs: dataset, modality, preprocessing, model and training."
-    dataset: str = 'synthetic'   # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus' or 'faces' (a user's folder of labelled faces)
-    modality: str = 'av'         # 'a' (audio), 'v' (visual) or 'av' (both, fused)
-    fold: int = 0                # RAVDESS: 0 = the fixed split (actors 19-20 val, 21-24 test), 1-6 = the EmoBox actor-disjoint folds; face folders: 0 = the manifest's split column (else every subject trains), 1..n_folds = folds by subject
-    n_folds: int = 5             # face folders: number of subject-grouped folds
-    label_map: str = ''          # face folders: extra class names, 'grin=Happiness,blank=Neutral'
-    data_root: str = ''          # where the dataset lives ('' = the shipped copy, where there is one)
+
+    dataset: str = 'synthetic'  # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus' or 'faces' (a user's folder of labelled faces)
+    modality: str = 'av'  # 'a' (audio), 'v' (visual) or 'av' (both, fused)
+    fold: int = 0  # RAVDESS: 0 = the fixed split (actors 19-20 val, 21-24 test), 1-6 = the EmoBox actor-disjoint folds; face folders: 0 = the manifest's split column (else every subject trains), 1..n_folds = folds by subject
+    n_folds: int = 5  # face folders: number of subject-grouped folds
+    label_map: str = ''  # face folders: extra class names, 'grin=Happiness,blank=Neutral'
+    data_root: str = ''  # where the dataset lives ('' = the shipped copy, where there is one)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -183,37 +258,61 @@ class Config:
             if obj is None or not hasattr(obj, key) or not dataclasses.is_dataclass(obj):
                 raise ValueError(f"unknown configuration field {name!r}")
             return obj, key
-        owners = [o for o in (self, self.preprocess, self.model, self.train)
-                  if name in {f.name for f in fields(o)} and not dataclasses.is_dataclass(getattr(o, name))]
-        if not owners: raise ValueError(f"unknown configuration field {name!r}; known: {', '.join(sorted(flat_fields()))}")
+        owners = [
+            o
+            for o in (self, self.preprocess, self.model, self.train)
+            if name in {f.name for f in fields(o)} and not dataclasses.is_dataclass(getattr(o, name))
+        ]
+        if not owners:
+            raise ValueError(f"unknown configuration field {name!r}; known: {', '.join(sorted(flat_fields()))}")
         return owners[0], name
 
     def validate(self) -> 'Config':
         "Raise a `ValueError` naming the first field whose value cannot work."
         check_modality(self.modality)
-        if self.train.scheduler not in ('none', 'cosine', 'onecycle'): raise ValueError(f"scheduler must be 'none', 'cosine' or 'onecycle', got {self.train.scheduler!r}")
-        if self.train.av_fusion not in ('joint', 'decision'): raise ValueError(f"av_fusion must be 'joint' or 'decision', got {self.train.av_fusion!r}")
-        if self.train.select_epoch not in ('best', 'last'): raise ValueError(f"select_epoch must be 'best' or 'last', got {self.train.select_epoch!r}")
-        if self.train.optimizer not in ('sgd', 'adamw'): raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.train.optimizer!r}")
+        if self.train.scheduler not in ('none', 'cosine', 'onecycle'):
+            raise ValueError(f"scheduler must be 'none', 'cosine' or 'onecycle', got {self.train.scheduler!r}")
+        if self.train.av_fusion not in ('joint', 'decision'):
+            raise ValueError(f"av_fusion must be 'joint' or 'decision', got {self.train.av_fusion!r}")
+        if self.train.select_epoch not in ('best', 'last'):
+            raise ValueError(f"select_epoch must be 'best' or 'last', got {self.train.select_epoch!r}")
+        if self.train.optimizer not in ('sgd', 'adamw'):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.train.optimizer!r}")
         if self.preprocess.audio_norm not in ('none', 'utterance', 'speaker', 'train'):
-            raise ValueError(f"audio_norm must be 'none', 'utterance', 'speaker' or 'train', got {self.preprocess.audio_norm!r}")
-        if self.preprocess.feature_norm not in ('none', 'speaker'): raise ValueError(f"feature_norm must be 'none' or 'speaker', got {self.preprocess.feature_norm!r}")
-        if self.model.audio_pool not in ('mean', 'meanmax'): raise ValueError(f"audio_pool must be 'mean' or 'meanmax', got {self.model.audio_pool!r}")
-        if self.model.attention_stride < 1: raise ValueError(f"attention_stride must be at least 1, got {self.model.attention_stride}")
+            raise ValueError(
+                f"audio_norm must be 'none', 'utterance', 'speaker' or 'train', got {self.preprocess.audio_norm!r}"
+            )
+        if self.preprocess.feature_norm not in ('none', 'speaker'):
+            raise ValueError(f"feature_norm must be 'none' or 'speaker', got {self.preprocess.feature_norm!r}")
+        if self.model.audio_pool not in ('mean', 'meanmax'):
+            raise ValueError(f"audio_pool must be 'mean' or 'meanmax', got {self.model.audio_pool!r}")
+        if self.model.attention_stride < 1:
+            raise ValueError(f"attention_stride must be at least 1, got {self.model.attention_stride}")
         top = self.n_folds if self.dataset == 'faces' else 6
-        if self.n_folds < 2: raise ValueError(f"n_folds must be at least 2, got {self.n_folds}")
-        if not 0 <= self.fold <= top: raise ValueError(f"fold must be 0 (the fixed split) or 1-{top}, got {self.fold}")
-        if self.model.visual_norm not in ('fixed', 'image'): raise ValueError(f"visual_norm must be 'fixed' or 'image', got {self.model.visual_norm!r}")
-        if self.model.visual_pool not in ('mean', 'meanmax', 'grid'): raise ValueError(f"visual_pool must be 'mean', 'meanmax' or 'grid', got {self.model.visual_pool!r}")
-        if self.preprocess.detector not in DETECTORS: raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {self.preprocess.detector!r}")
-        if self.train.mixup < 0 or not 0 <= self.train.label_smoothing < 1: raise ValueError("mixup must be >= 0 and label_smoothing in [0, 1)")
-        if self.train.loss not in ('ce', 'coarse_fine'): raise ValueError(f"loss must be 'ce' or 'coarse_fine', got {self.train.loss!r}")
+        if self.n_folds < 2:
+            raise ValueError(f"n_folds must be at least 2, got {self.n_folds}")
+        if not 0 <= self.fold <= top:
+            raise ValueError(f"fold must be 0 (the fixed split) or 1-{top}, got {self.fold}")
+        if self.model.visual_norm not in ('fixed', 'image'):
+            raise ValueError(f"visual_norm must be 'fixed' or 'image', got {self.model.visual_norm!r}")
+        if self.model.visual_pool not in ('mean', 'meanmax', 'grid'):
+            raise ValueError(f"visual_pool must be 'mean', 'meanmax' or 'grid', got {self.model.visual_pool!r}")
+        if self.preprocess.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {self.preprocess.detector!r}")
+        if self.train.mixup < 0 or not 0 <= self.train.label_smoothing < 1:
+            raise ValueError("mixup must be >= 0 and label_smoothing in [0, 1)")
+        if self.train.loss not in ('ce', 'coarse_fine'):
+            raise ValueError(f"loss must be 'ce' or 'coarse_fine', got {self.train.loss!r}")
         for k in ('fusion_m', 'fusion_n'):
-            if not 0 < getattr(self.train, k) < 6: raise ValueError(f"{k} must be an integer from 1 to 5, got {getattr(self.train, k)}")
+            if not 0 < getattr(self.train, k) < 6:
+                raise ValueError(f"{k} must be an integer from 1 to 5, got {getattr(self.train, k)}")
         for k in ('epochs', 'batch_size'):
-            if getattr(self.train, k) < 1: raise ValueError(f"{k} must be at least 1, got {getattr(self.train, k)}")
-        if not 0 <= self.model.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.model.dropout}")
-        if self.preprocess.n_frames < 1: raise ValueError(f"n_frames must be at least 1, got {self.preprocess.n_frames}")
+            if getattr(self.train, k) < 1:
+                raise ValueError(f"{k} must be at least 1, got {getattr(self.train, k)}")
+        if not 0 <= self.model.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.model.dropout}")
+        if self.preprocess.n_frames < 1:
+            raise ValueError(f"n_frames must be at least 1, got {self.preprocess.n_frames}")
         return self
 
     def save(self, path) -> Path:
@@ -223,145 +322,220 @@ class Config:
     @classmethod
     def load(cls, path) -> 'Config':
         "Read a configuration written by `save`; a file that is not one is a `ValueError` naming it."
-        try: d = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as e: raise ValueError(f"{path}: not a configuration (not JSON: {e})") from None
-        if not isinstance(d, dict): raise ValueError(f"{path}: not a configuration file (JSON, but not an object)")
-        try: return cls.from_dict(d)
-        except (ValueError, TypeError) as e: raise ValueError(f"{path}: {e}") from None
+        try:
+            d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a configuration (not JSON: {e})") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: not a configuration file (JSON, but not an object)")
+        try:
+            return cls.from_dict(d)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
 
 # %% ../nbs/00_core.ipynb #53aa5c74
 def _build(cls, d: dict):
     known = {f.name for f in fields(cls)}
     unknown = set(d) - known
-    if unknown: raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
     return cls(**d)
+
 
 def _coerce(old, value, name):
     "Cast papermill's parameter to the type of the default it replaces."
     if isinstance(old, bool):
-        if isinstance(value, str): return value.lower() in ('1', 'true', 'yes')
+        if isinstance(value, str):
+            return value.lower() in ('1', 'true', 'yes')
         return bool(value)
     if isinstance(old, int) and not isinstance(value, bool):
-        if float(value) != int(float(value)): raise ValueError(f"{name} must be an integer, got {value!r}")
+        if float(value) != int(float(value)):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(float(value))
-    if isinstance(old, float): return float(value)
-    if isinstance(old, str): return str(value)
+    if isinstance(old, float):
+        return float(value)
+    if isinstance(old, str):
+        return str(value)
     return value
+
 
 def flat_fields() -> set[str]:
     "Every name that `Config.update` accepts without a dotted prefix."
     c = Config()
-    return {f.name for o in (c, c.preprocess, c.model, c.train) for f in fields(o) if not dataclasses.is_dataclass(getattr(o, f.name))}
+    return {
+        f.name
+        for o in (c, c.preprocess, c.model, c.train)
+        for f in fields(o)
+        if not dataclasses.is_dataclass(getattr(o, f.name))
+    }
+
 
 # %% ../nbs/00_core.ipynb #5d35b8ee
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}   # no space left, over quota, over the size limit (`ulimit -f`)
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # no space left, over quota, over the size limit (`ulimit -f`)
+
 
 def _full_errno(e: BaseException) -> int | None:
     "The errno of a full disk in `e` or its chain of causes (or named in its message, as Rust's); else None."
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in _FULL: return e.errno
-        said = re.search(r'os error (\d+)', str(e))                       # Rust's I/O errors (safetensors)
-        if said and int(said[1]) in _FULL: return int(said[1])
-        if 'No space left on device' in str(e): return errno.ENOSPC
+        if isinstance(e, OSError) and e.errno in _FULL:
+            return e.errno
+        said = re.search(r'os error (\d+)', str(e))  # Rust's I/O errors (safetensors)
+        if said and int(said[1]) in _FULL:
+            return int(said[1])
+        if 'No space left on device' in str(e):
+            return errno.ENOSPC
         e = e.__cause__ or e.__context__
     return None
+
 
 def _raise_if_full(e: BaseException, path: Path):
     "When `e` is a full disk: an `OSError` that names `path` and what is left of it (else the caller re-raises `e`)."
     code = _full_errno(e)
-    if code is None: return
+    if code is None:
+        return
     kept = 'its previous version is kept' if path.exists() else 'nothing was written'
     why = os.strerror(code).lower()
     raise OSError(code, f"{path}: cannot be written, {why} ({kept}); free some space or write elsewhere") from e
+
 
 # %% ../nbs/00_core.ipynb #4833aa29
 def _fsync(path: Path):
     "Flush the file `path` to the disk."
     fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
+    try:
+        os.fsync(fd)
     except OSError as e:
-        if e.errno in _FULL or e.errno == errno.EIO: raise
-    finally: os.close(fd)
+        if e.errno in _FULL or e.errno == errno.EIO:
+            raise
+    finally:
+        os.close(fd)
+
 
 def _remove(path: Path):
     "Delete a file or a folder tree, if it is there."
-    if path.is_dir() and not path.is_symlink(): shutil.rmtree(path, ignore_errors=True)
-    else: path.unlink(missing_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
 
 # %% ../nbs/00_core.ipynb #2eeb7f4f
-def atomic_write(path,       # the file to write
-                 write,      # called as `write(tmp, **kwargs)`: `lambda t: t.write_text(s)`, `df.to_csv`, ...
-                 **kwargs) -> Path:
+def atomic_write(
+    path,  # the file to write
+    write,  # called as `write(tmp, **kwargs)`: `lambda t: t.write_text(s)`, `df.to_csv`, ...
+    **kwargs,
+) -> Path:
     "Call `write` on a temporary file beside `path`, flush it to the disk, rename it to `path`; no temporary survives."
-    path = Path(path); tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try: write(tmp, **kwargs); _fsync(tmp); os.replace(tmp, path)
-    except Exception as e: _raise_if_full(e, path); raise
-    finally: _remove(tmp)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp, **kwargs)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except Exception as e:
+        _raise_if_full(e, path)
+        raise
+    finally:
+        _remove(tmp)
     return path
 
 
 # %% ../nbs/00_core.ipynb #006aab53
 def _exchange(a: Path, b: Path) -> bool:
     "Swap two paths in one step (Linux `renameat2`, RENAME_EXCHANGE); False where the system cannot."
-    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError): return False
-    return fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0      # AT_FDCWD, RENAME_EXCHANGE
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    return fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0  # AT_FDCWD, RENAME_EXCHANGE
+
 
 def atomic_dir(path, write) -> Path:
     "Call `write(tmp)` on a new folder beside `path`, flush its files, put it in `path`'s place (old or new, whole)."
-    path = Path(path); tmp, old = (path.with_name(f".{path.name}.{w}-{os.getpid()}") for w in ('tmp', 'old'))
-    _remove(tmp); tmp.mkdir(parents=True)
+    path = Path(path)
+    tmp, old = (path.with_name(f".{path.name}.{w}-{os.getpid()}") for w in ('tmp', 'old'))
+    _remove(tmp)
+    tmp.mkdir(parents=True)
     try:
         write(tmp)
         for f in tmp.rglob('*'):
-            if f.is_file(): _fsync(f)
-        if not path.exists(): os.replace(tmp, path)
-        elif not _exchange(tmp, path): os.replace(path, old); os.replace(tmp, path)
-    except Exception as e: _raise_if_full(e, path); raise
-    finally: _remove(tmp); _remove(old)
+            if f.is_file():
+                _fsync(f)
+        if not path.exists():
+            os.replace(tmp, path)
+        elif not _exchange(tmp, path):
+            os.replace(path, old)
+            os.replace(tmp, path)
+    except Exception as e:
+        _raise_if_full(e, path)
+        raise
+    finally:
+        _remove(tmp)
+        _remove(old)
     return path
+
 
 # %% ../nbs/00_core.ipynb #e482ac65
 def read_json(path, default=None):
     "The content of a JSON file; `default` when there is none; a `ValueError` naming it when cut off or not JSON."
     path = Path(path)
-    if not path.exists(): return default
-    try: return json.loads(path.read_text())
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cut off or not JSON ({e}); run the step that wrote it again, or delete it") from None
 
+
 # %% ../nbs/00_core.ipynb #c4c35c5b
 @contextlib.contextmanager
-def file_lock(path,                    # the lock file (created if missing)
-              waiting: str | None = None, # printed to stderr when another process holds the lock
-             ):
+def file_lock(
+    path,  # the lock file (created if missing)
+    waiting: str | None = None,  # printed to stderr when another process holds the lock
+):
     "Hold an exclusive OS lock (`flock`) on `path`, waiting for another process that holds it; freed if this process dies. Where there are no such locks (Windows, a file system that refuses them) it warns and goes on unlocked."
-    try: import fcntl
-    except ImportError: yield; return
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
     with open(path, 'a') as f:
         try:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if waiting: print(waiting, file=sys.stderr, flush=True)
+                if waiting:
+                    print(waiting, file=sys.stderr, flush=True)
                 fcntl.flock(f, fcntl.LOCK_EX)
         except OSError as e:
             warnings.warn(f"{path}: no file lock on this file system ({e}); going on without one")
-            yield; return
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # %% ../nbs/00_core.ipynb #2c75bfec
 def get_device(name: str = 'auto') -> torch.device:
     "`'auto'` picks CUDA when present, else the CPU; asking for CUDA without one is an error."
-    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     dev = torch.device(name)
-    if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
     return dev
+
 
 def seed_everything(seed: int) -> None:
     "Seed Python, NumPy and torch (all devices)."
-    import random, numpy as np
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+    import random
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -4,39 +4,91 @@
 
 # %% ../nbs/08_data.ipynb #5308d127
 from __future__ import annotations
-import copy, dataclasses, functools, hashlib, os, pickle, re, warnings
+import copy
+import dataclasses
+import functools
+import hashlib
+import os
+import pickle
+import re
+import warnings
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset, default_collate
 from sklearn.utils.class_weight import compute_class_weight
-import gcsa_fer
-from .fetch import shipped_data_dir    # where `gcsa_fer data fetch` puts the datasets
+from .fetch import shipped_data_dir  # where `gcsa_fer data fetch` puts the datasets
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig
-from .preprocess import (MediaError, LogMel, load_audio, clip_logmel, window_logmels, video_faces, face_crops, video_fps, n_mel_frames)
+from gcsa_fer.preprocess import (
+    MediaError,
+    LogMel,
+    load_audio,
+    clip_logmel,
+    window_logmels,
+    video_faces,
+    face_crops,
+    video_fps,
+    n_mel_frames,
+)
 
 # %% auto #0
-__all__ = ['AU_COLUMNS', 'SPLITS', 'RAVDESS_FOLDS', 'RAVDESS_TO_EXPR', 'AUDIO_EXTS', 'CREMAD_CODES', 'EXPR_HEADER',
-           'AFEW_CLASSES', 'CKPLUS_TO_EXPR', 'ExprDataset', 'read_table', 'ravdess_actors', 'ravdess_label',
-           'ravdess_speech_table', 'resolve_audio', 'NumpyOnlyUnpickler', 'read_au_pickle', 'Ravdess', 'cremad_split',
-           'CremaD', 'read_expr_labels', 'AbawExpr', 'Afew', 'subject_split', 'read_ckplus_emotion', 'CkPlus',
-           'SyntheticAV', 'class_counts', 'class_weights', 'collate']
+__all__ = [
+    'AU_COLUMNS',
+    'SPLITS',
+    'RAVDESS_FOLDS',
+    'RAVDESS_TO_EXPR',
+    'AUDIO_EXTS',
+    'CREMAD_CODES',
+    'EXPR_HEADER',
+    'AFEW_CLASSES',
+    'CKPLUS_TO_EXPR',
+    'ExprDataset',
+    'read_table',
+    'ravdess_actors',
+    'ravdess_label',
+    'ravdess_speech_table',
+    'resolve_audio',
+    'NumpyOnlyUnpickler',
+    'read_au_pickle',
+    'Ravdess',
+    'cremad_split',
+    'CremaD',
+    'read_expr_labels',
+    'AbawExpr',
+    'Afew',
+    'subject_split',
+    'read_ckplus_emotion',
+    'CkPlus',
+    'SyntheticAV',
+    'class_counts',
+    'class_weights',
+    'collate',
+]
+
 
 # %% ../nbs/08_data.ipynb #874a4fc2
 def _root(root, default: str | None, name: str) -> Path:
     if root in (None, ''):
-        if default is None: raise ValueError(f"{name} is not shipped with the repository: give the folder that holds it (cfg.data_root)")
+        if default is None:
+            raise ValueError(
+                f"{name} is not shipped with the repository: give the folder that holds it (cfg.data_root)"
+            )
         root = shipped_data_dir() / default
     root = Path(root).expanduser()
-    if not root.is_dir(): raise ValueError(f"{name}: data folder {root} does not exist")
+    if not root.is_dir():
+        raise ValueError(f"{name}: data folder {root} does not exist")
     return root
+
 
 # %% ../nbs/08_data.ipynb #96c68ee6
 class ExprDataset(Dataset):
     "Base of the readers: `rows` (one record per item), `raw_item(i)`, `sources(i)`, `labels`, `skipped`."
-    visual: str | None = None            # 'pixels' (face frames) or 'features' (a vector per clip)
-    level: str = 'clip'                  # 'clip': one label per item; 'frame': one label per key frame
-    supported: tuple = ()                # the modalities this reader can give
+
+    visual: str | None = None  # 'pixels' (face frames) or 'features' (a vector per clip)
+    level: str = 'clip'  # 'clip': one label per item; 'frame': one label per key frame
+    supported: tuple = ()  # the modalities this reader can give
+
     def __init__(self, cfg: PreprocessConfig | None, modalities):
         self.cfg = cfg or PreprocessConfig()
         self.modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
@@ -44,102 +96,170 @@ class ExprDataset(Dataset):
         if bad or not self.modalities:
             raise ValueError(f"{type(self).__name__} gives modalities {self.supported}, asked for {self.modalities}")
         self.rows, self.skipped = [], []
-    def __len__(self): return len(self.rows)
+
+    def __len__(self):
+        return len(self.rows)
+
     @property
-    def ids(self) -> list[str]: return [r['id'] for r in self.rows]
+    def ids(self) -> list[str]:
+        return [r['id'] for r in self.rows]
+
     @property
-    def labels(self) -> list: return [r.get('label', IGNORE_INDEX) for r in self.rows]
+    def labels(self) -> list:
+        return [r.get('label', IGNORE_INDEX) for r in self.rows]
+
     @property
-    def speakers(self) -> list: return [r.get('speaker') for r in self.rows]
+    def speakers(self) -> list:
+        return [r.get('speaker') for r in self.rows]
+
     @functools.cached_property
-    def logmel(self) -> LogMel: return LogMel(self.cfg)
-    def sources(self, i: int) -> list[Path]: return [Path(p) for p in self.rows[i]['sources']]
-    def raw_item(self, i: int) -> dict: raise NotImplementedError
+    def logmel(self) -> LogMel:
+        return LogMel(self.cfg)
+
+    def sources(self, i: int) -> list[Path]:
+        return [Path(p) for p in self.rows[i]['sources']]
+
+    def raw_item(self, i: int) -> dict:
+        raise NotImplementedError
+
     def __getitem__(self, i: int) -> dict:
-        r = self.rows[i]; item = self.raw_item(i)
-        if 'label' in r: item['label'] = torch.as_tensor(r['label'], dtype=torch.long)
+        r = self.rows[i]
+        item = self.raw_item(i)
+        if 'label' in r:
+            item['label'] = torch.as_tensor(r['label'], dtype=torch.long)
         item['id'] = r['id']
         return item
+
     def select(self, idx) -> 'ExprDataset':
         "A copy holding only the items at positions `idx`."
-        new = copy.copy(self); new.rows = [self.rows[i] for i in idx]; return new
+        new = copy.copy(self)
+        new.rows = [self.rows[i] for i in idx]
+        return new
+
     def cache_spec(self) -> dict:
         "What, besides the input files, determines the cached tensors."
         pre = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ('freq_mask', 'time_mask')}
         ids = hashlib.sha256('\n'.join(self.ids).encode()).hexdigest()
-        return {'reader': type(self).__name__, 'root': str(getattr(self, 'root', '')), 'split': getattr(self, 'split', ''),
-                'modalities': sorted(self.modalities), 'preprocess': pre, 'ids': ids, **getattr(self, '_spec_extra', {})}
-    def __repr__(self): return f"{type(self).__name__}({len(self)} items, modalities={self.modalities})"
+        return {
+            'reader': type(self).__name__,
+            'root': str(getattr(self, 'root', '')),
+            'split': getattr(self, 'split', ''),
+            'modalities': sorted(self.modalities),
+            'preprocess': pre,
+            'ids': ids,
+            **getattr(self, '_spec_extra', {}),
+        }
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self)} items, modalities={self.modalities})"
+
 
 def _skip(ds, path, problem, strict):
-    if strict: raise ValueError(f"{path}: {problem}")
+    if strict:
+        raise ValueError(f"{path}: {problem}")
     ds.skipped.append({'path': str(path), 'problem': problem})
     warnings.warn(f"skipped {path}: {problem}")
 
-# %% ../nbs/08_data.ipynb #a24f356a
-def _v(x) -> str: return repr(x.item() if hasattr(x, 'item') else x)   # 99, 'x', nan: as a user wrote them
 
-def read_table(path,                  # a CSV file
-               required=(),           # columns that must be there
-               label: str | None = None, # a column of EXPR class indices (0-7)
-               numeric=(),            # columns that must hold finite numbers
-               split: str | None = None, # a column of split names (train, val, test)
-               text: bool = False,    # every cell a string ('' when empty), column names stripped and lower-case, split names too
-              ) -> pd.DataFrame:
+# %% ../nbs/08_data.ipynb #a24f356a
+def _v(x) -> str:
+    return repr(x.item() if hasattr(x, 'item') else x)  # 99, 'x', nan: as a user wrote them
+
+
+def read_table(
+    path,  # a CSV file
+    required=(),  # columns that must be there
+    label: str | None = None,  # a column of EXPR class indices (0-7)
+    numeric=(),  # columns that must hold finite numbers
+    split: str | None = None,  # a column of split names (train, val, test)
+    text: bool = False,  # every cell a string ('' when empty), column names stripped and lower-case, split names too
+) -> pd.DataFrame:
     "Read a CSV and check it; a `ValueError` names the file and every bad line (the header is line 1)."
     path = Path(path)
-    if not path.is_file(): raise ValueError(f"{path}: file not found")
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
     raw = path.read_bytes()
-    if not raw.strip(): raise ValueError(f"{path}: the file is empty")
+    if not raw.strip():
+        raise ValueError(f"{path}: the file is empty")
     opts = dict(dtype=str, keep_default_na=False) if text else {}
-    try: df = pd.read_csv(path, encoding='utf-8-sig', skip_blank_lines=False, **opts)   # blank lines kept, so row i is line i + 2
-    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise ValueError(f"{path}: not a readable CSV ({e})") from None
-    df = df[~(df.isna() | (df == '')).all(axis=1)]                   # then dropped; the index still gives the line
+    try:
+        df = pd.read_csv(
+            path, encoding='utf-8-sig', skip_blank_lines=False, **opts
+        )  # blank lines kept, so row i is line i + 2
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable CSV ({e})") from None
+    df = df[~(df.isna() | (df == '')).all(axis=1)]  # then dropped; the index still gives the line
     if text:
         df.columns = [str(c).strip().lower() for c in df.columns]
-        if split is not None and split in df: df[split] = df[split].str.strip().str.lower()
+        if split is not None and split in df:
+            df[split] = df[split].str.strip().str.lower()
     last = raw.rstrip(b'\r\n').rsplit(b'\n', 1)[-1]
     if not raw.endswith((b'\n', b'\r')) and last.count(b',') < raw.split(b'\n', 1)[0].count(b','):
-        raise ValueError(f"{path}: the last line has fewer fields than the header and no line end: the file looks cut off")
+        raise ValueError(
+            f"{path}: the last line has fewer fields than the header and no line end: the file looks cut off"
+        )
     missing = [c for c in required if c not in df.columns]
-    if missing: raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
-    if not len(df): raise ValueError(f"{path}: no rows after the header")
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+    if not len(df):
+        raise ValueError(f"{path}: no rows after the header")
     bad = []
     if label is not None:
         v = pd.to_numeric(df[label], errors='coerce')
-        for i in np.flatnonzero(~(v.between(0, N_CLASSES - 1) & (v == v.round()))): bad.append(f"line {df.index[i] + 2}: {label} {_v(df[label].iloc[i])} is not a class index 0-{N_CLASSES - 1}")
+        for i in np.flatnonzero(~(v.between(0, N_CLASSES - 1) & (v == v.round()))):
+            bad.append(
+                f"line {df.index[i] + 2}: {label} {_v(df[label].iloc[i])} is not a class index 0-{N_CLASSES - 1}"
+            )
     for c in numeric:
         v = pd.to_numeric(df[c], errors='coerce')
-        for i in np.flatnonzero(~np.isfinite(v.to_numpy(float))): bad.append(f"line {df.index[i] + 2}: {c} {_v(df[c].iloc[i])} is not a finite number")
+        for i in np.flatnonzero(~np.isfinite(v.to_numpy(float))):
+            bad.append(f"line {df.index[i] + 2}: {c} {_v(df[c].iloc[i])} is not a finite number")
     if split is not None and split in df:
-        for i in np.flatnonzero(~df[split].isin(['train', 'val', 'test'])): bad.append(f"line {df.index[i] + 2}: {split} {_v(df[split].iloc[i])} is not train, val or test")
+        for i in np.flatnonzero(~df[split].isin(['train', 'val', 'test'])):
+            bad.append(f"line {df.index[i] + 2}: {split} {_v(df[split].iloc[i])} is not train, val or test")
     if bad:
-        raise ValueError(f"{path}: {len(bad)} bad value(s): " + '; '.join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else ''))
+        raise ValueError(
+            f"{path}: {len(bad)} bad value(s): "
+            + '; '.join(bad[:10])
+            + (f"; and {len(bad) - 10} more" if len(bad) > 10 else '')
+        )
     return df
 
+
 # %% ../nbs/08_data.ipynb #4c06f9e3
-AU_COLUMNS = [f'AU{n:02d}_r' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)] + \
-             [f'AU{n:02d}_c' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
+AU_COLUMNS = [f'AU{n:02d}_r' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)] + [
+    f'AU{n:02d}_c' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)
+]
 SPLITS = ('train', 'val', 'test', 'all')
 RAVDESS_FOLDS = ((1, 11, 20, 21), (4, 10, 12, 14), (8, 9, 19, 23), (3, 5, 7, 24), (2, 15, 16, 18), (6, 13, 17, 22))
 
-def ravdess_actors(split: str, # 'train', 'val', 'test' or 'all'
-                   fold: int = 0, # 0: the fixed split (train 1-18, val 19-20, test 21-24); 1-6: `RAVDESS_FOLDS` (EmoBox)
-                  ) -> tuple[int, ...]:
+
+def ravdess_actors(
+    split: str,  # 'train', 'val', 'test' or 'all'
+    fold: int = 0,  # 0: the fixed split (train 1-18, val 19-20, test 21-24); 1-6: `RAVDESS_FOLDS` (EmoBox)
+) -> tuple[int, ...]:
     "The RAVDESS actors of `split` in `fold`: a fold's test actors are its four; validation is the two lowest-numbered of the others."
     _check_split(split)
-    if split == 'all': return tuple(range(1, 25))
-    if fold == 0: return {'train': tuple(range(1, 19)), 'val': (19, 20), 'test': (21, 22, 23, 24)}[split]
-    if not 1 <= fold <= len(RAVDESS_FOLDS): raise ValueError(f"RAVDESS fold must be 0 (fixed split) or 1-{len(RAVDESS_FOLDS)}, got {fold}")
-    test = RAVDESS_FOLDS[fold - 1]; rest = [a for a in range(1, 25) if a not in test]
+    if split == 'all':
+        return tuple(range(1, 25))
+    if fold == 0:
+        return {'train': tuple(range(1, 19)), 'val': (19, 20), 'test': (21, 22, 23, 24)}[split]
+    if not 1 <= fold <= len(RAVDESS_FOLDS):
+        raise ValueError(f"RAVDESS fold must be 0 (fixed split) or 1-{len(RAVDESS_FOLDS)}, got {fold}")
+    test = RAVDESS_FOLDS[fold - 1]
+    rest = [a for a in range(1, 25) if a not in test]
     return {'train': tuple(rest[2:]), 'val': tuple(rest[:2]), 'test': test}[split]
 
+
 def _check_split(split, allowed=SPLITS):
-    if split not in allowed: raise ValueError(f"split must be one of {allowed}, got {split!r}")
+    if split not in allowed:
+        raise ValueError(f"split must be one of {allowed}, got {split!r}")
+
 
 # %% ../nbs/08_data.ipynb #7fc92f2f
-RAVDESS_TO_EXPR = {1: 0, 2: 7, 3: 4, 4: 5, 5: 1, 6: 3, 7: 2, 8: 6}   # RAVDESS emotion code -> EXPR class (calm: Other)
+RAVDESS_TO_EXPR = {1: 0, 2: 7, 3: 4, 4: 5, 5: 1, 6: 3, 7: 2, 8: 6}  # RAVDESS emotion code -> EXPR class (calm: Other)
 _RAVDESS_NAME = re.compile(r'^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$')
+
 
 def ravdess_label(stem: str) -> tuple[int, int]:
     "The EXPR class and the actor of a RAVDESS file name `MM-VV-EE-II-SS-RR-AA` (without its extension)."
@@ -148,76 +268,119 @@ def ravdess_label(stem: str) -> tuple[int, int]:
         raise ValueError(f"{stem!r} is not a RAVDESS file name MM-VV-EE-II-SS-RR-AA")
     return RAVDESS_TO_EXPR[int(m[3])], int(m[7])
 
+
 # %% ../nbs/08_data.ipynb #dbf6dc26
 AUDIO_EXTS = ('.opus', '.wav', '.flac', '.ogg')
+
 
 def ravdess_speech_table(speech: Path) -> pd.DataFrame:
     "`path` (Actor_NN/<file>) and `label` of each speech clip under `speech`, from the file names (publisher layout)."
     clips = [p for p in Path(speech).glob('Actor_*/03-01-*') if p.suffix.lower() in AUDIO_EXTS]
     files = sorted(p.relative_to(speech).as_posix() for p in clips)
-    if not files: raise ValueError(f"RAVDESS speech: no manifest.csv, no Actor_NN/03-01-*.wav or .opus in {speech}")
+    if not files:
+        raise ValueError(f"RAVDESS speech: no manifest.csv, no Actor_NN/03-01-*.wav or .opus in {speech}")
     return pd.DataFrame({'path': files, 'label': [ravdess_label(Path(f).stem)[0] for f in files]})
+
 
 def resolve_audio(folder: Path, rel: str) -> str:
     "`rel`, or the same clip with another audio extension where only that file exists (an Opus manifest beside WAVs)."
-    if (folder / rel).is_file(): return rel
+    if (folder / rel).is_file():
+        return rel
     base = rel.rsplit('.', 1)[0]
     return next((base + e for e in AUDIO_EXTS if (folder / (base + e)).is_file()), rel)
+
 
 # %% ../nbs/08_data.ipynb #f99e0fa8
 class NumpyOnlyUnpickler(pickle.Unpickler):
     "An unpickler that builds only dicts, lists, numbers, strings and NumPy arrays; any other global is refused."
-    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),   # _codecs.encode: bytes in protocol 2
-               ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-               ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar')}
+
+    ALLOWED = {
+        ('numpy', 'ndarray'),
+        ('numpy', 'dtype'),
+        ('_codecs', 'encode'),  # _codecs.encode: bytes in protocol 2
+        ('numpy.core.multiarray', '_reconstruct'),
+        ('numpy._core.multiarray', '_reconstruct'),
+        ('numpy.core.multiarray', 'scalar'),
+        ('numpy._core.multiarray', 'scalar'),
+    }
+
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refused {module}.{name}: only dicts, lists, floats and NumPy arrays")
         return super().find_class(module, name)
 
+
 # %% ../nbs/08_data.ipynb #68a4a292
 def read_au_pickle(path) -> pd.DataFrame:
     "The upstream AU pickle as the CSV's columns: `ravdess_speech_file`, `affwild2_expr_label` and the 35 `AU_COLUMNS`."
     with open(path, 'rb') as fh:
-        try: d = NumpyOnlyUnpickler(fh).load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as e: raise ValueError(f"{path}: {e}") from None
+        try:
+            d = NumpyOnlyUnpickler(fh).load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
     if not isinstance(d, dict) or not d:
         raise ValueError(f"{path}: expected a dict of clip id -> vector, got {type(d).__name__}")
     rows = []
     for k, v in d.items():
         stem = Path(str(k)).name.split('.')[0]
-        try: label, actor = ravdess_label(stem); v = np.asarray(v, np.float64).ravel()
-        except (ValueError, TypeError) as e: raise ValueError(f"{path}: clip {k!r}: {e}") from None
-        if len(v) < len(AU_COLUMNS) or not np.isfinite(v[:len(AU_COLUMNS)]).all():
-            raise ValueError(f"{path}: clip {k!r}: expected {len(AU_COLUMNS)} finite values, got {v[:len(AU_COLUMNS)]}")
-        rows.append({'ravdess_speech_file': f"Actor_{actor:02d}/03{stem[2:]}.wav", 'affwild2_expr_label': label,
-                     **dict(zip(AU_COLUMNS, v[:len(AU_COLUMNS)]))})
+        try:
+            label, actor = ravdess_label(stem)
+            v = np.asarray(v, np.float64).ravel()
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: clip {k!r}: {e}") from None
+        if len(v) < len(AU_COLUMNS) or not np.isfinite(v[: len(AU_COLUMNS)]).all():
+            raise ValueError(
+                f"{path}: clip {k!r}: expected {len(AU_COLUMNS)} finite values, got {v[: len(AU_COLUMNS)]}"
+            )
+        rows.append(
+            {
+                'ravdess_speech_file': f"Actor_{actor:02d}/03{stem[2:]}.wav",
+                'affwild2_expr_label': label,
+                **dict(zip(AU_COLUMNS, v[: len(AU_COLUMNS)])),
+            }
+        )
     return pd.DataFrame(rows)
+
 
 # %% ../nbs/08_data.ipynb #68fb10d8
 class Ravdess(ExprDataset):
     "RAVDESS speech: audio log-mels and/or the 35 OpenFace AU features of the matching video (either layout)."
+
     visual, supported = 'features', ('audio', 'features')
-    def __init__(self, root=None, # folder holding ravdess_speech/ and ravdess_au/ (None: the fetched copy in data/)
-                 split: str = 'train', # 'train', 'val', 'test' (speaker-independent) or 'all'
-                 modalities=('audio', 'features'), # any of 'audio', 'features'
-                 cfg: PreprocessConfig | None = None, # log-mel parameters
-                 fold: int = 0): # 0: the fixed split; 1-6: the EmoBox actor-disjoint folds (`ravdess_actors`)
-        super().__init__(cfg, modalities); _check_split(split)
+
+    def __init__(
+        self,
+        root=None,  # folder holding ravdess_speech/ and ravdess_au/ (None: the fetched copy in data/)
+        split: str = 'train',  # 'train', 'val', 'test' (speaker-independent) or 'all'
+        modalities=('audio', 'features'),  # any of 'audio', 'features'
+        cfg: PreprocessConfig | None = None,  # log-mel parameters
+        fold: int = 0,
+    ):  # 0: the fixed split; 1-6: the EmoBox actor-disjoint folds (`ravdess_actors`)
+        super().__init__(cfg, modalities)
+        _check_split(split)
         self.root, self.split, self.fold = _root(root, '', 'RAVDESS'), split, fold
         actors = ravdess_actors(split, fold)
         self._spec_extra = {'fold': fold}
         speech = self.root / 'ravdess_speech'
         if 'features' in self.modalities:
             f, pkl = self.root / 'ravdess_au' / 'au_features.csv', self.root / 'ravdess_au' / 'au_mfcc.pkl'
-            if not f.exists() and pkl.exists(): f, df = pkl, read_au_pickle(pkl)     # the upstream pickle
-            elif not f.exists(): raise ValueError(f"RAVDESS AU features not found: {f} (nor the upstream {pkl.name})")
-            else: df = read_table(f, ['ravdess_speech_file', 'affwild2_expr_label'] + AU_COLUMNS, 'affwild2_expr_label',
-                                  AU_COLUMNS, 'suggested_split')
+            if not f.exists() and pkl.exists():
+                f, df = pkl, read_au_pickle(pkl)  # the upstream pickle
+            elif not f.exists():
+                raise ValueError(f"RAVDESS AU features not found: {f} (nor the upstream {pkl.name})")
+            else:
+                df = read_table(
+                    f,
+                    ['ravdess_speech_file', 'affwild2_expr_label'] + AU_COLUMNS,
+                    'affwild2_expr_label',
+                    AU_COLUMNS,
+                    'suggested_split',
+                )
             df['path'], df['label'] = df['ravdess_speech_file'], df['affwild2_expr_label']
         else:
             f = speech / 'manifest.csv'
-            if not f.exists(): f, df = speech, ravdess_speech_table(speech)        # the publisher's layout: no manifest
+            if not f.exists():
+                f, df = speech, ravdess_speech_table(speech)  # the publisher's layout: no manifest
             else:
                 df = read_table(f, ['path', 'affwild2_expr_label'], 'affwild2_expr_label', split='suggested_split')
                 df['label'] = df['affwild2_expr_label']
@@ -226,216 +389,371 @@ class Ravdess(ExprDataset):
             i = int(np.flatnonzero(actor.isna())[0])
             raise ValueError(f"{f}: line {df.index[i] + 2}: path {df['path'].iloc[i]!r} is not Actor_NN/<file>")
         df['actor'] = actor.astype(int)
-        if 'audio' in self.modalities:                     # the manifest and the audio files must agree
-            df['path'] = [resolve_audio(speech, p) for p in df['path'].astype(str)]   # Opus listed, WAV there
+        if 'audio' in self.modalities:  # the manifest and the audio files must agree
+            df['path'] = [resolve_audio(speech, p) for p in df['path'].astype(str)]  # Opus listed, WAV there
             listed = df['path']
             gone = np.flatnonzero([not (speech / p).is_file() for p in listed])
-            if len(gone): raise ValueError(f"{f}: line {df.index[gone[0]] + 2}: {speech / listed.iloc[gone[0]]} does not exist" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ''))
-            on_disk = {p.relative_to(speech).as_posix() for p in speech.glob('Actor_*/*') if p.suffix.lower() in ('.opus', '.wav', '.flac', '.ogg')}
+            if len(gone):
+                raise ValueError(
+                    f"{f}: line {df.index[gone[0]] + 2}: {speech / listed.iloc[gone[0]]} does not exist"
+                    + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else '')
+                )
+            on_disk = {
+                p.relative_to(speech).as_posix()
+                for p in speech.glob('Actor_*/*')
+                if p.suffix.lower() in ('.opus', '.wav', '.flac', '.ogg')
+            }
             unlisted = sorted(on_disk - set(listed))
-            if unlisted: raise ValueError(f"{f}: {len(unlisted)} audio file(s) under {speech} are not in it (for example {unlisted[0]}): is it cut short?")
+            if unlisted:
+                raise ValueError(
+                    f"{f}: {len(unlisted)} audio file(s) under {speech} are not in it (for example {unlisted[0]}): is it cut short?"
+                )
         df = df[df['actor'].isin(actors)]
         for r in df.sort_values('path').itertuples(index=False):
-            src = ([speech / r.path] if 'audio' in self.modalities else []) + ([f] if 'features' in self.modalities else [])
-            row = {'id': Path(r.path).stem, 'label': int(r.label), 'sources': src, 'audio': speech / r.path, 'speaker': int(r.actor)}
-            if 'features' in self.modalities: row['features'] = np.asarray([getattr(r, c) for c in AU_COLUMNS], np.float32)
+            src = ([speech / r.path] if 'audio' in self.modalities else []) + (
+                [f] if 'features' in self.modalities else []
+            )
+            row = {
+                'id': Path(r.path).stem,
+                'label': int(r.label),
+                'sources': src,
+                'audio': speech / r.path,
+                'speaker': int(r.actor),
+            }
+            if 'features' in self.modalities:
+                row['features'] = np.asarray([getattr(r, c) for c in AU_COLUMNS], np.float32)
             self.rows.append(row)
+
     def raw_item(self, i):
         r, out = self.rows[i], {}
-        if 'audio' in self.modalities: out['audio'] = clip_logmel(load_audio(r['audio'], self.cfg), self.cfg, self.logmel)
-        if 'features' in self.modalities: out['features'] = torch.from_numpy(r['features'].copy())
+        if 'audio' in self.modalities:
+            out['audio'] = clip_logmel(load_audio(r['audio'], self.cfg), self.cfg, self.logmel)
+        if 'features' in self.modalities:
+            out['features'] = torch.from_numpy(r['features'].copy())
         return out
+
 
 # %% ../nbs/08_data.ipynb #9a09aeca
 CREMAD_CODES = {'NEU': 0, 'ANG': 1, 'DIS': 2, 'FEA': 3, 'HAP': 4, 'SAD': 5}
 _CREMAD_NAME = re.compile(r'^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$')
 
+
 def cremad_split(actor: int) -> str:
     "The speaker-independent split of a CREMA-D actor id."
     return 'train' if actor <= 1063 else 'val' if actor <= 1077 else 'test'
 
+
 class CremaD(ExprDataset):
     "CREMA-D clips, labelled from their file names: FLV video (faces + audio track) or audio files."
+
     visual, supported = 'pixels', ('audio', 'frames')
-    def __init__(self, root=None, # CREMA-D folder with VideoFlash/ and AudioWAV/ (None: the fetched sample in data/)
-                 kind: str = 'av', # 'av' (FLV videos) or 'audio' (audio files only)
-                 split: str = 'all', # 'train', 'val', 'test' (by actor id) or 'all'
-                 modalities=None, # default: ('audio', 'frames') for 'av', ('audio',) for 'audio'
-                 cfg: PreprocessConfig | None = None, # preprocessing parameters
-                 strict: bool = False): # raise on a badly named file instead of skipping it
-        if kind not in ('av', 'audio'): raise ValueError(f"kind must be 'av' or 'audio', got {kind!r}")
+
+    def __init__(
+        self,
+        root=None,  # CREMA-D folder with VideoFlash/ and AudioWAV/ (None: the fetched sample in data/)
+        kind: str = 'av',  # 'av' (FLV videos) or 'audio' (audio files only)
+        split: str = 'all',  # 'train', 'val', 'test' (by actor id) or 'all'
+        modalities=None,  # default: ('audio', 'frames') for 'av', ('audio',) for 'audio'
+        cfg: PreprocessConfig | None = None,  # preprocessing parameters
+        strict: bool = False,
+    ):  # raise on a badly named file instead of skipping it
+        if kind not in ('av', 'audio'):
+            raise ValueError(f"kind must be 'av' or 'audio', got {kind!r}")
         modalities = modalities or (('audio', 'frames') if kind == 'av' else ('audio',))
-        super().__init__(cfg, modalities); _check_split(split)
-        if kind == 'audio' and 'frames' in self.modalities: raise ValueError("kind='audio' has no frames")
+        super().__init__(cfg, modalities)
+        _check_split(split)
+        if kind == 'audio' and 'frames' in self.modalities:
+            raise ValueError("kind='audio' has no frames")
         self.root, self.kind, self.split = _root(root, 'cremad_sample', 'CREMA-D'), kind, split
         self._spec_extra = {'kind': kind}
-        if kind == 'av': files = sorted((self.root / 'VideoFlash').glob('*.flv'))
+        if kind == 'av':
+            files = sorted((self.root / 'VideoFlash').glob('*.flv'))
         else:
             files = {}
             for d, pat in (('AudioMP3', '*.mp3'), ('AudioWAV16k', '*.wav'), ('AudioWAV', '*.wav')):
-                files.update({p.stem: p for p in sorted((self.root / d).glob(pat))})   # later folders win
+                files.update({p.stem: p for p in sorted((self.root / d).glob(pat))})  # later folders win
             files = [files[k] for k in sorted(files)]
-        if not files: raise ValueError(f"CREMA-D: no {'VideoFlash/*.flv' if kind == 'av' else 'audio'} files under {self.root}")
+        if not files:
+            raise ValueError(f"CREMA-D: no {'VideoFlash/*.flv' if kind == 'av' else 'audio'} files under {self.root}")
         for p in files:
             m = _CREMAD_NAME.match(p.stem)
-            if not m: _skip(self, p, "file name is not <actor>_<sentence>_<emotion>_<level>", strict); continue
-            if m[3] not in CREMAD_CODES: _skip(self, p, f"unknown CREMA-D emotion code {m[3]!r}", strict); continue
-            if split != 'all' and cremad_split(int(m[1])) != split: continue
-            self.rows.append({'id': p.stem, 'label': CREMAD_CODES[m[3]], 'sources': [p], 'actor': int(m[1]), 'speaker': int(m[1])})
+            if not m:
+                _skip(self, p, "file name is not <actor>_<sentence>_<emotion>_<level>", strict)
+                continue
+            if m[3] not in CREMAD_CODES:
+                _skip(self, p, f"unknown CREMA-D emotion code {m[3]!r}", strict)
+                continue
+            if split != 'all' and cremad_split(int(m[1])) != split:
+                continue
+            self.rows.append(
+                {'id': p.stem, 'label': CREMAD_CODES[m[3]], 'sources': [p], 'actor': int(m[1]), 'speaker': int(m[1])}
+            )
+
     def raw_item(self, i):
         p, out = self.rows[i]['sources'][0], {}
         if 'frames' in self.modalities:
-            v = video_faces(p, self.cfg); out.update(frames=v['frames'], face_mask=v['face_mask'])
-        if 'audio' in self.modalities: out['audio'] = clip_logmel(load_audio(p, self.cfg), self.cfg, self.logmel)
+            v = video_faces(p, self.cfg)
+            out.update(frames=v['frames'], face_mask=v['face_mask'])
+        if 'audio' in self.modalities:
+            out['audio'] = clip_logmel(load_audio(p, self.cfg), self.cfg, self.logmel)
         return out
+
 
 # %% ../nbs/08_data.ipynb #d0fc0208
 EXPR_HEADER = ','.join(EXPR_CLASSES)
 
+
 def read_expr_labels(path) -> np.ndarray:
     "The per-frame labels (int64, -1 = not annotated) of an ABAW EXPR annotation file; frame k is element k-1."
     path = Path(path)
-    lines = path.read_text(encoding='utf-8-sig').splitlines()   # a BOM and Windows line endings are fine
+    lines = path.read_text(encoding='utf-8-sig').splitlines()  # a BOM and Windows line endings are fine
     if not lines or lines[0].strip().replace(' ', '') != EXPR_HEADER:
         raise ValueError(f"{path}: wrong header {lines[0][:80] if lines else ''!r}, expected {EXPR_HEADER!r}")
     out = []
     for n, line in enumerate(lines[1:], start=2):
         s = line.strip()
-        if not s and n == len(lines): break
-        try: v = int(s)
-        except ValueError: raise ValueError(f"{path}, line {n}: {s[:40]!r} is not an integer label") from None
-        if not -1 <= v < N_CLASSES: raise ValueError(f"{path}, line {n}: label {v} outside -1..{N_CLASSES - 1}")
+        if not s and n == len(lines):
+            break
+        try:
+            v = int(s)
+        except ValueError:
+            raise ValueError(f"{path}, line {n}: {s[:40]!r} is not an integer label") from None
+        if not -1 <= v < N_CLASSES:
+            raise ValueError(f"{path}, line {n}: label {v} outside -1..{N_CLASSES - 1}")
         out.append(v)
-    if not out: raise ValueError(f"{path}: no label lines after the header")
+    if not out:
+        raise ValueError(f"{path}: no label lines after the header")
     return np.asarray(out, dtype=np.int64)
+
 
 # %% ../nbs/08_data.ipynb #5cdf6519
 _SPLIT_DIRS = {'train': ('Train_Set',), 'val': ('Validation_Set', 'Valid_Set')}
 
+
 def _find_dir(root: Path, name: str, depth: int = 4) -> Path | None:
     for d in range(depth + 1):
         hits = sorted(p for p in root.glob('/'.join(['*'] * d + [name])) if p.is_dir())
-        if hits: return hits[0]
+        if hits:
+            return hits[0]
     return None
+
 
 def _frame_numbers(d: Path) -> dict[int, Path]:
     out = {}
     for n in os.listdir(d) if d.is_dir() else []:
         stem, ext = os.path.splitext(n)
-        if ext.lower() in ('.jpg', '.jpeg', '.png') and stem.isdigit(): out[int(stem)] = d / n
+        if ext.lower() in ('.jpg', '.jpeg', '.png') and stem.isdigit():
+            out[int(stem)] = d / n
     return out
 
+
 def _video_index(root: Path, video_dir) -> dict[str, Path]:
-    dirs = [Path(video_dir)] if video_dir else [p for n in ('videos', 'raw_videos', 'batch1', 'batch2', 'new_vids')
-                                               for p in (root / n, *root.glob(f'*/{n}')) if p.is_dir()]
-    return {p.stem: p for d in dirs for p in sorted(d.rglob('*')) if p.suffix.lower() in ('.mp4', '.avi', '.mkv', '.mov')}
+    dirs = (
+        [Path(video_dir)]
+        if video_dir
+        else [
+            p
+            for n in ('videos', 'raw_videos', 'batch1', 'batch2', 'new_vids')
+            for p in (root / n, *root.glob(f'*/{n}'))
+            if p.is_dir()
+        ]
+    )
+    return {
+        p.stem: p for d in dirs for p in sorted(d.rglob('*')) if p.suffix.lower() in ('.mp4', '.avi', '.mkv', '.mov')
+    }
+
 
 def _read_rgb(path: Path, size: int) -> np.ndarray | None:
     import cv2
+
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None: return None
+    if img is None:
+        return None
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return img if img.shape[:2] == (size, size) else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
 
 @functools.lru_cache(maxsize=4)
 def _video_audio(path: str, sr: int) -> torch.Tensor:
     return load_audio(path, PreprocessConfig(sample_rate=sr), allow_silent=True)
 
+
 # %% ../nbs/08_data.ipynb #3d7ccca0
 class AbawExpr(ExprDataset):
     "Aff-Wild2 EXPR: windows of `n_frames` ordered key frames per video, per-frame labels, aligned audio windows."
+
     visual, level, supported = 'pixels', 'frame', ('frames', 'audio')
-    def __init__(self, root, # Aff-Wild2 folder (annotations, cropped_aligned/, videos/ somewhere below it)
-                 split: str = 'train', # 'train' (Train_Set), 'val' (Validation_Set) or 'test' (no labels)
-                 modalities=('frames', 'audio'), # audio needs the video files
-                 cfg: PreprocessConfig | None = None, # n_frames, face_size, window_seconds, log-mel parameters
-                 frame_step: int = 1, # distance between key frames of a window (1: consecutive)
-                 videos=None, # test split: the video names (default: a *test*.txt list under root)
-                 video_dir=None, # where the video files are (default: videos/, raw_videos/, batch1/, batch2/)
-                 strict: bool = False): # raise on a bad annotation file instead of skipping it
-        super().__init__(cfg, modalities); _check_split(split, ('train', 'val', 'test'))
+
+    def __init__(
+        self,
+        root,  # Aff-Wild2 folder (annotations, cropped_aligned/, videos/ somewhere below it)
+        split: str = 'train',  # 'train' (Train_Set), 'val' (Validation_Set) or 'test' (no labels)
+        modalities=('frames', 'audio'),  # audio needs the video files
+        cfg: PreprocessConfig | None = None,  # n_frames, face_size, window_seconds, log-mel parameters
+        frame_step: int = 1,  # distance between key frames of a window (1: consecutive)
+        videos=None,  # test split: the video names (default: a *test*.txt list under root)
+        video_dir=None,  # where the video files are (default: videos/, raw_videos/, batch1/, batch2/)
+        strict: bool = False,
+    ):  # raise on a bad annotation file instead of skipping it
+        super().__init__(cfg, modalities)
+        _check_split(split, ('train', 'val', 'test'))
         self.root, self.split, self.frame_step = _root(root, None, 'Aff-Wild2'), split, frame_step
         self._spec_extra = {'frame_step': frame_step}
         crops = _find_dir(self.root, 'cropped_aligned')
-        if crops is None: raise ValueError(f"Aff-Wild2: no cropped_aligned/ folder under {self.root}")
+        if crops is None:
+            raise ValueError(f"Aff-Wild2: no cropped_aligned/ folder under {self.root}")
         self.crops, vids = crops, _video_index(self.root, video_dir)
-        self.stats = dict(videos=0, key_frames=0, labelled_frames=0, labelled_without_image=0, ignored_labels=0, missing_frames=0,
-                          labels_beyond_video=0, frames_without_label=0, videos_without_audio=0, skipped_files=0)
+        self.stats = dict(
+            videos=0,
+            key_frames=0,
+            labelled_frames=0,
+            labelled_without_image=0,
+            ignored_labels=0,
+            missing_frames=0,
+            labels_beyond_video=0,
+            frames_without_label=0,
+            videos_without_audio=0,
+            skipped_files=0,
+        )
         self.read_errors, self.per_video, self.frame_labels = [], [], []
         for name, labels in self._annotations(split, videos, strict):
             frames = _frame_numbers(crops / name)
             vpath = vids.get(re.sub(r'_(left|right)$', '', name))
-            n_file = self._n_video_frames(vpath)             # frames of the video file (0: no readable file)
-            if labels is not None:                           # a label file must roughly match the video it labels
+            n_file = self._n_video_frames(vpath)  # frames of the video file (0: no readable file)
+            if labels is not None:  # a label file must roughly match the video it labels
                 ref = n_file or (max(frames) if frames else 0)
                 if ref and abs(len(labels) - ref) > max(5, 0.1 * ref):
-                    _skip(self, self.annotations / f'{name}.txt', f"{len(labels)} label lines for {ref} frames "
-                          f"({'of the video file' if n_file else 'up to the last cropped frame'}): the file does not match its video", strict); continue
-            n_video = n_file or (len(labels) if labels is not None else (max(frames) if frames else 0))   # without a video file the labels give the length
-            if n_video == 0: _skip(self, crops / name, "no frames in cropped_aligned and no video file", strict); continue
-            if labels is None: keys, lab = np.arange(1, n_video + 1), None
+                    _skip(
+                        self,
+                        self.annotations / f'{name}.txt',
+                        f"{len(labels)} label lines for {ref} frames "
+                        f"({'of the video file' if n_file else 'up to the last cropped frame'}): the file does not match its video",
+                        strict,
+                    )
+                    continue
+            n_video = n_file or (
+                len(labels) if labels is not None else (max(frames) if frames else 0)
+            )  # without a video file the labels give the length
+            if n_video == 0:
+                _skip(self, crops / name, "no frames in cropped_aligned and no video file", strict)
+                continue
+            if labels is None:
+                keys, lab = np.arange(1, n_video + 1), None
             else:
-                beyond = max(0, len(labels) - n_video); labels = labels[:len(labels) - beyond]
+                beyond = max(0, len(labels) - n_video)
+                labels = labels[: len(labels) - beyond]
                 keys, lab = np.arange(1, len(labels) + 1), labels
                 without = sum(1 for k in frames if k > len(labels))
                 has_image = np.isin(keys, list(frames))
-                self.stats['labels_beyond_video'] += beyond; self.stats['frames_without_label'] += without
-                self.stats['labelled_frames'] += int(((labels >= 0) & has_image).sum())   # a label and an image to learn from
+                self.stats['labels_beyond_video'] += beyond
+                self.stats['frames_without_label'] += without
+                self.stats['labelled_frames'] += int(
+                    ((labels >= 0) & has_image).sum()
+                )  # a label and an image to learn from
                 self.stats['labelled_without_image'] += int(((labels >= 0) & ~has_image).sum())
                 self.stats['ignored_labels'] += int((labels < 0).sum())
-            keys = keys[::frame_step]; lab = None if lab is None else lab[::frame_step]
-            if lab is not None: self.frame_labels.append(np.where(np.isin(keys, list(frames)), lab, IGNORE_INDEX))   # what class_counts counts
+            keys = keys[::frame_step]
+            lab = None if lab is None else lab[::frame_step]
+            if lab is not None:
+                self.frame_labels.append(
+                    np.where(np.isin(keys, list(frames)), lab, IGNORE_INDEX)
+                )  # what class_counts counts
             missing = int(sum(1 for k in keys if k not in frames))
-            self.stats['videos'] += 1; self.stats['key_frames'] += len(keys); self.stats['missing_frames'] += missing
-            if vpath is None and 'audio' in self.modalities: self.stats['videos_without_audio'] += 1
-            self.per_video.append({'video': name, 'key_frames': len(keys), 'missing_frames': missing,
-                                   'video_file': str(vpath) if vpath else '', 'n_video_frames': n_video})
+            self.stats['videos'] += 1
+            self.stats['key_frames'] += len(keys)
+            self.stats['missing_frames'] += missing
+            if vpath is None and 'audio' in self.modalities:
+                self.stats['videos_without_audio'] += 1
+            self.per_video.append(
+                {
+                    'video': name,
+                    'key_frames': len(keys),
+                    'missing_frames': missing,
+                    'video_file': str(vpath) if vpath else '',
+                    'n_video_frames': n_video,
+                }
+            )
             self._windows(name, keys, lab, frames, vpath)
         self.stats['skipped_files'] = len(self.skipped)
         if self.skipped and not self.rows:
-            raise ValueError(f"Aff-Wild2 {split}: every file was skipped, nothing is left: " + '; '.join(f"{s['path']}: {s['problem']}" for s in self.skipped[:5]))
+            raise ValueError(
+                f"Aff-Wild2 {split}: every file was skipped, nothing is left: "
+                + '; '.join(f"{s['path']}: {s['problem']}" for s in self.skipped[:5])
+            )
 
     def _annotations(self, split, videos, strict):
         if split == 'test':
             if videos is None:
                 lists = sorted(p for d in range(3) for p in self.root.glob('/'.join(['*'] * d + ['*test*.txt'])))
-                if lists: videos = [l.strip() for l in lists[0].read_text().splitlines() if l.strip()]
-                else: videos = sorted(p.name for p in self.crops.iterdir() if p.is_dir())
-            for v in videos: yield v, None
+                if lists:
+                    videos = [l.strip() for l in lists[0].read_text().splitlines() if l.strip()]
+                else:
+                    videos = sorted(p.name for p in self.crops.iterdir() if p.is_dir())
+            for v in videos:
+                yield v, None
             return
-        ann = next((d for n in ('EXPR_Classification_Challenge', 'EXPR_Set') if (a := _find_dir(self.root, n)) is not None
-                    for s in _SPLIT_DIRS[split] if (d := a / s).is_dir()), None)
-        if ann is None: raise ValueError(f"Aff-Wild2: no EXPR_Classification_Challenge/{_SPLIT_DIRS[split][0]} folder under {self.root}")
+        ann = next(
+            (
+                d
+                for n in ('EXPR_Classification_Challenge', 'EXPR_Set')
+                if (a := _find_dir(self.root, n)) is not None
+                for s in _SPLIT_DIRS[split]
+                if (d := a / s).is_dir()
+            ),
+            None,
+        )
+        if ann is None:
+            raise ValueError(
+                f"Aff-Wild2: no EXPR_Classification_Challenge/{_SPLIT_DIRS[split][0]} folder under {self.root}"
+            )
         self.annotations = ann
         for f in sorted(ann.glob('*.txt')):
-            try: labels = read_expr_labels(f)
+            try:
+                labels = read_expr_labels(f)
             except (ValueError, UnicodeDecodeError) as e:
-                if strict: raise
-                _skip(self, f, str(e).removeprefix(f"{f}: ").removeprefix(f"{f}, "), False); continue
+                if strict:
+                    raise
+                _skip(self, f, str(e).removeprefix(f"{f}: ").removeprefix(f"{f}, "), False)
+                continue
             yield f.stem, labels
 
     def _n_video_frames(self, vpath) -> int:
-        if vpath is None: return 0
+        if vpath is None:
+            return 0
         import av
+
         try:
-            with av.open(str(vpath)) as c: return int(c.streams.video[0].frames) if c.streams.video else 0
+            with av.open(str(vpath)) as c:
+                return int(c.streams.video[0].frames) if c.streams.video else 0
         except Exception as e:
-            self.read_errors.append({'path': str(vpath), 'problem': f"video not readable: {e}"}); return 0
+            self.read_errors.append({'path': str(vpath), 'problem': f"video not readable: {e}"})
+            return 0
 
     def _windows(self, name, keys, lab, frames, vpath):
-        T = self.cfg.n_frames; n = len(keys)
+        T = self.cfg.n_frames
+        n = len(keys)
         starts = list(range(0, max(n - T, 0) + 1, T))
-        if n > T and starts[-1] + T < n: starts.append(n - T)
+        if n > T and starts[-1] + T < n:
+            starts.append(n - T)
         for s in starts:
-            k = keys[s:s + T]; l = None if lab is None else lab[s:s + T]
+            k = keys[s : s + T]
+            l = None if lab is None else lab[s : s + T]
             pad = T - len(k)
             if pad:
                 k = np.concatenate([k, np.full(pad, k[-1])])
-                if l is not None: l = np.concatenate([l, np.full(pad, IGNORE_INDEX)])
-            row = {'id': f"{name}/{int(k[0]):05d}", 'video': name, 'keys': k, 'valid': np.arange(T) < T - pad,
-                   'images': [frames.get(int(i)) for i in k], 'video_file': vpath,
-                   'sources': sorted({frames[int(i)] for i in k if int(i) in frames}) + ([vpath] if vpath else [])}   # sorted: a set's order changes between processes, the cache key must not
-            if l is not None: row['label'] = l.astype(np.int64)
+                if l is not None:
+                    l = np.concatenate([l, np.full(pad, IGNORE_INDEX)])
+            row = {
+                'id': f"{name}/{int(k[0]):05d}",
+                'video': name,
+                'keys': k,
+                'valid': np.arange(T) < T - pad,
+                'images': [frames.get(int(i)) for i in k],
+                'video_file': vpath,
+                'sources': sorted({frames[int(i)] for i in k if int(i) in frames}) + ([vpath] if vpath else []),
+            }  # sorted: a set's order changes between processes, the cache key must not
+            if l is not None:
+                row['label'] = l.astype(np.int64)
             self.rows.append(row)
 
     def window_frames(self, i: int) -> np.ndarray:
@@ -448,7 +766,8 @@ class AbawExpr(ExprDataset):
             imgs, mask = [], []
             for p, valid in zip(r['images'], r['valid']):
                 img = _read_rgb(p, S) if p is not None else None
-                if p is not None and img is None: self.read_errors.append({'path': str(p), 'problem': 'unreadable image'})
+                if p is not None and img is None:
+                    self.read_errors.append({'path': str(p), 'problem': 'unreadable image'})
                 mask.append(img is not None and bool(valid))
                 imgs.append(img if img is not None else np.zeros((S, S, 3), np.uint8))
             out['frames'] = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
@@ -457,108 +776,165 @@ class AbawExpr(ExprDataset):
             if r['video_file'] is not None:
                 fps = _fps(str(r['video_file']))
                 wave = _video_audio(str(r['video_file']), self.cfg.sample_rate)
-            else:   # no video file (counted in stats['videos_without_audio']): silent windows keep the batch uniform
-                fps, wave = 30.0, torch.zeros(int((int(r['keys'].max()) / 30.0 + self.cfg.window_seconds) * self.cfg.sample_rate) + 1)
+            else:  # no video file (counted in stats['videos_without_audio']): silent windows keep the batch uniform
+                fps, wave = (
+                    30.0,
+                    torch.zeros(
+                        int((int(r['keys'].max()) / 30.0 + self.cfg.window_seconds) * self.cfg.sample_rate) + 1
+                    ),
+                )
             out['audio'] = window_logmels(wave, (r['keys'] - 1) / fps, self.cfg, self.logmel)
-        out['frame_index'] = torch.from_numpy(np.asarray(r['keys'], np.int64))   # 1-based key frame numbers, for smoothing
+        out['frame_index'] = torch.from_numpy(
+            np.asarray(r['keys'], np.int64)
+        )  # 1-based key frame numbers, for smoothing
         return out
 
     def report(self) -> pd.DataFrame:
         "One row per video: key frames, missing frames, video file; skipped files listed with their problem."
         return pd.concat([pd.DataFrame(self.per_video), pd.DataFrame(self.skipped)], ignore_index=True)
 
+
 # %% ../nbs/08_data.ipynb #6e89bd79
 @functools.lru_cache(maxsize=256)
-def _fps(path: str) -> float: return video_fps(path)
+def _fps(path: str) -> float:
+    return video_fps(path)
+
 
 # %% ../nbs/08_data.ipynb #506463d4
 AFEW_CLASSES = {'Angry': 1, 'Disgust': 2, 'Fear': 3, 'Happy': 4, 'Neutral': 0, 'Sad': 5, 'Surprise': 6}
 
+
 class Afew(ExprDataset):
     "AFEW clips `<split>/<Emotion>/<clip>.avi`: faces at equal time steps and the clip's log-mel."
+
     visual, supported = 'pixels', ('audio', 'frames')
-    def __init__(self, root, # AFEW folder holding Train/ and Val/
-                 split: str = 'train', # 'train' or 'val' (folder names matched case-insensitively; 'val' also finds 'Validation')
-                 modalities=('audio', 'frames'), # any of 'audio', 'frames'
-                 cfg: PreprocessConfig | None = None): # preprocessing parameters
-        super().__init__(cfg, modalities); _check_split(split, ('train', 'val', 'test'))
+
+    def __init__(
+        self,
+        root,  # AFEW folder holding Train/ and Val/
+        split: str = 'train',  # 'train' or 'val' (folder names matched case-insensitively; 'val' also finds 'Validation')
+        modalities=('audio', 'frames'),  # any of 'audio', 'frames'
+        cfg: PreprocessConfig | None = None,
+    ):  # preprocessing parameters
+        super().__init__(cfg, modalities)
+        _check_split(split, ('train', 'val', 'test'))
         self.root, self.split = _root(root, None, 'AFEW'), split
         names = {'train': ('train',), 'val': ('val', 'valid', 'validation'), 'test': ('test',)}[split]
         d = next((p for p in sorted(self.root.iterdir()) if p.is_dir() and p.name.lower() in names), None)
-        if d is None: raise ValueError(f"AFEW: no {split} folder ({'/'.join(names)}) under {self.root}")
+        if d is None:
+            raise ValueError(f"AFEW: no {split} folder ({'/'.join(names)}) under {self.root}")
         lower = {k.lower(): v for k, v in AFEW_CLASSES.items()}
         for e in sorted(p for p in d.iterdir() if p.is_dir()):
             if e.name.lower() not in lower:
                 raise ValueError(f"{e}: unknown emotion folder {e.name!r}; AFEW has {', '.join(AFEW_CLASSES)}")
             for clip in sorted(p for p in e.iterdir() if p.suffix.lower() in ('.avi', '.mp4', '.mkv')):
                 self.rows.append({'id': f"{e.name}/{clip.stem}", 'label': lower[e.name.lower()], 'sources': [clip]})
+
     raw_item = CremaD.raw_item
+
 
 # %% ../nbs/08_data.ipynb #5594f8e8
 CKPLUS_TO_EXPR = {0: 0, 1: 1, 2: 7, 3: 2, 4: 3, 5: 4, 6: 5, 7: 6}
+
 
 def subject_split(subject: str) -> str:
     "A deterministic subject-level split ('train' 70%, 'val' 15%, 'test' 15%) from a hash of the subject id."
     h = int(hashlib.sha256(subject.encode()).hexdigest(), 16) % 20
     return 'train' if h < 14 else 'val' if h < 17 else 'test'
 
+
 def read_ckplus_emotion(path) -> int:
     "The CK+ emotion code (0-7) in an `*_emotion.txt` file."
     s = Path(path).read_text().strip()
-    try: v = float(s)
-    except ValueError: raise ValueError(f"{path}: {s[:40]!r} is not an emotion code") from None
-    if v != int(v) or int(v) not in CKPLUS_TO_EXPR: raise ValueError(f"{path}: emotion code {s!r} outside 0-7")
+    try:
+        v = float(s)
+    except ValueError:
+        raise ValueError(f"{path}: {s[:40]!r} is not an emotion code") from None
+    if v != int(v) or int(v) not in CKPLUS_TO_EXPR:
+        raise ValueError(f"{path}: emotion code {s!r} outside 0-7")
     return int(v)
+
 
 class CkPlus(ExprDataset):
     "CK+ image sequences with an emotion code: `n_frames` faces ending on the peak frame (no audio)."
+
     visual, supported = 'pixels', ('frames',)
-    def __init__(self, root, # CK+ folder holding cohn-kanade-images/ and Emotion/
-                 split: str = 'all', # 'all', or 'train'/'val'/'test' by `subject_split`
-                 modalities=('frames',), # CK+ has only images
-                 cfg: PreprocessConfig | None = None, # n_frames, face_size, face_margin, detector
-                 strict: bool = False): # raise on a bad emotion file instead of skipping it
-        super().__init__(cfg, modalities); _check_split(split)
+
+    def __init__(
+        self,
+        root,  # CK+ folder holding cohn-kanade-images/ and Emotion/
+        split: str = 'all',  # 'all', or 'train'/'val'/'test' by `subject_split`
+        modalities=('frames',),  # CK+ has only images
+        cfg: PreprocessConfig | None = None,  # n_frames, face_size, face_margin, detector
+        strict: bool = False,
+    ):  # raise on a bad emotion file instead of skipping it
+        super().__init__(cfg, modalities)
+        _check_split(split)
         self.root, self.split = _root(root, None, 'CK+'), split
         imgs, emo = self.root / 'cohn-kanade-images', self.root / 'Emotion'
-        if not imgs.is_dir(): raise ValueError(f"CK+: no cohn-kanade-images/ folder under {self.root}")
+        if not imgs.is_dir():
+            raise ValueError(f"CK+: no cohn-kanade-images/ folder under {self.root}")
         self.stats = {'sequences': 0, 'unlabelled': 0}
         for seq in sorted(p for p in imgs.glob('*/*') if p.is_dir()):
-            subj = seq.parent.name; self.stats['sequences'] += 1
-            if split != 'all' and subject_split(subj) != split: continue
+            subj = seq.parent.name
+            self.stats['sequences'] += 1
+            if split != 'all' and subject_split(subj) != split:
+                continue
             files = sorted(emo.glob(f'{subj}/{seq.name}/*_emotion.txt'))
-            if not files: self.stats['unlabelled'] += 1; continue
-            try: code = read_ckplus_emotion(files[0])
+            if not files:
+                self.stats['unlabelled'] += 1
+                continue
+            try:
+                code = read_ckplus_emotion(files[0])
             except ValueError as e:
-                if strict: raise
-                _skip(self, files[0], str(e).removeprefix(f"{files[0]}: "), False); continue
+                if strict:
+                    raise
+                _skip(self, files[0], str(e).removeprefix(f"{files[0]}: "), False)
+                continue
             frames = sorted(seq.glob('*.png'))
-            if not frames: _skip(self, seq, "no png images", strict); continue
-            self.rows.append({'id': f"{subj}/{seq.name}", 'label': CKPLUS_TO_EXPR[code], 'sources': frames + [files[0]],
-                              'frames': frames})
+            if not frames:
+                _skip(self, seq, "no png images", strict)
+                continue
+            self.rows.append(
+                {
+                    'id': f"{subj}/{seq.name}",
+                    'label': CKPLUS_TO_EXPR[code],
+                    'sources': frames + [files[0]],
+                    'frames': frames,
+                }
+            )
+
     def raw_item(self, i):
         import cv2
+
         paths, T = self.rows[i]['frames'], self.cfg.n_frames
         pick = np.linspace(0, len(paths) - 1, T).round().astype(int)
         imgs = []
         for p in (paths[j] for j in pick):
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is None: raise MediaError(p, "unreadable image")
+            if img is None:
+                raise MediaError(p, "unreadable image")
             imgs.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
         frames, mask = face_crops(imgs, self.cfg)
         return {'frames': frames, 'face_mask': mask}
 
+
 # %% ../nbs/08_data.ipynb #798806a4
 class SyntheticAV(ExprDataset):
     "Synthetic audio-visual items with the real data's shapes and a planted class signal, deterministic from `seed`."
+
     supported = ('audio', 'frames', 'features')
-    def __init__(self, n: int = 64, # number of items
-                 cfg: PreprocessConfig | None = None, # shapes: n_frames, face_size, n_mels, clip_seconds
-                 modalities=('audio', 'frames'), # any of 'audio', 'frames', 'features'
-                 seed: int = 0, # items and labels are a function of (seed, index)
-                 strength: float = 1.0, # size of the planted class signal (0: pure noise)
-                 feature_dim: int = 35, # length of 'features'
-                 frame_level: bool = False): # per-frame labels (T,) like Aff-Wild2, else one label per item
+
+    def __init__(
+        self,
+        n: int = 64,  # number of items
+        cfg: PreprocessConfig | None = None,  # shapes: n_frames, face_size, n_mels, clip_seconds
+        modalities=('audio', 'frames'),  # any of 'audio', 'frames', 'features'
+        seed: int = 0,  # items and labels are a function of (seed, index)
+        strength: float = 1.0,  # size of the planted class signal (0: pure noise)
+        feature_dim: int = 35,  # length of 'features'
+        frame_level: bool = False,
+    ):  # per-frame labels (T,) like Aff-Wild2, else one label per item
         super().__init__(cfg, modalities)
         self.seed, self.strength, self.feature_dim, self.frame_level = seed, strength, feature_dim, frame_level
         self.visual = 'features' if 'features' in self.modalities and 'frames' not in self.modalities else 'pixels'
@@ -566,51 +942,75 @@ class SyntheticAV(ExprDataset):
         labels = torch.randint(0, N_CLASSES, (n,), generator=torch.Generator().manual_seed(seed))
         self.rows = [{'id': f"synthetic-{seed}-{i}", 'label': int(labels[i]), 'sources': []} for i in range(n)]
         if frame_level:
-            for r in self.rows: r['label'] = np.full(self.cfg.n_frames, r['label'], np.int64)
+            for r in self.rows:
+                r['label'] = np.full(self.cfg.n_frames, r['label'], np.int64)
+
     def raw_item(self, i):
         c, cfg, out = int(np.asarray(self.rows[i]['label']).flat[0]), self.cfg, {}
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
         if 'audio' in self.modalities:
             a = -50 + 10 * torch.randn(1, cfg.n_mels, n_mel_frames(cfg.clip_seconds, cfg), generator=g)
-            b = cfg.n_mels * c // N_CLASSES; a[:, b:b + max(1, cfg.n_mels // N_CLASSES)] += 20 * self.strength
+            b = cfg.n_mels * c // N_CLASSES
+            a[:, b : b + max(1, cfg.n_mels // N_CLASSES)] += 20 * self.strength
             out['audio'] = a
         if 'frames' in self.modalities:
             S, T = cfg.face_size, cfg.n_frames
             f = torch.randint(0, 100, (T, 3, S, S), generator=g, dtype=torch.uint8)
             cell, (y, x) = S // 3, divmod(c % 9, 3)
-            f[:, :, y * cell:(y + 1) * cell, x * cell:(x + 1) * cell] += int(round(150 * min(self.strength, 1.0)))
+            f[:, :, y * cell : (y + 1) * cell, x * cell : (x + 1) * cell] += int(round(150 * min(self.strength, 1.0)))
             out['frames'], out['face_mask'] = f, torch.ones(T, dtype=torch.bool)
         if 'features' in self.modalities:
-            v = torch.randn(self.feature_dim, generator=g); v[c % self.feature_dim] += 2 * self.strength
+            v = torch.randn(self.feature_dim, generator=g)
+            v[c % self.feature_dim] += 2 * self.strength
             out['features'] = v
-        if self.frame_level: out['frame_index'] = torch.arange(1, self.cfg.n_frames + 1)
+        if self.frame_level:
+            out['frame_index'] = torch.arange(1, self.cfg.n_frames + 1)
         return out
+
 
 # %% ../nbs/08_data.ipynb #3349f78f
 def class_counts(ds) -> torch.Tensor:
     "Examples per class (int64, length `N_CLASSES`); frame-level labels count per frame, -1 not counted."
     labels = getattr(ds, 'frame_labels', None) or getattr(ds, 'labels', None)
-    if labels is None: labels = [ds[i]['label'] for i in range(len(ds))]
-    flat = np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels]) if len(labels) else np.zeros(0, np.int64)
+    if labels is None:
+        labels = [ds[i]['label'] for i in range(len(ds))]
+    flat = (
+        np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels]) if len(labels) else np.zeros(0, np.int64)
+    )
     flat = flat[flat >= 0]
     return torch.from_numpy(np.bincount(flat, minlength=N_CLASSES)[:N_CLASSES].astype(np.int64))
 
+
 def class_weights(ds) -> torch.Tensor:
     "Inverse-frequency class weights N / (C n_c), scikit-learn's 'balanced' (float32), 0 for absent classes; the trainer's `balanced` sampling draws by them."
-    n = class_counts(ds).numpy(); present = np.flatnonzero(n)
+    n = class_counts(ds).numpy()
+    present = np.flatnonzero(n)
     w = np.zeros(N_CLASSES)
-    if len(present): w[present] = compute_class_weight('balanced', classes=present, y=np.repeat(np.arange(N_CLASSES), n))
+    if len(present):
+        w[present] = compute_class_weight('balanced', classes=present, y=np.repeat(np.arange(N_CLASSES), n))
     return torch.from_numpy(w).float()
+
 
 # %% ../nbs/08_data.ipynb #a62cb12f
 def collate(items: list[dict]) -> dict:
     "torch's `default_collate`, after padding 'audio' along time to the longest (with each item's minimum); ids stay a list."
-    if not items: raise ValueError("collate got no items")
+    if not items:
+        raise ValueError("collate got no items")
     keys = set(items[0])
     for it in items[1:]:
-        if set(it) != keys: raise ValueError(f"items have different keys: {sorted(keys)} vs {sorted(it)} (id {it.get('id')})")
+        if set(it) != keys:
+            raise ValueError(f"items have different keys: {sorted(keys)} vs {sorted(it)} (id {it.get('id')})")
     if 'audio' in keys:
         T = max(it['audio'].shape[-1] for it in items)
-        items = [{**it, 'audio': torch.nn.functional.pad(it['audio'], (0, T - it['audio'].shape[-1]), value=float(it['audio'].min()))}
-                 if it['audio'].shape[-1] < T else it for it in items]
+        items = [
+            {
+                **it,
+                'audio': torch.nn.functional.pad(
+                    it['audio'], (0, T - it['audio'].shape[-1]), value=float(it['audio'].min())
+                ),
+            }
+            if it['audio'].shape[-1] < T
+            else it
+            for it in items
+        ]
     return default_collate(items)

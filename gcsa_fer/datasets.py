@@ -4,7 +4,8 @@
 
 # %% ../nbs/09a_datasets.ipynb #e113b83e
 from __future__ import annotations
-import functools, warnings
+import functools
+import warnings
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -17,129 +18,227 @@ from .cache import cached_dataset
 # %% auto #0
 __all__ = ['DATASETS', 'dataset_info', 'modality_keys', 'audio_stats', 'feature_stats', 'Selected', 'get_dataset']
 
+
 # %% ../nbs/09a_datasets.ipynb #a0909ea8
 def _synthetic(root, split, mods, cfg):
     off = {'train': 0, 'val': 1, 'test': 2, 'all': 3}[split]
     return SyntheticAV({'train': 256}.get(split, 64), cfg.preprocess, mods, seed=cfg.train.seed + 1000 * off)
 
-DATASETS = {   # name -> what it gives, and how to read it: reader(root, split, modalities, cfg)
-    'synthetic': {'visual': 'pixels', 'level': 'clip', 'modalities': ('audio', 'frames'), 'shipped': True, 'reader': _synthetic},
-    'ravdess': {'visual': 'features', 'level': 'clip', 'modalities': ('audio', 'features'), 'shipped': True,
-                'reader': lambda root, split, mods, cfg: Ravdess(root, split, mods, cfg.preprocess, fold=cfg.fold)},
-    'cremad': {'visual': 'pixels', 'level': 'clip', 'modalities': ('audio', 'frames'), 'shipped': True,
-               'reader': lambda root, split, mods, cfg: CremaD(root, 'av' if 'frames' in mods else 'audio', split, mods, cfg.preprocess)},
-    'abaw': {'visual': 'pixels', 'level': 'frame', 'modalities': ('audio', 'frames'), 'shipped': False,
-             'reader': lambda root, split, mods, cfg: AbawExpr(root, split, mods, cfg.preprocess)},
-    'afew': {'visual': 'pixels', 'level': 'clip', 'modalities': ('audio', 'frames'), 'shipped': False,
-             'reader': lambda root, split, mods, cfg: Afew(root, split, mods, cfg.preprocess)},
-    'ckplus': {'visual': 'pixels', 'level': 'clip', 'modalities': ('frames',), 'shipped': False,
-               'reader': lambda root, split, mods, cfg: CkPlus(root, split, mods, cfg.preprocess)},
-    'faces': {'visual': 'pixels', 'level': 'clip', 'modalities': ('frames',), 'shipped': True,   # a user's labelled faces (shipped: London dev)
-              'reader': lambda root, split, mods, cfg: FaceFolder(root, split, mods, cfg.preprocess, fold=cfg.fold, n_folds=cfg.n_folds,
-                                                                  mapping=cfg.label_map or None)},
+
+DATASETS = {  # name -> what it gives, and how to read it: reader(root, split, modalities, cfg)
+    'synthetic': {
+        'visual': 'pixels',
+        'level': 'clip',
+        'modalities': ('audio', 'frames'),
+        'shipped': True,
+        'reader': _synthetic,
+    },
+    'ravdess': {
+        'visual': 'features',
+        'level': 'clip',
+        'modalities': ('audio', 'features'),
+        'shipped': True,
+        'reader': lambda root, split, mods, cfg: Ravdess(root, split, mods, cfg.preprocess, fold=cfg.fold),
+    },
+    'cremad': {
+        'visual': 'pixels',
+        'level': 'clip',
+        'modalities': ('audio', 'frames'),
+        'shipped': True,
+        'reader': lambda root, split, mods, cfg: CremaD(
+            root, 'av' if 'frames' in mods else 'audio', split, mods, cfg.preprocess
+        ),
+    },
+    'abaw': {
+        'visual': 'pixels',
+        'level': 'frame',
+        'modalities': ('audio', 'frames'),
+        'shipped': False,
+        'reader': lambda root, split, mods, cfg: AbawExpr(root, split, mods, cfg.preprocess),
+    },
+    'afew': {
+        'visual': 'pixels',
+        'level': 'clip',
+        'modalities': ('audio', 'frames'),
+        'shipped': False,
+        'reader': lambda root, split, mods, cfg: Afew(root, split, mods, cfg.preprocess),
+    },
+    'ckplus': {
+        'visual': 'pixels',
+        'level': 'clip',
+        'modalities': ('frames',),
+        'shipped': False,
+        'reader': lambda root, split, mods, cfg: CkPlus(root, split, mods, cfg.preprocess),
+    },
+    'faces': {
+        'visual': 'pixels',
+        'level': 'clip',
+        'modalities': ('frames',),
+        'shipped': True,  # a user's labelled faces (shipped: London dev)
+        'reader': lambda root, split, mods, cfg: FaceFolder(
+            root, split, mods, cfg.preprocess, fold=cfg.fold, n_folds=cfg.n_folds, mapping=cfg.label_map or None
+        ),
+    },
 }
+
 
 def dataset_info(name: str) -> dict:
     "What dataset `name` gives: 'visual' ('pixels' or 'features'), 'level' ('clip' or 'frame'), 'modalities', 'shipped'."
-    if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     return {k: v for k, v in DATASETS[name].items() if k != 'reader'}
+
 
 def modality_keys(name: str, modality: str) -> tuple[str, ...]:
     "The item keys that `modality` ('a', 'v', 'av') selects from dataset `name`."
     info = dataset_info(name)
     check_modality(modality)
-    keys = (('audio',) if 'a' in modality else ()) + ((info['visual'] if info['visual'] == 'features' else 'frames',) if 'v' in modality else ())
+    keys = (('audio',) if 'a' in modality else ()) + (
+        (info['visual'] if info['visual'] == 'features' else 'frames',) if 'v' in modality else ()
+    )
     missing = [k for k in keys if k not in info['modalities']]
-    if missing: raise ValueError(f"dataset {name!r} has no {missing[0]} (modality {modality!r})")
+    if missing:
+        raise ValueError(f"dataset {name!r} has no {missing[0]} (modality {modality!r})")
     return keys
+
 
 # %% ../nbs/09a_datasets.ipynb #5e9dec12
 def audio_stats(ds, speakers=None) -> dict:
     "Per-band mean and std of the clip-level log-mels of `ds` (a reader or cache): `{speaker: (mean, std)}` over each speaker's clips, or `{None: ...}` over all when `speakers` is None."
     acc = {}
     for i in range(len(ds)):
-        x = ds[i]['audio'].double(); k = None if speakers is None else speakers[i]
+        x = ds[i]['audio'].double()
+        k = None if speakers is None else speakers[i]
         s = acc.setdefault(k, [0.0, 0.0, 0])
-        s[0] = s[0] + x.sum(-1); s[1] = s[1] + (x * x).sum(-1); s[2] += x.shape[-1]
-    if not acc: raise ValueError("audio_stats: the dataset has no items")
+        s[0] = s[0] + x.sum(-1)
+        s[1] = s[1] + (x * x).sum(-1)
+        s[2] += x.shape[-1]
+    if not acc:
+        raise ValueError("audio_stats: the dataset has no items")
     out = {}
     for k, (s1, s2, n) in acc.items():
-        mean = s1 / n; out[k] = (mean.float().unsqueeze(-1), (s2 / n - mean ** 2).clamp(min=1e-6).sqrt().float().unsqueeze(-1))
+        mean = s1 / n
+        out[k] = (mean.float().unsqueeze(-1), (s2 / n - mean**2).clamp(min=1e-6).sqrt().float().unsqueeze(-1))
     return out
+
 
 def feature_stats(ds, speakers) -> dict:
     "Per-speaker mean and std of the feature vectors of `ds`: `{speaker: (mean, std)}` (std at least 1e-3)."
-    X = torch.stack([ds[i]['features'].double() for i in range(len(ds))]); sp = np.asarray(speakers)
-    return {k: (X[sp == k].mean(0).float(), X[sp == k].std(0, unbiased=False).clamp(min=1e-3).float()) for k in dict.fromkeys(speakers)}
+    X = torch.stack([ds[i]['features'].double() for i in range(len(ds))])
+    sp = np.asarray(speakers)
+    return {
+        k: (X[sp == k].mean(0).float(), X[sp == k].std(0, unbiased=False).clamp(min=1e-3).float())
+        for k in dict.fromkeys(speakers)
+    }
+
 
 # %% ../nbs/09a_datasets.ipynb #4d0b45da
 class Selected(Dataset):
     "A view of a dataset keeping the keys of some modalities, with the log-mel normalised (`audio_norm`), fitted to `clip_seconds` (randomly placed when `time_shift` and training) and SpecAugment in training."
-    def __init__(self, ds, keys, augment: bool = False, cfg: PreprocessConfig | None = None,
-                 stats: dict | None = None): # `audio_norm='train'`: the training set's `audio_stats` (default: this set's own)
+
+    def __init__(
+        self, ds, keys, augment: bool = False, cfg: PreprocessConfig | None = None, stats: dict | None = None
+    ):  # `audio_norm='train'`: the training set's `audio_stats` (default: this set's own)
         self.ds, self.keys, self.augment = ds, tuple(keys), augment
         self.cfg = cfg = cfg or getattr(ds, 'cfg', None) or PreprocessConfig()
         self.specaug = SpecAugment(cfg, fill=0.0 if cfg.audio_norm != 'none' else None).train() if augment else None
-        self.faceaug = face_augmentation(cfg.face_size) if augment and cfg.face_augment and 'frames' in self.keys else None
+        self.faceaug = (
+            face_augmentation(cfg.face_size) if augment and cfg.face_augment and 'frames' in self.keys else None
+        )
         self.visual, self.level = getattr(ds, 'visual', None), getattr(ds, 'level', 'clip')
         self.speakers, self._train_stats = list(getattr(ds, 'speakers', None) or [None] * len(ds)), stats
         for key, norm in (('audio', cfg.audio_norm), ('features', cfg.feature_norm)):
             if key in self.keys and norm == 'speaker' and any(s is None for s in self.speakers):
-                warnings.warn(f"{key[:5]}_norm='speaker': {type(ds).__name__} does not give the speaker of every item; "
-                              "the items without one are normalised together, as one speaker")
+                warnings.warn(
+                    f"{key[:5]}_norm='speaker': {type(ds).__name__} does not give the speaker of every item; "
+                    "the items without one are normalised together, as one speaker"
+                )
+
     @functools.cached_property
     def stats(self) -> dict | None:
         "The log-mel statistics `audio_norm` divides by (computed on first use)."
         c = self.cfg
-        if 'audio' not in self.keys or c.audio_norm not in ('speaker', 'train') or self.level != 'clip' or not len(self.ds): return None
-        if c.audio_norm == 'speaker': return audio_stats(self.ds, self.speakers)
+        if (
+            'audio' not in self.keys
+            or c.audio_norm not in ('speaker', 'train')
+            or self.level != 'clip'
+            or not len(self.ds)
+        ):
+            return None
+        if c.audio_norm == 'speaker':
+            return audio_stats(self.ds, self.speakers)
         return self._train_stats if self._train_stats is not None else audio_stats(self.ds)
+
     @functools.cached_property
     def feature_stats(self) -> dict | None:
         "Per-speaker feature statistics for `feature_norm='speaker'` (computed on first use)."
-        if 'features' not in self.keys or self.cfg.feature_norm != 'speaker' or not len(self.ds): return None
+        if 'features' not in self.keys or self.cfg.feature_norm != 'speaker' or not len(self.ds):
+            return None
         return feature_stats(self.ds, self.speakers)
-    def __len__(self): return len(self.ds)
+
+    def __len__(self):
+        return len(self.ds)
+
     @property
-    def labels(self): return self.ds.labels
+    def labels(self):
+        return self.ds.labels
+
     @property
-    def ids(self): return self.ds.ids
+    def ids(self):
+        return self.ds.ids
+
     @property
-    def frame_labels(self): return getattr(self.ds, 'frame_labels', None)
+    def frame_labels(self):
+        return getattr(self.ds, 'frame_labels', None)
+
     def __getitem__(self, i):
         it = self.ds[i]
         keep = set(self.keys) | {'id', 'label', 'frame_index'} | ({'face_mask'} if 'frames' in self.keys else set())
         it = {k: v for k, v in it.items() if k in keep}
-        if 'audio' in it and self.level == 'clip': it['audio'] = self._audio(it['audio'], i)
+        if 'audio' in it and self.level == 'clip':
+            it['audio'] = self._audio(it['audio'], i)
         if self.feature_stats is not None:
-            mean, std = self.feature_stats[self.speakers[i]]; it['features'] = (it['features'] - mean) / std
-        if self.specaug is not None and 'audio' in it: it['audio'] = self.specaug(it['audio'])
-        if self.faceaug is not None: it['frames'] = self.faceaug(it['frames'])
+            mean, std = self.feature_stats[self.speakers[i]]
+            it['features'] = (it['features'] - mean) / std
+        if self.specaug is not None and 'audio' in it:
+            it['audio'] = self.specaug(it['audio'])
+        if self.faceaug is not None:
+            it['frames'] = self.faceaug(it['frames'])
         return it
+
     def _audio(self, x, i):
         c = self.cfg
-        if c.audio_norm == 'utterance': x = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp(min=1e-3)
+        if c.audio_norm == 'utterance':
+            x = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp(min=1e-3)
         elif self.stats is not None:
-            mean, std = self.stats[self.speakers[i] if c.audio_norm == 'speaker' else None]; x = (x - mean) / std
-        if c.trim_db <= 0 and not c.time_shift: return x
-        T = n_mel_frames(c.clip_seconds, c); d = abs(x.shape[-1] - T)
+            mean, std = self.stats[self.speakers[i] if c.audio_norm == 'speaker' else None]
+            x = (x - mean) / std
+        if c.trim_db <= 0 and not c.time_shift:
+            return x
+        T = n_mel_frames(c.clip_seconds, c)
+        d = abs(x.shape[-1] - T)
         offset = int(torch.randint(0, d + 1, ())) if self.augment and c.time_shift else None
         return fit_length(x, T, offset, fill=0.0 if c.audio_norm != 'none' else None)
 
+
 # %% ../nbs/09a_datasets.ipynb #49270560
-def get_dataset(name: str, # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus' or 'faces'
-                split: str, # 'train', 'val', 'test' (or 'all' where the reader has it)
-                cfg: Config, # uses data_root, modality and preprocess
-                cache_dir=None, # preprocess once into this folder and read from it (real datasets)
-                augment: bool = False, # SpecAugment on 'audio' (training only)
-                n_workers: int = 2): # processes for a cache build
+def get_dataset(
+    name: str,  # 'synthetic', 'ravdess', 'cremad', 'abaw', 'afew', 'ckplus' or 'faces'
+    split: str,  # 'train', 'val', 'test' (or 'all' where the reader has it)
+    cfg: Config,  # uses data_root, modality and preprocess
+    cache_dir=None,  # preprocess once into this folder and read from it (real datasets)
+    augment: bool = False,  # SpecAugment on 'audio' (training only)
+    n_workers: int = 2,
+):  # processes for a cache build
     "The dataset a run trains or evaluates on, with the modalities of `cfg.modality`."
-    keys = modality_keys(name, cfg.modality); pre = cfg.preprocess
+    keys = modality_keys(name, cfg.modality)
+    pre = cfg.preprocess
     mods = tuple(k for k in keys)
     root = cfg.data_root or None
     ds = DATASETS[name]['reader'](root, split, mods, cfg)
-    if cache_dir is not None and name != 'synthetic': ds = cached_dataset(ds, cache_dir, n_workers=n_workers)
+    if cache_dir is not None and name != 'synthetic':
+        ds = cached_dataset(ds, cache_dir, n_workers=n_workers)
     stats = None
-    if 'audio' in keys and pre.audio_norm == 'train' and split != 'train':   # statistics of the training speakers only
+    if 'audio' in keys and pre.audio_norm == 'train' and split != 'train':  # statistics of the training speakers only
         stats = get_dataset(name, 'train', cfg, cache_dir, n_workers=n_workers).stats
     return Selected(ds, keys, augment, pre, stats)

@@ -4,102 +4,157 @@
 
 # %% ../nbs/07a_detect.ipynb #3318c21a
 from __future__ import annotations
-import functools, time
+import functools
+import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['HAAR_CASCADE', 'DETECTORS', 'haar_cascade_file', 'DetectorUnavailable', 'resolve_detector', 'detect_face',
-           'compare_detectors']
+__all__ = [
+    'HAAR_CASCADE',
+    'DETECTORS',
+    'haar_cascade_file',
+    'DetectorUnavailable',
+    'resolve_detector',
+    'detect_face',
+    'compare_detectors',
+]
 
 # %% ../nbs/07a_detect.ipynb #c2715196
 HAAR_CASCADE = 'haarcascade_frontalface_default.xml'
 
+
 def haar_cascade_file() -> Path | None:
     "OpenCV's frontal-face Haar cascade in the installed package (`cv2.data.haarcascades`); None where there is none."
-    import cv2     # OpenCV: optional, imported where it is used
+    import cv2  # OpenCV: optional, imported where it is used
+
     d = getattr(getattr(cv2, 'data', None), 'haarcascades', None)
     f = Path(d) / HAAR_CASCADE if d else None
     return f if f is not None and f.is_file() else None
 
+
 # %% ../nbs/07a_detect.ipynb #bd9e5ecf
-DETECTORS = ('haar', 'lbp', 'auto', 'none')   # 'auto': haar where OpenCV can run it, else lbp; 'none': the whole frame
+DETECTORS = ('haar', 'lbp', 'auto', 'none')  # 'auto': haar where OpenCV can run it, else lbp; 'none': the whole frame
+
 
 class DetectorUnavailable(RuntimeError):
     "The requested face detector cannot run on this machine; the message says what to install or choose instead."
 
+
 @functools.cache
 def _haar():
     import cv2
+
     if not hasattr(cv2, 'CascadeClassifier'):
-        raise DetectorUnavailable(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 removed it): "
-                                  "install opencv-python-headless<5, or use detector='lbp' (scikit-image)")
+        raise DetectorUnavailable(
+            f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 removed it): "
+            "install opencv-python-headless<5, or use detector='lbp' (scikit-image)"
+        )
     f = haar_cascade_file()
-    if f is None: raise DetectorUnavailable(f"OpenCV {cv2.__version__} has no cv2.data.haarcascades/{HAAR_CASCADE}: "
-                                            "reinstall opencv-python-headless<5, or use detector='lbp' (scikit-image)")
+    if f is None:
+        raise DetectorUnavailable(
+            f"OpenCV {cv2.__version__} has no cv2.data.haarcascades/{HAAR_CASCADE}: "
+            "reinstall opencv-python-headless<5, or use detector='lbp' (scikit-image)"
+        )
     c = cv2.CascadeClassifier(str(f))
-    if c.empty(): raise DetectorUnavailable(f"the Haar cascade {f} could not be loaded")
+    if c.empty():
+        raise DetectorUnavailable(f"the Haar cascade {f} could not be loaded")
     return c
+
 
 @functools.cache
 def _lbp():
     try:
         from skimage.feature import Cascade
         from skimage.data import lbp_frontal_face_cascade_filename
-    except ImportError: raise DetectorUnavailable("detector='lbp' needs scikit-image: pip install scikit-image") from None
+    except ImportError:
+        raise DetectorUnavailable("detector='lbp' needs scikit-image: pip install scikit-image") from None
     return Cascade(lbp_frontal_face_cascade_filename())
+
 
 @functools.cache
 def resolve_detector(name: str) -> str:
     "The detector that will run for `name`: 'auto' becomes 'haar' where OpenCV can run it, else 'lbp'; an unknown name, or one that cannot run here, is an error."
-    if name not in DETECTORS: raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
-    if name in ('haar', 'lbp'): {'haar': _haar, 'lbp': _lbp}[name](); return name   # DetectorUnavailable when it cannot run
-    if name != 'auto': return name
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
+    if name in ('haar', 'lbp'):
+        {'haar': _haar, 'lbp': _lbp}[name]()
+        return name  # DetectorUnavailable when it cannot run
+    if name != 'auto':
+        return name
     for d, load in (('haar', _haar), ('lbp', _lbp)):
-        try: load(); return d
-        except DetectorUnavailable: pass
+        try:
+            load()
+            return d
+        except DetectorUnavailable:
+            pass
     raise DetectorUnavailable("no face detector can run here: install opencv-python-headless<5 or scikit-image")
+
 
 # %% ../nbs/07a_detect.ipynb #3316aa20
 def _grey(frame: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
     import cv2
-    if frame.ndim == 3: frame = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+    if frame.ndim == 3:
+        frame = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
     scale = min(1.0, max_width / frame.shape[1])
-    if scale < 1: frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    if scale < 1:
+        frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return frame, scale
+
 
 def _boxes(grey: np.ndarray, detector: str) -> list:
     import cv2
-    if detector == 'haar': return list(_haar().detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24)))
-    hits = _lbp().detect_multi_scale(grey, scale_factor=1.2, step_ratio=1, min_size=(24, 24), max_size=grey.shape, min_neighbor_number=2)
+
+    if detector == 'haar':
+        return list(_haar().detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24)))
+    hits = _lbp().detect_multi_scale(
+        grey, scale_factor=1.2, step_ratio=1, min_size=(24, 24), max_size=grey.shape, min_neighbor_number=2
+    )
     return [(d['c'], d['r'], d['width'], d['height']) for d in hits]
 
-def detect_face(frame: np.ndarray,        # RGB (H x W x 3) or grey (H x W) uint8 image
-                detector: str = 'haar',   # 'haar', 'lbp' or 'auto' (see `DETECTORS`)
-                max_width: int = 320,     # the frame is scaled down to at most this width before detection
-               ) -> tuple[int, int, int, int] | None:
+
+def detect_face(
+    frame: np.ndarray,  # RGB (H x W x 3) or grey (H x W) uint8 image
+    detector: str = 'haar',  # 'haar', 'lbp' or 'auto' (see `DETECTORS`)
+    max_width: int = 320,  # the frame is scaled down to at most this width before detection
+) -> tuple[int, int, int, int] | None:
     "The largest face (x, y, w, h) in the frame, in the frame's pixels, or None."
     d = resolve_detector(detector)
-    if d == 'none': raise ValueError("detector='none' finds no face: use the whole frame (`centre_box`) instead")
-    if frame.ndim not in (2, 3) or min(frame.shape[:2]) < 24: return None   # too small to hold a 24-pixel face
+    if d == 'none':
+        raise ValueError("detector='none' finds no face: use the whole frame (`centre_box`) instead")
+    if frame.ndim not in (2, 3) or min(frame.shape[:2]) < 24:
+        return None  # too small to hold a 24-pixel face
     grey, scale = _grey(frame, max_width)
     boxes = _boxes(grey, d)
-    if not len(boxes): return None
+    if not len(boxes):
+        return None
     x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
     return tuple(int(round(v / scale)) for v in (x, y, w, h))
 
+
 # %% ../nbs/07a_detect.ipynb #ee5ac938
-def compare_detectors(images,                             # RGB uint8 images (a list, or any iterable)
-                      detectors=('haar', 'lbp'),          # the detectors to compare
-                      max_width: int = 320,               # see `detect_face`
-                     ) -> pd.DataFrame:
+def compare_detectors(
+    images,  # RGB uint8 images (a list, or any iterable)
+    detectors=('haar', 'lbp'),  # the detectors to compare
+    max_width: int = 320,  # see `detect_face`
+) -> pd.DataFrame:
     "Per detector: images, faces found, detection rate and mean milliseconds per image (one pass, this machine)."
     images, rows = list(images), []
-    if not images: raise ValueError('compare_detectors needs at least one image')
+    if not images:
+        raise ValueError('compare_detectors needs at least one image')
     for d in detectors:
-        detect_face(images[0], d, max_width)             # load the cascade outside the timing
-        t = time.perf_counter(); found = sum(detect_face(im, d, max_width) is not None for im in images)
-        rows.append({'detector': d, 'images': len(images), 'found': found, 'rate': found / max(len(images), 1),
-                     'ms_per_image': 1000 * (time.perf_counter() - t) / max(len(images), 1)})
+        detect_face(images[0], d, max_width)  # load the cascade outside the timing
+        t = time.perf_counter()
+        found = sum(detect_face(im, d, max_width) is not None for im in images)
+        rows.append(
+            {
+                'detector': d,
+                'images': len(images),
+                'found': found,
+                'rate': found / max(len(images), 1),
+                'ms_per_image': 1000 * (time.perf_counter() - t) / max(len(images), 1),
+            }
+        )
     return pd.DataFrame(rows)

@@ -10,32 +10,45 @@ import torch.distributed as dist
 # %% auto #0
 __all__ = ['dist_info', 'init_distributed', 'is_main', 'barrier', 'shard_order']
 
+
 # %% ../nbs/10a_distributed.ipynb #2e8c191a
 def dist_info() -> tuple[int, int, int]:
     "(rank, world size, local rank) of this process, from torchrun's environment; (0, 1, 0) without torchrun."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
 
+
 def init_distributed(device_type: str) -> bool:
     "Join the process group (NCCL for 'cuda', gloo otherwise) when torchrun started several processes; True if distributed."
-    if dist_info()[1] <= 1: return False
-    if not dist.is_initialized(): dist.init_process_group('nccl' if device_type == 'cuda' else 'gloo')
+    if dist_info()[1] <= 1:
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if device_type == 'cuda' else 'gloo')
     return True
+
 
 def is_main() -> bool:
     "Whether this process writes files: rank 0, or the only process."
     return (dist.get_rank() if dist.is_available() and dist.is_initialized() else dist_info()[0]) == 0
 
+
 def barrier():
     "Wait for every process (nothing to wait for in a world of one)."
-    if dist.is_available() and dist.is_initialized(): dist.barrier()
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
 
 # %% ../nbs/10a_distributed.ipynb #b2e54dd2
-def shard_order(order,            # the epoch's order of item indices, the same in every process
-                rank: int, world: int) -> list[int]:
+def shard_order(
+    order,  # the epoch's order of item indices, the same in every process
+    rank: int,
+    world: int,
+) -> list[int]:
     "Process `rank`'s items: `order[rank::world]` after padding `order` to a multiple of `world`."
     order = list(map(int, order))
-    if not order: return []
-    if not 0 <= rank < world: raise ValueError(f"rank must be in [0, {world}), got {rank}")
+    if not order:
+        return []
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, {world}), got {rank}")
     pad = (-len(order)) % world
     order += (order * (pad // len(order) + 1))[:pad]
     return order[rank::world]

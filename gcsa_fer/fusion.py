@@ -17,49 +17,77 @@ from .mcnn import remap_conv_bn_relu
 # %% auto #0
 __all__ = ['proportional_fusion', 'fuse', 'FusionSearch', 'search_fusion_weights', 'plot_fusion_grid', 'AVModel']
 
+
 # %% ../nbs/04_fusion.ipynb #e81c6165
-def proportional_fusion(pa, # audio probabilities, `... x C` (tensor or array)
-                        pv, # visual probabilities, same shape
-                        m: float = 1,     # weight of the audio branch (> 0)
-                        n: float = 1,     # weight of the visual branch (> 0)
-                       ):
+def proportional_fusion(
+    pa,  # audio probabilities, `... x C` (tensor or array)
+    pv,  # visual probabilities, same shape
+    m: float = 1,  # weight of the audio branch (> 0)
+    n: float = 1,  # weight of the visual branch (> 0)
+):
     "P = (m pa + n pv) / (m + n)."
-    if not (m > 0 and n > 0): raise ValueError(f"fusion weights must be positive, got m={m}, n={n}")
-    if pa.shape != pv.shape: raise ValueError(f"audio and visual probabilities differ in shape: {tuple(pa.shape)} vs {tuple(pv.shape)}")
+    if not (m > 0 and n > 0):
+        raise ValueError(f"fusion weights must be positive, got m={m}, n={n}")
+    if pa.shape != pv.shape:
+        raise ValueError(f"audio and visual probabilities differ in shape: {tuple(pa.shape)} vs {tuple(pv.shape)}")
     return (m * pa + n * pv) / (m + n)
 
+
 # %% ../nbs/04_fusion.ipynb #512df2ea
-def fuse(pa, pv,                        # audio and visual probabilities `... x C` (tensors or arrays); either may be None
-         m: float = 1, n: float = 1,     # fusion weights
-         audio_ok=None, visual_ok=None,  # `...` booleans: where each branch has something to say (None: everywhere)
-        ):
+def fuse(
+    pa,
+    pv,  # audio and visual probabilities `... x C` (tensors or arrays); either may be None
+    m: float = 1,
+    n: float = 1,  # fusion weights
+    audio_ok=None,
+    visual_ok=None,  # `...` booleans: where each branch has something to say (None: everywhere)
+):
     "Per item: P = (m pa + n pv)/(m + n) where both branches speak, the one that speaks elsewhere, NaN where neither does."
-    if pa is None and pv is None: raise ValueError("fuse needs the probabilities of at least one branch")
+    if pa is None and pv is None:
+        raise ValueError("fuse needs the probabilities of at least one branch")
     ref = pa if pa is not None else pv
-    if (pa is None or pv is None) and (audio_ok if pv is None else visual_ok) is None: return ref   # one branch, speaking everywhere
+    if (pa is None or pv is None) and (audio_ok if pv is None else visual_ok) is None:
+        return ref  # one branch, speaking everywhere
     xp = torch if isinstance(ref, torch.Tensor) else np
+
     def ok(flag, p):
-        if p is None: return xp.zeros(ref.shape[:-1], dtype=xp.bool)
-        return xp.ones(ref.shape[:-1], dtype=xp.bool) if flag is None else xp.asarray(flag, dtype=xp.bool) if xp is np else flag.bool()
+        if p is None:
+            return xp.zeros(ref.shape[:-1], dtype=xp.bool)
+        return (
+            xp.ones(ref.shape[:-1], dtype=xp.bool)
+            if flag is None
+            else xp.asarray(flag, dtype=xp.bool)
+            if xp is np
+            else flag.bool()
+        )
+
     a, v = ok(audio_ok, pa), ok(visual_ok, pv)
     both = proportional_fusion(pa, pv, m, n) if pa is not None and pv is not None else ref
     nan = xp.full_like(ref, float('nan'))
-    one = xp.where(a[..., None], pa, pv if pv is not None else nan) if pa is not None else xp.where(v[..., None], pv, nan)
+    one = (
+        xp.where(a[..., None], pa, pv if pv is not None else nan) if pa is not None else xp.where(v[..., None], pv, nan)
+    )
     return xp.where((a & v)[..., None], both, xp.where((a | v)[..., None], one, nan))
+
 
 # %% ../nbs/04_fusion.ipynb #0eeee345
 @dataclass
 class FusionSearch:
     "Result of `search_fusion_weights`."
+
     m: int
     n: int
-    score: float          # macro-F1 at (m, n)
-    grid: pd.DataFrame    # macro-F1 for every pair, index m, columns n
+    score: float  # macro-F1 at (m, n)
+    grid: pd.DataFrame  # macro-F1 for every pair, index m, columns n
 
-def search_fusion_weights(pa, pv, y,                   # audio and visual probabilities (`N x C`) and labels (`N`, -1 ignored)
-                          weights=range(1, 6),          # the candidate integers for m and for n
-                          metric=macro_f1,              # score to maximise: metric(y_true, y_pred)
-                         ) -> FusionSearch:
+
+def search_fusion_weights(
+    pa,
+    pv,
+    y,  # audio and visual probabilities (`N x C`) and labels (`N`, -1 ignored)
+    weights=range(1, 6),  # the candidate integers for m and for n
+    metric=macro_f1,  # score to maximise: metric(y_true, y_pred)
+) -> FusionSearch:
     "Grid-search the integer fusion weights (m, n) that maximise `metric` of the fused prediction."
     pa, pv = torch.as_tensor(pa, dtype=torch.float32), torch.as_tensor(pv, dtype=torch.float32)
     weights = list(weights)
@@ -68,103 +96,145 @@ def search_fusion_weights(pa, pv, y,                   # audio and visual probab
     for m, n in itertools.product(weights, weights):
         s = metric(y, proportional_fusion(pa, pv, m, n).argmax(-1))
         grid.loc[m, n] = s
-        if best is None or s > best[2]: best = (m, n, s)
+        if best is None or s > best[2]:
+            best = (m, n, s)
     return FusionSearch(*best, grid)
+
 
 def plot_fusion_grid(search: FusionSearch, ax=None):
     "Heatmap of the macro-F1 (%) over (m, n), the chosen pair outlined."
-    import seaborn as sns, matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(4.2, 3.6))
+    import seaborn as sns
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 3.6))
     sns.heatmap(search.grid * 100, annot=True, fmt='.1f', cmap='viridis', ax=ax, cbar_kws={'label': 'macro-F1 (%)'})
     i, j = list(search.grid.index).index(search.m), list(search.grid.columns).index(search.n)
     ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor='red', lw=2))
     ax.set_title(f'fusion weights: best m={search.m}, n={search.n}')
     return ax
 
+
 # %% ../nbs/04_fusion.ipynb #483b5416
 class AVModel(nn.Module):
     "Audio branch + visual branch + proportional fusion with m, n as state. `forward(batch, level)` -> dict of logits and probabilities."
-    def __init__(self, audio: nn.Module | None = None,   # e.g. `MCNN`, on `batch['audio']`
-                 visual: nn.Module | None = None,        # e.g. `RHCNN` on `batch['frames']`, or `FeatureMLP` on `batch['features']`
-                 m: float = 1, n: float = 1,             # fusion weights
-                ):
+
+    def __init__(
+        self,
+        audio: nn.Module | None = None,  # e.g. `MCNN`, on `batch['audio']`
+        visual: nn.Module | None = None,  # e.g. `RHCNN` on `batch['frames']`, or `FeatureMLP` on `batch['features']`
+        m: float = 1,
+        n: float = 1,  # fusion weights
+    ):
         super().__init__()
-        if audio is None and visual is None: raise ValueError("AVModel needs at least one branch")
+        if audio is None and visual is None:
+            raise ValueError("AVModel needs at least one branch")
         self.audio, self.visual = audio, visual
         self.register_buffer('fusion_weights', torch.ones(2))
         self.set_fusion(m, n)
 
     def set_fusion(self, m: float, n: float):
         "Set the fusion weights (both > 0)."
-        if not (m > 0 and n > 0): raise ValueError(f"fusion weights must be positive, got m={m}, n={n}")
+        if not (m > 0 and n > 0):
+            raise ValueError(f"fusion weights must be positive, got m={m}, n={n}")
         self.fusion_weights.copy_(torch.tensor([float(m), float(n)]))
         return self
 
     @property
-    def m(self) -> float: return _num(self.fusion_weights[0])
+    def m(self) -> float:
+        return _num(self.fusion_weights[0])
+
     @property
-    def n(self) -> float: return _num(self.fusion_weights[1])
+    def n(self) -> float:
+        return _num(self.fusion_weights[1])
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        state_dict.setdefault(prefix + 'fusion_weights', self.fusion_weights.clone())   # files from before the buffer: keep m, n as given
-        remap_conv_bn_relu(self, state_dict, prefix)                                     # and their conv-BN-ReLU weight names
+        state_dict.setdefault(
+            prefix + 'fusion_weights', self.fusion_weights.clone()
+        )  # files from before the buffer: keep m, n as given
+        remap_conv_bn_relu(self, state_dict, prefix)  # and their conv-BN-ReLU weight names
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def fuse(self, pa, pv, audio_ok=None, visual_ok=None):
         "`fuse` with this model's m and n."
         return fuse(pa, pv, self.m, self.n, audio_ok, visual_ok)
 
+
 # %% ../nbs/04_fusion.ipynb #5867f03a
 def _num(t: torch.Tensor) -> float:
-    x = float(t); return int(x) if x.is_integer() else x
+    x = float(t)
+    return int(x) if x.is_integer() else x
+
 
 # %% ../nbs/04_fusion.ipynb #0a6fa0c5
 @patch
 def audio_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tensor:
     "Audio logits per item (`frames` None) or per key frame (`B x frames x C`)."
-    if 'audio' not in batch: raise ValueError(f"the audio branch needs 'audio' in the batch, got keys {sorted(batch)}")
+    if 'audio' not in batch:
+        raise ValueError(f"the audio branch needs 'audio' in the batch, got keys {sorted(batch)}")
     a = batch['audio']
-    if a.dim() == 5:                       # one window per key frame: B x T x 1 x F x Tw
+    if a.dim() == 5:  # one window per key frame: B x T x 1 x F x Tw
         la = self.audio(a.flatten(0, 1)).view(a.shape[0], a.shape[1], -1)
         return la if frames is not None else la.mean(1)
-    la = self.audio(a)                     # one clip: B x 1 x F x T
+    la = self.audio(a)  # one clip: B x 1 x F x T
     return la if frames is None else la.unsqueeze(1).expand(-1, frames, -1)
+
 
 @patch
 def visual_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tensor:
     "Visual logits per item (`frames` None; frames without a face left out of the mean) or per key frame."
     if 'frames' in batch:
-        return self.visual(batch['frames'], batch.get('face_mask')) if frames is None else self.visual.forward_frames(batch['frames'])
+        return (
+            self.visual(batch['frames'], batch.get('face_mask'))
+            if frames is None
+            else self.visual.forward_frames(batch['frames'])
+        )
     if 'features' in batch:
         lv = self.visual(batch['features'])
         return lv if frames is None else lv.unsqueeze(1).expand(-1, frames, -1)
     raise ValueError(f"the visual branch needs 'frames' or 'features' in the batch, got keys {sorted(batch)}")
 
+
 # %% ../nbs/04_fusion.ipynb #41b1ffd6
 def _n_frames(batch: dict) -> int:
     "T of a frame-level batch: from its labels, face frames or per-frame audio windows."
     lab = batch.get('label')
-    if isinstance(lab, torch.Tensor) and lab.dim() == 2: return int(lab.shape[1])
-    if 'frames' in batch: return int(batch['frames'].shape[1])
-    if 'audio' in batch and batch['audio'].dim() == 5: return int(batch['audio'].shape[1])
-    raise ValueError("level='frame' needs frame-level labels, face frames or one audio window per key frame in the batch")
+    if isinstance(lab, torch.Tensor) and lab.dim() == 2:
+        return int(lab.shape[1])
+    if 'frames' in batch:
+        return int(batch['frames'].shape[1])
+    if 'audio' in batch and batch['audio'].dim() == 5:
+        return int(batch['audio'].shape[1])
+    raise ValueError(
+        "level='frame' needs frame-level labels, face frames or one audio window per key frame in the batch"
+    )
+
 
 @patch
-def forward(self: AVModel, batch: dict,
-            level: str | None = None,   # 'clip' (`B x C`), 'frame' (`B x T x C`), or None: 'frame' when the labels are `B x T`
-           ) -> dict:
-    if level not in (None, 'clip', 'frame'): raise ValueError(f"level must be 'clip', 'frame' or None, got {level!r}")
+def forward(
+    self: AVModel,
+    batch: dict,
+    level: str | None = None,  # 'clip' (`B x C`), 'frame' (`B x T x C`), or None: 'frame' when the labels are `B x T`
+) -> dict:
+    if level not in (None, 'clip', 'frame'):
+        raise ValueError(f"level must be 'clip', 'frame' or None, got {level!r}")
     lab = batch.get('label')
-    if level is None: level = 'frame' if isinstance(lab, torch.Tensor) and lab.dim() == 2 else 'clip'
+    if level is None:
+        level = 'frame' if isinstance(lab, torch.Tensor) and lab.dim() == 2 else 'clip'
     frames = _n_frames(batch) if level == 'frame' else None
     out = {}
     if self.audio is not None:
-        out['logits_a'] = self.audio_logits(batch, frames); out['pa'] = out['logits_a'].float().softmax(-1)
+        out['logits_a'] = self.audio_logits(batch, frames)
+        out['pa'] = out['logits_a'].float().softmax(-1)
     if self.visual is not None:
-        out['logits_v'] = self.visual_logits(batch, frames); out['pv'] = out['logits_v'].float().softmax(-1)
-    face = batch.get('face_mask') if frames is not None and 'frames' in batch else None   # no face in that frame: the audio decides
+        out['logits_v'] = self.visual_logits(batch, frames)
+        out['pv'] = out['logits_v'].float().softmax(-1)
+    face = (
+        batch.get('face_mask') if frames is not None and 'frames' in batch else None
+    )  # no face in that frame: the audio decides
     out['p'] = self.fuse(out.get('pa'), out.get('pv'), visual_ok=face if 'pa' in out else None)
     return out
+
 
 @patch
 def heads(self: AVModel) -> list[nn.Parameter]:

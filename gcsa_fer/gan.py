@@ -4,7 +4,8 @@
 
 # %% ../nbs/11d_gan.ipynb #c63ac820
 from __future__ import annotations
-import json, math
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -18,64 +19,116 @@ from .core import EXPR_CLASSES, N_CLASSES, atomic_write
 from .checkpoint import save_checkpoint, load_checkpoint
 
 # %% auto #0
-__all__ = ['Generator', 'Discriminator', 'TrainedGAN', 'train_gan', 'load_gan', 'plot_samples', 'gan_quality', 'training_arrays',
-           'WithGenerated', 'add_generated', 'with_generated']
+__all__ = [
+    'Generator',
+    'Discriminator',
+    'TrainedGAN',
+    'train_gan',
+    'load_gan',
+    'plot_samples',
+    'gan_quality',
+    'training_arrays',
+    'WithGenerated',
+    'add_generated',
+    'with_generated',
+]
+
 
 # %% ../nbs/11d_gan.ipynb #3c6586e8
 class Generator(nn.Module):
     "Class-conditional generator: noise `B x z_dim` and labels `B` -> images `B x 3 x S x S` in [-1, 1] or vectors `B x D`."
-    def __init__(self, kind: str = 'image',     # 'image' or 'vector'
-                 size: int = 64,                 # image side (a power of two >= 8) or vector length
-                 z_dim: int = 64, width: int = 64, n_classes: int = N_CLASSES):
+
+    def __init__(
+        self,
+        kind: str = 'image',  # 'image' or 'vector'
+        size: int = 64,  # image side (a power of two >= 8) or vector length
+        z_dim: int = 64,
+        width: int = 64,
+        n_classes: int = N_CLASSES,
+    ):
         super().__init__()
-        if kind not in ('image', 'vector'): raise ValueError(f"kind must be 'image' or 'vector', got {kind!r}")
+        if kind not in ('image', 'vector'):
+            raise ValueError(f"kind must be 'image' or 'vector', got {kind!r}")
         self.kind, self.size, self.z_dim = kind, size, z_dim
         self.embed = nn.Embedding(n_classes, z_dim)
         if kind == 'vector':
-            self.net = nn.Sequential(nn.Linear(2 * z_dim, 2 * width), nn.LeakyReLU(0.2), nn.Linear(2 * width, 2 * width), nn.LeakyReLU(0.2), nn.Linear(2 * width, size))
+            self.net = nn.Sequential(
+                nn.Linear(2 * z_dim, 2 * width),
+                nn.LeakyReLU(0.2),
+                nn.Linear(2 * width, 2 * width),
+                nn.LeakyReLU(0.2),
+                nn.Linear(2 * width, size),
+            )
             return
         ups = int(math.log2(size)) - 2
-        if size < 8 or 2 ** (ups + 2) != size: raise ValueError(f"image size must be a power of two >= 8, got {size}")
+        if size < 8 or 2 ** (ups + 2) != size:
+            raise ValueError(f"image size must be a power of two >= 8, got {size}")
         self.fc = nn.Linear(2 * z_dim, 4 * 4 * width * 4)
         chans = [width * 4] + [max(width // 2 ** max(i - 1, 0), 16) for i in range(ups)]
-        self.net = nn.Sequential(*[nn.Sequential(nn.BatchNorm2d(chans[i]), nn.ReLU(), nn.Upsample(scale_factor=2), nn.Conv2d(chans[i], chans[i + 1], 3, padding=1))
-                                   for i in range(ups)], nn.BatchNorm2d(chans[-1]), nn.ReLU(), nn.Conv2d(chans[-1], 3, 3, padding=1), nn.Tanh())
+        self.net = nn.Sequential(
+            *[
+                nn.Sequential(
+                    nn.BatchNorm2d(chans[i]),
+                    nn.ReLU(),
+                    nn.Upsample(scale_factor=2),
+                    nn.Conv2d(chans[i], chans[i + 1], 3, padding=1),
+                )
+                for i in range(ups)
+            ],
+            nn.BatchNorm2d(chans[-1]),
+            nn.ReLU(),
+            nn.Conv2d(chans[-1], 3, 3, padding=1),
+            nn.Tanh(),
+        )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = torch.cat([z, self.embed(y)], 1)
-        if self.kind == 'vector': return self.net(h)
+        if self.kind == 'vector':
+            return self.net(h)
         return self.net(self.fc(h).view(len(z), -1, 4, 4))
+
 
 class Discriminator(nn.Module):
     "Projection discriminator with spectral normalisation: `D(x, y) = w . h(x) + e_y . h(x)`."
+
     def __init__(self, kind: str = 'image', size: int = 64, width: int = 64, n_classes: int = N_CLASSES):
         super().__init__()
         self.kind = kind
         if kind == 'vector':
-            self.body = nn.Sequential(spectral_norm(nn.Linear(size, 2 * width)), nn.LeakyReLU(0.2), spectral_norm(nn.Linear(2 * width, 2 * width)), nn.LeakyReLU(0.2))
+            self.body = nn.Sequential(
+                spectral_norm(nn.Linear(size, 2 * width)),
+                nn.LeakyReLU(0.2),
+                spectral_norm(nn.Linear(2 * width, 2 * width)),
+                nn.LeakyReLU(0.2),
+            )
             feat = 2 * width
         else:
             layers, c = [], 3
             for i in range(int(math.log2(size)) - 2):
-                o = min(width * 2 ** i, 256)
-                layers += [spectral_norm(nn.Conv2d(c, o, 4, 2, 1)), nn.LeakyReLU(0.2)]; c = o
-            self.body = nn.Sequential(*layers); feat = c
+                o = min(width * 2**i, 256)
+                layers += [spectral_norm(nn.Conv2d(c, o, 4, 2, 1)), nn.LeakyReLU(0.2)]
+                c = o
+            self.body = nn.Sequential(*layers)
+            feat = c
         self.out = spectral_norm(nn.Linear(feat, 1))
         self.embed = spectral_norm(nn.Embedding(n_classes, feat))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.body(x)
-        if self.kind == 'image': h = h.sum((2, 3))
+        if self.kind == 'image':
+            h = h.sum((2, 3))
         return self.out(h).squeeze(1) + (self.embed(y) * h).sum(1)
+
 
 # %% ../nbs/11d_gan.ipynb #8829012b
 @dataclass
 class TrainedGAN:
     "A trained generator with what it needs to sample in the data's own units."
+
     generator: Generator
     kind: str
-    classes: list            # the classes it was trained on
-    mean: torch.Tensor | None = None   # vectors: the training data's statistics
+    classes: list  # the classes it was trained on
+    mean: torch.Tensor | None = None  # vectors: the training data's statistics
     std: torch.Tensor | None = None
     steps: int = 0
 
@@ -86,33 +139,53 @@ class TrainedGAN:
         g = torch.Generator().manual_seed(seed)
         self.generator.eval()
         out = self.generator(torch.randn(len(y), self.generator.z_dim, generator=g), y)
-        if self.kind == 'image': return ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        if self.kind == 'image':
+            return ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return out * self.std + self.mean
 
-def _rng() -> dict: return {'torch': torch.get_rng_state()}
 
-def train_gan(X, y,                          # real samples (uint8 images N x 3 x S x S, or vectors N x D) and labels (N)
-              out_dir=None,                  # checkpoint, samples.png and log; None: keep nothing on disk
-              kind: str | None = None,       # 'image' or 'vector' (default: from X's shape)
-              steps: int = 2000, batch_size: int = 32, z_dim: int = 64, width: int = 64,
-              lr: float = 2e-4, seed: int = 0, save_every: int = 200, progress: bool = True) -> TrainedGAN:
+def _rng() -> dict:
+    return {'torch': torch.get_rng_state()}
+
+
+def train_gan(
+    X,
+    y,  # real samples (uint8 images N x 3 x S x S, or vectors N x D) and labels (N)
+    out_dir=None,  # checkpoint, samples.png and log; None: keep nothing on disk
+    kind: str | None = None,  # 'image' or 'vector' (default: from X's shape)
+    steps: int = 2000,
+    batch_size: int = 32,
+    z_dim: int = 64,
+    width: int = 64,
+    lr: float = 2e-4,
+    seed: int = 0,
+    save_every: int = 200,
+    progress: bool = True,
+) -> TrainedGAN:
     "Train a class-conditional GAN on (X, y) with the projection discriminator and hinge loss; resumes from `out_dir/gan.pt`."
     X, y = torch.as_tensor(X), torch.as_tensor(y, dtype=torch.long)
-    if len(X) != len(y) or len(X) < 2: raise ValueError(f"need at least 2 samples with one label each, got {len(X)} samples and {len(y)} labels")
-    if (y < 0).any() or (y >= N_CLASSES).any(): raise ValueError("labels must be class indices 0-7")
+    if len(X) != len(y) or len(X) < 2:
+        raise ValueError(f"need at least 2 samples with one label each, got {len(X)} samples and {len(y)} labels")
+    if (y < 0).any() or (y >= N_CLASSES).any():
+        raise ValueError("labels must be class indices 0-7")
     kind = kind or ('image' if X.dim() == 4 else 'vector')
     if kind == 'image':
-        if X.dim() != 4 or X.shape[1] != 3 or X.shape[2] != X.shape[3]: raise ValueError(f"images must be N x 3 x S x S, got {tuple(X.shape)}")
+        if X.dim() != 4 or X.shape[1] != 3 or X.shape[2] != X.shape[3]:
+            raise ValueError(f"images must be N x 3 x S x S, got {tuple(X.shape)}")
         data, size, mean, std = X.float() / 127.5 - 1, X.shape[-1], None, None
     else:
-        if X.dim() != 2: raise ValueError(f"vectors must be N x D, got {tuple(X.shape)}")
+        if X.dim() != 2:
+            raise ValueError(f"vectors must be N x D, got {tuple(X.shape)}")
         mean, std = X.float().mean(0), X.float().std(0).clamp(min=1e-6)
         data, size = (X.float() - mean) / std, X.shape[1]
     torch.manual_seed(seed)
     G, D = Generator(kind, size, z_dim, width), Discriminator(kind, size, width)
-    oG, oD = torch.optim.Adam(G.parameters(), lr, betas=(0.0, 0.9)), torch.optim.Adam(D.parameters(), lr, betas=(0.0, 0.9))
+    oG, oD = (
+        torch.optim.Adam(G.parameters(), lr, betas=(0.0, 0.9)),
+        torch.optim.Adam(D.parameters(), lr, betas=(0.0, 0.9)),
+    )
     classes = sorted(set(y.tolist()))
-    w = 1.0 / torch.bincount(y, minlength=N_CLASSES).clamp(min=1)[y].double()    # class-balanced draws
+    w = 1.0 / torch.bincount(y, minlength=N_CLASSES).clamp(min=1)[y].double()  # class-balanced draws
     out = Path(out_dir) if out_dir is not None else None
     step, log = 0, []
     if out is not None:
@@ -120,60 +193,111 @@ def train_gan(X, y,                          # real samples (uint8 images N x 3 
         if (out / 'gan.pt').exists():
             ck = load_checkpoint(out / 'gan.pt')
             if ck['meta'] != {'kind': kind, 'size': size, 'z_dim': z_dim, 'width': width, 'n': len(X), 'seed': seed}:
-                raise ValueError(f"{out / 'gan.pt'} was trained on other data or settings; use another folder or delete it")
-            G.load_state_dict(ck['G']); D.load_state_dict(ck['D']); oG.load_state_dict(ck['oG']); oD.load_state_dict(ck['oD'])
-            step, log = ck['step'], ck['log']; torch.set_rng_state(ck['rng']['torch'])
+                raise ValueError(
+                    f"{out / 'gan.pt'} was trained on other data or settings; use another folder or delete it"
+                )
+            G.load_state_dict(ck['G'])
+            D.load_state_dict(ck['D'])
+            oG.load_state_dict(ck['oG'])
+            oD.load_state_dict(ck['oD'])
+            step, log = ck['step'], ck['log']
+            torch.set_rng_state(ck['rng']['torch'])
+
     def save():
-        if out is None: return
-        save_checkpoint({'G': G.state_dict(), 'D': D.state_dict(), 'oG': oG.state_dict(), 'oD': oD.state_dict(), 'step': step, 'log': log,
-                         'rng': _rng(), 'meta': {'kind': kind, 'size': size, 'z_dim': z_dim, 'width': width, 'n': len(X), 'seed': seed},
-                         'classes': classes, 'mean': mean, 'std': std}, out / 'gan.pt')
+        if out is None:
+            return
+        save_checkpoint(
+            {
+                'G': G.state_dict(),
+                'D': D.state_dict(),
+                'oG': oG.state_dict(),
+                'oD': oD.state_dict(),
+                'step': step,
+                'log': log,
+                'rng': _rng(),
+                'meta': {'kind': kind, 'size': size, 'z_dim': z_dim, 'width': width, 'n': len(X), 'seed': seed},
+                'classes': classes,
+                'mean': mean,
+                'std': std,
+            },
+            out / 'gan.pt',
+        )
+
     bar = tqdm(range(step, steps), initial=step, total=steps, desc='GAN', disable=not progress)
-    G.train(); D.train()
+    G.train()
+    D.train()
     for step in bar:
         idx = torch.multinomial(w, batch_size, replacement=True)
         xr, yr = data[idx], y[idx]
-        if kind == 'image' and torch.rand(()) < 0.5: xr = xr.flip(-1)                  # faces are left-right symmetric: mirrored faces are faces
+        if kind == 'image' and torch.rand(()) < 0.5:
+            xr = xr.flip(-1)  # faces are left-right symmetric: mirrored faces are faces
         z = torch.randn(batch_size, z_dim)
         xf = G(z, yr)
         lD = F.relu(1 - D(xr, yr)).mean() + F.relu(1 + D(xf.detach(), yr)).mean()
-        oD.zero_grad(set_to_none=True); lD.backward(); oD.step()
+        oD.zero_grad(set_to_none=True)
+        lD.backward()
+        oD.step()
         lG = -D(xf, yr).mean()
-        oG.zero_grad(set_to_none=True); lG.backward(); oG.step()
-        if (step + 1) % 50 == 0: log.append({'step': step + 1, 'loss_d': lD.item(), 'loss_g': lG.item()}); bar.set_postfix(d=f'{lD.item():.2f}', g=f'{lG.item():.2f}')
-        if (step + 1) % save_every == 0: step += 1; save(); step -= 1
+        oG.zero_grad(set_to_none=True)
+        lG.backward()
+        oG.step()
+        if (step + 1) % 50 == 0:
+            log.append({'step': step + 1, 'loss_d': lD.item(), 'loss_g': lG.item()})
+            bar.set_postfix(d=f'{lD.item():.2f}', g=f'{lG.item():.2f}')
+        if (step + 1) % save_every == 0:
+            step += 1
+            save()
+            step -= 1
     step = max(step + 1, steps) if steps > 0 else 0
     save()
     gan = TrainedGAN(G.eval(), kind, classes, mean, std, steps)
-    if out is not None and kind == 'image': plot_samples(gan, out / 'samples.png')
-    if out is not None: atomic_write(out / 'log.json', lambda p: p.write_text(json.dumps(log)))
+    if out is not None and kind == 'image':
+        plot_samples(gan, out / 'samples.png')
+    if out is not None:
+        atomic_write(out / 'log.json', lambda p: p.write_text(json.dumps(log)))
     return gan
+
 
 def load_gan(out_dir) -> TrainedGAN:
     "The generator saved in `out_dir/gan.pt` by `train_gan`."
-    ck = load_checkpoint(Path(out_dir) / 'gan.pt'); m = ck['meta']
-    G = Generator(m['kind'], m['size'], m['z_dim'], m['width']); G.load_state_dict(ck['G'])
+    ck = load_checkpoint(Path(out_dir) / 'gan.pt')
+    m = ck['meta']
+    G = Generator(m['kind'], m['size'], m['z_dim'], m['width'])
+    G.load_state_dict(ck['G'])
     return TrainedGAN(G.eval(), m['kind'], ck['classes'], ck.get('mean'), ck.get('std'), ck['step'])
+
 
 def plot_samples(gan: TrainedGAN, path=None, per_class: int = 8, seed: int = 0):
     "A grid of generated images, one row per class."
     import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(len(gan.classes), per_class, figsize=(per_class * 0.9, len(gan.classes) * 0.95 + 0.2), squeeze=False)
+
+    fig, axs = plt.subplots(
+        len(gan.classes), per_class, figsize=(per_class * 0.9, len(gan.classes) * 0.95 + 0.2), squeeze=False
+    )
     for r, c in enumerate(gan.classes):
         imgs = gan.sample([c] * per_class, seed=seed + r)
         for k, ax in enumerate(axs[r]):
-            ax.imshow(imgs[k].permute(1, 2, 0).numpy()); ax.set_xticks([]); ax.set_yticks([])
-            if k == 0: ax.set_ylabel(EXPR_CLASSES[c], fontsize=7)
-    fig.suptitle('generated, one row per class', fontsize=8); fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=100); plt.close(fig)
+            ax.imshow(imgs[k].permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_ylabel(EXPR_CLASSES[c], fontsize=7)
+    fig.suptitle('generated, one row per class', fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
     return fig
+
 
 # %% ../nbs/11d_gan.ipynb #32c5e088
 def _flat(X: torch.Tensor) -> np.ndarray:
     X = torch.as_tensor(X)
-    if X.dim() == 2: return X.float().numpy()
+    if X.dim() == 2:
+        return X.float().numpy()
     g = F.interpolate(X.float().mean(1, keepdim=True), size=16, mode='area').flatten(1)
     return ((g - g.mean(1, keepdim=True)) / g.std(1, keepdim=True).clamp(min=1e-3)).numpy()
+
 
 def gan_quality(gan: TrainedGAN, X_train, y_train, X_test, y_test, seed: int = 0) -> dict:
     "TRTR and TSTR accuracy, C2ST accuracy, and (vectors) per-feature Wasserstein distances / real std."
@@ -182,21 +306,33 @@ def gan_quality(gan: TrainedGAN, X_train, y_train, X_test, y_test, seed: int = 0
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from scipy.stats import wasserstein_distance
+
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    fake = gan.sample(y_train.tolist(), seed=seed)                       # as many generated samples per class as real ones
+    fake = gan.sample(y_train.tolist(), seed=seed)  # as many generated samples per class as real ones
     A, B, T = _flat(X_train), _flat(fake), _flat(X_test)
     clf = lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
     trtr = float((clf().fit(A, y_train).predict(T) == y_test).mean())
     tstr = float((clf().fit(B, y_train).predict(T) == y_test).mean())
-    cv = min(5, len(A))                                                  # a tiny set: fewer folds (none below 2 samples)
-    c2st = float(cross_val_score(clf(), np.vstack([A, B]), np.r_[np.zeros(len(A)), np.ones(len(B))], cv=cv).mean()) if cv >= 2 else float('nan')
-    res = {'trtr_accuracy': trtr, 'tstr_accuracy': tstr, 'c2st_accuracy': c2st, 'chance': float(np.bincount(y_test).max() / len(y_test)),
-           'n_train': len(A), 'n_test': len(T)}
+    cv = min(5, len(A))  # a tiny set: fewer folds (none below 2 samples)
+    c2st = (
+        float(cross_val_score(clf(), np.vstack([A, B]), np.r_[np.zeros(len(A)), np.ones(len(B))], cv=cv).mean())
+        if cv >= 2
+        else float('nan')
+    )
+    res = {
+        'trtr_accuracy': trtr,
+        'tstr_accuracy': tstr,
+        'c2st_accuracy': c2st,
+        'chance': float(np.bincount(y_test).max() / len(y_test)),
+        'n_train': len(A),
+        'n_test': len(T),
+    }
     if gan.kind == 'vector':
         sd = A.std(0) + 1e-6
         w = np.array([wasserstein_distance(A[:, j], B[:, j]) / sd[j] for j in range(A.shape[1])])
         res.update(wasserstein_mean=float(w.mean()), wasserstein_max=float(w.max()), wasserstein=w.round(4).tolist())
     return res
+
 
 # %% ../nbs/11d_gan.ipynb #4ef7421d
 def training_arrays(ds) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -204,29 +340,54 @@ def training_arrays(ds) -> tuple[torch.Tensor, torch.Tensor, str]:
     X, y = [], []
     for i in range(len(ds)):
         it = ds[i]
-        if 'frames' in it: X.append(it['frames'][-1])
-        elif 'features' in it: X.append(it['features'])
-        else: raise ValueError("a GAN needs face frames or feature vectors in the items, got keys " + ', '.join(sorted(it)))
+        if 'frames' in it:
+            X.append(it['frames'][-1])
+        elif 'features' in it:
+            X.append(it['features'])
+        else:
+            raise ValueError(
+                "a GAN needs face frames or feature vectors in the items, got keys " + ', '.join(sorted(it))
+            )
         y.append(int(torch.as_tensor(it['label']).reshape(-1)[-1]))
-    if not X: raise ValueError("no items to train a GAN on")
+    if not X:
+        raise ValueError("no items to train a GAN on")
     return torch.stack(X), torch.tensor(y), ('image' if X[0].dim() == 3 else 'vector')
+
 
 class WithGenerated(Dataset):
     "A dataset followed by generated items (`frames` with a one-frame `face_mask`, or `features`)."
+
     def __init__(self, ds, X: torch.Tensor, y: torch.Tensor, n_frames: int = 1):
         self.ds, self.X, self.y, self.n_frames = ds, X, y, n_frames
-        for a in ('visual', 'level', 'cfg', 'split', 'modalities'): setattr(self, a, getattr(ds, a, None))
-    def __len__(self): return len(self.ds) + len(self.X)
+        for a in ('visual', 'level', 'cfg', 'split', 'modalities'):
+            setattr(self, a, getattr(ds, a, None))
+
+    def __len__(self):
+        return len(self.ds) + len(self.X)
+
     def __getitem__(self, i):
-        if i < len(self.ds): return self.ds[i]
-        j = i - len(self.ds); x = self.X[j]
-        item = ({'frames': x.unsqueeze(0).expand(self.n_frames, -1, -1, -1).contiguous(), 'face_mask': torch.ones(self.n_frames, dtype=torch.bool)}
-                if x.dim() == 3 else {'features': x.float()})
+        if i < len(self.ds):
+            return self.ds[i]
+        j = i - len(self.ds)
+        x = self.X[j]
+        item = (
+            {
+                'frames': x.unsqueeze(0).expand(self.n_frames, -1, -1, -1).contiguous(),
+                'face_mask': torch.ones(self.n_frames, dtype=torch.bool),
+            }
+            if x.dim() == 3
+            else {'features': x.float()}
+        )
         return {**item, 'label': self.y[j].clone(), 'id': f'gan/{j:05d}'}
+
     @property
-    def labels(self): return list(self.ds.labels) + [np.asarray(v) for v in self.y.numpy()]
+    def labels(self):
+        return list(self.ds.labels) + [np.asarray(v) for v in self.y.numpy()]
+
     @property
-    def speakers(self): return list(getattr(self.ds, 'speakers', [None] * len(self.ds))) + ['gan'] * len(self.X)
+    def speakers(self):
+        return list(getattr(self.ds, 'speakers', [None] * len(self.ds))) + ['gan'] * len(self.X)
+
 
 def add_generated(ds, gan: TrainedGAN, per_class: int, seed: int = 1) -> WithGenerated:
     "`ds` followed by `per_class` samples of `gan` for each class it was trained on."
@@ -234,7 +395,12 @@ def add_generated(ds, gan: TrainedGAN, per_class: int, seed: int = 1) -> WithGen
     n_frames = ds[0]['frames'].shape[0] if gan.kind == 'image' else 1
     return WithGenerated(ds, gan.sample(labels, seed=seed), labels, n_frames)
 
-def with_generated(ds, per_class: int, out_dir=None, steps: int = 2000, seed: int = 0, progress: bool = False, source=None) -> WithGenerated:
+
+def with_generated(
+    ds, per_class: int, out_dir=None, steps: int = 2000, seed: int = 0, progress: bool = False, source=None
+) -> WithGenerated:
     "`ds` plus `per_class` generated items for each class, from a GAN trained on `source` (default: `ds`) alone."
     X, y, kind = training_arrays(source if source is not None else ds)
-    return add_generated(ds, train_gan(X, y, out_dir, kind, steps=steps, seed=seed, progress=progress), per_class, seed + 1)
+    return add_generated(
+        ds, train_gan(X, y, out_dir, kind, steps=steps, seed=seed, progress=progress), per_class, seed + 1
+    )

@@ -12,29 +12,41 @@ from .core import check_tensor
 # %% auto #0
 __all__ = ['ATTENTIONS', 'ChannelAttention', 'SpatialAttention', 'GCSA', 'MatchedControl', 'make_attention']
 
+
 # %% ../nbs/01_gcsa.ipynb #dcfbcb09
 class ChannelAttention(nn.Module):
     "Equation 1: an MLP over channels at every position, sigmoid, multiply. `B x C x H x W` -> same."
-    def __init__(self, channels: int, # C, the number of input channels
-                 reduction: int = 4,   # the hidden layer of the MLP has C/reduction units
-                ):
+
+    def __init__(
+        self,
+        channels: int,  # C, the number of input channels
+        reduction: int = 4,  # the hidden layer of the MLP has C/reduction units
+    ):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(channels, channels // reduction), nn.ReLU(inplace=True),
-                                 nn.Linear(channels // reduction, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, channels // reduction),
+            nn.ReLU(inplace=True),
+            nn.Linear(channels // reduction, channels),
+        )
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         "The channel weights sigma(MLP(x)) at every position, `B x C x H x W`."
         return torch.sigmoid(self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return x * self.attention(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
 
 # %% ../nbs/01_gcsa.ipynb #13494e57
 class SpatialAttention(nn.Module):
     "Equation 3: 7x7 conv C->C/r, BN, ReLU, 7x7 conv C/r->C, BN, sigmoid, multiply. `B x C x H x W` -> same."
-    def __init__(self, channels: int,   # C, the number of input channels
-                 reduction: int = 4,     # the first convolution has C/reduction output channels
-                 kernel_size: int = 7,   # both convolutions are kernel_size x kernel_size, 'same' padding
-                ):
+
+    def __init__(
+        self,
+        channels: int,  # C, the number of input channels
+        reduction: int = 4,  # the first convolution has C/reduction output channels
+        kernel_size: int = 7,  # both convolutions are kernel_size x kernel_size, 'same' padding
+    ):
         super().__init__()
         mid, pad = channels // reduction, kernel_size // 2
         self.conv1 = nn.Conv2d(channels, mid, kernel_size, padding=pad)
@@ -46,18 +58,23 @@ class SpatialAttention(nn.Module):
         "The spatial map sigma(BN(conv(ReLU(BN(conv(x)))))), `B x C x H x W`."
         return torch.sigmoid(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return x * self.attention(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
 
 # %% ../nbs/01_gcsa.ipynb #6d2fc3fc
 class GCSA(nn.Module):
     "Global Channel-Spatial Attention (Yu et al., ABAW 2025, eqs. 1-3). `B x C x H x W` -> `B x C x H x W`, channels shuffled."
-    def __init__(self, channels: int,   # C; must be divisible by `reduction` and by `groups`
-                 reduction: int = 4,     # channels are divided by this in the MLP and the first spatial conv
-                 groups: int = 4,        # groups of the channel shuffle
-                 kernel_size: int = 7,   # kernel of the two spatial-attention convolutions
-                 gate_bias: float = 0.0, # initial bias before both sigmoids (0: PyTorch's default; 3: each gate starts near 0.95)
-                 shuffle: bool = True,   # the channel shuffle of eq. 2 (False: an ablation, GCSA without it)
-                ):
+
+    def __init__(
+        self,
+        channels: int,  # C; must be divisible by `reduction` and by `groups`
+        reduction: int = 4,  # channels are divided by this in the MLP and the first spatial conv
+        groups: int = 4,  # groups of the channel shuffle
+        kernel_size: int = 7,  # kernel of the two spatial-attention convolutions
+        gate_bias: float = 0.0,  # initial bias before both sigmoids (0: PyTorch's default; 3: each gate starts near 0.95)
+        shuffle: bool = True,  # the channel shuffle of eq. 2 (False: an ablation, GCSA without it)
+    ):
         super().__init__()
         for what, k in (('reduction', reduction), ('groups', groups)):
             if k < 1 or channels % k:
@@ -66,7 +83,7 @@ class GCSA(nn.Module):
         self.channel_attention = ChannelAttention(channels, reduction)
         self.shuffle = nn.ChannelShuffle(groups) if shuffle else nn.Identity()
         self.spatial_attention = SpatialAttention(channels, reduction, kernel_size)
-        if gate_bias:   # the equations are unchanged; only where the two gates start
+        if gate_bias:  # the equations are unchanged; only where the two gates start
             nn.init.constant_(self.channel_attention.mlp[-1].bias, gate_bias)
             nn.init.constant_(self.spatial_attention.bn2.bias, gate_bias)
 
@@ -81,16 +98,20 @@ class GCSA(nn.Module):
         fs = self.shuffle(x * ca)
         return {'channel': ca, 'spatial': self.spatial_attention.attention(fs)}
 
+
 # %% ../nbs/01_gcsa.ipynb #6382fcb1
 class MatchedControl(nn.Module):
     "GCSA's layers without gating: `x + MLP(x)`, channel shuffle, `y + BN(conv(ReLU(BN(conv(y)))))`. `B x C x H x W` -> same."
-    def __init__(self, channels: int,   # C; must be divisible by `reduction` and by `groups`
-                 reduction: int = 4,     # as GCSA's
-                 groups: int = 4,        # as GCSA's
-                 kernel_size: int = 7,   # as GCSA's
-                ):
+
+    def __init__(
+        self,
+        channels: int,  # C; must be divisible by `reduction` and by `groups`
+        reduction: int = 4,  # as GCSA's
+        groups: int = 4,  # as GCSA's
+        kernel_size: int = 7,  # as GCSA's
+    ):
         super().__init__()
-        self.gcsa = GCSA(channels, reduction, groups, kernel_size)   # borrowed for its layers: the same shapes and init
+        self.gcsa = GCSA(channels, reduction, groups, kernel_size)  # borrowed for its layers: the same shapes and init
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.gcsa
@@ -99,18 +120,27 @@ class MatchedControl(nn.Module):
         s = g.spatial_attention
         return y + s.bn2(s.conv2(torch.relu(s.bn1(s.conv1(y)))))
 
+
 # %% ../nbs/01_gcsa.ipynb #2e8daca6
 ATTENTIONS = ('gcsa', 'none', 'se', 'eca', 'cbam', 'matched', 'channel', 'spatial', 'gcsa-noshuffle')
 
-def make_attention(name: str | None, # 'gcsa', 'none' (or None / ''), a timm attention ('se', 'eca', 'cbam'), or an ablation of GCSA
-                   channels: int,     # channels of the feature map the module will see
-                   **kwargs) -> nn.Module:
+
+def make_attention(
+    name: str | None,  # 'gcsa', 'none' (or None / ''), a timm attention ('se', 'eca', 'cbam'), or an ablation of GCSA
+    channels: int,  # channels of the feature map the module will see
+    **kwargs,
+) -> nn.Module:
     "An attention module for `channels`-channel maps by name; 'none' gives `nn.Identity`."
     key = (name or 'none').lower()
-    parts = {'matched': MatchedControl, 'channel': ChannelAttention, 'spatial': SpatialAttention}   # ablations of GCSA
-    if key == 'none': return nn.Identity()
-    if key == 'gcsa': return GCSA(channels, **kwargs)
-    if key == 'gcsa-noshuffle': return GCSA(channels, shuffle=False, **kwargs)
-    if key in parts: return parts[key](channels, **kwargs)
-    if key in ATTENTIONS: return create_attn(key, channels, **kwargs)
+    parts = {'matched': MatchedControl, 'channel': ChannelAttention, 'spatial': SpatialAttention}  # ablations of GCSA
+    if key == 'none':
+        return nn.Identity()
+    if key == 'gcsa':
+        return GCSA(channels, **kwargs)
+    if key == 'gcsa-noshuffle':
+        return GCSA(channels, shuffle=False, **kwargs)
+    if key in parts:
+        return parts[key](channels, **kwargs)
+    if key in ATTENTIONS:
+        return create_attn(key, channels, **kwargs)
     raise ValueError(f"unknown attention {name!r}; choose one of {ATTENTIONS}")

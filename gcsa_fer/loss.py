@@ -15,42 +15,64 @@ __all__ = ['QUADRANT_PAIRS', 'quadrant_mu', 'mu_matrix', 'CoarseFineLoss']
 # %% ../nbs/05_loss.ipynb #0e675ff7
 QUADRANT_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 
+
 def quadrant_mu(adjacent: float = 0.5, opposite: float = 1.0) -> torch.Tensor:
     "The 4x4 penalty matrix with one value for adjacent and one for opposite quadrants."
     return mu_matrix({pair: opposite if abs(pair[0] - pair[1]) == 2 else adjacent for pair in QUADRANT_PAIRS})
+
 
 def mu_matrix(mu) -> torch.Tensor:
     "A validated symmetric 4x4 matrix from a dict of the six pairs `{(i, j): value}` or a 4x4 array."
     if isinstance(mu, dict):
         keys = {tuple(sorted(k)) for k in mu}
-        if keys != set(QUADRANT_PAIRS): raise ValueError(f"mu needs exactly the six quadrant pairs {QUADRANT_PAIRS}, got {sorted(mu)}")
+        if keys != set(QUADRANT_PAIRS):
+            raise ValueError(f"mu needs exactly the six quadrant pairs {QUADRANT_PAIRS}, got {sorted(mu)}")
         m = torch.zeros(4, 4)
-        for (i, j), v in mu.items(): m[i, j] = m[j, i] = float(v)
+        for (i, j), v in mu.items():
+            m[i, j] = m[j, i] = float(v)
     else:
         m = torch.as_tensor(mu, dtype=torch.float32)
-        if m.shape != (4, 4): raise ValueError(f"mu must be 4x4, got shape {tuple(m.shape)}")
-        if not torch.equal(m, m.T): raise ValueError("mu must be symmetric")
-        if m.diagonal().abs().sum() > 0: raise ValueError("mu must be zero on the diagonal (no penalty within a quadrant)")
-    if (m < 0).any(): raise ValueError("mu coefficients must be non-negative")
+        if m.shape != (4, 4):
+            raise ValueError(f"mu must be 4x4, got shape {tuple(m.shape)}")
+        if not torch.equal(m, m.T):
+            raise ValueError("mu must be symmetric")
+        if m.diagonal().abs().sum() > 0:
+            raise ValueError("mu must be zero on the diagonal (no penalty within a quadrant)")
+    if (m < 0).any():
+        raise ValueError("mu coefficients must be non-negative")
     return m
+
 
 # %% ../nbs/05_loss.ipynb #e382c5f4
 class CoarseFineLoss(nn.Module):
     "Cross-entropy with each sample weighted by 1 + mu[q(y), q(argmax)]. Input `N x C` (or `N x T x C`) logits or probabilities."
-    def __init__(self, quadrants=None,          # class -> quadrant: a dict like `CLASS_QUADRANT`, a tensor of C ints (-1 = none), or None for the default
-                 mu=None,                        # 4x4 symmetric matrix or dict of the six pairs; None = `quadrant_mu()`
-                 from_probs: bool = False,       # the input is a probability vector (e.g. the fused P) instead of logits
-                 ignore_index: int = IGNORE_INDEX, # targets with this value are left out
-                 eps: float = 1e-8,              # probabilities are clamped to at least eps before the log
-                 label_smoothing: float = 0.0,   # the target puts this mass uniformly over the C classes
-                ):
+
+    def __init__(
+        self,
+        quadrants=None,  # class -> quadrant: a dict like `CLASS_QUADRANT`, a tensor of C ints (-1 = none), or None for the default
+        mu=None,  # 4x4 symmetric matrix or dict of the six pairs; None = `quadrant_mu()`
+        from_probs: bool = False,  # the input is a probability vector (e.g. the fused P) instead of logits
+        ignore_index: int = IGNORE_INDEX,  # targets with this value are left out
+        eps: float = 1e-8,  # probabilities are clamped to at least eps before the log
+        label_smoothing: float = 0.0,  # the target puts this mass uniformly over the C classes
+    ):
         super().__init__()
-        q = class_quadrants(quadrants) if quadrants is None or isinstance(quadrants, dict) else torch.as_tensor(quadrants, dtype=torch.long)
+        q = (
+            class_quadrants(quadrants)
+            if quadrants is None or isinstance(quadrants, dict)
+            else torch.as_tensor(quadrants, dtype=torch.long)
+        )
         # a fifth row and column of zeros for classes with no quadrant (-1 indexes it)
-        m = torch.zeros(5, 5); m[:4, :4] = quadrant_mu() if mu is None else mu_matrix(mu)
+        m = torch.zeros(5, 5)
+        m[:4, :4] = quadrant_mu() if mu is None else mu_matrix(mu)
         self.register_buffer('quadrants', q, persistent=False)
         self.register_buffer('mu', m, persistent=False)
-        self.from_probs, self.ignore_index, self.eps, self.label_smoothing = from_probs, ignore_index, eps, label_smoothing
+        self.from_probs, self.ignore_index, self.eps, self.label_smoothing = (
+            from_probs,
+            ignore_index,
+            eps,
+            label_smoothing,
+        )
 
     def weights(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         "The per-sample factor 1 + mu (no gradient)."
@@ -62,11 +84,15 @@ class CoarseFineLoss(nn.Module):
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         C = self.quadrants.numel()
         if input.shape[-1] != C or input.shape[:-1] != target.shape:
-            raise ValueError(f"CoarseFineLoss expects input (..., {C}) and target (...) of matching shape, got {tuple(input.shape)} and {tuple(target.shape)}")
+            raise ValueError(
+                f"CoarseFineLoss expects input (..., {C}) and target (...) of matching shape, got {tuple(input.shape)} and {tuple(target.shape)}"
+            )
         input, target = input.reshape(-1, C), target.reshape(-1)
         logp = input.float().clamp(min=self.eps).log() if self.from_probs else F.log_softmax(input.float(), -1)
         valid = target != self.ignore_index
-        if not valid.any(): return input.sum() * 0
+        if not valid.any():
+            return input.sum() * 0
         nll = -logp[valid].gather(1, target[valid, None]).squeeze(1)
-        if self.label_smoothing: nll = (1 - self.label_smoothing) * nll - self.label_smoothing * logp[valid].mean(1)
+        if self.label_smoothing:
+            nll = (1 - self.label_smoothing) * nll - self.label_smoothing * logp[valid].mean(1)
         return (self.weights(input[valid], target[valid]) * nll).mean()

@@ -11,62 +11,92 @@ from sklearn.metrics import f1_score, accuracy_score, balanced_accuracy_score, c
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, class_quadrants
 
 # %% auto #0
-__all__ = ['valid_pairs', 'macro_f1', 'per_class_f1', 'accuracy', 'unweighted_accuracy', 'confusion',
-           'cross_quadrant_error_share', 'evaluate', 'plot_confusion']
+__all__ = [
+    'valid_pairs',
+    'macro_f1',
+    'per_class_f1',
+    'accuracy',
+    'unweighted_accuracy',
+    'confusion',
+    'cross_quadrant_error_share',
+    'evaluate',
+    'plot_confusion',
+]
+
 
 # %% ../nbs/06_metrics.ipynb #c130354a
 def _labels(y) -> np.ndarray:
     "Class indices from labels, or from scores / probabilities by arg-max over the last axis."
     a = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-    if a.ndim >= 2 and a.shape[-1] > 1 and np.issubdtype(a.dtype, np.floating): a = a.argmax(-1)
+    if a.ndim >= 2 and a.shape[-1] > 1 and np.issubdtype(a.dtype, np.floating):
+        a = a.argmax(-1)
     return a.reshape(-1).astype(np.int64)
+
 
 def valid_pairs(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
     "Flattened (true, predicted) class indices with the ignored frames removed."
     t, p = _labels(y_true), _labels(y_pred)
-    if t.shape != p.shape: raise ValueError(f"labels and predictions differ in length: {t.shape[0]} vs {p.shape[0]}")
+    if t.shape != p.shape:
+        raise ValueError(f"labels and predictions differ in length: {t.shape[0]} vs {p.shape[0]}")
     keep = t != ignore_index
     return t[keep], p[keep]
 
-def macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX,
-             classes=None, # average over these classes only (e.g. those present in a two-class face set); None: all `n_classes`
-            ) -> float:
+
+def macro_f1(
+    y_true,
+    y_pred,
+    n_classes: int = N_CLASSES,
+    ignore_index: int = IGNORE_INDEX,
+    classes=None,  # average over these classes only (e.g. those present in a two-class face set); None: all `n_classes`
+) -> float:
     "ABAW EXPR score: the mean F1 over all `n_classes` classes (or over `classes`), frames labelled `ignore_index` left out."
     t, p = valid_pairs(y_true, y_pred, ignore_index)
-    if t.size == 0: raise ValueError("no annotated frames to score (all labels are the ignore index)")
-    if classes is None: return float(f1_score(t, p, labels=list(range(n_classes)), average='macro', zero_division=0))
-    with warnings.catch_warnings():   # predictions of classes outside `classes` count as errors, as they should; no warning needed
+    if t.size == 0:
+        raise ValueError("no annotated frames to score (all labels are the ignore index)")
+    if classes is None:
+        return float(f1_score(t, p, labels=list(range(n_classes)), average='macro', zero_division=0))
+    with (
+        warnings.catch_warnings()
+    ):  # predictions of classes outside `classes` count as errors, as they should; no warning needed
         warnings.simplefilter('ignore', UserWarning)
         return float(f1_score(t, p, labels=sorted(int(c) for c in classes), average='macro', zero_division=0))
+
 
 def per_class_f1(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "F1 of each class, in class order."
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     return f1_score(t, p, labels=list(range(n_classes)), average=None, zero_division=0)
 
+
 def accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
     "Share of annotated frames predicted correctly."
     return float(accuracy_score(*valid_pairs(y_true, y_pred, ignore_index)))
+
 
 def unweighted_accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
     "UA (or UAR): the mean over the classes present in `y_true` of each class's recall (scikit-learn's balanced accuracy)."
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     return float(balanced_accuracy_score(t, p)) if t.size else float('nan')
 
+
 def confusion(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "Confusion counts, rows = true class, columns = predicted class."
     return confusion_matrix(*valid_pairs(y_true, y_pred, ignore_index), labels=list(range(n_classes)))
 
+
 # %% ../nbs/06_metrics.ipynb #f35cac56
-def cross_quadrant_error_share(y_true, y_pred, quadrants: torch.Tensor | None = None,
-                               ignore_index: int = IGNORE_INDEX) -> float:
+def cross_quadrant_error_share(
+    y_true, y_pred, quadrants: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX
+) -> float:
     "Of the wrong predictions, the share whose true and predicted classes are in different quadrants (NaN if none are wrong)."
     q = (class_quadrants() if quadrants is None else torch.as_tensor(quadrants)).numpy()
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     wrong = t != p
-    if not wrong.any(): return float('nan')
+    if not wrong.any():
+        return float('nan')
     qt, qp = q[t[wrong]], q[p[wrong]]
     return float(((qt != qp) & (qt >= 0) & (qp >= 0)).mean())
+
 
 # %% ../nbs/06_metrics.ipynb #d6cf48f7
 def evaluate(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> dict:
@@ -74,23 +104,45 @@ def evaluate(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGN
     f1 = per_class_f1(y_true, y_pred, n_classes, ignore_index)
     names = EXPR_CLASSES if n_classes == N_CLASSES else [str(i) for i in range(n_classes)]
     present = np.unique(valid_pairs(y_true, y_pred, ignore_index)[0])
-    return {'macro_f1': macro_f1(y_true, y_pred, n_classes, ignore_index),
-            'macro_f1_present': macro_f1(y_true, y_pred, n_classes, ignore_index, classes=present),   # over the classes the labels hold
-            'accuracy': accuracy(y_true, y_pred, ignore_index),
-            'unweighted_accuracy': unweighted_accuracy(y_true, y_pred, ignore_index),
-            'per_class_f1': {c: float(v) for c, v in zip(names, f1)},
-            'cross_quadrant_error_share': cross_quadrant_error_share(y_true, y_pred, ignore_index=ignore_index),
-            'confusion': confusion(y_true, y_pred, n_classes, ignore_index).tolist(),
-            'n': int(valid_pairs(y_true, y_pred, ignore_index)[0].size)}
+    return {
+        'macro_f1': macro_f1(y_true, y_pred, n_classes, ignore_index),
+        'macro_f1_present': macro_f1(
+            y_true, y_pred, n_classes, ignore_index, classes=present
+        ),  # over the classes the labels hold
+        'accuracy': accuracy(y_true, y_pred, ignore_index),
+        'unweighted_accuracy': unweighted_accuracy(y_true, y_pred, ignore_index),
+        'per_class_f1': {c: float(v) for c, v in zip(names, f1)},
+        'cross_quadrant_error_share': cross_quadrant_error_share(y_true, y_pred, ignore_index=ignore_index),
+        'confusion': confusion(y_true, y_pred, n_classes, ignore_index).tolist(),
+        'n': int(valid_pairs(y_true, y_pred, ignore_index)[0].size),
+    }
+
 
 def plot_confusion(cm, normalize: bool = True, ax=None, title: str = ''):
     "A seaborn heatmap of a confusion matrix (rows normalised to recall when `normalize`)."
-    import seaborn as sns, matplotlib.pyplot as plt
+    import seaborn as sns
+    import matplotlib.pyplot as plt
+
     cm = np.asarray(cm, dtype=float)
-    if normalize: cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    if normalize:
+        cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     names = EXPR_CLASSES if cm.shape[0] == N_CLASSES else None
-    if ax is None: _, ax = plt.subplots(figsize=(6, 5))
-    sns.heatmap(cm, annot=True, fmt='.2f' if normalize else '.0f', cmap='Blues', vmin=0, vmax=1 if normalize else None,
-                xticklabels=names or 'auto', yticklabels=names or 'auto', ax=ax, cbar=False, annot_kws={'size': 7})
-    ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(title or ('recall per class' if normalize else 'counts'))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    sns.heatmap(
+        cm,
+        annot=True,
+        fmt='.2f' if normalize else '.0f',
+        cmap='Blues',
+        vmin=0,
+        vmax=1 if normalize else None,
+        xticklabels=names or 'auto',
+        yticklabels=names or 'auto',
+        ax=ax,
+        cbar=False,
+        annot_kws={'size': 7},
+    )
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true')
+    ax.set_title(title or ('recall per class' if normalize else 'counts'))
     return ax

@@ -4,7 +4,9 @@
 
 # %% ../nbs/12a_models.ipynb #dc2013eb
 from __future__ import annotations
-import dataclasses, datetime, json
+import dataclasses
+import datetime
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -17,19 +19,31 @@ from .checkpoint import load_checkpoint, load_weights, save_weights
 from .cache import _file_sha256
 
 # %% auto #0
-__all__ = ['CHECKPOINTS', 'MODEL_FILES', 'LoadedModel', 'load_model', 'load_fused_run', 'export_default_model',
-           'default_model_dir', 'default_face_dir', 'combine_models', 'default_predictor']
+__all__ = [
+    'CHECKPOINTS',
+    'MODEL_FILES',
+    'LoadedModel',
+    'load_model',
+    'load_fused_run',
+    'export_default_model',
+    'default_model_dir',
+    'default_face_dir',
+    'combine_models',
+    'default_predictor',
+]
+
 
 # %% ../nbs/12a_models.ipynb #d3b9611a
 @dataclass
 class LoadedModel:
     "An `AVModel` in eval mode with what is needed to feed it."
+
     model: AVModel
-    cfg: Config                  # preprocessing and architecture; `cfg.modality` matches the branches present
-    visual_input: str | None     # 'pixels' (face frames), 'features' (a vector, e.g. RAVDESS AUs) or None
-    source: Path                 # the folder it was loaded from
-    kind: str                    # 'run' or 'exported'
-    info: dict = field(default_factory=dict)   # metrics.json or provenance.json
+    cfg: Config  # preprocessing and architecture; `cfg.modality` matches the branches present
+    visual_input: str | None  # 'pixels' (face frames), 'features' (a vector, e.g. RAVDESS AUs) or None
+    source: Path  # the folder it was loaded from
+    kind: str  # 'run' or 'exported'
+    info: dict = field(default_factory=dict)  # metrics.json or provenance.json
 
     @property
     def branches(self) -> list[str]:
@@ -48,43 +62,71 @@ class LoadedModel:
 
     def describe(self) -> str:
         "One line: where from, dataset, branches, fusion weights."
-        vis = {'pixels': 'face frames', 'features': f'{self.cfg.model.feature_dim} feature values', None: 'none'}[self.visual_input]
-        if 'face_model' in self.info:   # `combine_models`: two model folders
-            return (f"speech: {self.info['audio_model']}, faces: {self.info['face_model']}; "
-                    f"fused where both are present (m={self.model.m}, n={self.model.n})")
-        return (f"{self.kind} {self.source} (dataset {self.cfg.dataset}): branches {'+'.join(self.branches)}, "
-                f"visual input {vis}, fusion m={self.model.m}, n={self.model.n}")
+        vis = {'pixels': 'face frames', 'features': f'{self.cfg.model.feature_dim} feature values', None: 'none'}[
+            self.visual_input
+        ]
+        if 'face_model' in self.info:  # `combine_models`: two model folders
+            return (
+                f"speech: {self.info['audio_model']}, faces: {self.info['face_model']}; "
+                f"fused where both are present (m={self.model.m}, n={self.model.n})"
+            )
+        return (
+            f"{self.kind} {self.source} (dataset {self.cfg.dataset}): branches {'+'.join(self.branches)}, "
+            f"visual input {vis}, fusion m={self.model.m}, n={self.model.n}"
+        )
+
 
 def _architecture(sd: dict) -> tuple[str, str | None, int | None]:
     "(modality, visual_input, feature_dim) from the keys of an `AVModel` state dict."
     has_a, has_v = any(k.startswith('audio.') for k in sd), any(k.startswith('visual.') for k in sd)
-    if not (has_a or has_v): raise ValueError("the state dict has neither 'audio.' nor 'visual.' weights: not an AVModel")
-    if 'visual.body.0.weight' in sd: vis, dim = 'features', int(sd['visual.body.0.weight'].shape[0])
-    else: vis, dim = ('pixels' if has_v else None), None
+    if not (has_a or has_v):
+        raise ValueError("the state dict has neither 'audio.' nor 'visual.' weights: not an AVModel")
+    if 'visual.body.0.weight' in sd:
+        vis, dim = 'features', int(sd['visual.body.0.weight'].shape[0])
+    else:
+        vis, dim = ('pixels' if has_v else None), None
     return modality_of(['audio'] * has_a + ['visual'] * has_v), vis, dim
 
-# %% ../nbs/12a_models.ipynb #b22f7b28
-CHECKPOINTS = ('best.pt', 'last.pt')   # tried in this order in a run folder
 
-def _read_json(path: Path) -> dict: return read_json(path, {})
+# %% ../nbs/12a_models.ipynb #b22f7b28
+CHECKPOINTS = ('best.pt', 'last.pt')  # tried in this order in a run folder
+
+
+def _read_json(path: Path) -> dict:
+    return read_json(path, {})
+
 
 def _kept_checkpoint(run: Path) -> str:
     "The checkpoint a finished run kept: last.pt when its configuration selects the last epoch, else best.pt."
-    return Config.load(run / 'config.json').train.kept_checkpoint if (run / 'config.json').exists() else TrainConfig().kept_checkpoint
+    return (
+        Config.load(run / 'config.json').train.kept_checkpoint
+        if (run / 'config.json').exists()
+        else TrainConfig().kept_checkpoint
+    )
 
-def load_model(path,                     # a run folder (best.pt) or an exported model folder (model.safetensors); or a file in one
-               device: str = 'cpu',      # where to put the model
-              ) -> LoadedModel:
+
+def load_model(
+    path,  # a run folder (best.pt) or an exported model folder (model.safetensors); or a file in one
+    device: str = 'cpu',  # where to put the model
+) -> LoadedModel:
     "Load an `AVModel` from a run folder or an exported model folder, in eval mode and float32; no file is ever unpickled beyond tensors."
     p = Path(path).expanduser()
-    if p.is_dir() and not (p / 'config.json').exists() and (p / 'final' / 'config.json').exists(): p = p / 'final'   # a face-folder training: its final model
-    if p.is_file(): ckpt, p = p, p.parent
-    elif not p.is_dir(): raise FileNotFoundError(f"model folder {p} does not exist")
-    elif (p / 'model.safetensors').exists(): ckpt = p / 'model.safetensors'
-    elif (p / 'model.pt').exists(): ckpt = p / 'model.pt'   # an export of an older version: read with the safe loader
+    if p.is_dir() and not (p / 'config.json').exists() and (p / 'final' / 'config.json').exists():
+        p = p / 'final'  # a face-folder training: its final model
+    if p.is_file():
+        ckpt, p = p, p.parent
+    elif not p.is_dir():
+        raise FileNotFoundError(f"model folder {p} does not exist")
+    elif (p / 'model.safetensors').exists():
+        ckpt = p / 'model.safetensors'
+    elif (p / 'model.pt').exists():
+        ckpt = p / 'model.pt'  # an export of an older version: read with the safe loader
     else:
         found = [p / c for c in dict.fromkeys((_kept_checkpoint(p),) + CHECKPOINTS) if (p / c).exists()]
-        if not found: raise FileNotFoundError(f"{p} holds no model.safetensors (exported model) and no {' or '.join(CHECKPOINTS)} (run folder)")
+        if not found:
+            raise FileNotFoundError(
+                f"{p} holds no model.safetensors (exported model) and no {' or '.join(CHECKPOINTS)} (run folder)"
+            )
         ckpt = found[0]
     if not (p / 'config.json').exists():
         where = 'in it' if p == Path(path).expanduser() else f'beside it (in {p})'
@@ -97,167 +139,287 @@ def load_model(path,                     # a run folder (best.pt) or an exported
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     modality, vis, dim = _architecture(sd)
     cfg.update(modality=modality)
-    if dim is not None: cfg.model.feature_dim = dim
+    if dim is not None:
+        cfg.model.feature_dim = dim
     model = build_model(cfg, vis or 'pixels', dim)
     model.load_state_dict(sd)
     kind = 'exported' if ckpt.stem == 'model' else 'run'
     info = _read_json(p / ('provenance.json' if kind == 'exported' else 'metrics.json'))
-    if 'fusion_weights' not in sd:    # a file from before m, n were state: its run's record has them
+    if 'fusion_weights' not in sd:  # a file from before m, n were state: its run's record has them
         fusion = info.get('fusion') or {}
         model.set_fusion(fusion.get('m', cfg.train.fusion_m), fusion.get('n', cfg.train.fusion_n))
     return LoadedModel(model.to(device).eval(), cfg, vis, p, kind, info)
 
+
 # %% ../nbs/12a_models.ipynb #0e6d0a54
 def _metric_summary(metrics: dict) -> dict:
     keep = {}
-    for split in ('val', 'test', 'val_audio', 'test_audio', 'val_visual', 'test_visual', 'val_smoothed', 'test_smoothed'):
+    for split in (
+        'val',
+        'test',
+        'val_audio',
+        'test_audio',
+        'val_visual',
+        'test_visual',
+        'val_smoothed',
+        'test_smoothed',
+    ):
         if isinstance(metrics.get(split), dict):
             m = metrics[split]
             keep[split] = {k: m[k] for k in ('macro_f1', 'accuracy', 'n', 'per_class_f1') if k in m}
     return keep
 
+
 def load_fused_run(run) -> LoadedModel:
     "A decision-level V+A run (it fused an A run and a V run, see `fuse_runs`) as one `AVModel` with its chosen m and n."
-    run = Path(run); metrics = _read_json(run / 'metrics.json')
-    if 'branch_runs' not in metrics: raise ValueError(f"{run} is not a decision-fused V+A run (its metrics.json names no branch_runs)")
-    parts = {m: load_model(run.parent / name / _kept_checkpoint(run.parent / name)) for m, name in metrics['branch_runs'].items()}
+    run = Path(run)
+    metrics = _read_json(run / 'metrics.json')
+    if 'branch_runs' not in metrics:
+        raise ValueError(f"{run} is not a decision-fused V+A run (its metrics.json names no branch_runs)")
+    parts = {
+        m: load_model(run.parent / name / _kept_checkpoint(run.parent / name))
+        for m, name in metrics['branch_runs'].items()
+    }
     cfg = Config.from_dict(parts['a'].cfg.to_dict()).update(modality='av')
     model = AVModel(parts['a'].model.audio, parts['v'].model.visual, metrics['fusion']['m'], metrics['fusion']['n'])
     return LoadedModel(model.eval(), cfg, parts['v'].visual_input, run, 'run', metrics)
 
+
 # %% ../nbs/12a_models.ipynb #ff5f4f16
-MODEL_FILES = ('model.safetensors', 'model.pt', 'config.json', 'provenance.json', 'README.md')   # model.pt: old exports
+MODEL_FILES = ('model.safetensors', 'model.pt', 'config.json', 'provenance.json', 'README.md')  # model.pt: old exports
+
 
 def _check_model_folder(out: Path):
     "An export replaces its folder whole, so the folder must be new, or hold a model export and nothing else."
-    if not out.exists(): return
-    if not out.is_dir(): raise ValueError(f"{out} is a file; give the model folder to write (e.g. models/my-model)")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out} is a file; give the model folder to write (e.g. models/my-model)")
     other = sorted(p.name for p in out.iterdir() if p.name not in MODEL_FILES)
-    if other: raise ValueError(f"{out} holds files that are not part of a model export ({', '.join(other[:5])}); "
-                               "an export replaces the whole folder: choose a new folder, or move them out")
+    if other:
+        raise ValueError(
+            f"{out} holds files that are not part of a model export ({', '.join(other[:5])}); "
+            "an export replaces the whole folder: choose a new folder, or move them out"
+        )
 
-def export_default_model(run_dir,                  # a run folder (config.json, best.pt, metrics.json), or a decision-fused V+A run
-                         out_dir,                  # the model folder to write, e.g. models/default
-                         branches=None,            # 'audio', 'visual' or a list of them; None keeps every branch
-                         dtype: str = 'float16',   # 'float16' or 'float32' for the floating-point weights
-                         checkpoint: str | None = None, # which checkpoint of the run (default: the one its configuration kept)
-                        ) -> Path:
+
+def export_default_model(
+    run_dir,  # a run folder (config.json, best.pt, metrics.json), or a decision-fused V+A run
+    out_dir,  # the model folder to write, e.g. models/default
+    branches=None,  # 'audio', 'visual' or a list of them; None keeps every branch
+    dtype: str = 'float16',  # 'float16' or 'float32' for the floating-point weights
+    checkpoint: str | None = None,  # which checkpoint of the run (default: the one its configuration kept)
+) -> Path:
     "Write `model.safetensors` (the weights), `config.json`, `provenance.json` and `README.md` for inference."
     run, out = Path(run_dir), Path(out_dir)
-    if dtype not in ('float16', 'float32'): raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
+    if dtype not in ('float16', 'float32'):
+        raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
     fused = 'branch_runs' in _read_json(run / 'metrics.json')
-    if fused: lm, checkpoint = load_fused_run(run), 'fused'
+    if fused:
+        lm, checkpoint = load_fused_run(run), 'fused'
     else:
         checkpoint = checkpoint or _kept_checkpoint(run)
-        if not (run / checkpoint).exists(): raise FileNotFoundError(f"{run / checkpoint} not found: is {run} a finished run folder?")
+        if not (run / checkpoint).exists():
+            raise FileNotFoundError(f"{run / checkpoint} not found: is {run} a finished run folder?")
         lm = load_model(run / checkpoint)
     branches = lm.branches if branches is None else ([branches] if isinstance(branches, str) else list(branches))
     bad = [b for b in branches if b not in lm.branches]
-    if bad or not branches: raise ValueError(f"branches must be a non-empty subset of {lm.branches}, got {branches}")
-    sd = {k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v).clone()
-          for k, v in lm.model.state_dict().items() if k.split('.')[0] in branches or (k == 'fusion_weights' and len(branches) == 2)}
+    if bad or not branches:
+        raise ValueError(f"branches must be a non-empty subset of {lm.branches}, got {branches}")
+    sd = {
+        k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v).clone()
+        for k, v in lm.model.state_dict().items()
+        if k.split('.')[0] in branches or (k == 'fusion_weights' and len(branches) == 2)
+    }
     _check_model_folder(out)
     cfg = Config.from_dict(lm.cfg.to_dict()).update(modality=modality_of(branches))
     metrics = lm.info
-    prov = {'source_run': str(run.resolve()), 'checkpoint': checkpoint,
-            'branch_runs': metrics.get('branch_runs'), 'fold': lm.cfg.fold,
-            'commit': metrics.get('git_commit', 'unknown'),
-            'exported_with_commit': git_commit(Path(gcsa_fer.__file__).parent),
-            'exported_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'dataset': lm.cfg.dataset, 'trained_modality': lm.cfg.modality, 'branches': branches,
-            'visual_input': lm.visual_input if 'visual' in branches else None, 'dtype': dtype,
-            'fusion': {'m': lm.model.m, 'n': lm.model.n}, 'classes': list(EXPR_CLASSES),
-            'best_epoch': metrics.get('best_epoch'), 'epochs': metrics.get('epochs'), 'device': metrics.get('device'),
-            'metrics': _metric_summary(metrics),
-            'n_parameters': int(sum(v.numel() for v in sd.values() if v.is_floating_point())),
-            'weights_file': 'model.safetensors'}
+    prov = {
+        'source_run': str(run.resolve()),
+        'checkpoint': checkpoint,
+        'branch_runs': metrics.get('branch_runs'),
+        'fold': lm.cfg.fold,
+        'commit': metrics.get('git_commit', 'unknown'),
+        'exported_with_commit': git_commit(Path(gcsa_fer.__file__).parent),
+        'exported_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'dataset': lm.cfg.dataset,
+        'trained_modality': lm.cfg.modality,
+        'branches': branches,
+        'visual_input': lm.visual_input if 'visual' in branches else None,
+        'dtype': dtype,
+        'fusion': {'m': lm.model.m, 'n': lm.model.n},
+        'classes': list(EXPR_CLASSES),
+        'best_epoch': metrics.get('best_epoch'),
+        'epochs': metrics.get('epochs'),
+        'device': metrics.get('device'),
+        'metrics': _metric_summary(metrics),
+        'n_parameters': int(sum(v.numel() for v in sd.values() if v.is_floating_point())),
+        'weights_file': 'model.safetensors',
+    }
     cv = _read_json(run.parent / 'cv.json') if lm.cfg.dataset == 'faces' else {}
-    if cv:                                               # a face folder's final model: its estimate is the cross-validation
-        prov['cross_validation'] = {k: cv[k] for k in ('accuracy', 'macro_f1', 'baseline_accuracy', 'baseline_macro_f1', 'folds') if k in cv}
+    if cv:  # a face folder's final model: its estimate is the cross-validation
+        prov['cross_validation'] = {
+            k: cv[k] for k in ('accuracy', 'macro_f1', 'baseline_accuracy', 'baseline_macro_f1', 'folds') if k in cv
+        }
         prov['cross_validation']['n_folds'] = cv.get('config', {}).get('n_folds')
-        prov['metrics'] = {}                              # its own "validation" is its training set: not an estimate
-    def write(d: Path):                                  # a new folder, put in place whole (an old model.pt goes)
+        prov['metrics'] = {}  # its own "validation" is its training set: not an estimate
+
+    def write(d: Path):  # a new folder, put in place whole (an old model.pt goes)
         save_weights(sd, d / 'model.safetensors', {'format': 'gcsa-fer AVModel state dict', 'dtype': dtype})
         cfg.save(d / 'config.json')
         prov['model_sha256'] = _file_sha256(d / 'model.safetensors')
         (d / 'provenance.json').write_text(json.dumps(prov, indent=1))
         (d / 'README.md').write_text(_model_card(prov, cfg))
+
     return atomic_dir(out, write)
+
 
 # %% ../nbs/12a_models.ipynb #28b3131d
 def _inputs(prov: dict, cfg: Config) -> list[str]:
     "What each kept branch takes, in words."
     pre, out = cfg.preprocess, []
     if 'audio' in prov['branches']:
-        out.append(f"{pre.n_mels}-band log-mels at {pre.sample_rate} Hz" + (f", normalised per speaker ({pre.audio_norm}; `predict` takes each video as one speaker and uses its voiced windows)" if pre.audio_norm != 'none' else ''))
+        out.append(
+            f"{pre.n_mels}-band log-mels at {pre.sample_rate} Hz"
+            + (
+                f", normalised per speaker ({pre.audio_norm}; `predict` takes each video as one speaker and uses its voiced windows)"
+                if pre.audio_norm != 'none'
+                else ''
+            )
+        )
     if prov['visual_input'] == 'pixels':
-        out.append(f"{pre.face_size}x{pre.face_size} face crops ({pre.detector} detector, margin {pre.face_margin:g}; {cfg.model.visual_norm} scaling)")
+        out.append(
+            f"{pre.face_size}x{pre.face_size} face crops ({pre.detector} detector, margin {pre.face_margin:g}; {cfg.model.visual_norm} scaling)"
+        )
     if prov['visual_input'] == 'features':
-        out.append(f"{cfg.model.feature_dim} OpenFace AU features" + (", normalised per speaker" if pre.feature_norm == 'speaker' else ''))
+        out.append(
+            f"{cfg.model.feature_dim} OpenFace AU features"
+            + (", normalised per speaker" if pre.feature_norm == 'speaker' else '')
+        )
     return out
+
 
 def _model_card(prov: dict, cfg: Config) -> str:
     "A short README for an exported model folder."
     m = prov['metrics']
-    score = lambda s: f"{100 * m[s]['macro_f1']:.1f}% macro-F1, {100 * m[s]['accuracy']:.1f}% accuracy (n={m[s].get('n')})" if s in m else 'not recorded'
-    lines = [f"# gcsa-fer model: {prov['dataset']}, branches {' + '.join(prov['branches'])}", '',
-             f"Exported {prov['exported_at']} from `{prov['source_run']}` ({prov['checkpoint']}" + (f", epoch {prov['best_epoch']} of {prov['epochs']} kept" if prov['best_epoch'] else ': the kept epoch of each branch run') + "),",
-             f"trained at commit `{prov['commit']}`. Weights: {prov['n_parameters']:,} values in {prov['dtype']} (`model.safetensors`: tensors only, no code).", '',
-             *([f"- validation: {score('val')}", f"- test: {score('test')}"] if m else []), '',
-             f"Classes (Aff-Wild2 order): {', '.join(prov['classes'])}." + (f" Fusion weights m={prov['fusion']['m']}, n={prov['fusion']['n']}." if len(prov['branches']) == 2 else ''),
-             "Inputs: " + '; '.join(_inputs(prov, cfg)) + '.', '',
-             'Use: `gcsa_fer predict VIDEO --run THIS_FOLDER --out OUT`, or `gcsa_fer.models.load_model(THIS_FOLDER)`.', '']
+    score = lambda s: (
+        f"{100 * m[s]['macro_f1']:.1f}% macro-F1, {100 * m[s]['accuracy']:.1f}% accuracy (n={m[s].get('n')})"
+        if s in m
+        else 'not recorded'
+    )
+    lines = [
+        f"# gcsa-fer model: {prov['dataset']}, branches {' + '.join(prov['branches'])}",
+        '',
+        f"Exported {prov['exported_at']} from `{prov['source_run']}` ({prov['checkpoint']}"
+        + (
+            f", epoch {prov['best_epoch']} of {prov['epochs']} kept"
+            if prov['best_epoch']
+            else ': the kept epoch of each branch run'
+        )
+        + "),",
+        f"trained at commit `{prov['commit']}`. Weights: {prov['n_parameters']:,} values in {prov['dtype']} (`model.safetensors`: tensors only, no code).",
+        '',
+        *([f"- validation: {score('val')}", f"- test: {score('test')}"] if m else []),
+        '',
+        f"Classes (Aff-Wild2 order): {', '.join(prov['classes'])}."
+        + (f" Fusion weights m={prov['fusion']['m']}, n={prov['fusion']['n']}." if len(prov['branches']) == 2 else ''),
+        "Inputs: " + '; '.join(_inputs(prov, cfg)) + '.',
+        '',
+        'Use: `gcsa_fer predict VIDEO --run THIS_FOLDER --out OUT`, or `gcsa_fer.models.load_model(THIS_FOLDER)`.',
+        '',
+    ]
     if 'cross_validation' in prov:
         cv = prov['cross_validation']
-        lines += [f"Trained on every subject of the face folder; its accuracy on unseen people is estimated by {cv.get('n_folds')}-fold",
-                  f"cross-validation by subject (folds {cv.get('folds')}): accuracy {100 * cv['accuracy']['mean']:.1f} ± {100 * cv['accuracy']['std']:.1f} %,",
-                  f"macro-F1 over the classes present {100 * cv['macro_f1']['mean']:.1f} ± {100 * cv['macro_f1']['std']:.1f} %; logistic regression on",
-                  f"32x32 grey pixels of the same crops: {100 * cv['baseline_accuracy']['mean']:.1f} ± {100 * cv['baseline_accuracy']['std']:.1f} %.", '']
+        lines += [
+            f"Trained on every subject of the face folder; its accuracy on unseen people is estimated by {cv.get('n_folds')}-fold",
+            f"cross-validation by subject (folds {cv.get('folds')}): accuracy {100 * cv['accuracy']['mean']:.1f} ± {100 * cv['accuracy']['std']:.1f} %,",
+            f"macro-F1 over the classes present {100 * cv['macro_f1']['mean']:.1f} ± {100 * cv['macro_f1']['std']:.1f} %; logistic regression on",
+            f"32x32 grey pixels of the same crops: {100 * cv['baseline_accuracy']['mean']:.1f} ± {100 * cv['baseline_accuracy']['std']:.1f} %.",
+            '',
+        ]
     if prov['dataset'] == 'faces' and prov['fold'] == 0 and Path(cfg.data_root or '').name in ('', 'london_faces_dev'):
-        lines += ["What it is: a face model with two classes, **Neutral vs Happiness**, trained on 102 studio photos (one neutral and",
-                  "one smiling front view of each of 51 adults, London Face Research Lab set, CC BY 4.0). Its head has the 8 EXPR",
-                  "outputs, but only Neutral and Happiness were ever seen; the other six are near zero. It has not seen other",
-                  "expressions, poses, lighting or video; treat it as a demonstration of the face pipeline.", '']
+        lines += [
+            "What it is: a face model with two classes, **Neutral vs Happiness**, trained on 102 studio photos (one neutral and",
+            "one smiling front view of each of 51 adults, London Face Research Lab set, CC BY 4.0). Its head has the 8 EXPR",
+            "outputs, but only Neutral and Happiness were ever seen; the other six are near zero. It has not seen other",
+            "expressions, poses, lighting or video; treat it as a demonstration of the face pipeline.",
+            '',
+        ]
     if prov['dataset'] == 'ravdess' or prov['visual_input'] == 'features':
-        lines += ["On a new video only the audio branch can be used: the visual branch of a RAVDESS model takes 35 OpenFace",
-                  "action-unit features, which this package cannot compute (OpenFace is not available).", '']
-    lines += [('Limits: trained on posed studio photos of a few dozen adults; ' if prov['dataset'] == 'faces' else
-               'Limits: trained on acted speech from a few speakers; ') + 'not validated for any decision about a person.', '']
+        lines += [
+            "On a new video only the audio branch can be used: the visual branch of a RAVDESS model takes 35 OpenFace",
+            "action-unit features, which this package cannot compute (OpenFace is not available).",
+            '',
+        ]
+    lines += [
+        (
+            'Limits: trained on posed studio photos of a few dozen adults; '
+            if prov['dataset'] == 'faces'
+            else 'Limits: trained on acted speech from a few speakers; '
+        )
+        + 'not validated for any decision about a person.',
+        '',
+    ]
     return '\n'.join(lines)
+
 
 # %% ../nbs/12a_models.ipynb #fb73fa13
 def _shipped(name: str) -> Path | None:
     for p in (Path('models') / name, Path(gcsa_fer.__file__).resolve().parent.parent / 'models' / name):
-        if p.is_dir(): return p
+        if p.is_dir():
+            return p
     return None
+
 
 def default_model_dir() -> Path | None:
     "`models/default` (the audio model) in the working folder, else in the repository next to the package; None when neither exists."
     return _shipped('default')
 
+
 def default_face_dir() -> Path | None:
     "`models/faces` (the face model), found like `default_model_dir`."
     return _shipped('faces')
 
-def combine_models(audio: LoadedModel,   # a model with an audio branch (its audio branch is used)
-                   face: LoadedModel,    # a model whose visual branch takes face frames
-                   m: int = 1, n: int = 1, # proportional fusion weights
-                  ) -> LoadedModel:
+
+def combine_models(
+    audio: LoadedModel,  # a model with an audio branch (its audio branch is used)
+    face: LoadedModel,  # a model whose visual branch takes face frames
+    m: int = 1,
+    n: int = 1,  # proportional fusion weights
+) -> LoadedModel:
     "One `AVModel` from the audio branch of `audio` and the face branch of `face`; each keeps its own preprocessing."
-    if audio.model.audio is None: raise ValueError(f"{audio.source} has no audio branch")
-    if not face.uses_faces: raise ValueError(f"{face.source} has no face branch (its visual input is {face.visual_input})")
+    if audio.model.audio is None:
+        raise ValueError(f"{audio.source} has no audio branch")
+    if not face.uses_faces:
+        raise ValueError(f"{face.source} has no face branch (its visual input is {face.visual_input})")
     cfg = Config.from_dict(audio.cfg.to_dict())
     fp = face.cfg.preprocess
-    cfg.preprocess = dataclasses.replace(cfg.preprocess, face_size=fp.face_size, face_margin=fp.face_margin, detector=fp.detector)
-    cfg.model = dataclasses.replace(cfg.model, **{k: getattr(face.cfg.model, k) for k in ('visual_width', 'visual_blocks', 'visual_norm', 'visual_pool')})
+    cfg.preprocess = dataclasses.replace(
+        cfg.preprocess, face_size=fp.face_size, face_margin=fp.face_margin, detector=fp.detector
+    )
+    cfg.model = dataclasses.replace(
+        cfg.model,
+        **{k: getattr(face.cfg.model, k) for k in ('visual_width', 'visual_blocks', 'visual_norm', 'visual_pool')},
+    )
     cfg.modality = 'av'
     model = AVModel(audio.model.audio, face.model.visual, m, n).eval()
-    return LoadedModel(model, cfg, 'pixels', audio.source, audio.kind, {'audio_model': str(audio.source), 'face_model': str(face.source)})
+    return LoadedModel(
+        model,
+        cfg,
+        'pixels',
+        audio.source,
+        audio.kind,
+        {'audio_model': str(audio.source), 'face_model': str(face.source)},
+    )
+
 
 def default_predictor(device: str = 'cpu') -> LoadedModel:
     "The shipped audio model (`models/default`) combined with the shipped face model (`models/faces`) when both exist, else the one that exists."
     a, f = default_model_dir(), default_face_dir()
-    if a is None and f is None: raise FileNotFoundError("no models/default and no models/faces folder: pass a run folder or an exported model folder")
-    if a is None or f is None: return load_model(a or f, device)
+    if a is None and f is None:
+        raise FileNotFoundError(
+            "no models/default and no models/faces folder: pass a run folder or an exported model folder"
+        )
+    if a is None or f is None:
+        return load_model(a or f, device)
     return combine_models(load_model(a, device), load_model(f, device))
-

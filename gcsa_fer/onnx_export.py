@@ -4,7 +4,9 @@
 
 # %% ../nbs/14_onnx.ipynb #d9d0437c
 from __future__ import annotations
-import copy, json, warnings
+import copy
+import json
+import warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,21 +17,28 @@ from .models import LoadedModel, load_model
 # %% auto #0
 __all__ = ['ExportableChannelShuffle', 'exportable', 'check_onnx', 'export_onnx']
 
+
 # %% ../nbs/14_onnx.ipynb #04a91f58
 class ExportableChannelShuffle(nn.Module):
     "`nn.ChannelShuffle(groups)` written as unflatten -> transpose -> flatten, which the ONNX exporter can translate."
+
     def __init__(self, groups: int):
-        super().__init__(); self.groups = groups
+        super().__init__()
+        self.groups = groups
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+
 
 def exportable(module: nn.Module) -> nn.Module:
     "A deep copy of `module` in eval mode with every `nn.ChannelShuffle` replaced by `ExportableChannelShuffle`."
     m = copy.deepcopy(module).eval()
     for name, child in list(m.named_modules()):
         for cname, c in list(child.named_children()):
-            if isinstance(c, nn.ChannelShuffle): setattr(child, cname, ExportableChannelShuffle(c.groups))
+            if isinstance(c, nn.ChannelShuffle):
+                setattr(child, cname, ExportableChannelShuffle(c.groups))
     return m
+
 
 # %% ../nbs/14_onnx.ipynb #8b0f56d4
 def _example_inputs(lm: LoadedModel, branch: str, batch: int = 2, length: int | None = None) -> torch.Tensor:
@@ -41,60 +50,103 @@ def _example_inputs(lm: LoadedModel, branch: str, batch: int = 2, length: int | 
         return torch.randn(batch, lm.cfg.model.feature_dim, generator=g)
     return torch.rand(batch, length or pre.n_frames, 3, pre.face_size, pre.face_size, generator=g)
 
+
 def _spec(lm: LoadedModel, branch: str) -> dict:
     pre = lm.cfg.preprocess
     if branch == 'audio':
-        return {'input': 'logmel', 'shape': ['batch', 1, pre.n_mels, 'time'], 'dtype': 'float32',
-                'made_by': f"gcsa_fer.preprocess.LogMel: {pre.n_mels} mel bands in dB, {pre.sample_rate} Hz, hop {pre.hop_length} samples"}
+        return {
+            'input': 'logmel',
+            'shape': ['batch', 1, pre.n_mels, 'time'],
+            'dtype': 'float32',
+            'made_by': f"gcsa_fer.preprocess.LogMel: {pre.n_mels} mel bands in dB, {pre.sample_rate} Hz, hop {pre.hop_length} samples",
+        }
     if lm.visual_input == 'features':
-        return {'input': 'features', 'shape': ['batch', lm.cfg.model.feature_dim], 'dtype': 'float32',
-                'made_by': 'a feature vector per clip (OpenFace action units for RAVDESS)'}
-    return {'input': 'frames', 'shape': ['batch', 'frames', 3, pre.face_size, pre.face_size], 'dtype': 'float32',
-            'made_by': f'face crops (gcsa_fer.preprocess.crop_face), RGB scaled to [0, 1]; logits are the mean over frames'}
+        return {
+            'input': 'features',
+            'shape': ['batch', lm.cfg.model.feature_dim],
+            'dtype': 'float32',
+            'made_by': 'a feature vector per clip (OpenFace action units for RAVDESS)',
+        }
+    return {
+        'input': 'frames',
+        'shape': ['batch', 'frames', 3, pre.face_size, pre.face_size],
+        'dtype': 'float32',
+        'made_by': 'face crops (gcsa_fer.preprocess.crop_face), RGB scaled to [0, 1]; logits are the mean over frames',
+    }
+
 
 def check_onnx(path, module: nn.Module, x: torch.Tensor) -> float:
     "Largest absolute difference between onnxruntime's output for `x` and `module(x)`."
     import onnxruntime as ort
+
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad(): want = module.eval()(x).numpy()
-    if got.shape != want.shape: raise AssertionError(f"{path}: ONNX output shape {got.shape} != PyTorch {want.shape}")
+    with torch.no_grad():
+        want = module.eval()(x).numpy()
+    if got.shape != want.shape:
+        raise AssertionError(f"{path}: ONNX output shape {got.shape} != PyTorch {want.shape}")
     return float(np.abs(got - want).max())
 
-def export_onnx(model,                         # a run folder, an exported model folder, or a `LoadedModel`
-                out_dir,                       # where to write audio.onnx, visual.onnx and onnx.json
-                opset: int = 17,               # ONNX opset of the TorchScript exporter
-                check: bool = True,            # compare with PyTorch in onnxruntime
-                atol: float = 1e-4,            # largest difference `check` accepts
-               ) -> dict:
+
+def export_onnx(
+    model,  # a run folder, an exported model folder, or a `LoadedModel`
+    out_dir,  # where to write audio.onnx, visual.onnx and onnx.json
+    opset: int = 17,  # ONNX opset of the TorchScript exporter
+    check: bool = True,  # compare with PyTorch in onnxruntime
+    atol: float = 1e-4,  # largest difference `check` accepts
+) -> dict:
     "Export each branch of a trained model to ONNX; returns the manifest also written to onnx.json."
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     out = Path(out_dir)
-    if out.exists():                                   # replaced whole (`atomic_dir`): only an old export may be there
+    if out.exists():  # replaced whole (`atomic_dir`): only an old export may be there
         ours = lambda p: p.suffix == '.onnx' or p.name == 'onnx.json'
         other = sorted(p.name for p in out.iterdir() if not ours(p)) if out.is_dir() else [out.name]
-        if other: raise ValueError(f"{out} holds other files than an ONNX export ({', '.join(other[:5])})")
-    manifest = {'classes': list(EXPR_CLASSES), 'fusion': {'m': lm.model.m, 'n': lm.model.n}, 'source': str(lm.source),
-                'dataset': lm.cfg.dataset, 'opset': opset, 'output': 'logits: batch x 8 (apply softmax)', 'branches': {}}
+        if other:
+            raise ValueError(f"{out} holds other files than an ONNX export ({', '.join(other[:5])})")
+    manifest = {
+        'classes': list(EXPR_CLASSES),
+        'fusion': {'m': lm.model.m, 'n': lm.model.n},
+        'source': str(lm.source),
+        'dataset': lm.cfg.dataset,
+        'opset': opset,
+        'output': 'logits: batch x 8 (apply softmax)',
+        'branches': {},
+    }
     atomic_dir(out, lambda d: _export_branches(lm, d, manifest, opset, check, atol))
     return manifest
+
 
 def _export_branches(lm: LoadedModel, out: Path, manifest: dict, opset: int, check: bool, atol: float):
     "`export_onnx`'s work, in the new folder `out`: each branch's ONNX file, checked, then onnx.json."
     for branch in lm.branches:
         net, spec = exportable(getattr(lm.model, branch)), _spec(lm, branch)
         dyn = {0: 'batch'}
-        if spec['input'] == 'logmel': dyn[3] = 'time'
-        if spec['input'] == 'frames': dyn[1] = 'frames'
+        if spec['input'] == 'logmel':
+            dyn[3] = 'time'
+        if spec['input'] == 'frames':
+            dyn[1] = 'frames'
         path = out / f'{branch}.onnx'
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore')                    # tracer warnings from the input checks
-            torch.onnx.export(net, (_example_inputs(lm, branch),), str(path), input_names=[spec['input']], output_names=['logits'],
-                              dynamic_axes={spec['input']: dyn, 'logits': {0: 'batch'}}, opset_version=opset, dynamo=False)
+            warnings.simplefilter('ignore')  # tracer warnings from the input checks
+            torch.onnx.export(
+                net,
+                (_example_inputs(lm, branch),),
+                str(path),
+                input_names=[spec['input']],
+                output_names=['logits'],
+                dynamic_axes={spec['input']: dyn, 'logits': {0: 'batch'}},
+                opset_version=opset,
+                dynamo=False,
+            )
         entry = {'file': path.name, **spec, 'bytes': path.stat().st_size}
         if check:
-            err = check_onnx(path, getattr(lm.model, branch), _example_inputs(lm, branch, batch=3, length=57 if branch == 'audio' else 3))
-            if err > atol: raise AssertionError(f"{path}: ONNX and PyTorch differ by {err:.2e} > {atol:g}")
+            err = check_onnx(
+                path,
+                getattr(lm.model, branch),
+                _example_inputs(lm, branch, batch=3, length=57 if branch == 'audio' else 3),
+            )
+            if err > atol:
+                raise AssertionError(f"{path}: ONNX and PyTorch differ by {err:.2e} > {atol:g}")
             entry['max_abs_diff'] = err
         manifest['branches'][branch] = entry
     (out / 'onnx.json').write_text(json.dumps(manifest, indent=1))

@@ -4,7 +4,9 @@
 
 # %% ../nbs/13_predict.ipynb #d0fd893e
 from __future__ import annotations
-import dataclasses, math, sys
+import dataclasses
+import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -12,102 +14,159 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 from .core import EXPR_CLASSES, N_CLASSES, atomic_write
-from .preprocess import MediaError, LogMel, face_crops, frame_rgb, load_audio, audio_windows, open_media, video_stream
+from gcsa_fer.preprocess import (
+    MediaError,
+    LogMel,
+    face_crops,
+    frame_rgb,
+    load_audio,
+    audio_windows,
+    open_media,
+    video_stream,
+)
 from .detect import resolve_detector
 from .datasets import DATASETS
 from .faces import IMAGE_EXTS, read_image
 from .models import LoadedModel, load_model, default_predictor
 
 # %% auto #0
-__all__ = ['SOURCES', 'ABAW_HEADER', 'normalise_windows', 'decode_key_frames', 'VideoPrediction', 'predict_video',
-           'predict_image', 'plot_timeline', 'write_abaw', 'predict_videos']
+__all__ = [
+    'SOURCES',
+    'ABAW_HEADER',
+    'normalise_windows',
+    'decode_key_frames',
+    'VideoPrediction',
+    'predict_video',
+    'predict_image',
+    'plot_timeline',
+    'write_abaw',
+    'predict_videos',
+]
+
 
 # %% ../nbs/13_predict.ipynb #4731a105
-def normalise_windows(mel: torch.Tensor,   # W x 1 x F x T log-mel windows of one video
-                      norm: str,            # the model's `audio_norm`
-                      voiced=None,          # W booleans: the windows that are not silent (they give the statistics)
-                     ) -> torch.Tensor:
+def normalise_windows(
+    mel: torch.Tensor,  # W x 1 x F x T log-mel windows of one video
+    norm: str,  # the model's `audio_norm`
+    voiced=None,  # W booleans: the windows that are not silent (they give the statistics)
+) -> torch.Tensor:
     "Normalise a video's windows as the model's training clips were: 'utterance' per window; 'speaker' (and 'train') with the statistics of the video's own voiced windows, the video taken as one speaker."
-    if norm == 'none': return mel
-    if norm == 'utterance': return (mel - mel.mean(-1, keepdim=True)) / mel.std(-1, keepdim=True).clamp(min=1e-3)
+    if norm == 'none':
+        return mel
+    if norm == 'utterance':
+        return (mel - mel.mean(-1, keepdim=True)) / mel.std(-1, keepdim=True).clamp(min=1e-3)
     v = torch.as_tensor(np.asarray(voiced, bool)) if voiced is not None else torch.ones(len(mel), dtype=torch.bool)
     ref = mel[v] if v.any() else mel
-    frames = ref.transpose(-1, -2).reshape(-1, ref.shape[-2])   # every frame of the voiced windows: N x F
+    frames = ref.transpose(-1, -2).reshape(-1, ref.shape[-2])  # every frame of the voiced windows: N x F
     mean, std = frames.mean(0), frames.std(0).clamp(min=1e-3)
     return (mel - mean[:, None]) / std[:, None]
 
 
 # %% ../nbs/13_predict.ipynb #46bffdad
-class _KeyFrameFailed(Exception): "An `on_key` callback raised (its error is the cause)."
+class _KeyFrameFailed(Exception):
+    "An `on_key` callback raised (its error is the cause)."
+
 
 def _stated_duration(c, s) -> float | None:
     "The duration the container (or the stream) states, in seconds; None when it states none."
-    if s.duration is not None and s.time_base is not None: return float(s.duration * s.time_base)
-    if c.duration is not None: return c.duration / 1e6
+    if s.duration is not None and s.time_base is not None:
+        return float(s.duration * s.time_base)
+    if c.duration is not None:
+        return c.duration / 1e6
     return None
 
-def decode_key_frames(path,                # a video file
-                      hop: float = 0.5,    # seconds between key-frame centres
-                      on_key=None,         # called as on_key(k, rgb) for each key frame; then the frames are not kept
-                     ) -> dict | None:
+
+def decode_key_frames(
+    path,  # a video file
+    hop: float = 0.5,  # seconds between key-frame centres
+    on_key=None,  # called as on_key(k, rgb) for each key frame; then the frames are not kept
+) -> dict | None:
     "Stream-decode the video of `path`: every frame time, and the upright RGB frame on screen at each segment centre (k + 1/2) `hop`; None without a video stream. With `on_key`, each key frame is handed over and dropped, so memory does not grow with the video's length."
-    if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
+    if hop <= 0:
+        raise ValueError(f"hop must be positive, got {hop}")
     times, keys, key_index, notes = [], [], [], []
+
     def emit(rgb):
         k = len(key_index)
-        if on_key is None: keys.append(rgb)
+        if on_key is None:
+            keys.append(rgb)
         else:
-            try: on_key(k, rgb)
-            except Exception as e: raise _KeyFrameFailed() from e     # the caller's error, not the file's
+            try:
+                on_key(k, rgb)
+            except Exception as e:
+                raise _KeyFrameFailed() from e  # the caller's error, not the file's
         key_index.append(len(times) - 1)
+
     with open_media(path) as c:
-        s = video_stream(c)                                            # a still cover picture is not a video
-        if s is None: return None
+        s = video_stream(c)  # a still cover picture is not a video
+        if s is None:
+            return None
         s.thread_type = 'AUTO'
-        rate = float(s.average_rate or 25); stated = _stated_duration(c, s)
+        rate = float(s.average_rate or 25)
+        stated = _stated_duration(c, s)
         prev, prev_rgb, t0, size = None, None, None, None
         try:
             for i, f in enumerate(c.decode(s)):
                 t = f.time if f.time is not None else i / rate
-                t0 = t if t0 is None else t0; t -= t0
-                while prev is not None and (len(key_index) + 0.5) * hop < t:   # a centre falls before this frame: the previous one is on screen
-                    if prev_rgb is None: prev_rgb = frame_rgb(prev)
+                t0 = t if t0 is None else t0
+                t -= t0
+                while (
+                    prev is not None and (len(key_index) + 0.5) * hop < t
+                ):  # a centre falls before this frame: the previous one is on screen
+                    if prev_rgb is None:
+                        prev_rgb = frame_rgb(prev)
                     emit(prev_rgb)
-                if prev is not f: prev, prev_rgb = f, None
-                size = size or frame_rgb(f).shape[1::-1]             # width x height, upright
+                if prev is not f:
+                    prev, prev_rgb = f, None
+                size = size or frame_rgb(f).shape[1::-1]  # width x height, upright
                 times.append(t)
-        except _KeyFrameFailed as e: raise e.__cause__
+        except _KeyFrameFailed as e:
+            raise e.__cause__
         except Exception as e:
-            if not times: raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
+            if not times:
+                raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
             notes.append(f"decoding stopped at {times[-1]:.2f} s ({type(e).__name__}: {e})")
-    if not times: raise MediaError(path, "video stream has no frames")
+    if not times:
+        raise MediaError(path, "video stream has no frames")
     dt = float(np.median(np.diff(times))) if len(times) > 1 else 1 / rate
     n_seg = max(1, math.ceil((times[-1] + dt) / hop - 1e-6))
-    while len(key_index) < n_seg:                                      # centres after the last frame change
-        if prev_rgb is None: prev_rgb = frame_rgb(prev)
+    while len(key_index) < n_seg:  # centres after the last frame change
+        if prev_rgb is None:
+            prev_rgb = frame_rgb(prev)
         emit(prev_rgb)
     duration = times[-1] + dt
     if stated is not None and stated > 1.0 and duration < 0.9 * stated - 0.25:
         notes.append(f"truncated: {duration:.2f} s of video decoded where the container states {stated:.2f} s")
-    return {'times': np.asarray(times), 'key_frames': keys[:n_seg], 'key_index': np.asarray(key_index[:n_seg]),
-            'centres': (np.arange(n_seg) + 0.5) * hop, 'duration': duration, 'fps': 1 / dt if dt > 0 else rate,
-            'size': size, 'stated_duration': stated, 'notes': notes}
+    return {
+        'times': np.asarray(times),
+        'key_frames': keys[:n_seg],
+        'key_index': np.asarray(key_index[:n_seg]),
+        'centres': (np.arange(n_seg) + 0.5) * hop,
+        'duration': duration,
+        'fps': 1 / dt if dt > 0 else rate,
+        'size': size,
+        'stated_duration': stated,
+        'notes': notes,
+    }
+
 
 # %% ../nbs/13_predict.ipynb #58fb1eab
 @dataclass
 class VideoPrediction:
     "Per-window predictions of one video (or image)."
+
     path: Path
-    table: pd.DataFrame           # one row per window (see `predict_video`)
-    frame_times: np.ndarray       # time of every video frame (s), for the per-frame ABAW format; empty without video
-    hop: float                    # segment length (s)
-    notes: list = field(default_factory=list)   # what could not be used, and why
-    window_seconds: float = 0.0   # length of each window (s), centred on its segment
+    table: pd.DataFrame  # one row per window (see `predict_video`)
+    frame_times: np.ndarray  # time of every video frame (s), for the per-frame ABAW format; empty without video
+    hop: float  # segment length (s)
+    notes: list = field(default_factory=list)  # what could not be used, and why
+    window_seconds: float = 0.0  # length of each window (s), centred on its segment
 
     def frame_labels(self) -> np.ndarray:
         "The class index of every video frame: the label of its segment, -1 where the segment has no prediction."
         lab = self.table['label'].map({c: i for i, c in enumerate(EXPR_CLASSES)}).to_numpy(dtype=float)
-        if not len(lab): return np.full(len(self.frame_times), -1, dtype=np.int64)
+        if not len(lab):
+            return np.full(len(self.frame_times), -1, dtype=np.int64)
         seg = np.clip((self.frame_times / self.hop).astype(int), 0, len(lab) - 1)
         return np.nan_to_num(lab[seg], nan=-1).astype(np.int64)
 
@@ -116,38 +175,56 @@ class VideoPrediction:
         r = self.table.loc[self.table['source'] == 'none', 'reason']
         return r.value_counts().to_dict()
 
+
 SOURCES = ('av', 'audio', 'video', 'none')
+
 
 # %% ../nbs/13_predict.ipynb #60c78552
 def _rms_db(windows: torch.Tensor) -> np.ndarray:
     rms = windows.float().pow(2).mean(-1).sqrt().numpy()
-    with np.errstate(divide='ignore'): return 20 * np.log10(rms)
+    with np.errstate(divide='ignore'):
+        return 20 * np.log10(rms)
+
 
 @torch.no_grad()
 def _batched(fn, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)]) if len(x) else x.new_zeros(0, N_CLASSES)
+    return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)]) if len(x) else x.new_zeros(0, N_CLASSES)
+
 
 class _FaceLogits:
     "Collects key frames one at a time: detect, crop, and classify in chunks of `chunk`, keeping only logits and flags."
+
     def __init__(self, lm: LoadedModel, chunk: int = 32):
         self.lm, self.chunk, self.crops, self.logits, self.found = lm, chunk, [], [], []
+
     def __call__(self, k: int, rgb: np.ndarray):
         crop, mask = face_crops([rgb], self.lm.cfg.preprocess)
-        self.crops.append(crop); self.found.append(bool(mask[0]))
-        if len(self.crops) >= self.chunk: self.flush()
+        self.crops.append(crop)
+        self.found.append(bool(mask[0]))
+        if len(self.crops) >= self.chunk:
+            self.flush()
+
     @torch.no_grad()
     def flush(self):
-        if not self.crops: return
-        x = torch.cat(self.crops)[:, None]                       # K x 1 x 3 x S x S
-        self.logits.append(self.lm.model.visual.forward_frames(x.to(self.lm.device))[:, 0].float().cpu().numpy()); self.crops = []
+        if not self.crops:
+            return
+        x = torch.cat(self.crops)[:, None]  # K x 1 x 3 x S x S
+        self.logits.append(self.lm.model.visual.forward_frames(x.to(self.lm.device))[:, 0].float().cpu().numpy())
+        self.crops = []
+
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self.flush()
-        return (np.concatenate(self.logits) if self.logits else np.zeros((0, N_CLASSES), np.float32)), np.asarray(self.found, bool)
+        return (np.concatenate(self.logits) if self.logits else np.zeros((0, N_CLASSES), np.float32)), np.asarray(
+            self.found, bool
+        )
+
 
 # %% ../nbs/13_predict.ipynb #596e185b
-def _timeline(video: dict | None,            # `decode_key_frames`'s result (None: no video stream)
-              audio_seconds: float | None,   # the audio's length (None: no audio)
-              hop: float) -> tuple[np.ndarray, float, int, str | None]:
+def _timeline(
+    video: dict | None,  # `decode_key_frames`'s result (None: no video stream)
+    audio_seconds: float | None,  # the audio's length (None: no audio)
+    hop: float,
+) -> tuple[np.ndarray, float, int, str | None]:
     "Window centres over the whole file, its duration, the windows the video covers, a note if the audio outlasts it."
     if video is None:
         n = max(1, math.ceil(audio_seconds / hop - 1e-6))
@@ -158,219 +235,340 @@ def _timeline(video: dict | None,            # `decode_key_frames`'s result (Non
     note = f"the audio goes on {more:.2f} s after the video ends: windows {nv}-{n - 1} are audio only" if n > nv else ''
     return (np.arange(n) + 0.5) * hop, max(video['duration'], audio_seconds or 0.0), nv, note
 
+
 # %% ../nbs/13_predict.ipynb #3c7dec1b
-def predict_video(lm: LoadedModel,              # from `load_model` (or `combine_models`)
-                  path,                          # a video (or audio) file PyAV can read
-                  hop: float = 0.5,              # segment length and step between window centres (s)
-                  window_seconds: float | None = None, # window length (s); None: what the model was trained on
-                  silence_db: float = -60.0,     # windows whose RMS is below this (dBFS) count as silent
-                  timings: dict | None = None,   # when given, seconds spent in 'decode' (with face crops and the face model) and 'audio' are added to it
-                 ) -> VideoPrediction:
+def predict_video(
+    lm: LoadedModel,  # from `load_model` (or `combine_models`)
+    path,  # a video (or audio) file PyAV can read
+    hop: float = 0.5,  # segment length and step between window centres (s)
+    window_seconds: float | None = None,  # window length (s); None: what the model was trained on
+    silence_db: float = -60.0,  # windows whose RMS is below this (dBFS) count as silent
+    timings: dict
+    | None = None,  # when given, seconds spent in 'decode' (with face crops and the face model) and 'audio' are added to it
+) -> VideoPrediction:
     "Probabilities of the 8 classes for each window of one video, the source used (av, audio, video or none) and, for `none`, the reason."
     import time
+
     tm = timings if timings is not None else {}
     add = lambda k, t: tm.__setitem__(k, tm.get(k, 0.0) + time.perf_counter() - t)
     pre, model, path, notes = lm.cfg.preprocess, lm.model, Path(path), []
-    if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
+    if hop <= 0:
+        raise ValueError(f"hop must be positive, got {hop}")
     if window_seconds is None:
         frame_level = DATASETS.get(lm.cfg.dataset, {}).get('level') == 'frame'
         window_seconds = pre.window_seconds if frame_level else pre.clip_seconds
-    if window_seconds <= 0: raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    if window_seconds <= 0:
+        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
     t = time.perf_counter()
     faces_on = model.visual is not None and lm.uses_faces
     collect = _FaceLogits(lm) if faces_on else None
     video = decode_key_frames(path, hop, on_key=collect if faces_on else (lambda k, rgb: None))
     add('decode', t)
-    if video is not None: notes += video['notes']
+    if video is not None:
+        notes += video['notes']
     wave, audio_problem = None, None
     if model.audio is not None:
         t = time.perf_counter()
-        try: wave = load_audio(path, pre, allow_silent=True)
-        except MediaError as e: audio_problem = e.problem; notes.append(f"audio not used: {e.problem}")
+        try:
+            wave = load_audio(path, pre, allow_silent=True)
+        except MediaError as e:
+            audio_problem = e.problem
+            notes.append(f"audio not used: {e.problem}")
         add('audio', t)
-    else: notes.append("the model has no audio branch")
+    else:
+        notes.append("the model has no audio branch")
     if video is None and wave is None:
-        raise MediaError(path, "no video stream" + (f", and the audio cannot be used: {audio_problem}" if audio_problem else " and the model has no audio branch"))
-    if video is None: notes.append("no video stream")
+        raise MediaError(
+            path,
+            "no video stream"
+            + (
+                f", and the audio cannot be used: {audio_problem}"
+                if audio_problem
+                else " and the model has no audio branch"
+            ),
+        )
+    if video is None:
+        notes.append("no video stream")
     audio_seconds = wave.numel() / pre.sample_rate if wave is not None else None
     centres, duration, n_video, note = _timeline(video, audio_seconds, hop)
-    if note: notes.append(note)
+    if note:
+        notes.append(note)
     W = len(centres)
-    pa = pv = None; faces = np.zeros(W, dtype=int); db = np.full(W, np.nan)
-    if wave is not None:                                             # audio: one log-mel window per centre
+    pa = pv = None
+    faces = np.zeros(W, dtype=int)
+    db = np.full(W, np.nan)
+    if wave is not None:  # audio: one log-mel window per centre
         t = time.perf_counter()
         win = audio_windows(wave, centres, dataclasses.replace(pre, window_seconds=window_seconds))
         db = _rms_db(win)
-        if (db < silence_db).all(): notes.append(f"audio is silent (below {silence_db:g} dBFS) everywhere")
-        mel = normalise_windows(LogMel(pre)(win), pre.audio_norm, db >= silence_db)   # W x 1 x F x T
+        if (db < silence_db).all():
+            notes.append(f"audio is silent (below {silence_db:g} dBFS) everywhere")
+        mel = normalise_windows(LogMel(pre)(win), pre.audio_norm, db >= silence_db)  # W x 1 x F x T
         pa = _batched(lambda x: model.audio(x.to(lm.device)).float().softmax(-1).cpu(), mel).numpy()
         add('audio', t)
     if model.visual is not None and not lm.uses_faces:
-        notes.append(f"visual branch not used: it takes {lm.cfg.model.feature_dim} feature values per clip "
-                     "(OpenFace action units for RAVDESS), which cannot be computed from a video here; audio only")
-    elif faces_on and video is not None:                             # per-key-frame logits, averaged over the window's faces
+        notes.append(
+            f"visual branch not used: it takes {lm.cfg.model.feature_dim} feature values per clip "
+            "(OpenFace action units for RAVDESS), which cannot be computed from a video here; audio only"
+        )
+    elif faces_on and video is not None:  # per-key-frame logits, averaged over the window's faces
         logits, has_face = collect.result()
-        has_face = np.r_[has_face, np.zeros(W - n_video, bool)]          # windows after the video's end: no face
+        has_face = np.r_[has_face, np.zeros(W - n_video, bool)]  # windows after the video's end: no face
         logits = np.vstack([logits, np.zeros((W - n_video, logits.shape[1]), logits.dtype)])
-        r = int(math.floor(window_seconds / 2 / hop + 1e-9))               # key frames i - r .. i + r lie in window i
+        r = int(math.floor(window_seconds / 2 / hop + 1e-9))  # key frames i - r .. i + r lie in window i
         cs = np.vstack([np.zeros((1, logits.shape[1])), np.cumsum(logits * has_face[:, None], 0, dtype=np.float64)])
         cn = np.r_[0, np.cumsum(has_face)]
-        lo, hi = np.clip(np.arange(W) - r, 0, W), np.clip(np.arange(W) + r + 1, 0, W)   # running sums: memory linear in the length
-        faces = cn[hi] - cn[lo]; faces[n_video:] = 0
-        pv = torch.from_numpy(((cs[hi] - cs[lo]) / np.maximum(faces, 1)[:, None]).astype(np.float32)).softmax(-1).numpy()
-        if not has_face.any(): notes.append("no face found in any key frame")
+        lo, hi = (
+            np.clip(np.arange(W) - r, 0, W),
+            np.clip(np.arange(W) + r + 1, 0, W),
+        )  # running sums: memory linear in the length
+        faces = cn[hi] - cn[lo]
+        faces[n_video:] = 0
+        pv = (
+            torch.from_numpy(((cs[hi] - cs[lo]) / np.maximum(faces, 1)[:, None]).astype(np.float32)).softmax(-1).numpy()
+        )
+        if not has_face.any():
+            notes.append("no face found in any key frame")
     has_a = (db >= silence_db) if pa is not None else np.zeros(W, bool)
     has_v = (faces > 0) if pv is not None else np.zeros(W, bool)
     p = model.fuse(pa, pv, has_a, has_v) if pa is not None or pv is not None else np.full((W, N_CLASSES), np.nan)
     source = np.where(has_a & has_v, 'av', np.where(has_a, 'audio', np.where(has_v, 'video', 'none')))
-    why_a = ('no audio branch' if model.audio is None else 'no usable audio' if pa is None else None)
-    why_v = ('no face branch' if not faces_on else 'no video stream' if video is None else None)
-    after = np.arange(W) >= n_video if video is not None else np.zeros(W, bool)   # audio that goes on after the video
-    why_none = lambda late: '; '.join([why_a or f'silent audio (below {silence_db:g} dBFS)',
-                                       why_v or ('after the video ends' if late else 'no face')])
-    reason = [why_none(late) if s == 'none' else 'after the video ends' if late else ''
-              for s, late in zip(source, after)]
-    table = pd.DataFrame({'video': str(path), 'window': np.arange(W), 'time': centres,
-                          'start': np.maximum(centres - window_seconds / 2, 0), 'end': np.minimum(centres + window_seconds / 2, duration),
-                          'key_frame': np.r_[video['key_index'], np.full(W - n_video, -1)] if video is not None else -1,
-                          'source': source, 'reason': reason,
-                          'faces': faces, 'audio_db': np.round(np.maximum(db, -200.0), 1)})
-    for i, c in enumerate(EXPR_CLASSES): table[c] = p[:, i]
-    table['label'] = [EXPR_CLASSES[i] if ok else '' for i, ok in zip(np.nan_to_num(p, nan=-1).argmax(1), source != 'none')]
-    if (source == 'none').all(): notes.append("no window has a face or audible sound: nothing predicted")
-    return VideoPrediction(path, table, video['times'] if video is not None else np.zeros(0), hop, notes, window_seconds)
+    why_a = 'no audio branch' if model.audio is None else 'no usable audio' if pa is None else None
+    why_v = 'no face branch' if not faces_on else 'no video stream' if video is None else None
+    after = np.arange(W) >= n_video if video is not None else np.zeros(W, bool)  # audio that goes on after the video
+    why_none = lambda late: '; '.join(
+        [why_a or f'silent audio (below {silence_db:g} dBFS)', why_v or ('after the video ends' if late else 'no face')]
+    )
+    reason = [
+        why_none(late) if s == 'none' else 'after the video ends' if late else '' for s, late in zip(source, after)
+    ]
+    table = pd.DataFrame(
+        {
+            'video': str(path),
+            'window': np.arange(W),
+            'time': centres,
+            'start': np.maximum(centres - window_seconds / 2, 0),
+            'end': np.minimum(centres + window_seconds / 2, duration),
+            'key_frame': np.r_[video['key_index'], np.full(W - n_video, -1)] if video is not None else -1,
+            'source': source,
+            'reason': reason,
+            'faces': faces,
+            'audio_db': np.round(np.maximum(db, -200.0), 1),
+        }
+    )
+    for i, c in enumerate(EXPR_CLASSES):
+        table[c] = p[:, i]
+    table['label'] = [
+        EXPR_CLASSES[i] if ok else '' for i, ok in zip(np.nan_to_num(p, nan=-1).argmax(1), source != 'none')
+    ]
+    if (source == 'none').all():
+        notes.append("no window has a face or audible sound: nothing predicted")
+    return VideoPrediction(
+        path, table, video['times'] if video is not None else np.zeros(0), hop, notes, window_seconds
+    )
+
 
 # %% ../nbs/13_predict.ipynb #c044feb8
 def predict_image(lm: LoadedModel, path) -> VideoPrediction:
     "The face model's probabilities for one image: a one-row table (source `video`, or `none` with the reason when no face is found)."
-    if not lm.uses_faces: raise MediaError(path, "is an image, and this model has no face branch (use a face model, e.g. models/faces)")
-    path = Path(path); faces = _FaceLogits(lm)
-    faces(0, read_image(path))                                     # the same detection, crop and model as a video's key frame
-    logits, found = faces.result(); p, found = torch.from_numpy(logits[0]).softmax(-1).numpy(), bool(found[0])
-    row = {'video': str(path), 'window': 0, 'time': 0.0, 'start': 0.0, 'end': 0.0, 'key_frame': 0, 'source': 'video' if found else 'none',
-           'reason': '' if found else 'no face', 'faces': int(found), 'audio_db': np.nan,
-           **{c: (float(p[i]) if found else np.nan) for i, c in enumerate(EXPR_CLASSES)},
-           'label': EXPR_CLASSES[int(p.argmax())] if found else ''}
+    if not lm.uses_faces:
+        raise MediaError(path, "is an image, and this model has no face branch (use a face model, e.g. models/faces)")
+    path = Path(path)
+    faces = _FaceLogits(lm)
+    faces(0, read_image(path))  # the same detection, crop and model as a video's key frame
+    logits, found = faces.result()
+    p, found = torch.from_numpy(logits[0]).softmax(-1).numpy(), bool(found[0])
+    row = {
+        'video': str(path),
+        'window': 0,
+        'time': 0.0,
+        'start': 0.0,
+        'end': 0.0,
+        'key_frame': 0,
+        'source': 'video' if found else 'none',
+        'reason': '' if found else 'no face',
+        'faces': int(found),
+        'audio_db': np.nan,
+        **{c: (float(p[i]) if found else np.nan) for i, c in enumerate(EXPR_CLASSES)},
+        'label': EXPR_CLASSES[int(p.argmax())] if found else '',
+    }
     return VideoPrediction(path, pd.DataFrame([row]), np.zeros(0), 0.0, [] if found else ['no face found in the image'])
+
 
 # %% ../nbs/13_predict.ipynb #fc9a4f14
 def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
     "Stacked class probabilities over time, with a strip of the window sources below."
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
     t = pred.table
-    if ax is None: fig, (ax, sx) = plt.subplots(2, 1, figsize=(9, 3.4), sharex=True, gridspec_kw={'height_ratios': [6, 1]})
-    else: fig, sx = ax.figure, None
+    if ax is None:
+        fig, (ax, sx) = plt.subplots(2, 1, figsize=(9, 3.4), sharex=True, gridspec_kw={'height_ratios': [6, 1]})
+    else:
+        fig, sx = ax.figure, None
     p = t[list(EXPR_CLASSES)].fillna(0).to_numpy().T
     colors = plt.get_cmap('tab10').colors
     x = np.r_[t['time'].to_numpy() - pred.hop / 2, t['time'].to_numpy()[-1] + pred.hop / 2] if len(t) else np.zeros(0)
-    ax.stackplot(x, np.c_[p, p[:, -1:]] if len(t) else p, labels=EXPR_CLASSES, colors=colors[:N_CLASSES], step='post', alpha=0.9)
-    ax.set_ylim(0, 1); ax.set_ylabel('probability'); ax.margins(x=0)
-    end = float(t['end'].max()) if len(t) else 0.0                      # the clip's end: the axis stops there
-    if len(t): ax.set_xlim(0, min(x[-1], end) if end > 0 else x[-1])
+    ax.stackplot(
+        x, np.c_[p, p[:, -1:]] if len(t) else p, labels=EXPR_CLASSES, colors=colors[:N_CLASSES], step='post', alpha=0.9
+    )
+    ax.set_ylim(0, 1)
+    ax.set_ylabel('probability')
+    ax.margins(x=0)
+    end = float(t['end'].max()) if len(t) else 0.0  # the clip's end: the axis stops there
+    if len(t):
+        ax.set_xlim(0, min(x[-1], end) if end > 0 else x[-1])
     win = pred.window_seconds or (float((t['end'] - t['start']).max()) if len(t) else 0.0)
     ax.legend(loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    ax.set_title(title or f"{pred.path.name}: {', '.join(f'{k} {v}' for k, v in t['source'].value_counts().items())} windows", fontsize=9)
+    ax.set_title(
+        title or f"{pred.path.name}: {', '.join(f'{k} {v}' for k, v in t['source'].value_counts().items())} windows",
+        fontsize=9,
+    )
     if sx is not None:
         sc = {'av': '#404040', 'audio': '#9ecae1', 'video': '#fdae6b', 'none': '#f0f0f0'}
-        for (_, r), x0 in zip(t.iterrows(), x[:-1]): sx.axvspan(x0, x0 + pred.hop, color=sc[r['source']], lw=0)
-        sx.set_yticks([]); sx.set_xlabel(f'time (s): each {pred.hop:g} s segment shows the {win:g} s window centred on it')
-        sx.legend(handles=[Patch(color=sc[s], label=s) for s in SOURCES], loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+        for (_, r), x0 in zip(t.iterrows(), x[:-1]):
+            sx.axvspan(x0, x0 + pred.hop, color=sc[r['source']], lw=0)
+        sx.set_yticks([])
+        sx.set_xlabel(f'time (s): each {pred.hop:g} s segment shows the {win:g} s window centred on it')
+        sx.legend(
+            handles=[Patch(color=sc[s], label=s) for s in SOURCES],
+            loc='center left',
+            bbox_to_anchor=(1.0, 0.5),
+            fontsize=8,
+            frameon=False,
+        )
         fig.tight_layout()
     return fig
+
 
 # %% ../nbs/13_predict.ipynb #eddc032d
 ABAW_HEADER = 'image_location,' + ','.join(EXPR_CLASSES)
 
-def write_abaw(preds: list[VideoPrediction], path,
-               names: list[str] | None = None,   # the video names to write (default: each file's stem); they must differ
-              ) -> tuple[Path, dict]:
+
+def write_abaw(
+    preds: list[VideoPrediction],
+    path,
+    names: list[str] | None = None,  # the video names to write (default: each file's stem); they must differ
+) -> tuple[Path, dict]:
     "The ABAW EXPR submission file: the header, then `video/00001.jpg,label` for every frame of every video; -1 for a frame with no prediction. Returns the path and {video: frames without a prediction}."
     names = names or [pr.path.stem for pr in preds]
     dup = sorted({n for n in names if names.count(n) > 1})
-    if dup: raise ValueError(f"two videos would share the ABAW name {dup[0]!r}: rename one (the format names frames by video name only)")
+    if dup:
+        raise ValueError(
+            f"two videos would share the ABAW name {dup[0]!r}: rename one (the format names frames by video name only)"
+        )
     lines, missing = [ABAW_HEADER], {}
     for pr, name in zip(preds, names):
-        if not len(pr.frame_times): continue                      # an image or an audio file has no frames to label
+        if not len(pr.frame_times):
+            continue  # an image or an audio file has no frames to label
         labels = pr.frame_labels()
-        if (labels < 0).any(): missing[str(pr.path)] = int((labels < 0).sum())
+        if (labels < 0).any():
+            missing[str(pr.path)] = int((labels < 0).sum())
         lines += [f"{name}/{i + 1:05d}.jpg,{int(l)}" for i, l in enumerate(labels)]
     atomic_write(path, lambda t: t.write_text('\n'.join(lines) + '\n'))
     return Path(path), missing
 
+
 def _summary_row(path, pr: VideoPrediction | None, err: str = '') -> dict:
-    row = {'video': str(path), 'status': 'failed' if pr is None else 'ok', 'error': err,
-           **{f'windows_{s}': (0 if pr is None else int((pr.table['source'] == s).sum())) for s in SOURCES}}
+    row = {
+        'video': str(path),
+        'status': 'failed' if pr is None else 'ok',
+        'error': err,
+        **{f'windows_{s}': (0 if pr is None else int((pr.table['source'] == s).sum())) for s in SOURCES},
+    }
     if pr is not None:
         mean = pr.table[list(EXPR_CLASSES)].mean()
         row['label'] = '' if mean.isna().all() else mean.idxmax()
         row['notes'] = '; '.join(pr.notes)
     return row
 
+
 def _explain(pr: VideoPrediction) -> list[str]:
     "Lines for the terminal: the notes, and the windows without a prediction by reason."
     lines = [f"{pr.path}: {n}" for n in pr.notes]
     W = len(pr.table)
-    for reason, k in pr.missing().items(): lines.append(f"{pr.path}: {k} of {W} windows without a prediction: {reason}")
+    for reason, k in pr.missing().items():
+        lines.append(f"{pr.path}: {k} of {W} windows without a prediction: {reason}")
     return lines
+
 
 # %% ../nbs/13_predict.ipynb #23aea6c3
 def _out_names(paths: list[Path]) -> list[str]:
     "Output file stems: the file's stem, or, when two inputs share one, the parent folder's name and the stem (a/clip.mp4 -> a_clip)."
     stems = [p.stem for p in paths]
     dup = {s for s in stems if stems.count(s) > 1}
-    names = ['summary']                                   # summary.csv is the batch's own file
+    names = ['summary']  # summary.csv is the batch's own file
     for p in paths:
         name = p.stem if p.stem not in dup and p.stem != 'summary' else f"{p.resolve().parent.name}_{p.stem}"
         base, i = name, 2
-        while name in names: name, i = f"{base}_{i}", i + 1   # the same file twice, or the same folder name
+        while name in names:
+            name, i = f"{base}_{i}", i + 1  # the same file twice, or the same folder name
         names.append(name)
     return names[1:]
 
+
 # %% ../nbs/13_predict.ipynb #59a5c4f0
-def predict_videos(videos,                      # paths of video (or image) files
-                   run=None,                     # a run folder, an exported model folder, or a `LoadedModel`; None: `default_predictor()`
-                   out_dir=None,                 # where to write CSVs, PNGs, summary.csv (None: write nothing)
-                   hop: float = 0.5,             # segment length (s)
-                   window_seconds: float | None = None, # window length (s); None: what the model was trained on
-                   abaw: bool = False,           # also write abaw_expr.txt
-                   plot: bool = True,            # write a timeline PNG per video
-                   progress: bool = True,        # tqdm progress bar
-                   device: str = 'cpu',          # for loading a model
-                   timings: dict | None = None,  # accumulates seconds per stage (see `predict_video`)
-                   verbose: bool = True,         # print each file's notes and its windows without a prediction (stderr)
-                  ) -> tuple[list[VideoPrediction | None], pd.DataFrame]:
+def predict_videos(
+    videos,  # paths of video (or image) files
+    run=None,  # a run folder, an exported model folder, or a `LoadedModel`; None: `default_predictor()`
+    out_dir=None,  # where to write CSVs, PNGs, summary.csv (None: write nothing)
+    hop: float = 0.5,  # segment length (s)
+    window_seconds: float | None = None,  # window length (s); None: what the model was trained on
+    abaw: bool = False,  # also write abaw_expr.txt
+    plot: bool = True,  # write a timeline PNG per video
+    progress: bool = True,  # tqdm progress bar
+    device: str = 'cpu',  # for loading a model
+    timings: dict | None = None,  # accumulates seconds per stage (see `predict_video`)
+    verbose: bool = True,  # print each file's notes and its windows without a prediction (stderr)
+) -> tuple[list[VideoPrediction | None], pd.DataFrame]:
     "Predict every file; failures are recorded in the summary and printed, not raised. Returns the predictions (None for failures) and the summary."
-    if hop <= 0: raise ValueError(f"hop must be positive, got {hop}")
-    if window_seconds is not None and window_seconds <= 0: raise ValueError(f"window_seconds must be positive, got {window_seconds}")
-    lm = run if isinstance(run, LoadedModel) else (default_predictor(device) if run is None else load_model(run, device))
-    if lm.uses_faces and lm.model.visual is not None: resolve_detector(lm.cfg.preprocess.detector)   # DetectorUnavailable now, not per file
+    if hop <= 0:
+        raise ValueError(f"hop must be positive, got {hop}")
+    if window_seconds is not None and window_seconds <= 0:
+        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    lm = (
+        run if isinstance(run, LoadedModel) else (default_predictor(device) if run is None else load_model(run, device))
+    )
+    if lm.uses_faces and lm.model.visual is not None:
+        resolve_detector(lm.cfg.preprocess.detector)  # DetectorUnavailable now, not per file
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None and out.exists() and not out.is_dir(): raise ValueError(f"{out} is a file, not a folder")
-    if out is not None: out.mkdir(parents=True, exist_ok=True)
+    if out is not None and out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     paths = [Path(v) for v in videos]
     names = _out_names(paths)
     preds, rows = [], []
     say = (lambda s: tqdm.write(s, file=sys.stderr)) if verbose else (lambda s: None)
     for path, name in zip(tqdm(paths, desc='videos', unit='file', disable=not progress), names):
         try:
-            if path.suffix.lower() in IMAGE_EXTS: pr = predict_image(lm, path)
-            else: pr = predict_video(lm, path, hop, window_seconds, timings=timings)
-        except MediaError as e:                                       # one bad file must not stop the others
-            say(f"error: {e}"); preds.append(None); rows.append(_summary_row(path, None, str(e))); continue
-        preds.append(pr); rows.append({**_summary_row(path, pr), 'output': f'{name}.csv' if out is not None else ''})
-        for line in _explain(pr): say(line)
+            if path.suffix.lower() in IMAGE_EXTS:
+                pr = predict_image(lm, path)
+            else:
+                pr = predict_video(lm, path, hop, window_seconds, timings=timings)
+        except MediaError as e:  # one bad file must not stop the others
+            say(f"error: {e}")
+            preds.append(None)
+            rows.append(_summary_row(path, None, str(e)))
+            continue
+        preds.append(pr)
+        rows.append({**_summary_row(path, pr), 'output': f'{name}.csv' if out is not None else ''})
+        for line in _explain(pr):
+            say(line)
         if out is not None:
             atomic_write(out / f'{name}.csv', pr.table.to_csv, index=False, float_format='%.5f')
             if plot and len(pr.frame_times):
                 import matplotlib.pyplot as plt
+
                 fig = plot_timeline(pr)
-                atomic_write(out / f'{name}.png', fig.savefig, dpi=100, format='png'); plt.close(fig)
+                atomic_write(out / f'{name}.png', fig.savefig, dpi=100, format='png')
+                plt.close(fig)
     summary = pd.DataFrame(rows)
     if out is not None:
         atomic_write(out / 'summary.csv', summary.to_csv, index=False)
         if abaw:
             ok = [(p, n) for p, n in zip(preds, names) if p is not None]
             _, missing = write_abaw([p for p, _ in ok], out / 'abaw_expr.txt', [n for _, n in ok])
-            for v, k in missing.items(): say(f"{v}: {k} frames have no prediction and are written as -1 in abaw_expr.txt")
+            for v, k in missing.items():
+                say(f"{v}: {k} frames have no prediction and are written as -1 in abaw_expr.txt")
     return preds, summary

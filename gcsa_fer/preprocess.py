@@ -4,49 +4,87 @@
 
 # %% ../nbs/07_preprocess.ipynb #5247f719
 from __future__ import annotations
-import functools, math
+import functools
+import math
 from pathlib import Path
 import numpy as np
-import torch, torchaudio
+import torch
+import torchaudio
 from torch import nn
 from .core import PreprocessConfig
 from .detect import detect_face, resolve_detector
 
 # %% auto #0
-__all__ = ['MediaError', 'frame_rgb', 'open_media', 'video_stream', 'read_video', 'sample_times', 'centre_box', 'crop_face',
-           'face_crops', 'faces', 'video_faces', 'read_audio', 'resample', 'load_audio', 'LogMel', 'n_mel_frames',
-           'crop_or_pad', 'audio_windows', 'trim_silence', 'clip_logmel', 'fit_length', 'window_logmels', 'SpecAugment',
-           'face_augmentation', 'preprocess_clip', 'video_fps']
+__all__ = [
+    'MediaError',
+    'frame_rgb',
+    'open_media',
+    'video_stream',
+    'read_video',
+    'sample_times',
+    'centre_box',
+    'crop_face',
+    'face_crops',
+    'faces',
+    'video_faces',
+    'read_audio',
+    'resample',
+    'load_audio',
+    'LogMel',
+    'n_mel_frames',
+    'crop_or_pad',
+    'audio_windows',
+    'trim_silence',
+    'clip_logmel',
+    'fit_length',
+    'window_logmels',
+    'SpecAugment',
+    'face_augmentation',
+    'preprocess_clip',
+    'video_fps',
+]
+
 
 # %% ../nbs/07_preprocess.ipynb #d5e6c640
 class MediaError(ValueError):
     "A file that cannot be turned into tensors; the message names the file and the problem."
+
     def __init__(self, path, problem: str):
         self.path, self.problem = str(path), problem
         super().__init__(f"{path}: {problem}")
+
 
 # %% ../nbs/07_preprocess.ipynb #338f698f
 def frame_rgb(frame) -> np.ndarray:
     "A decoded PyAV video frame as RGB uint8 H x W x 3, turned by the rotation its container records."
     rgb = frame.to_ndarray(format='rgb24')
-    k = int(round((getattr(frame, 'rotation', 0) or 0) / 90)) % 4    # PyAV before 14 does not read the rotation
+    k = int(round((getattr(frame, 'rotation', 0) or 0) / 90)) % 4  # PyAV before 14 does not read the rotation
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
 
 # %% ../nbs/07_preprocess.ipynb #27610aa8
 def open_media(path):
     "`av.open(path)`, or a `MediaError` that names the file: not found, a folder, or not a media file PyAV can read."
     import av
+
     path = Path(path)
-    if not path.exists(): raise MediaError(path, "file not found")
-    if path.is_dir(): raise MediaError(path, "is a folder, not a video file")
-    try: return av.open(str(path))
-    except Exception as e: raise MediaError(path, f"not a readable media file ({type(e).__name__}: {e})") from None
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if path.is_dir():
+        raise MediaError(path, "is a folder, not a video file")
+    try:
+        return av.open(str(path))
+    except Exception as e:
+        raise MediaError(path, f"not a readable media file ({type(e).__name__}: {e})") from None
+
 
 def video_stream(container):
     "The first video stream of an open container that is not a still picture attached to the audio (a cover); or None."
     import av
-    cover = getattr(getattr(av.stream, 'Disposition', None), 'attached_pic', None)   # PyAV 14 and later name the flag
+
+    cover = getattr(getattr(av.stream, 'Disposition', None), 'attached_pic', None)  # PyAV 14 and later name the flag
     return next((s for s in container.streams.video if cover is None or not s.disposition & cover), None)
+
 
 def read_video(path) -> tuple[np.ndarray, np.ndarray]:
     "Decode every frame of `path`: upright uint8 RGB frames N x H x W x 3 (`frame_rgb`), their times in seconds (N,)."
@@ -54,143 +92,205 @@ def read_video(path) -> tuple[np.ndarray, np.ndarray]:
     with open_media(path) as c:
         s = video_stream(c)
         cover = ' (only a still cover picture)' if c.streams.video else ''
-        if s is None: raise MediaError(path, 'no video stream' + cover)
+        if s is None:
+            raise MediaError(path, 'no video stream' + cover)
         try:
             for i, f in enumerate(c.decode(s)):
                 frames.append(frame_rgb(f))
                 times.append(f.time if f.time is not None else i / float(s.average_rate or 25))
         except Exception as e:
-            if not frames: raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
-    if not frames: raise MediaError(path, "video stream has no frames")
+            if not frames:
+                raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
+    if not frames:
+        raise MediaError(path, "video stream has no frames")
     return np.stack(frames), np.asarray(times, dtype=np.float64)
+
 
 # %% ../nbs/07_preprocess.ipynb #2aebd239
 def sample_times(times: np.ndarray, n: int) -> np.ndarray:
     "Indices of the frames on screen at the centres of `n` equal time slices of the clip (`times` sorted, seconds)."
     times = np.asarray(times, dtype=np.float64)
-    if len(times) == 0: raise ValueError("no frames to sample from")
-    if n < 1: raise ValueError(f"n must be at least 1, got {n}")
+    if len(times) == 0:
+        raise ValueError("no frames to sample from")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
     t0, t1 = times[0], times[-1]
-    step = (t1 - t0) / max(len(times) - 1, 1)        # one frame's duration
+    step = (t1 - t0) / max(len(times) - 1, 1)  # one frame's duration
     span = (t1 + step) - t0
     targets = t0 + (np.arange(n) + 0.5) * span / n
     return np.clip(np.searchsorted(times, targets + 1e-9, side='right') - 1, 0, len(times) - 1)
 
+
 # %% ../nbs/07_preprocess.ipynb #cfc154d4
 def centre_box(frame: np.ndarray) -> tuple[int, int, int, int]:
     "The largest centred square (x, y, w, h) of a frame."
-    H, W = frame.shape[:2]; s = min(H, W)
+    H, W = frame.shape[:2]
+    s = min(H, W)
     return ((W - s) // 2, (H - s) // 2, s, s)
+
 
 def crop_face(frame: np.ndarray, box, size: int, margin: float = 0.0) -> np.ndarray:
     "Crop `box` (x, y, w, h) enlarged by `margin` on each side, clipped to the frame, resized to size x size."
     import cv2
-    H, W = frame.shape[:2]; x, y, w, h = box
-    side = max(w, h) * (1 + 2 * margin); cx, cy = x + w / 2, y + h / 2
+
+    H, W = frame.shape[:2]
+    x, y, w, h = box
+    side = max(w, h) * (1 + 2 * margin)
+    cx, cy = x + w / 2, y + h / 2
     x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
     x1, y1 = min(W, int(round(cx + side / 2))), min(H, int(round(cy + side / 2)))
-    if x1 <= x0 or y1 <= y0: x0, y0, x1, y1 = 0, 0, W, H
+    if x1 <= x0 or y1 <= y0:
+        x0, y0, x1, y1 = 0, 0, W, H
     crop = frame[y0:y1, x0:x1]
-    if crop.ndim == 2: crop = np.repeat(crop[..., None], 3, -1)
+    if crop.ndim == 2:
+        crop = np.repeat(crop[..., None], 3, -1)
     return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
 
-def face_crops(frames,                            # RGB uint8 frames H x W x 3 (any iterable)
-               cfg: PreprocessConfig,              # face_size, face_margin, detector
-               detector: str | None = None,        # overrides `cfg.detector`
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+
+def face_crops(
+    frames,  # RGB uint8 frames H x W x 3 (any iterable)
+    cfg: PreprocessConfig,  # face_size, face_margin, detector
+    detector: str | None = None,  # overrides `cfg.detector`
+) -> tuple[torch.Tensor, torch.Tensor]:
     "One face crop per frame: uint8 `N x 3 x S x S` and a bool mask of the frames where a face was found. A frame without a face reuses the last face box (else the centred square)."
     detector = resolve_detector(cfg.detector if detector is None else detector)
     crops, mask, last = [], [], None
     for f in frames:
         box = detect_face(f, detector) if detector != 'none' else None
-        if box is not None: last = box
-        crops.append(crop_face(f, box or last or centre_box(f), cfg.face_size, cfg.face_margin if box is not None else 0.0))
+        if box is not None:
+            last = box
+        crops.append(
+            crop_face(f, box or last or centre_box(f), cfg.face_size, cfg.face_margin if box is not None else 0.0)
+        )
         mask.append(box is not None or detector == 'none')
-    if not crops: raise ValueError("face_crops got no frames")
+    if not crops:
+        raise ValueError("face_crops got no frames")
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous(), torch.tensor(mask, dtype=torch.bool)
+
 
 # %% ../nbs/07_preprocess.ipynb #a1426291
 def faces(frames: np.ndarray, times: np.ndarray, cfg: PreprocessConfig, detector: str | None = None) -> dict:
     "Sample `cfg.n_frames` frames at equal time steps, crop faces: {'frames': uint8 T x 3 x S x S, 'face_mask': bool (T,), 'times', 'n_source'}."
     idx = sample_times(times, cfg.n_frames)
     out, mask = face_crops((frames[i] for i in idx), cfg, detector)
-    return {'frames': out, 'face_mask': mask,
-            'times': torch.from_numpy(times[idx].astype(np.float32)), 'n_source': len(frames)}
+    return {
+        'frames': out,
+        'face_mask': mask,
+        'times': torch.from_numpy(times[idx].astype(np.float32)),
+        'n_source': len(frames),
+    }
+
 
 def video_faces(path, cfg: PreprocessConfig, detector: str | None = None) -> dict:
     "`faces` of the video file `path`."
     return faces(*read_video(path), cfg, detector)
 
+
 # %% ../nbs/07_preprocess.ipynb #2814c5d8
 _AUDIO_EXTS = {'.wav', '.flac', '.ogg', '.opus', '.mp3', '.aiff', '.aif'}
 
+
 def _read_av_audio(path) -> tuple[np.ndarray, int]:
     with open_media(path) as c:
-        if not c.streams.audio: raise MediaError(path, "no audio track")
-        s = c.streams.audio[0]; chunks = []
+        if not c.streams.audio:
+            raise MediaError(path, "no audio track")
+        s = c.streams.audio[0]
+        chunks = []
         try:
             for f in c.decode(s):
                 a = f.to_ndarray()
-                if a.ndim == 1: a = a[None]
-                if f.format.is_planar: a = a.mean(0)          # channels x samples
-                else: a = a.reshape(-1, len(f.layout.channels)).mean(1)  # interleaved
-                if a.dtype.kind == 'i': a = a / float(np.iinfo(a.dtype).max)
+                if a.ndim == 1:
+                    a = a[None]
+                if f.format.is_planar:
+                    a = a.mean(0)  # channels x samples
+                else:
+                    a = a.reshape(-1, len(f.layout.channels)).mean(1)  # interleaved
+                if a.dtype.kind == 'i':
+                    a = a / float(np.iinfo(a.dtype).max)
                 chunks.append(a.astype(np.float32))
         except Exception as e:
-            if not chunks: raise MediaError(path, f"audio cannot be decoded ({type(e).__name__}: {e})") from None
-        if not chunks: raise MediaError(path, "audio track has no samples")
+            if not chunks:
+                raise MediaError(path, f"audio cannot be decoded ({type(e).__name__}: {e})") from None
+        if not chunks:
+            raise MediaError(path, "audio track has no samples")
         return np.concatenate(chunks), int(s.rate)
+
 
 def read_audio(path) -> tuple[torch.Tensor, int]:
     "Mono float32 waveform (n,) and its sample rate, from an audio file (soundfile) or a container's audio track (PyAV)."
     path = Path(path)
-    if not path.exists(): raise MediaError(path, "file not found")
+    if not path.exists():
+        raise MediaError(path, "file not found")
     if path.suffix.lower() in _AUDIO_EXTS:
         import soundfile as sf
+
         try:
             x, sr = sf.read(str(path), dtype='float32', always_2d=True)
             return torch.from_numpy(x.mean(1)), int(sr)
-        except Exception: pass                                   # let PyAV try, it names the problem
+        except Exception:
+            pass  # let PyAV try, it names the problem
     x, sr = _read_av_audio(path)
     return torch.from_numpy(x), sr
 
+
 @functools.cache
-def _resampler(sr: int, target: int) -> nn.Module: return torchaudio.transforms.Resample(sr, target)
+def _resampler(sr: int, target: int) -> nn.Module:
+    return torchaudio.transforms.Resample(sr, target)
+
 
 def resample(wave: torch.Tensor, sr: int, target: int) -> torch.Tensor:
     "Resample a waveform (..., n) from `sr` to `target` Hz with torchaudio's `Resample` (one per rate pair, kept)."
     return wave if sr == target else _resampler(sr, target)(wave)
 
+
 def load_audio(path, cfg: PreprocessConfig, allow_silent: bool = False) -> torch.Tensor:
     "Mono waveform (n,) at `cfg.sample_rate`; silent audio is a `MediaError` unless `allow_silent`."
     wave, sr = read_audio(path)
-    if wave.numel() == 0: raise MediaError(path, "audio has no samples")
-    if not torch.isfinite(wave).all(): raise MediaError(path, "audio has NaN or infinite samples")
-    if not allow_silent and wave.abs().max() == 0: raise MediaError(path, "silent audio (every sample is 0)")
+    if wave.numel() == 0:
+        raise MediaError(path, "audio has no samples")
+    if not torch.isfinite(wave).all():
+        raise MediaError(path, "audio has NaN or infinite samples")
+    if not allow_silent and wave.abs().max() == 0:
+        raise MediaError(path, "silent audio (every sample is 0)")
     return resample(wave, sr, cfg.sample_rate)
+
 
 # %% ../nbs/07_preprocess.ipynb #55aada1c
 class LogMel(nn.Module):
     "Waveform (..., n) to log-mel (..., 1, n_mels, n // hop_length + 1) in dB, parameters from `PreprocessConfig`."
+
     def __init__(self, cfg: PreprocessConfig):
         super().__init__()
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length, hop_length=cfg.hop_length,
-            f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels, power=2.0, center=True)
+            sample_rate=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            win_length=cfg.win_length,
+            hop_length=cfg.hop_length,
+            f_min=cfg.f_min,
+            f_max=cfg.f_max,
+            n_mels=cfg.n_mels,
+            power=2.0,
+            center=True,
+        )
         self.db = torchaudio.transforms.AmplitudeToDB('power', top_db=cfg.top_db)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.db(self.mel(wave.float()).unsqueeze(-3))
+
 
 def n_mel_frames(seconds: float, cfg: PreprocessConfig) -> int:
     "Number of log-mel frames of `seconds` of audio."
     return int(round(seconds * cfg.sample_rate)) // cfg.hop_length + 1
 
+
 # %% ../nbs/07_preprocess.ipynb #48e351f5
 def crop_or_pad(wave: torch.Tensor, n: int) -> torch.Tensor:
     "Centre-crop or centre-zero-pad the last dimension of `wave` to `n` samples."
     d = wave.shape[-1] - n
-    if d >= 0: return wave[..., d // 2: d // 2 + n]
+    if d >= 0:
+        return wave[..., d // 2 : d // 2 + n]
     return torch.nn.functional.pad(wave, (-d // 2, -d - (-d // 2)))
+
 
 def audio_windows(wave: torch.Tensor, centres_s, cfg: PreprocessConfig) -> torch.Tensor:
     "One `window_seconds` window of `wave` (n,) centred on each time in `centres_s` (seconds): T x n_win, zero-padded."
@@ -201,80 +301,108 @@ def audio_windows(wave: torch.Tensor, centres_s, cfg: PreprocessConfig) -> torch
     idx = (starts + n)[:, None] + torch.arange(n)[None]
     return padded[idx.clamp(0, padded.numel() - 1)]
 
+
 def trim_silence(spec: torch.Tensor, top_db: float, margin: int = 0) -> torch.Tensor:
     "Drop the leading and trailing frames of a log-mel (..., F, T) in dB whose energy is more than `top_db` below the loudest frame; keep `margin` frames on each side."
-    energy = torch.logsumexp(spec.reshape(-1, spec.shape[-1]) * (math.log(10) / 10), 0) * (10 / math.log(10))   # dB of the summed power
+    energy = torch.logsumexp(spec.reshape(-1, spec.shape[-1]) * (math.log(10) / 10), 0) * (
+        10 / math.log(10)
+    )  # dB of the summed power
     keep = (energy >= energy.max() - top_db).nonzero().flatten()
     a, b = max(0, int(keep[0]) - margin), min(spec.shape[-1], int(keep[-1]) + margin + 1)
     return spec[..., a:b]
 
+
 def clip_logmel(wave: torch.Tensor, cfg: PreprocessConfig, logmel: LogMel | None = None) -> torch.Tensor:
     "Log-mel 1 x n_mels x T_mel of a clip cropped/padded to `clip_seconds`; with `trim_db` > 0, the trimmed speech instead (at most `clip_seconds`, not padded: see `fit_length`)."
     logmel = logmel or LogMel(cfg)
-    if cfg.trim_db <= 0: return logmel(crop_or_pad(wave, int(round(cfg.clip_seconds * cfg.sample_rate))))
+    if cfg.trim_db <= 0:
+        return logmel(crop_or_pad(wave, int(round(cfg.clip_seconds * cfg.sample_rate))))
     spec = trim_silence(logmel(wave), cfg.trim_db, int(round(cfg.trim_margin * cfg.sample_rate / cfg.hop_length)))
     T = n_mel_frames(cfg.clip_seconds, cfg)
     return spec if spec.shape[-1] <= T else fit_length(spec, T)
+
 
 def fit_length(spec: torch.Tensor, T: int, offset: int | None = None, fill: float | None = None) -> torch.Tensor:
     "Crop or pad the time axis of `spec` (..., T0) to `T` frames: centred, or at `offset` (the start of the crop, or of the clip in the padded window). Padding is `fill` (default: the minimum of `spec`)."
     T0 = spec.shape[-1]
     if T0 >= T:
         o = (T0 - T) // 2 if offset is None else min(max(offset, 0), T0 - T)
-        return spec[..., o:o + T]
+        return spec[..., o : o + T]
     o = (T - T0) // 2 if offset is None else min(max(offset, 0), T - T0)
     out = spec.new_full((*spec.shape[:-1], T), float(spec.min()) if fill is None else fill)
-    out[..., o:o + T0] = spec
+    out[..., o : o + T0] = spec
     return out
+
 
 def window_logmels(wave: torch.Tensor, centres_s, cfg: PreprocessConfig, logmel: LogMel | None = None) -> torch.Tensor:
     "Log-mels T x 1 x n_mels x T_mel of the audio windows centred on each key frame time."
     logmel = logmel or LogMel(cfg)
     return logmel(audio_windows(wave, centres_s, cfg))
 
+
 # %% ../nbs/07_preprocess.ipynb #4b78dd39
 class SpecAugment(nn.Module):
     "Training-time frequency and time masking of log-mels (..., 1, n_mels, T_mel); identity in eval mode."
-    def __init__(self, cfg: PreprocessConfig,
-                 fill: float | None = None): # the masked value: None = the batch's minimum (silence in dB); 0 for normalised log-mels (their mean)
+
+    def __init__(
+        self, cfg: PreprocessConfig, fill: float | None = None
+    ):  # the masked value: None = the batch's minimum (silence in dB); 0 for normalised log-mels (their mean)
         super().__init__()
         self.fill = fill
         self.freq = torchaudio.transforms.FrequencyMasking(cfg.freq_mask, iid_masks=True) if cfg.freq_mask > 0 else None
         self.time = torchaudio.transforms.TimeMasking(cfg.time_mask, iid_masks=True) if cfg.time_mask > 0 else None
+
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        if not self.training or (self.freq is None and self.time is None): return spec
+        if not self.training or (self.freq is None and self.time is None):
+            return spec
         lead = spec.shape[:-3]
-        x = spec.reshape(-1, *spec.shape[-3:])               # iid masks need a batch dimension: B x 1 x F x T
+        x = spec.reshape(-1, *spec.shape[-3:])  # iid masks need a batch dimension: B x 1 x F x T
         floor = x.amin(dim=(-3, -2, -1)).min() if self.fill is None else self.fill
         for m in (self.freq, self.time):
-            if m is not None: x = m(x, floor)
+            if m is not None:
+                x = m(x, floor)
         return x.reshape(*lead, *spec.shape[-3:])
 
+
 # %% ../nbs/07_preprocess.ipynb #c89b7bc1
-def face_augmentation(size: int,                # output side (the crop size)
-                      scale=(0.7, 1.0),         # area range of the random resized crop
-                      rotation: float = 10,     # degrees
-                      jitter: float = 0.3,      # brightness, contrast and saturation jitter
-                     ):
+def face_augmentation(
+    size: int,  # output side (the crop size)
+    scale=(0.7, 1.0),  # area range of the random resized crop
+    rotation: float = 10,  # degrees
+    jitter: float = 0.3,  # brightness, contrast and saturation jitter
+):
     "torchvision v2 augmentation of uint8 face crops `T x 3 x S x S` (one draw per clip)."
     from torchvision.transforms import v2
-    return v2.Compose([v2.RandomResizedCrop(size, scale=scale, ratio=(0.9, 1.1), antialias=True), v2.RandomHorizontalFlip(),
-                       v2.RandomRotation(rotation), v2.ColorJitter(jitter, jitter, jitter)])
+
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=scale, ratio=(0.9, 1.1), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomRotation(rotation),
+            v2.ColorJitter(jitter, jitter, jitter),
+        ]
+    )
+
 
 # %% ../nbs/07_preprocess.ipynb #f51d8837
 def preprocess_clip(path, cfg: PreprocessConfig, video: bool = True, audio: bool = True, audio_path=None) -> dict:
     "{'frames', 'face_mask'} from the video track and/or {'audio': 1 x n_mels x T_mel} of a clip (or of `audio_path`)."
     out = {}
     if video:
-        v = video_faces(path, cfg); out.update(frames=v['frames'], face_mask=v['face_mask'])
-    if audio: out['audio'] = clip_logmel(load_audio(audio_path or path, cfg), cfg)
+        v = video_faces(path, cfg)
+        out.update(frames=v['frames'], face_mask=v['face_mask'])
+    if audio:
+        out['audio'] = clip_logmel(load_audio(audio_path or path, cfg), cfg)
     return out
+
 
 def video_fps(path) -> float:
     "Average frame rate of the first video stream of `path`."
     with open_media(path) as c:
         s = video_stream(c)
-        if s is None: raise MediaError(path, "no video stream")
+        if s is None:
+            raise MediaError(path, "no video stream")
         r = s.average_rate
-        if not r: raise MediaError(path, "video stream has no frame rate")
+        if not r:
+            raise MediaError(path, "video stream has no frame rate")
         return float(r)

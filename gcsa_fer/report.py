@@ -7,57 +7,87 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .ablate import ROWS, PAPER_BASELINE_F1, collect_runs, ablation_table, table_markdown, step_table, plot_ablation
+from gcsa_fer.ablate import (
+    ROWS,
+    PAPER_BASELINE_F1,
+    collect_runs,
+    ablation_table,
+    table_markdown,
+    step_table,
+    plot_ablation,
+)
 from .baseline import ravdess_summaries, lr_floor
 from .core import MODALITIES, atomic_write
 
 # %% auto #0
 __all__ = ['floor_rows', 'table_note', 'write_csv', 'write_report']
 
+
 # %% ../nbs/12b_report.ipynb #1f380ccc
 def floor_rows(floor: pd.DataFrame) -> pd.DataFrame:
     "Rows of the ablation table from `lr_floor`'s per-fold scores (with a `row` column): mean and std over folds."
-    ft = floor.groupby(['modality', 'row']).agg(folds=('fold', 'nunique'), test_f1_mean=('test_macro_f1', 'mean'),
-                                                test_f1_std=('test_macro_f1', 'std'), test_uar_mean=('test_uar', 'mean'),
-                                                test_uar_std=('test_uar', 'std')).reset_index()
+    ft = (
+        floor.groupby(['modality', 'row'])
+        .agg(
+            folds=('fold', 'nunique'),
+            test_f1_mean=('test_macro_f1', 'mean'),
+            test_f1_std=('test_macro_f1', 'std'),
+            test_uar_mean=('test_uar', 'mean'),
+            test_uar_std=('test_uar', 'std'),
+        )
+        .reset_index()
+    )
     return ft.assign(dataset='ravdess', seeds='', val_f1_mean=np.nan, val_f1_std=np.nan)
+
 
 # %% ../nbs/12b_report.ipynb #6d99a358
 def table_note(runs: pd.DataFrame, skipped: list | None = None) -> str:
     "The note under the ablation table: what the numbers average over, where they ran, and the runs left out."
     folds, skipped = sorted(set(runs['fold'])), skipped or []
-    note = (f"Macro-F1 over the 8 Aff-Wild2 EXPR classes and unweighted accuracy (UA, mean per-class recall), mean ± std over "
-            f"folds {folds} and seeds; test = each fold's held-out actors or subjects; 'LR floor' = logistic regression on "
-            f"summary statistics, same folds. 'paper' = Yu et al.'s Table 1 on Aff-Wild2 validation (official baseline "
-            f"{PAPER_BASELINE_F1:.2f}), for reference only: another dataset. Runs: {len(runs)}; epochs: "
-            f"{sorted(set(runs['epochs']))}; training wall time {runs['wall_seconds'].sum() / 60:.1f} min (the sum over the "
-            f"runs that train; a decision-fused V+A run only fuses two of them); devices: "
-            f"{', '.join(sorted(set(runs['device'].astype(str))))}; commits: {', '.join(sorted(set(runs['git_commit'].astype(str))))}.")
+    note = (
+        f"Macro-F1 over the 8 Aff-Wild2 EXPR classes and unweighted accuracy (UA, mean per-class recall), mean ± std over "
+        f"folds {folds} and seeds; test = each fold's held-out actors or subjects; 'LR floor' = logistic regression on "
+        f"summary statistics, same folds. 'paper' = Yu et al.'s Table 1 on Aff-Wild2 validation (official baseline "
+        f"{PAPER_BASELINE_F1:.2f}), for reference only: another dataset. Runs: {len(runs)}; epochs: "
+        f"{sorted(set(runs['epochs']))}; training wall time {runs['wall_seconds'].sum() / 60:.1f} min (the sum over the "
+        f"runs that train; a decision-fused V+A run only fuses two of them); devices: "
+        f"{', '.join(sorted(set(runs['device'].astype(str))))}; commits: {', '.join(sorted(set(runs['git_commit'].astype(str))))}."
+    )
     if skipped:
         note += f" Skipped: {len(skipped)} run(s): " + '; '.join(f"{s['run']} ({s['reason']})" for s in skipped) + '.'
     return note
 
+
 # %% ../nbs/12b_report.ipynb #8da19a08
 def _floor(runs: pd.DataFrame, data_root: str = '') -> pd.DataFrame | None:
     "The RAVDESS floor's per-fold scores on the runs' folds (None for another dataset)."
-    if set(runs['dataset']) != {'ravdess'}: return None
+    if set(runs['dataset']) != {'ravdess'}:
+        return None
     summ, folds = ravdess_summaries(data_root or None, progress=False), sorted(set(runs['fold']))
-    return pd.concat([lr_floor(summ, folds).assign(row='LR floor'),
-                      lr_floor(summ, folds, speaker_norm=True).assign(row='LR floor, speaker-norm.')])
+    return pd.concat(
+        [
+            lr_floor(summ, folds).assign(row='LR floor'),
+            lr_floor(summ, folds, speaker_norm=True).assign(row='LR floor, speaker-norm.'),
+        ]
+    )
+
 
 def write_csv(df: pd.DataFrame, path, fmt: str = '%.3f'):
     "Write `df` as CSV through a temporary file renamed into place."
     atomic_write(path, lambda t: df.to_csv(t, index=False, float_format=fmt))
 
-def write_report(runs_dir,                # a folder of run folders (an ablation's `out_root`)
-                 out_dir,                 # where the report's files go
-                 title: str = 'Ablation', # the heading of table.md
-                 baseline: bool = True,   # RAVDESS: compute the logistic-regression floor on the runs' folds
-                 data_root: str = '',     # the dataset, when it lives outside data/
-                 rows: dict = ROWS,       # the rows the runs belong to (Table 1's by default)
-                ) -> dict:
+
+def write_report(
+    runs_dir,  # a folder of run folders (an ablation's `out_root`)
+    out_dir,  # where the report's files go
+    title: str = 'Ablation',  # the heading of table.md
+    baseline: bool = True,  # RAVDESS: compute the logistic-regression floor on the runs' folds
+    data_root: str = '',  # the dataset, when it lives outside data/
+    rows: dict = ROWS,  # the rows the runs belong to (Table 1's by default)
+) -> dict:
     "Collect the complete runs below `runs_dir` into the ablation table (with its floor), the steps and the plot, in `out_dir`."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(runs_dir, rows)
     skipped = runs.attrs.get('skipped', [])
     write_csv(pd.DataFrame(skipped, columns=['run', 'reason']), out / 'skipped.csv')
@@ -76,4 +106,12 @@ def write_report(runs_dir,                # a folder of run folders (an ablation
     write_csv(steps, out / 'steps.csv', '%.2f')
     atomic_write(out / 'steps.txt', lambda t: t.write_text(steps.round(2).to_string(index=False) + '\n'))
     fig = plot_ablation(runs, out / 'ablation.png')
-    return {'runs': runs, 'skipped': skipped, 'table': table, 'markdown': md, 'note': note, 'steps': steps, 'figure': fig}
+    return {
+        'runs': runs,
+        'skipped': skipped,
+        'table': table,
+        'markdown': md,
+        'note': note,
+        'steps': steps,
+        'figure': fig,
+    }

@@ -13,44 +13,62 @@ from .mcnn import conv_bn_relu
 # %% auto #0
 __all__ = ['ShuffleResidualBlock', 'RHCNN', 'masked_mean', 'FeatureMLP']
 
+
 # %% ../nbs/03_rhcnn.ipynb #e2edb535
 class ShuffleResidualBlock(nn.Module):
     "1x1 conv -> NxN depthwise-separable conv -> 1x1 conv, plus the input, ReLU, channel shuffle. Shape-preserving."
-    def __init__(self, channels: int,      # C, in and out
-                 kernel_size: int = 3,      # N of the depthwise NxN convolution
-                 groups: int = 4,           # channel-shuffle groups (C must be divisible by it)
-                ):
+
+    def __init__(
+        self,
+        channels: int,  # C, in and out
+        kernel_size: int = 3,  # N of the depthwise NxN convolution
+        groups: int = 4,  # channel-shuffle groups (C must be divisible by it)
+    ):
         super().__init__()
-        if channels % groups: raise ValueError(f"ShuffleResidualBlock needs channels divisible by groups: channels={channels}, groups={groups}")
+        if channels % groups:
+            raise ValueError(
+                f"ShuffleResidualBlock needs channels divisible by groups: channels={channels}, groups={groups}"
+            )
         self.reduce = conv_bn_relu(channels, channels, 1)
         self.separable = nn.Sequential(
-            nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=False),  # depthwise
+            nn.Conv2d(
+                channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=False
+            ),  # depthwise
             nn.BatchNorm2d(channels),
-            conv_bn_relu(channels, channels, 1))                                                                 # pointwise
+            conv_bn_relu(channels, channels, 1),
+        )  # pointwise
         self.expand = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
         self.shuffle = nn.ChannelShuffle(groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shuffle(torch.relu(x + self.expand(self.separable(self.reduce(x)))))
 
+
 # %% ../nbs/03_rhcnn.ipynb #8d9b7933
 class RHCNN(nn.Module):
     "Residual hybrid CNN on face frames: `B x T x 3 x H x W` -> clip logits `B x n_classes`."
-    def __init__(self, n_classes: int = N_CLASSES, # classes of the linear head
-                 attention: str = 'gcsa',          # attention at the end of the trunk (see `make_attention`)
-                 width: int = 32,                  # channels of the trunk (divisible by 4)
-                 n_blocks: int = 2,                # residual blocks
-                 kernel_size: int = 3,             # N of the NxN depthwise convolutions
-                 dropout: float = 0.2,             # dropout before the head
-                 norm: str = 'fixed',              # input scaling: 'fixed' (pixels/255 centred on 0.5) or 'image' (each crop standardised by its own mean and std)
-                 pool: str = 'mean',               # pooling of the feature map: 'mean', 'meanmax' (mean and max concatenated) or 'grid' (a 4x4 grid of means: keeps where on the face a feature is)
-                 gate_bias: float = 0.0,           # GCSA only: initial bias of its sigmoid gates
-                ):
+
+    def __init__(
+        self,
+        n_classes: int = N_CLASSES,  # classes of the linear head
+        attention: str = 'gcsa',  # attention at the end of the trunk (see `make_attention`)
+        width: int = 32,  # channels of the trunk (divisible by 4)
+        n_blocks: int = 2,  # residual blocks
+        kernel_size: int = 3,  # N of the NxN depthwise convolutions
+        dropout: float = 0.2,  # dropout before the head
+        norm: str = 'fixed',  # input scaling: 'fixed' (pixels/255 centred on 0.5) or 'image' (each crop standardised by its own mean and std)
+        pool: str = 'mean',  # pooling of the feature map: 'mean', 'meanmax' (mean and max concatenated) or 'grid' (a 4x4 grid of means: keeps where on the face a feature is)
+        gate_bias: float = 0.0,  # GCSA only: initial bias of its sigmoid gates
+    ):
         super().__init__()
-        if norm not in ('fixed', 'image'): raise ValueError(f"norm must be 'fixed' or 'image', got {norm!r}")
-        if pool not in ('mean', 'meanmax', 'grid'): raise ValueError(f"pool must be 'mean', 'meanmax' or 'grid', got {pool!r}")
+        if norm not in ('fixed', 'image'):
+            raise ValueError(f"norm must be 'fixed' or 'image', got {norm!r}")
+        if pool not in ('mean', 'meanmax', 'grid'):
+            raise ValueError(f"pool must be 'mean', 'meanmax' or 'grid', got {pool!r}")
         self.norm, self.pool = norm, pool
-        self.stem = nn.Sequential(conv_bn_relu(3, width // 2, 3, stride=2), conv_bn_relu(width // 2, width, 3, stride=2))
+        self.stem = nn.Sequential(
+            conv_bn_relu(3, width // 2, 3, stride=2), conv_bn_relu(width // 2, width, 3, stride=2)
+        )
         self.blocks = nn.Sequential(*[ShuffleResidualBlock(width, kernel_size) for _ in range(n_blocks)])
         self.channels = width
         self.attention = make_attention(attention, width, **({'gate_bias': gate_bias} if attention == 'gcsa' else {}))
@@ -60,7 +78,7 @@ class RHCNN(nn.Module):
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, 'RHCNN', 'B x T x 3 x H x W (face frames)', dim=5, channels=3, channel_dim=2)
         x = (x.float() / 255 if x.dtype == torch.uint8 else x).flatten(0, 1)
-        if self.norm == 'image':   # each crop by its own statistics: lighting and skin tone matter less
+        if self.norm == 'image':  # each crop by its own statistics: lighting and skin tone matter less
             return (x - x.mean((1, 2, 3), keepdim=True)) / x.std((1, 2, 3), keepdim=True).clamp(min=1e-3)
         return (x - 0.5) / 0.25
 
@@ -72,29 +90,38 @@ class RHCNN(nn.Module):
         "Per-frame logits, `B x T x n_classes`."
         B, T = x.shape[:2]
         f = self.features(x)
-        if self.pool == 'grid': z = nn.functional.adaptive_avg_pool2d(f, 4).flatten(1)
-        elif self.pool == 'meanmax': z = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
-        else: z = f.mean((2, 3))
+        if self.pool == 'grid':
+            z = nn.functional.adaptive_avg_pool2d(f, 4).flatten(1)
+        elif self.pool == 'meanmax':
+            z = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
+        else:
+            z = f.mean((2, 3))
         return self.head(self.dropout(z)).view(B, T, -1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return masked_mean(self.forward_frames(x), mask)
 
+
 def masked_mean(frame_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     "Mean over the frames where `mask` is True (all frames for a clip whose mask is all False)."
-    if mask is None: return frame_logits.mean(1)
+    if mask is None:
+        return frame_logits.mean(1)
     w = mask.to(frame_logits.dtype)
     w = torch.where(w.sum(1, keepdim=True) > 0, w, torch.ones_like(w)).unsqueeze(-1)
     return (frame_logits * w).sum(1) / w.sum(1)
 
+
 # %% ../nbs/03_rhcnn.ipynb #42261358
 class FeatureMLP(nn.Module):
     "A visual branch for feature vectors (e.g. action units): `B x D` -> logits `B x n_classes`."
-    def __init__(self, in_dim: int = 35,             # D, the feature size
-                 n_classes: int = N_CLASSES,        # classes of the head
-                 hidden: int = 64,                  # hidden units
-                 dropout: float = 0.2,              # dropout before the head
-                ):
+
+    def __init__(
+        self,
+        in_dim: int = 35,  # D, the feature size
+        n_classes: int = N_CLASSES,  # classes of the head
+        hidden: int = 64,  # hidden units
+        dropout: float = 0.2,  # dropout before the head
+    ):
         super().__init__()
         self.in_dim = in_dim
         self.body = nn.Sequential(nn.BatchNorm1d(in_dim), nn.Linear(in_dim, hidden), nn.ReLU(inplace=True))

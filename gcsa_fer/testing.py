@@ -4,7 +4,9 @@
 
 # %% ../nbs/16_testing.ipynb #e9df4c9b
 from __future__ import annotations
-import hashlib, json, tempfile
+import hashlib
+import json
+import tempfile
 from pathlib import Path
 import gcsa_fer
 import numpy as np
@@ -16,6 +18,7 @@ from .experiment import run_experiment
 # %% auto #0
 __all__ = ['planted_fusion_example', 'write_abaw_fixture', 'write_abaw_tree', 'tiny_synthetic_run']
 
+
 # %% ../nbs/16_testing.ipynb #5e7aa59c
 def planted_fusion_example(N: int = 200, C: int = 8, seed: int = 0):
     "Synthetic branch outputs where only m/n = 4 is right on every sample (a test fixture)."
@@ -26,81 +29,115 @@ def planted_fusion_example(N: int = 200, C: int = 8, seed: int = 0):
     h = N // 2
     # audio: right with 0.50 vs 0.30 on the first half (fused right iff m/n > 3),
     # wrong with 0.40 vs 0.26 on the second (fused right iff m/n < 4.29)
-    pa[torch.arange(h), y[:h]] = 0.50; pa[torch.arange(h), wrong[:h]] = 0.30
-    pa[torch.arange(h, N), wrong[h:]] = 0.40; pa[torch.arange(h, N), y[h:]] = 0.26
+    pa[torch.arange(h), y[:h]] = 0.50
+    pa[torch.arange(h), wrong[:h]] = 0.30
+    pa[torch.arange(h, N), wrong[h:]] = 0.40
+    pa[torch.arange(h, N), y[h:]] = 0.26
     # visual: wrong with 0.60 vs 0.00 on the first half, right with 0.60 vs 0.00 on the second
-    pv[torch.arange(h), wrong[:h]] = 0.60; pv[torch.arange(h), y[:h]] = 0.0
-    pv[torch.arange(h, N), y[h:]] = 0.60; pv[torch.arange(h, N), wrong[h:]] = 0.0
+    pv[torch.arange(h), wrong[:h]] = 0.60
+    pv[torch.arange(h), y[:h]] = 0.0
+    pv[torch.arange(h, N), y[h:]] = 0.60
+    pv[torch.arange(h, N), wrong[h:]] = 0.0
     return pa, pv, y
+
 
 # %% ../nbs/16_testing.ipynb #fef7ef9c
 def write_abaw_fixture(root, size: int = 16) -> Path:
     "Write a small Aff-Wild2 EXPR tree with missing frames, -1 labels, long and short label files (for tests)."
     import cv2
-    root = Path(root); ann = root / 'Annotations' / 'EXPR_Classification_Challenge'
-    spec = {'Train_Set': {'1-30-1280x720': ([0, 0, 4, -1, 4, 5, 5, 5], [1, 2, 4, 5, 6])},
-            'Validation_Set': {'10-60-1280x720_right': ([6, 6, 6], [1, 2, 3, 4, 5])}}
+
+    root = Path(root)
+    ann = root / 'Annotations' / 'EXPR_Classification_Challenge'
+    spec = {
+        'Train_Set': {'1-30-1280x720': ([0, 0, 4, -1, 4, 5, 5, 5], [1, 2, 4, 5, 6])},
+        'Validation_Set': {'10-60-1280x720_right': ([6, 6, 6], [1, 2, 3, 4, 5])},
+    }
     for split, vids in spec.items():
         (ann / split).mkdir(parents=True, exist_ok=True)
         for v, (labels, frames) in vids.items():
             (ann / split / f'{v}.txt').write_text(EXPR_HEADER + '\n' + '\n'.join(map(str, labels)) + '\n')
-            d = root / 'cropped_aligned' / v; d.mkdir(parents=True, exist_ok=True)
-            for k in frames: cv2.imwrite(str(d / f'{k:05d}.jpg'), np.full((size, size, 3), 40 * k % 255, np.uint8))
+            d = root / 'cropped_aligned' / v
+            d.mkdir(parents=True, exist_ok=True)
+            for k in frames:
+                cv2.imwrite(str(d / f'{k:05d}.jpg'), np.full((size, size, 3), 40 * k % 255, np.uint8))
     return root
+
 
 # %% ../nbs/16_testing.ipynb #e83367f3
 def _write_video(args):
     import cv2
+
     root, name, split, n, size, seed, missing, unlabelled = args
     rng = np.random.default_rng(seed)
     ann = Path(root) / 'Annotations' / 'EXPR_Classification_Challenge' / split
-    labels = np.repeat(rng.integers(0, 8, size=n // 40 + 1), 40)[:n]            # expressions last about 40 frames
-    labels[rng.random(n) < unlabelled] = -1                                       # frames the annotators left out
+    labels = np.repeat(rng.integers(0, 8, size=n // 40 + 1), 40)[:n]  # expressions last about 40 frames
+    labels[rng.random(n) < unlabelled] = -1  # frames the annotators left out
     (ann / f'{name}.txt').write_text(EXPR_HEADER + '\n' + '\n'.join(map(str, labels)) + '\n')
-    d = Path(root) / 'cropped_aligned' / name; d.mkdir(parents=True, exist_ok=True)
+    d = Path(root) / 'cropped_aligned' / name
+    d.mkdir(parents=True, exist_ok=True)
     base = rng.integers(60, 200, size=(size // 8, size // 8, 3)).astype(np.uint8)
     face = cv2.resize(base, (size, size), interpolation=cv2.INTER_CUBIC)
-    for k in np.flatnonzero(rng.random(n) >= missing) + 1:                        # frames where the face detector failed: no crop
-        img = np.clip(face.astype(np.int16) + 6 * int(labels[k - 1]) + rng.integers(-8, 9, size=(size, size, 1)), 0, 255).astype(np.uint8)
+    for k in np.flatnonzero(rng.random(n) >= missing) + 1:  # frames where the face detector failed: no crop
+        img = np.clip(
+            face.astype(np.int16) + 6 * int(labels[k - 1]) + rng.integers(-8, 9, size=(size, size, 1)), 0, 255
+        ).astype(np.uint8)
         cv2.imwrite(str(d / f'{k:05d}.jpg'), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return int((labels >= 0).sum())
 
-def write_abaw_tree(root,                      # where to write the tree
-                    n_videos: int = 10,        # videos (about one in five is a `_left`/`_right` pair member)
-                    frames_per_video: int = 1000,
-                    size: int = 112,           # the side of the cropped-aligned JPEGs (Aff-Wild2's is 112)
-                    val_fraction: float = 0.2, # share of videos in Validation_Set
-                    missing: float = 0.02,     # share of frames without a crop
-                    unlabelled: float = 0.05,  # share of -1 labels
-                    seed: int = 0,
-                    n_workers: int = 2) -> Path:
+
+def write_abaw_tree(
+    root,  # where to write the tree
+    n_videos: int = 10,  # videos (about one in five is a `_left`/`_right` pair member)
+    frames_per_video: int = 1000,
+    size: int = 112,  # the side of the cropped-aligned JPEGs (Aff-Wild2's is 112)
+    val_fraction: float = 0.2,  # share of videos in Validation_Set
+    missing: float = 0.02,  # share of frames without a crop
+    unlabelled: float = 0.05,  # share of -1 labels
+    seed: int = 0,
+    n_workers: int = 2,
+) -> Path:
     "A synthetic Aff-Wild2 EXPR tree of any size in the published layout, with its quirks (for benchmarks: not data)."
     from concurrent.futures import ProcessPoolExecutor
+
     root = Path(root)
-    for s in ('Train_Set', 'Validation_Set'): (root / 'Annotations' / 'EXPR_Classification_Challenge' / s).mkdir(parents=True, exist_ok=True)
+    for s in ('Train_Set', 'Validation_Set'):
+        (root / 'Annotations' / 'EXPR_Classification_Challenge' / s).mkdir(parents=True, exist_ok=True)
     jobs = []
     for v in range(n_videos):
         name = f"{v + 1}-30-1280x720" + ('_left' if v % 10 == 3 else '_right' if v % 10 == 4 else '')
         split = 'Validation_Set' if v < round(val_fraction * n_videos) else 'Train_Set'
         jobs.append((str(root), name, split, frames_per_video, size, seed * 100003 + v, missing, unlabelled))
-    with ProcessPoolExecutor(n_workers) as ex: list(ex.map(_write_video, jobs))
+    with ProcessPoolExecutor(n_workers) as ex:
+        list(ex.map(_write_video, jobs))
     return root
 
 
 # %% ../nbs/16_testing.ipynb #042d347b
 def _source_hash() -> str:
     h = hashlib.sha256()
-    for f in sorted(Path(gcsa_fer.__file__).parent.glob('*.py')): h.update(f.read_bytes())
+    for f in sorted(Path(gcsa_fer.__file__).parent.glob('*.py')):
+        h.update(f.read_bytes())
     return h.hexdigest()[:12]
+
 
 def tiny_synthetic_run(out_dir=None, epochs: int = 1) -> Path:
     "A tiny synthetic audio-visual run (seconds on a CPU) in `out_dir` (default: a shared temporary folder), trained unless already there."
-    cfg = Config(dataset='synthetic', modality='av').update(epochs=epochs, batch_size=32, audio_width=8, visual_width=16,
-                                                             n_mels=32, clip_seconds=1.0, face_size=32, n_frames=4)
+    cfg = Config(dataset='synthetic', modality='av').update(
+        epochs=epochs,
+        batch_size=32,
+        audio_width=8,
+        visual_width=16,
+        n_mels=32,
+        clip_seconds=1.0,
+        face_size=32,
+        n_frames=4,
+    )
     if out_dir is None:
         key = hashlib.sha256((json.dumps(cfg.to_dict(), sort_keys=True) + _source_hash()).encode()).hexdigest()[:12]
         out_dir = Path(tempfile.gettempdir()) / f'gcsa_fer_tiny_run_{key}'
-    out = Path(out_dir); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(out.parent / f'.{out.name}.lock'):
-        if not (out / 'metrics.json').exists(): run_experiment(cfg, out, progress=False)
+        if not (out / 'metrics.json').exists():
+            run_experiment(cfg, out, progress=False)
     return out

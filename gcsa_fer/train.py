@@ -4,7 +4,9 @@
 
 # %% ../nbs/10_train.ipynb #ad959dc4
 from __future__ import annotations
-import math, random, time
+import math
+import random
+import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -26,54 +28,105 @@ from .data import collate, class_counts, class_weights
 from .distributed import dist_info, init_distributed, is_main, barrier, shard_order
 
 # %% auto #0
-__all__ = ['build_model', 'visual_input_of', 'param_groups', 'make_optimizer', 'make_loss', 'mixup', 'to_device', 'Trainer',
-           'plot_history']
+__all__ = [
+    'build_model',
+    'visual_input_of',
+    'param_groups',
+    'make_optimizer',
+    'make_loss',
+    'mixup',
+    'to_device',
+    'Trainer',
+    'plot_history',
+]
+
 
 # %% ../nbs/10_train.ipynb #9173c794
 def build_model(cfg: Config, visual_input: str = 'pixels', feature_dim: int | None = None) -> AVModel:
     "The `AVModel` for `cfg.modality`, with `visual_input` 'pixels' (RHCNN) or 'features' (FeatureMLP)."
     mc, m = cfg.model, cfg.modality
-    audio = MCNN(N_CLASSES, mc.attention, mc.audio_width, mc.dropout, width2=mc.audio_width2 or None, pool=mc.audio_pool,
-                 attention_stride=mc.attention_stride, gate_bias=mc.gate_bias) if 'a' in m else None
+    audio = (
+        MCNN(
+            N_CLASSES,
+            mc.attention,
+            mc.audio_width,
+            mc.dropout,
+            width2=mc.audio_width2 or None,
+            pool=mc.audio_pool,
+            attention_stride=mc.attention_stride,
+            gate_bias=mc.gate_bias,
+        )
+        if 'a' in m
+        else None
+    )
     visual = None
     if 'v' in m:
-        if visual_input == 'pixels': visual = RHCNN(N_CLASSES, mc.attention, mc.visual_width, mc.visual_blocks, mc.kernel_size, mc.dropout,
-                                                   mc.visual_norm, mc.visual_pool, mc.gate_bias)
-        elif visual_input == 'features': visual = FeatureMLP(feature_dim or mc.feature_dim, N_CLASSES, mc.feature_hidden, mc.dropout)
-        else: raise ValueError(f"visual_input must be 'pixels' or 'features', got {visual_input!r}")
+        if visual_input == 'pixels':
+            visual = RHCNN(
+                N_CLASSES,
+                mc.attention,
+                mc.visual_width,
+                mc.visual_blocks,
+                mc.kernel_size,
+                mc.dropout,
+                mc.visual_norm,
+                mc.visual_pool,
+                mc.gate_bias,
+            )
+        elif visual_input == 'features':
+            visual = FeatureMLP(feature_dim or mc.feature_dim, N_CLASSES, mc.feature_hidden, mc.dropout)
+        else:
+            raise ValueError(f"visual_input must be 'pixels' or 'features', got {visual_input!r}")
     return AVModel(audio, visual, cfg.train.fusion_m, cfg.train.fusion_n)
+
 
 def visual_input_of(item: dict) -> tuple[str, int | None]:
     "('pixels', None) or ('features', D) from one dataset item."
-    if 'frames' in item: return 'pixels', None
-    if 'features' in item: return 'features', int(item['features'].shape[-1])
+    if 'frames' in item:
+        return 'pixels', None
+    if 'features' in item:
+        return 'features', int(item['features'].shape[-1])
     return 'pixels', None
+
 
 # %% ../nbs/10_train.ipynb #fe6f0dda
 def param_groups(model: AVModel, cfg: Config) -> list[dict]:
     "Two SGD parameter groups: the branch heads at `lr_heads`, everything else at `lr`."
     head_ids = {id(p) for p in model.heads()}
     rest = [p for p in model.parameters() if id(p) not in head_ids]
-    return [{'params': rest, 'lr': cfg.train.lr, 'name': 'trunks'},
-            {'params': model.heads(), 'lr': cfg.train.lr_heads, 'name': 'heads'}]
+    return [
+        {'params': rest, 'lr': cfg.train.lr, 'name': 'trunks'},
+        {'params': model.heads(), 'lr': cfg.train.lr_heads, 'name': 'heads'},
+    ]
+
 
 def make_optimizer(model: AVModel, cfg: Config, steps_per_epoch: int = 1):
     "SGD (the paper's) or AdamW, and the scheduler; 'onecycle' steps every batch (`steps_per_epoch` of them), the others every epoch."
     t = cfg.train
     groups = param_groups(model, cfg)
-    if t.optimizer == 'adamw': opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
-    else: opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    if t.scheduler == 'cosine': sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t.epochs)
+    if t.optimizer == 'adamw':
+        opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+    else:
+        opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    if t.scheduler == 'cosine':
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t.epochs)
     elif t.scheduler == 'onecycle':
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in groups], total_steps=t.epochs * steps_per_epoch)
-    else: sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=[g['lr'] for g in groups], total_steps=t.epochs * steps_per_epoch
+        )
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
     return opt, sched
+
 
 def make_loss(cfg: Config) -> nn.Module:
     "The loss on the probability P: cross-entropy (NLL of log P) or the coarse-fine loss."
     t = cfg.train
-    mu = quadrant_mu(t.mu_adjacent, t.mu_opposite) if t.loss == 'coarse_fine' else torch.zeros(4, 4)   # mu = 0: cross-entropy on P
+    mu = (
+        quadrant_mu(t.mu_adjacent, t.mu_opposite) if t.loss == 'coarse_fine' else torch.zeros(4, 4)
+    )  # mu = 0: cross-entropy on P
     return CoarseFineLoss(mu=mu, from_probs=True, label_smoothing=t.label_smoothing)
+
 
 def mixup(batch: dict, alpha: float, generator: torch.Generator | None = None) -> tuple[dict, torch.Tensor, float]:
     "Mix each input of `batch` with a shuffled copy: x = lam x + (1 - lam) x[perm], lam ~ Beta(alpha, alpha). Returns (batch, perm, lam)."
@@ -81,22 +134,28 @@ def mixup(batch: dict, alpha: float, generator: torch.Generator | None = None) -
     perm = torch.randperm(len(batch['label']), generator=generator)
     out = dict(batch)
     for k in ('audio', 'features', 'frames'):
-        if k in out: out[k] = lam * out[k] + (1 - lam) * out[k][perm.to(out[k].device)]
+        if k in out:
+            out[k] = lam * out[k] + (1 - lam) * out[k][perm.to(out[k].device)]
     return out, perm, lam
+
 
 # %% ../nbs/10_train.ipynb #a99a9483
 def to_device(batch: dict, device: torch.device) -> dict:
     "Move the tensors of a batch dict to `device`."
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
+
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == 'cuda')
+
 
 # %% ../nbs/10_train.ipynb #7ed7275f
 def _rng_state() -> dict:
     s = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
-    if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available():
+        s['cuda'] = torch.cuda.get_rng_state_all()
     return s
+
 
 def _resumable(cfg: dict) -> dict:
     "A config dict, flattened, without the fields that may change between an interruption and its resume."
@@ -104,89 +163,141 @@ def _resumable(cfg: dict) -> dict:
     flat |= {k: v for k, v in cfg.items() if not isinstance(v, dict)}
     return {k: v for k, v in flat.items() if k not in ('device', 'num_workers', 'amp')}
 
+
 def _set_rng_state(s: dict):
-    random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
-    if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+    random.setstate(s['python'])
+    np.random.set_state(s['numpy'])
+    torch.set_rng_state(s['torch'])
+    if 'cuda' in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s['cuda'])
+
 
 # %% ../nbs/10_train.ipynb #d3dd64aa
 class Trainer:
     "Train an `AVModel` from `cfg` on `train_ds`, select on `val_ds`, checkpoint into `out_dir`."
-    def __init__(self, cfg: Config,               # the run's configuration (`cfg.train` holds the optimisation)
-                 train_ds, val_ds,                 # datasets of batch-dict items (see the data notebook)
-                 out_dir,                          # run folder: checkpoints, history, plots
-                 model: AVModel | None = None,     # default: `build_model(cfg, ...)` from the first training item
-                 progress: bool = True,            # tqdm progress bars
-                ):
+
+    def __init__(
+        self,
+        cfg: Config,  # the run's configuration (`cfg.train` holds the optimisation)
+        train_ds,
+        val_ds,  # datasets of batch-dict items (see the data notebook)
+        out_dir,  # run folder: checkpoints, history, plots
+        model: AVModel | None = None,  # default: `build_model(cfg, ...)` from the first training item
+        progress: bool = True,  # tqdm progress bars
+    ):
         cfg.validate()
         self.cfg, self.train_ds, self.val_ds, self.progress = cfg, train_ds, val_ds, progress
-        self.out = Path(out_dir); self.out.mkdir(parents=True, exist_ok=True)
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.device = get_device(cfg.train.device)
-        self.rank, self.world, local = dist_info()          # several processes under torchrun (see the distributed notebook)
+        self.rank, self.world, local = dist_info()  # several processes under torchrun (see the distributed notebook)
         if self.world > 1:
-            if cfg.train.batch_size % self.world: raise ValueError(f"batch_size {cfg.train.batch_size} (the global batch) must be divisible by the {self.world} processes")
-            if self.device.type == 'cuda': self.device = torch.device('cuda', local); torch.cuda.set_device(self.device)
-            if cfg.train.sync_bn and self.device.type != 'cuda': raise ValueError("sync_bn needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
+            if cfg.train.batch_size % self.world:
+                raise ValueError(
+                    f"batch_size {cfg.train.batch_size} (the global batch) must be divisible by the {self.world} processes"
+                )
+            if self.device.type == 'cuda':
+                self.device = torch.device('cuda', local)
+                torch.cuda.set_device(self.device)
+            if cfg.train.sync_bn and self.device.type != 'cuda':
+                raise ValueError("sync_bn needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
             init_distributed(self.device.type)
         seed_everything(cfg.train.seed)
-        if model is None: model = build_model(cfg, *visual_input_of(train_ds[0]))
-        if self.world > 1 and cfg.train.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if model is None:
+            model = build_model(cfg, *visual_input_of(train_ds[0]))
+        if self.world > 1 and cfg.train.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
-        self.net = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
-                    if self.world > 1 else self.model)      # the training steps go through DDP; state dicts stay the plain model's
+        self.net = (
+            DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+            if self.world > 1
+            else self.model
+        )  # the training steps go through DDP; state dicts stay the plain model's
         self.steps_per_epoch = math.ceil(len(train_ds) / cfg.train.batch_size)
         self.opt, self.sched = make_optimizer(self.model, cfg, self.steps_per_epoch)
         self.sched_per_batch = cfg.train.scheduler == 'onecycle'
         self.loss_fn = make_loss(cfg).to(self.device)
         self.history: list[dict] = []
         self.epoch = 0
-        self.classes = np.flatnonzero(class_counts(train_ds).numpy()).tolist()   # validation macro-F1 averages over the classes the training data hold
+        self.classes = np.flatnonzero(
+            class_counts(train_ds).numpy()
+        ).tolist()  # validation macro-F1 averages over the classes the training data hold
         self.sample_weights = None
-        if cfg.train.balanced:                            # each class equally likely per draw
+        if cfg.train.balanced:  # each class equally likely per draw
             y = torch.as_tensor(np.asarray(train_ds.labels))
-            if y.dim() != 1: raise ValueError("balanced=True needs one label per item (clip-level data)")
+            if y.dim() != 1:
+                raise ValueError("balanced=True needs one label per item (clip-level data)")
             self.sample_weights = torch.where(y >= 0, class_weights(train_ds).double()[y.clamp(min=0)], 0.0)
-        if is_main(): cfg.save(self.out / 'config.json')
+        if is_main():
+            cfg.save(self.out / 'config.json')
 
     def epoch_order(self, epoch: int) -> list[int]:
         "The training items of `epoch` in order, drawn from the seed and the epoch (class-balanced draws with `balanced`): the same in every process."
         g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
-        torch.empty((), dtype=torch.int64).random_(generator=g)   # the draw a DataLoader makes first: orders as torch's samplers did before
+        torch.empty((), dtype=torch.int64).random_(
+            generator=g
+        )  # the draw a DataLoader makes first: orders as torch's samplers did before
         n = len(self.train_ds)
-        return (torch.multinomial(self.sample_weights, n, True, generator=g) if self.sample_weights is not None else torch.randperm(n, generator=g)).tolist()
+        return (
+            torch.multinomial(self.sample_weights, n, True, generator=g)
+            if self.sample_weights is not None
+            else torch.randperm(n, generator=g)
+        ).tolist()
 
     def loader(self, ds, train: bool, epoch: int = 0) -> DataLoader:
         "Training: this process's share of `epoch_order` in batches of `batch_size / world`; else every item in order."
         sampler = shard_order(self.epoch_order(epoch), self.rank, self.world) if train else None
-        return DataLoader(ds, batch_size=self.cfg.train.batch_size // (self.world if train else 1), sampler=sampler, collate_fn=collate,
-                          generator=torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch),   # worker seeds as before; the global RNG untouched
-                          num_workers=self.cfg.train.num_workers, pin_memory=self.device.type == 'cuda', drop_last=False)
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.train.batch_size // (self.world if train else 1),
+            sampler=sampler,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(
+                self.cfg.train.seed * 100003 + epoch
+            ),  # worker seeds as before; the global RNG untouched
+            num_workers=self.cfg.train.num_workers,
+            pin_memory=self.device.type == 'cuda',
+            drop_last=False,
+        )
+
 
 # %% ../nbs/10_train.ipynb #1d6d4af7
 @patch
 def train_epoch(self: Trainer, epoch: int) -> float:
     self.model.train()
     total, count = 0.0, 0
-    bar = tqdm(self.loader(self.train_ds, True, epoch), desc=f'epoch {epoch + 1}', leave=False, disable=not self.progress)
+    bar = tqdm(
+        self.loader(self.train_ds, True, epoch), desc=f'epoch {epoch + 1}', leave=False, disable=not self.progress
+    )
     for batch in bar:
         batch = to_device(batch, self.device)
         label = batch['label']
         if 'face_mask' in batch and label.dim() == 2 and self.model.audio is None:
-            label = label.masked_fill(~batch['face_mask'], -1)   # visual only: a frame without a face teaches nothing
-        if self.cfg.train.mixup > 0: batch, perm, lam = mixup(batch, self.cfg.train.mixup)
+            label = label.masked_fill(~batch['face_mask'], -1)  # visual only: a frame without a face teaches nothing
+        if self.cfg.train.mixup > 0:
+            batch, perm, lam = mixup(batch, self.cfg.train.mixup)
         with _autocast(self.device, self.cfg.train.amp):
             out = self.net(batch)
         loss = self.loss_fn(out['p'], label)
-        if self.cfg.train.mixup > 0: loss = lam * loss + (1 - lam) * self.loss_fn(out['p'], label[perm.to(label.device)])
+        if self.cfg.train.mixup > 0:
+            loss = lam * loss + (1 - lam) * self.loss_fn(out['p'], label[perm.to(label.device)])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        if self.sched_per_batch: self.sched.step()
-        n = int((batch['label'] >= 0).sum()); total += float(loss.detach()) * n; count += n
+        if self.sched_per_batch:
+            self.sched.step()
+        n = int((batch['label'] >= 0).sum())
+        total += float(loss.detach()) * n
+        count += n
         bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
-    if self.world > 1:                 # the epoch's loss over every process; every model takes the main one's batch-norm statistics
-        t = torch.tensor([total, count], dtype=torch.float64, device=self.device); dist.all_reduce(t); total, count = t.tolist()
-        for b in self.model.buffers(): dist.broadcast(b, 0)
+    if self.world > 1:  # the epoch's loss over every process; every model takes the main one's batch-norm statistics
+        t = torch.tensor([total, count], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        total, count = t.tolist()
+        for b in self.model.buffers():
+            dist.broadcast(b, 0)
     return total / max(count, 1)
+
 
 # %% ../nbs/10_train.ipynb #e28bd528
 @patch
@@ -196,75 +307,124 @@ def predict(self: Trainer, ds) -> dict:
     self.model.eval()
     keep = {'p': [], 'pa': [], 'pv': [], 'label': [], 'frame_index': [], 'id': []}
     for batch in self.loader(ds, False):
-        ids = batch.get('id'); batch = to_device(batch, self.device)
+        ids = batch.get('id')
+        batch = to_device(batch, self.device)
         with _autocast(self.device, self.cfg.train.amp):
             out = self.model(batch)
         for k in ('p', 'pa', 'pv'):
-            if k in out: keep[k].append(out[k].float().cpu())
-        keep['label'].append(batch['label'].cpu()); keep['id'] += list(ids) if ids is not None else []
-        if 'frame_index' in batch: keep['frame_index'].append(batch['frame_index'].cpu())
+            if k in out:
+                keep[k].append(out[k].float().cpu())
+        keep['label'].append(batch['label'].cpu())
+        keep['id'] += list(ids) if ids is not None else []
+        if 'frame_index' in batch:
+            keep['frame_index'].append(batch['frame_index'].cpu())
     res = {k: torch.cat(v).numpy() for k, v in keep.items() if k != 'id' and v}
     res['id'] = keep['id']
     return res
+
 
 @patch
 def validate(self: Trainer) -> dict:
     pred = self.predict(self.val_ds)
     p, y = torch.from_numpy(pred['p']), torch.from_numpy(pred['label'])
-    return {'val_loss': float(self.loss_fn(p.to(self.device), y.to(self.device))), 'val_macro_f1': macro_f1(y, p, classes=self.classes), 'val_accuracy': accuracy(y, p)}
+    return {
+        'val_loss': float(self.loss_fn(p.to(self.device), y.to(self.device))),
+        'val_macro_f1': macro_f1(y, p, classes=self.classes),
+        'val_accuracy': accuracy(y, p),
+    }
+
 
 # %% ../nbs/10_train.ipynb #2b1dd028
 @patch
 def save(self: Trainer, name: str = 'last.pt'):
-    if not is_main(): return          # one writer: the main process
-    ck = {'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),
-          'epoch': self.epoch, 'history': self.history, 'rng': _rng_state(), 'config': self.cfg.to_dict()}
-    save_checkpoint(ck, self.out / name)   # tensors and plain containers only: it loads with weights_only=True
+    if not is_main():
+        return  # one writer: the main process
+    ck = {
+        'model': self.model.state_dict(),
+        'opt': self.opt.state_dict(),
+        'sched': self.sched.state_dict(),
+        'epoch': self.epoch,
+        'history': self.history,
+        'rng': _rng_state(),
+        'config': self.cfg.to_dict(),
+    }
+    save_checkpoint(ck, self.out / name)  # tensors and plain containers only: it loads with weights_only=True
+
 
 @patch
 def load(self: Trainer, name: str = 'last.pt') -> bool:
     "Resume from a checkpoint in the run folder; False if there is none."
     path = self.out / name
-    if not path.exists(): return False
+    if not path.exists():
+        return False
     ck = load_checkpoint(path, map_location=self.device)
-    defaults = _resumable(Config().to_dict())                 # a field added since the checkpoint was written counts as its default
+    defaults = _resumable(Config().to_dict())  # a field added since the checkpoint was written counts as its default
     mine, theirs = {**defaults, **_resumable(self.cfg.to_dict())}, {**defaults, **_resumable(ck.get('config', {}))}
     if mine != theirs:
-        diff = sorted(f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}' for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        raise ValueError(f"{path} was written by another configuration ({'; '.join(diff)}); "
-                         "use another run folder, or delete the checkpoint to start again")
-    self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['opt']); self.sched.load_state_dict(ck['sched'])
+        diff = sorted(
+            f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}'
+            for k in set(mine) | set(theirs)
+            if mine.get(k) != theirs.get(k)
+        )
+        raise ValueError(
+            f"{path} was written by another configuration ({'; '.join(diff)}); "
+            "use another run folder, or delete the checkpoint to start again"
+        )
+    self.model.load_state_dict(ck['model'])
+    self.opt.load_state_dict(ck['opt'])
+    self.sched.load_state_dict(ck['sched'])
     self.epoch, self.history = ck['epoch'], ck['history']
     _set_rng_state(ck['rng'])
     return True
+
 
 @patch(as_prop=True)
 def best_f1(self: Trainer) -> float:
     return max((h['val_macro_f1'] for h in self.history), default=-1.0)
 
+
 # %% ../nbs/10_train.ipynb #bf15a64d
 @patch
-def fit(self: Trainer, resume: bool = True,             # continue from `last.pt` when the run folder has one
-        max_epochs: int | None = None,         # stop after this many epochs in this call (the run can be resumed)
-       ) -> pd.DataFrame:
+def fit(
+    self: Trainer,
+    resume: bool = True,  # continue from `last.pt` when the run folder has one
+    max_epochs: int | None = None,  # stop after this many epochs in this call (the run can be resumed)
+) -> pd.DataFrame:
     "Train to `cfg.train.epochs`, checkpointing every epoch; returns the per-epoch history."
-    if resume and self.load(): print(f'resuming {self.out} after epoch {self.epoch}')
+    if resume and self.load():
+        print(f'resuming {self.out} after epoch {self.epoch}')
     stop = self.cfg.train.epochs if max_epochs is None else min(self.cfg.train.epochs, self.epoch + max_epochs)
-    bar = tqdm(range(self.epoch, stop), desc='training', initial=self.epoch, total=self.cfg.train.epochs, disable=not self.progress)
+    bar = tqdm(
+        range(self.epoch, stop),
+        desc='training',
+        initial=self.epoch,
+        total=self.cfg.train.epochs,
+        disable=not self.progress,
+    )
     for epoch in bar:
         t0 = time.time()
         train_loss = self.train_epoch(epoch)
-        if not self.sched_per_batch: self.sched.step()
-        row = {'epoch': epoch + 1, 'train_loss': train_loss, **self.validate(),
-               'lr': self.opt.param_groups[0]['lr'], 'seconds': time.time() - t0}
+        if not self.sched_per_batch:
+            self.sched.step()
+        row = {
+            'epoch': epoch + 1,
+            'train_loss': train_loss,
+            **self.validate(),
+            'lr': self.opt.param_groups[0]['lr'],
+            'seconds': time.time() - t0,
+        }
         improved = row['val_macro_f1'] > self.best_f1
-        self.history.append(row); self.epoch = epoch + 1
-        if improved: self.save('best.pt')
+        self.history.append(row)
+        self.epoch = epoch + 1
+        if improved:
+            self.save('best.pt')
         self.save('last.pt')
-        if is_main(): atomic_write(self.out / 'history.csv', pd.DataFrame(self.history).to_csv, index=False)
+        if is_main():
+            atomic_write(self.out / 'history.csv', pd.DataFrame(self.history).to_csv, index=False)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_f1=f"{row['val_macro_f1']:.3f}", best=f'{self.best_f1:.3f}')
-    barrier()                          # the main process's last checkpoint is written before anyone goes on
+    barrier()  # the main process's last checkpoint is written before anyone goes on
     return pd.DataFrame(self.history)
+
 
 @patch
 def load_best(self: Trainer):
@@ -272,14 +432,23 @@ def load_best(self: Trainer):
     self.model.load_state_dict(load_checkpoint(self.out / 'best.pt', map_location=self.device)['model'])
     return self.model
 
+
 # %% ../nbs/10_train.ipynb #11382177
 def plot_history(history: pd.DataFrame, path=None):
     "Training loss, validation loss and validation macro-F1 per epoch; saved to `path` when given."
     import matplotlib.pyplot as plt
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a.plot(history['epoch'], history['train_loss'], label='train'); a.plot(history['epoch'], history['val_loss'], label='validation')
-    a.set_xlabel('epoch'); a.set_ylabel('loss'); a.legend()
-    b.plot(history['epoch'], history['val_macro_f1'] * 100, color='C2'); b.set_xlabel('epoch'); b.set_ylabel('validation macro-F1 (%)')
+    a.plot(history['epoch'], history['train_loss'], label='train')
+    a.plot(history['epoch'], history['val_loss'], label='validation')
+    a.set_xlabel('epoch')
+    a.set_ylabel('loss')
+    a.legend()
+    b.plot(history['epoch'], history['val_macro_f1'] * 100, color='C2')
+    b.set_xlabel('epoch')
+    b.set_ylabel('validation macro-F1 (%)')
     fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
     return fig

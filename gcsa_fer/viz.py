@@ -19,32 +19,54 @@ from .data import AU_COLUMNS
 from .metrics import plot_confusion
 
 # %% auto #0
-__all__ = ['EXPLORE_DATASETS', 'resolve_run', 'explore_dataset', 'load_clip', 'analyse_clip', 'plot_frames', 'plot_logmel',
-           'plot_features', 'plot_channel_weights', 'plot_probabilities', 'run_metrics', 'metric_splits',
-           'per_class_table', 'plot_run_metrics']
+__all__ = [
+    'EXPLORE_DATASETS',
+    'resolve_run',
+    'explore_dataset',
+    'load_clip',
+    'analyse_clip',
+    'plot_frames',
+    'plot_logmel',
+    'plot_features',
+    'plot_channel_weights',
+    'plot_probabilities',
+    'run_metrics',
+    'metric_splits',
+    'per_class_table',
+    'plot_run_metrics',
+]
+
 
 # %% ../nbs/13a_viz.ipynb #a30b621d
 def resolve_run(run_dir: str | Path | None = '') -> Path:
     "`run_dir` if given, else `models/default` if it exists, else a freshly trained tiny synthetic run."
     if run_dir:
         p = Path(run_dir).expanduser()
-        if not p.exists(): raise FileNotFoundError(f"run folder {p} does not exist")
+        if not p.exists():
+            raise FileNotFoundError(f"run folder {p} does not exist")
         return p
     return default_model_dir() or tiny_synthetic_run()
+
 
 # %% ../nbs/13a_viz.ipynb #3b207482
 EXPLORE_DATASETS = ('cremad', 'ravdess', 'synthetic')
 
+
 def explore_dataset(name: str, cfg: Config):
     "Every item of dataset `name` ('all' split, both modalities), preprocessed with `cfg.preprocess`."
-    if name not in EXPLORE_DATASETS: raise ValueError(f"dataset must be one of {EXPLORE_DATASETS}, got {name!r}")
-    c = Config.from_dict(cfg.to_dict()); c.dataset, c.modality, c.data_root = name, 'av', ''
+    if name not in EXPLORE_DATASETS:
+        raise ValueError(f"dataset must be one of {EXPLORE_DATASETS}, got {name!r}")
+    c = Config.from_dict(cfg.to_dict())
+    c.dataset, c.modality, c.data_root = name, 'av', ''
     return get_dataset(name, 'all', c)
+
 
 def load_clip(ds, index: int) -> dict:
     "Item `index` of `ds`, with a readable error for an index out of range."
-    if not 0 <= index < len(ds): raise IndexError(f"clip index {index} out of range: the dataset has {len(ds)} clips (0-{len(ds) - 1})")
+    if not 0 <= index < len(ds):
+        raise IndexError(f"clip index {index} out of range: the dataset has {len(ds)} clips (0-{len(ds) - 1})")
     return ds[index]
+
 
 # %% ../nbs/13a_viz.ipynb #2f3ee7f4
 @torch.no_grad()
@@ -52,44 +74,75 @@ def _audio_maps(mcnn, logmel: torch.Tensor):
     x = mcnn.pool_before(torch.cat([b(logmel) for b in mcnn.branches.values()], 1))
     return mcnn.attention.attention_maps(x) if isinstance(mcnn.attention, GCSA) else None
 
+
 @torch.no_grad()
 def _visual_maps(rhcnn, frames: torch.Tensor):
     x = rhcnn.blocks(rhcnn.stem(rhcnn._frames(frames)))
     return rhcnn.attention.attention_maps(x) if isinstance(rhcnn.attention, GCSA) else None
 
+
 def _summarise(maps, size) -> dict | None:
-    if maps is None: return None
+    if maps is None:
+        return None
     sp = F.interpolate(maps['spatial'].mean(1, keepdim=True), size=size, mode='bilinear', align_corners=False)[:, 0]
-    return {'channel': maps['channel'].mean((2, 3)).numpy(), 'spatial': sp.numpy(), 'spatial_raw': maps['spatial'].mean(1).numpy()}
+    return {
+        'channel': maps['channel'].mean((2, 3)).numpy(),
+        'spatial': sp.numpy(),
+        'spatial_raw': maps['spatial'].mean(1).numpy(),
+    }
+
 
 @torch.no_grad()
 def analyse_clip(lm: LoadedModel, item: dict) -> dict:
     "Inputs, branch probabilities (`pa`, `pv`), attention summaries and notes for one dataset item."
-    model, res, notes = lm.model, {'label': int(np.asarray(item.get('label', -1)).flat[0]), 'id': item.get('id', ''), 'notes': []}, []
-    if 'audio' in item: res['logmel'], res['hop_seconds'] = item['audio'][0].numpy(), lm.cfg.preprocess.hop_length / lm.cfg.preprocess.sample_rate
-    if 'frames' in item: res['frames'] = item['frames'].permute(0, 2, 3, 1).numpy(); res['face_mask'] = item['face_mask'].numpy()
-    if 'features' in item: res['features'] = item['features'].numpy()
+    model, res, notes = (
+        lm.model,
+        {'label': int(np.asarray(item.get('label', -1)).flat[0]), 'id': item.get('id', ''), 'notes': []},
+        [],
+    )
+    if 'audio' in item:
+        res['logmel'], res['hop_seconds'] = (
+            item['audio'][0].numpy(),
+            lm.cfg.preprocess.hop_length / lm.cfg.preprocess.sample_rate,
+        )
+    if 'frames' in item:
+        res['frames'] = item['frames'].permute(0, 2, 3, 1).numpy()
+        res['face_mask'] = item['face_mask'].numpy()
+    if 'features' in item:
+        res['features'] = item['features'].numpy()
     if model.audio is not None and 'audio' in item:
         a = item['audio'][None].float()
         res['pa'] = model.audio(a).float().softmax(-1)[0].numpy()
         res['audio_attention'] = _summarise(_audio_maps(model.audio, a), a.shape[-2:])
-        if res['audio_attention'] is None: notes.append(f"the audio branch's attention is {lm.cfg.model.attention!r}, not GCSA: no maps")
-    elif model.audio is None: notes.append("the model has no audio branch")
+        if res['audio_attention'] is None:
+            notes.append(f"the audio branch's attention is {lm.cfg.model.attention!r}, not GCSA: no maps")
+    elif model.audio is None:
+        notes.append("the model has no audio branch")
     if model.visual is not None:
         if lm.visual_input == 'pixels' and 'frames' in item:
             f = item['frames'][None]
             res['pv'] = model.visual(f, item['face_mask'][None]).float().softmax(-1)[0].numpy()
             res['visual_attention'] = _summarise(_visual_maps(model.visual, f), f.shape[-2:])
-            if res['visual_attention'] is None: notes.append(f"the visual branch's attention is {lm.cfg.model.attention!r}, not GCSA: no maps")
-        elif lm.visual_input == 'features' and 'features' in item and item['features'].shape[-1] == lm.cfg.model.feature_dim:
+            if res['visual_attention'] is None:
+                notes.append(f"the visual branch's attention is {lm.cfg.model.attention!r}, not GCSA: no maps")
+        elif (
+            lm.visual_input == 'features'
+            and 'features' in item
+            and item['features'].shape[-1] == lm.cfg.model.feature_dim
+        ):
             res['pv'] = model.visual(item['features'][None].float()).float().softmax(-1)[0].numpy()
             notes.append("the visual branch takes AU feature vectors (a small MLP, no attention maps)")
         elif lm.visual_input == 'features':
-            notes.append("visual branch not used: it takes OpenFace action-unit features, which this clip does not have "
-                         "(they cannot be computed from a video here): audio only")
+            notes.append(
+                "visual branch not used: it takes OpenFace action-unit features, which this clip does not have "
+                "(they cannot be computed from a video here): audio only"
+            )
         else:
-            notes.append("visual branch not used: it takes face frames, and this dataset gives feature vectors: audio only")
-    else: notes.append("the model has no visual branch")
+            notes.append(
+                "visual branch not used: it takes face frames, and this dataset gives feature vectors: audio only"
+            )
+    else:
+        notes.append("the model has no visual branch")
     res['notes'] = notes
     return res
 
@@ -98,77 +151,125 @@ def analyse_clip(lm: LoadedModel, item: dict) -> dict:
 def plot_frames(res: dict, overlay: bool = True, alpha: float = 0.45, max_frames: int = 8):
     "The sampled face frames (a red title marks a frame with no detected face), with the spatial attention overlaid."
     import matplotlib.pyplot as plt
-    fr = res['frames'][:max_frames]; att = (res.get('visual_attention') or {}).get('spatial')
+
+    fr = res['frames'][:max_frames]
+    att = (res.get('visual_attention') or {}).get('spatial')
     fig, axs = plt.subplots(1, len(fr), figsize=(1.6 * len(fr), 1.9), squeeze=False)
     for i, ax in enumerate(axs[0]):
         ax.imshow(fr[i])
-        if overlay and att is not None: ax.imshow(att[i], cmap='jet', alpha=alpha, vmin=att.min(), vmax=att.max())
+        if overlay and att is not None:
+            ax.imshow(att[i], cmap='jet', alpha=alpha, vmin=att.min(), vmax=att.max())
         face = bool(res.get('face_mask', np.ones(len(fr), bool))[i])
-        ax.set_title(f"frame {i + 1}" + ('' if face else ' (no face)'), fontsize=8, color='black' if face else 'red'); ax.axis('off')
+        ax.set_title(f"frame {i + 1}" + ('' if face else ' (no face)'), fontsize=8, color='black' if face else 'red')
+        ax.axis('off')
     fig.suptitle('face frames' + (' + GCSA spatial attention' if overlay and att is not None else ''), fontsize=9)
     fig.tight_layout()
     return fig
 
-def plot_logmel(res: dict, overlay: bool = True, alpha: float = 0.4,
-                hop_seconds: float | None = None):   # seconds per log-mel frame; None: the model's (`res['hop_seconds']`, hop_length / sample_rate)
+
+def plot_logmel(
+    res: dict, overlay: bool = True, alpha: float = 0.4, hop_seconds: float | None = None
+):  # seconds per log-mel frame; None: the model's (`res['hop_seconds']`, hop_length / sample_rate)
     "The log-mel spectrogram on a time axis in seconds, with the audio branch's spatial attention overlaid as contours."
     import matplotlib.pyplot as plt
-    lm_ = res['logmel']; att = (res.get('audio_attention') or {}).get('spatial')
+
+    lm_ = res['logmel']
+    att = (res.get('audio_attention') or {}).get('spatial')
     hop_seconds = hop_seconds or res.get('hop_seconds', 0.01)
     fig, ax = plt.subplots(figsize=(8, 2.4))
     ext = (0, lm_.shape[1] * hop_seconds, 0, lm_.shape[0])
     im = ax.imshow(lm_, origin='lower', aspect='auto', cmap='magma', extent=ext)
     if overlay and att is not None:
         ax.contour(att[0], levels=5, cmap='cool', linewidths=1.0, extent=ext, alpha=min(1.0, 2 * alpha))
-    ax.set_xlabel('time (s)'); ax.set_ylabel('mel band')
-    ax.set_title('log-mel (dB)' + (' + GCSA spatial attention (contours)' if overlay and att is not None else ''), fontsize=9)
-    fig.colorbar(im, ax=ax, pad=0.01, label='dB'); fig.tight_layout()
+    ax.set_xlabel('time (s)')
+    ax.set_ylabel('mel band')
+    ax.set_title(
+        'log-mel (dB)' + (' + GCSA spatial attention (contours)' if overlay and att is not None else ''), fontsize=9
+    )
+    fig.colorbar(im, ax=ax, pad=0.01, label='dB')
+    fig.tight_layout()
     return fig
+
 
 def plot_features(res: dict):
     "The clip's feature vector (RAVDESS: 17 AU intensities `_r` and 18 AU presences `_c` from OpenFace)."
     import matplotlib.pyplot as plt
-    v = res['features']; names = AU_COLUMNS if len(v) == len(AU_COLUMNS) else [str(i) for i in range(len(v))]
+
+    v = res['features']
+    names = AU_COLUMNS if len(v) == len(AU_COLUMNS) else [str(i) for i in range(len(v))]
     fig, ax = plt.subplots(figsize=(10, 2.4))
     ax.bar(np.arange(len(v)), v, color=['C1' if n.endswith('_c') else 'C0' for n in names])
-    ax.set_xticks(np.arange(len(v)), names, rotation=90, fontsize=7); ax.set_ylabel('value')
-    ax.set_title('visual input: OpenFace action units (blue: intensity, orange: presence)' if names is AU_COLUMNS else 'visual input: feature vector', fontsize=9)
+    ax.set_xticks(np.arange(len(v)), names, rotation=90, fontsize=7)
+    ax.set_ylabel('value')
+    ax.set_title(
+        'visual input: OpenFace action units (blue: intensity, orange: presence)'
+        if names is AU_COLUMNS
+        else 'visual input: feature vector',
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
+
 
 # %% ../nbs/13a_viz.ipynb #d2bcb7f9
 def plot_channel_weights(res: dict):
     "The GCSA channel weights of each branch, averaged over positions (one bar per channel)."
     import matplotlib.pyplot as plt
-    parts = [(n, res[k]['channel'].reshape(-1, res[k]['channel'].shape[-1]).mean(0)) for n, k in
-             (('audio (MCNN: local | temporal | spectral)', 'audio_attention'), ('visual (RHCNN)', 'visual_attention')) if res.get(k)]
+
+    parts = [
+        (n, res[k]['channel'].reshape(-1, res[k]['channel'].shape[-1]).mean(0))
+        for n, k in (
+            ('audio (MCNN: local | temporal | spectral)', 'audio_attention'),
+            ('visual (RHCNN)', 'visual_attention'),
+        )
+        if res.get(k)
+    ]
     if not parts:
-        fig, ax = plt.subplots(figsize=(6, 1)); ax.axis('off'); ax.text(0, 0.5, 'no GCSA channel weights for this model and clip'); return fig
+        fig, ax = plt.subplots(figsize=(6, 1))
+        ax.axis('off')
+        ax.text(0, 0.5, 'no GCSA channel weights for this model and clip')
+        return fig
     fig, axs = plt.subplots(1, len(parts), figsize=(5 * len(parts), 2.3), squeeze=False)
     for ax, (name, w) in zip(axs[0], parts):
         ax.bar(np.arange(len(w)), w, color='C0')
         if name.startswith('audio'):
-            for b in (1, 2): ax.axvline(b * len(w) / 3 - 0.5, color='grey', lw=0.8, ls='--')
-        ax.set_ylim(0, 1); ax.set_xlabel('channel'); ax.set_ylabel('weight'); ax.set_title(f'channel weights, {name}', fontsize=9)
+            for b in (1, 2):
+                ax.axvline(b * len(w) / 3 - 0.5, color='grey', lw=0.8, ls='--')
+        ax.set_ylim(0, 1)
+        ax.set_xlabel('channel')
+        ax.set_ylabel('weight')
+        ax.set_title(f'channel weights, {name}', fontsize=9)
     fig.tight_layout()
     return fig
+
 
 def plot_probabilities(res: dict, m: float = 1, n: float = 1):
     "Bar charts of the audio, visual and fused class probabilities; the true class is marked."
     import matplotlib.pyplot as plt
-    bars = [(f'audio (m={m:g})', res.get('pa')), (f'visual (n={n:g})', res.get('pv')), ('fused' if 'pa' in res and 'pv' in res else 'used', fuse(res.get('pa'), res.get('pv'), m, n))]
+
+    bars = [
+        (f'audio (m={m:g})', res.get('pa')),
+        (f'visual (n={n:g})', res.get('pv')),
+        ('fused' if 'pa' in res and 'pv' in res else 'used', fuse(res.get('pa'), res.get('pv'), m, n)),
+    ]
     bars = [(t, p) for t, p in bars if p is not None]
     fig, axs = plt.subplots(1, len(bars), figsize=(3.3 * len(bars), 2.8), sharey=True, squeeze=False)
     y = np.arange(N_CLASSES)
     for ax, (title, p) in zip(axs[0], bars):
         colors = ['C3' if i == res.get('label') else 'C0' for i in y]
-        ax.barh(y, p, color=colors); ax.set_xlim(0, 1); ax.invert_yaxis()
-        ax.set_yticks(y, EXPR_CLASSES, fontsize=8); ax.set_title(f"{title}: {EXPR_CLASSES[int(np.argmax(p))]}", fontsize=9)
+        ax.barh(y, p, color=colors)
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.set_yticks(y, EXPR_CLASSES, fontsize=8)
+        ax.set_title(f"{title}: {EXPR_CLASSES[int(np.argmax(p))]}", fontsize=9)
         ax.set_xlabel('probability')
     lab = res.get('label', -1)
-    fig.suptitle(f"{res.get('id', '')}, true class {EXPR_CLASSES[lab] if 0 <= lab < N_CLASSES else 'unknown'} (red)", fontsize=9)
+    fig.suptitle(
+        f"{res.get('id', '')}, true class {EXPR_CLASSES[lab] if 0 <= lab < N_CLASSES else 'unknown'} (red)", fontsize=9
+    )
     fig.tight_layout()
     return fig
+
 
 # %% ../nbs/13a_viz.ipynb #a19c4785
 def run_metrics(run_dir) -> dict:
@@ -176,30 +277,42 @@ def run_metrics(run_dir) -> dict:
     p = Path(run_dir)
     for name, key in (('metrics.json', None), ('provenance.json', 'metrics')):
         if (p / name).exists():
-            d = read_json(p / name)                                    # a damaged file is an error that names it
+            d = read_json(p / name)  # a damaged file is an error that names it
             return d.get(key, {}) if key else d
     return {}
+
 
 def metric_splits(metrics: dict) -> list[str]:
     "The keys of `metrics` that hold per-class results ('test', 'val_audio', ...)."
     return [k for k, v in metrics.items() if isinstance(v, dict) and 'per_class_f1' in v]
+
 
 def per_class_table(metrics: dict) -> pd.DataFrame:
     "Per-class F1 (%) of every split and output, classes as rows, plus the macro-F1 row."
     cols = {k: {**metrics[k]['per_class_f1'], 'macro-F1': metrics[k]['macro_f1']} for k in metric_splits(metrics)}
     return (pd.DataFrame(cols) * 100).round(1)
 
+
 def plot_run_metrics(metrics: dict, split: str = 'test'):
     "Confusion matrix (recall per class) and per-class F1 of `split` ('test', 'val', 'test_audio', ...)."
     import matplotlib.pyplot as plt
-    if split not in metrics: raise ValueError(f"no {split!r} results in these metrics; there are {metric_splits(metrics)}")
+
+    if split not in metrics:
+        raise ValueError(f"no {split!r} results in these metrics; there are {metric_splits(metrics)}")
     m = metrics[split]
     has_cm = 'confusion' in m
     fig, axs = plt.subplots(1, 2 if has_cm else 1, figsize=(10 if has_cm else 4.5, 4), squeeze=False)
-    if has_cm: plot_confusion(m['confusion'], ax=axs[0][0], title=f'{split}: recall per class')
-    ax = axs[0][-1]; f1 = pd.Series(m['per_class_f1'])
-    ax.barh(np.arange(len(f1)), f1.values * 100, color='C2'); ax.set_yticks(np.arange(len(f1)), f1.index, fontsize=8); ax.invert_yaxis()
+    if has_cm:
+        plot_confusion(m['confusion'], ax=axs[0][0], title=f'{split}: recall per class')
+    ax = axs[0][-1]
+    f1 = pd.Series(m['per_class_f1'])
+    ax.barh(np.arange(len(f1)), f1.values * 100, color='C2')
+    ax.set_yticks(np.arange(len(f1)), f1.index, fontsize=8)
+    ax.invert_yaxis()
     ax.axvline(m['macro_f1'] * 100, color='k', ls='--', lw=1, label=f"macro-F1 {100 * m['macro_f1']:.1f}%")
-    ax.set_xlim(0, 100); ax.set_xlabel('F1 (%)'); ax.legend(fontsize=8, loc='lower right'); ax.set_title(f'{split}: F1 per class', fontsize=9)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel('F1 (%)')
+    ax.legend(fontsize=8, loc='lower right')
+    ax.set_title(f'{split}: F1 per class', fontsize=9)
     fig.tight_layout()
     return fig

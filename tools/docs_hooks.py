@@ -4,6 +4,7 @@ mkdocs-jupyter writes Jupyter's `In [n]:` / `Out[n]:` prompts and a hidden "Copi
 page hides them with CSS, but Material's search would index them as text. Empty them before the search plugin
 reads the page (the notice's text comes back from CSS in tools/docs_assets/extra.css).
 """
+
 import re
 
 _PROMPT_RE = re.compile(r'(<div class="jp-(?:Input|Output)Prompt[^"]*">)[^<]*(</div>)')
