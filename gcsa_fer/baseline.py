@@ -14,12 +14,25 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 from .core import PreprocessConfig
 from .data import Ravdess, ravdess_actors
-from .fusion import search_fusion_weights, proportional_fusion
+from .evaluate import fuse_on_validation
 from .metrics import macro_f1, unweighted_accuracy
 from .preprocess import load_audio
+from .standardise import standardise_speakers
 
 # %% auto #0
-__all__ = ['audio_summary', 'ravdess_summaries', 'speaker_normalise', 'lr_floor']
+__all__ = ['lr_probe', 'audio_summary', 'ravdess_summaries', 'lr_floor']
+
+
+# %% ../nbs/11a_baseline.ipynb #bdcede36
+def lr_probe(
+    C: float = 0.1,  # inverse L2 strength
+    max_iter: int = 3000,  # solver iterations
+    scale: bool = True,  # standardise each column on the rows it is fitted on first
+):
+    "An unfitted L2-regularised logistic regression (after a `StandardScaler` when `scale`): the linear probe."
+    lr = LogisticRegression(C=C, max_iter=max_iter)
+    return make_pipeline(StandardScaler(), lr) if scale else lr
+
 
 # %% ../nbs/11a_baseline.ipynb #c154c083
 _SUMMARY = {}
@@ -64,17 +77,31 @@ def ravdess_summaries(
     return pd.concat([df, pd.DataFrame(A).add_prefix('a'), pd.DataFrame(V).add_prefix('v')], axis=1)
 
 
+# %% ../nbs/11a_baseline.ipynb #a3aafd49
+def _probe_probs(X: np.ndarray, y: np.ndarray, train: np.ndarray, C: float) -> np.ndarray:
+    "Class probabilities (`N x 8`) of every row of `X` from a probe fitted on the `train` rows."
+    clf = lr_probe(C, max_iter=2000).fit(X[train], y[train])
+    full = np.zeros((len(y), 8))
+    full[:, clf.classes_] = clf.predict_proba(X)
+    return full
+
+
 # %% ../nbs/11a_baseline.ipynb #613176f4
-def speaker_normalise(X: np.ndarray, speakers) -> np.ndarray:
-    "Standardise the rows of `X` of each speaker with that speaker's own mean and std (no labels used)."
-    X, sp = np.asarray(X, np.float64), np.asarray(speakers)
-    out = np.empty_like(X)
-    for s in np.unique(sp):
-        m = sp == s
-        out[m] = (X[m] - X[m].mean(0)) / np.maximum(X[m].std(0), 1e-3)
-    return out
+def _fold_records(fold: int, probs: dict, y: np.ndarray, test: np.ndarray, fusion_mn: str) -> list[dict]:
+    "One fold's rows of the floor: each modality's test macro-F1 and UA (%), and the (m, n) of V+A."
+    return [
+        {
+            'fold': fold,
+            'modality': name,
+            'test_macro_f1': 100 * macro_f1(y[test], p[test]),
+            'test_uar': 100 * unweighted_accuracy(y[test], p[test].argmax(-1)),
+            'fusion_mn': fusion_mn if name == 'V+A' else '',
+        }
+        for name, p in probs.items()
+    ]
 
 
+# %% ../nbs/11a_baseline.ipynb #90e848be
 def lr_floor(
     table: pd.DataFrame,  # `ravdess_summaries()`
     folds=(1, 2, 3, 4, 5, 6),  # RAVDESS folds (0: the fixed split)
@@ -84,29 +111,13 @@ def lr_floor(
     "Per fold: test macro-F1 and UA (%) of logistic regression on the audio statistics (A), the AUs (V) and their proportional fusion (V+A)."
     A, V = table.filter(regex=r'^a\d+$').to_numpy(), table.filter(regex=r'^v\d+$').to_numpy()
     if speaker_norm:
-        A, V = speaker_normalise(A, table['actor']), speaker_normalise(V, table['actor'])
+        A, V = (standardise_speakers(np.asarray(X, np.float64), table['actor']) for X in (A, V))
     y, actor, recs = table['label'].to_numpy(), table['actor'].to_numpy(), []
     for fold in folds:
         idx = {s: np.isin(actor, ravdess_actors(s, fold)) for s in ('train', 'val', 'test')}
-        probs = {}
-        for name, X in (('A', A), ('V', V)):
-            clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(
-                X[idx['train']], y[idx['train']]
-            )
-            full = np.zeros((len(y), 8))
-            full[:, clf.classes_] = clf.predict_proba(X)
-            probs[name] = full
-        s = search_fusion_weights(probs['A'][idx['val']], probs['V'][idx['val']], y[idx['val']])
-        probs['V+A'] = proportional_fusion(torch.from_numpy(probs['A']), torch.from_numpy(probs['V']), s.m, s.n).numpy()
-        for name, p in probs.items():
-            t = idx['test']
-            recs.append(
-                {
-                    'fold': fold,
-                    'modality': name,
-                    'test_macro_f1': 100 * macro_f1(y[t], p[t]),
-                    'test_uar': 100 * unweighted_accuracy(y[t], p[t].argmax(-1)),
-                    'fusion_mn': f'{s.m}:{s.n}' if name == 'V+A' else '',
-                }
-            )
+        probs = {name: _probe_probs(X, y, idx['train'], C) for name, X in (('A', A), ('V', V))}
+        val = {'pa': probs['A'][idx['val']], 'pv': probs['V'][idx['val']], 'label': y[idx['val']]}
+        s, (_, every) = fuse_on_validation(val, {'pa': probs['A'], 'pv': probs['V']})
+        probs['V+A'] = every['p']
+        recs += _fold_records(fold, probs, y, idx['test'], f'{s.m}:{s.n}')
     return pd.DataFrame(recs)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file, load_file
-from .core import atomic_write
+from .core import atomic_write, short_list
 
 # %% auto #0
 __all__ = [
@@ -46,13 +46,14 @@ def save_weights(
     "Write a state dict as safetensors."
     bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"save_weights takes tensors only; not tensors: {bad[:5]}")
+        raise ValueError(f"save_weights takes tensors only; not tensors: {short_list(bad)}")
     sd = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     return atomic_write(
         path, lambda t: save_file(sd, str(t), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
     )
 
 
+# %% ../nbs/00a_checkpoint.ipynb #5af87c91
 def load_weights(path, device: str = 'cpu') -> dict:
     "Read a safetensors state dict; a file that is not safetensors is an `UnsafeFileError` or a clear `ValueError`."
     path = Path(path)
@@ -83,6 +84,7 @@ def to_safe(obj):
     raise TypeError(f"a checkpoint may hold tensors, numbers, strings and containers of them; not {type(obj).__name__}")
 
 
+# %% ../nbs/00a_checkpoint.ipynb #774a3a87
 def from_safe(obj):
     "The inverse of `to_safe`."
     if isinstance(obj, dict):
@@ -94,6 +96,7 @@ def from_safe(obj):
     return obj
 
 
+# %% ../nbs/00a_checkpoint.ipynb #d01f2231
 def save_checkpoint(obj: dict, path) -> Path:
     "`torch.save` of `to_safe(obj)`, atomically: the file loads with `weights_only=True`."
     safe = to_safe(obj)
@@ -105,6 +108,7 @@ def save_checkpoint(obj: dict, path) -> Path:
     return atomic_write(path, write)
 
 
+# %% ../nbs/00a_checkpoint.ipynb #80f13e96
 def load_checkpoint(path, map_location='cpu') -> dict:
     "Load a checkpoint with PyTorch's safe loader (`weights_only=True`); anything it refuses is an `UnsafeFileError`."
     path = Path(path)
@@ -123,6 +127,7 @@ def load_checkpoint(path, map_location='cpu') -> dict:
 
 # %% ../nbs/00a_checkpoint.ipynb #fc2a9426
 def _is_state_dict(obj) -> bool:
+    "Whether `obj` is a bare state dict: a non-empty dict of names to tensors."
     return (
         isinstance(obj, dict)
         and len(obj) > 0
@@ -130,6 +135,7 @@ def _is_state_dict(obj) -> bool:
     )
 
 
+# %% ../nbs/00a_checkpoint.ipynb #402f91a1
 def convert_trusted(
     path,  # a pickled file you trust (.pt)
     trust_pickle: bool = False,  # must be True: this unpickles, which can run code

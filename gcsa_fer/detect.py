@@ -42,8 +42,10 @@ class DetectorUnavailable(RuntimeError):
     "The requested face detector cannot run on this machine; the message says what to install or choose instead."
 
 
+# %% ../nbs/07a_detect.ipynb #5b5772d9
 @functools.cache
 def _haar():
+    "OpenCV's Haar cascade, loaded once; `DetectorUnavailable` where it cannot run."
     import cv2
 
     if not hasattr(cv2, 'CascadeClassifier'):
@@ -63,8 +65,10 @@ def _haar():
     return c
 
 
+# %% ../nbs/07a_detect.ipynb #e2f667e6
 @functools.cache
 def _lbp():
+    "scikit-image's LBP cascade, loaded once; `DetectorUnavailable` without scikit-image."
     try:
         from skimage.feature import Cascade
         from skimage.data import lbp_frontal_face_cascade_filename
@@ -73,6 +77,7 @@ def _lbp():
     return Cascade(lbp_frontal_face_cascade_filename())
 
 
+# %% ../nbs/07a_detect.ipynb #e0168ea9
 @functools.cache
 def resolve_detector(name: str) -> str:
     "The detector that will run for `name`: 'auto' becomes 'haar' where OpenCV can run it, else 'lbp'; an unknown name, or one that cannot run here, is an error."
@@ -94,6 +99,7 @@ def resolve_detector(name: str) -> str:
 
 # %% ../nbs/07a_detect.ipynb #3316aa20
 def _grey(frame: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
+    "The frame in grey, scaled down to at most `max_width` pixels across, and the scale."
     import cv2
 
     if frame.ndim == 3:
@@ -104,7 +110,9 @@ def _grey(frame: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
     return frame, scale
 
 
+# %% ../nbs/07a_detect.ipynb #46697c56
 def _boxes(grey: np.ndarray, detector: str) -> list:
+    "Every face box (x, y, w, h) the cascade finds in a grey image."
     import cv2
 
     if detector == 'haar':
@@ -115,6 +123,7 @@ def _boxes(grey: np.ndarray, detector: str) -> list:
     return [(d['c'], d['r'], d['width'], d['height']) for d in hits]
 
 
+# %% ../nbs/07a_detect.ipynb #31f8824c
 def detect_face(
     frame: np.ndarray,  # RGB (H x W x 3) or grey (H x W) uint8 image
     detector: str = 'haar',  # 'haar', 'lbp' or 'auto' (see `DETECTORS`)

@@ -5,10 +5,22 @@
 # %% ../nbs/10a_distributed.ipynb #9913eb5f
 from __future__ import annotations
 import os
+import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 # %% auto #0
-__all__ = ['dist_info', 'init_distributed', 'is_main', 'barrier', 'shard_order']
+__all__ = [
+    'dist_info',
+    'init_distributed',
+    'is_main',
+    'barrier',
+    'shard_order',
+    'join_world',
+    'ddp_model',
+    'reduce_epoch',
+]
 
 
 # %% ../nbs/10a_distributed.ipynb #2e8c191a
@@ -26,6 +38,7 @@ def init_distributed(device_type: str) -> bool:
     return True
 
 
+# %% ../nbs/10a_distributed.ipynb #c6f99aa5
 def is_main() -> bool:
     "Whether this process writes files: rank 0, or the only process."
     return (dist.get_rank() if dist.is_available() and dist.is_initialized() else dist_info()[0]) == 0
@@ -52,3 +65,47 @@ def shard_order(
     pad = (-len(order)) % world
     order += (order * (pad // len(order) + 1))[:pad]
     return order[rank::world]
+
+
+# %% ../nbs/10a_distributed.ipynb #7e18e171
+def join_world(
+    device: torch.device,  # the configured device ('cuda' means this process's GPU under torchrun)
+    batch_size: int,  # the global batch
+    sync_bn: bool = False,  # batch-norm statistics over every process (GPUs only)
+) -> tuple[int, int, torch.device]:
+    "(rank, world size, device) of this process: under torchrun each process on its own GPU and in the process group."
+    rank, world, local = dist_info()
+    if world > 1:
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} (the global batch) must be divisible by the {world} processes")
+        if device.type == 'cuda':
+            device = torch.device('cuda', local)
+            torch.cuda.set_device(device)
+        if sync_bn and device.type != 'cuda':
+            raise ValueError("sync_bn needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
+        init_distributed(device.type)
+    return rank, world, device
+
+
+# %% ../nbs/10a_distributed.ipynb #5344a132
+def ddp_model(model: nn.Module, device: torch.device, world: int, sync_bn: bool = False) -> tuple[nn.Module, nn.Module]:
+    "(the model on `device`, the module the training steps call): with several processes, the model wrapped in DDP."
+    if world > 1 and sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if world == 1:
+        return model, model
+    return model, DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+
+
+# %% ../nbs/10a_distributed.ipynb #82898f28
+def reduce_epoch(total: float, count: float, model: nn.Module, device: torch.device, world: int) -> tuple[float, float]:
+    "The epoch's loss sum and item count over every process, the main process's buffers given to all; alone: unchanged."
+    if world == 1:
+        return total, count
+    t = torch.tensor([total, count], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    for b in model.buffers():
+        dist.broadcast(b, 0)
+    total, count = t.tolist()
+    return total, count

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import EXPR_CLASSES, N_CLASSES, atomic_write
-from .fusion import fuse, search_fusion_weights, plot_fusion_grid
+from .fusion import FusionSearch, fuse, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion
 
 # %% auto #0
@@ -16,6 +16,7 @@ __all__ = [
     'frame_table',
     'temporal_smooth',
     'choose_smoothing_window',
+    'fuse_on_validation',
     'evaluate_predictions',
     'save_predictions',
     'read_predictions',
@@ -43,6 +44,7 @@ def frame_table(pred: dict) -> pd.DataFrame:
     return df.groupby(['video', 'frame'], sort=True).agg(agg).reset_index()
 
 
+# %% ../nbs/11_evaluate.ipynb #4b29bea0
 def temporal_smooth(table: pd.DataFrame, window: int) -> pd.DataFrame:
     "Centred moving average of the probabilities of each video over `window` frames (1 = unchanged)."
     if window < 1:
@@ -54,6 +56,7 @@ def temporal_smooth(table: pd.DataFrame, window: int) -> pd.DataFrame:
     return out
 
 
+# %% ../nbs/11_evaluate.ipynb #27885bba
 def choose_smoothing_window(table: pd.DataFrame, windows=(1, 3, 5, 9, 15, 25, 51)) -> tuple[int, dict]:
     "The window with the best macro-F1 on `table` (validation), and the score of each."
     scores = {}
@@ -61,6 +64,17 @@ def choose_smoothing_window(table: pd.DataFrame, windows=(1, 3, 5, 9, 15, 25, 51
         t = temporal_smooth(table, w)
         scores[w] = macro_f1(t['label'], t[[c for c in t.columns if c.startswith('p') and c[1:].isdigit()]].values)
     return max(scores, key=lambda w: (scores[w], -w)), scores
+
+
+# %% ../nbs/11_evaluate.ipynb #82eb644c
+def fuse_on_validation(
+    val: dict,  # validation predictions: `pa`, `pv` (`N x C`, or `N x T x C` frames) and `label`
+    *others,  # more prediction dicts (`pa`, `pv`) to fuse with the same weights; None stays None
+) -> tuple[FusionSearch, list]:
+    "(m, n) searched on `val`, then `val` and each of `others` with `p` = their branches fused with that (m, n)."
+    flat = lambda d, k: np.asarray(d[k]).reshape(-1, N_CLASSES)
+    s = search_fusion_weights(flat(val, 'pa'), flat(val, 'pv'), np.asarray(val['label']).reshape(-1))
+    return s, [None if d is None else {**d, 'p': fuse(d['pa'], d['pv'], s.m, s.n)} for d in (val, *others)]
 
 
 # %% ../nbs/11_evaluate.ipynb #13f25afb
@@ -76,53 +90,62 @@ def _jsonable(o):
     return o
 
 
+# %% ../nbs/11_evaluate.ipynb #dc350b1e
+def _save_plot(ax, path):
+    "Save the figure of `ax` to `path` and close it."
+    import matplotlib.pyplot as plt  # plots only for a run folder
+
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=110)
+    plt.close(ax.figure)
+
+
+# %% ../nbs/11_evaluate.ipynb #63c2be48
+def _fusion_results(val: dict, test: dict | None, out_dir=None) -> tuple[dict, dict, dict | None]:
+    "The fusion search and each branch's metrics, and `val` and `test` with `p` fused by the weights of `val`."
+    s, (val, test) = fuse_on_validation(val, test)
+    res = {'fusion': {'m': s.m, 'n': s.n, 'val_macro_f1': s.score, 'grid': s.grid.round(5).values.tolist()}}
+    for split, d in (('val', val), ('test', test)):
+        if d is not None:
+            res[f'{split}_audio'] = evaluate(d['label'], d['pa'])
+            res[f'{split}_visual'] = evaluate(d['label'], d['pv'])
+    if out_dir is not None:
+        _save_plot(plot_fusion_grid(s), Path(out_dir) / 'fusion_grid.png')
+    return res, val, test
+
+
+# %% ../nbs/11_evaluate.ipynb #5e3a7169
+def _eval_table(t: pd.DataFrame) -> dict:
+    return evaluate(t['label'].values, t[[f'p{c}' for c in range(N_CLASSES)]].values)
+
+
+def _smoothing_results(val: dict, test: dict | None) -> dict:
+    "The window chosen on `val`'s frames, its scores, and the metrics of `val` and `test` smoothed with it."
+    vt = frame_table(val)
+    w, scores = choose_smoothing_window(vt)
+    res = {'smoothing': {'window': w, 'val_macro_f1_by_window': scores}}
+    res['val_smoothed'] = _eval_table(temporal_smooth(vt, w))
+    if test is not None:
+        res['test_smoothed'] = _eval_table(temporal_smooth(frame_table(test), w))
+    return res
+
+
+# %% ../nbs/11_evaluate.ipynb #40aa12ae
 def evaluate_predictions(val: dict, test: dict | None, out_dir=None) -> dict:
     "Fusion weights and smoothing chosen on `val`, then the metrics of `val` and `test` (and plots in `out_dir`)."
     res, frame_level = {}, np.asarray(val['p']).ndim == 3
     if 'pa' in val and 'pv' in val:
-        flat = lambda d, k: np.asarray(d[k]).reshape(-1, N_CLASSES)
-        s = search_fusion_weights(flat(val, 'pa'), flat(val, 'pv'), np.asarray(val['label']).reshape(-1))
-        res['fusion'] = {'m': s.m, 'n': s.n, 'val_macro_f1': s.score, 'grid': s.grid.round(5).values.tolist()}
-        val = {**val, 'p': fuse(val['pa'], val['pv'], s.m, s.n)}
-        if test is not None:
-            test = {**test, 'p': fuse(test['pa'], test['pv'], s.m, s.n)}
-        for split, d in (('val', val), ('test', test)):
-            if d is None:
-                continue
-            res[f'{split}_audio'] = evaluate(d['label'], d['pa'])
-            res[f'{split}_visual'] = evaluate(d['label'], d['pv'])
-        if out_dir is not None:
-            import matplotlib.pyplot as plt
-
-            ax = plot_fusion_grid(s)
-            ax.figure.tight_layout()
-            ax.figure.savefig(Path(out_dir) / 'fusion_grid.png', dpi=110)
-            plt.close(ax.figure)
+        res, val, test = _fusion_results(val, test, out_dir)
     res['val'] = evaluate(val['label'], val['p'])
     if test is not None:
         res['test'] = evaluate(test['label'], test['p'])
-    if frame_level:
-        vt = frame_table(val)
-        w, scores = choose_smoothing_window(vt)
-        res['smoothing'] = {'window': w, 'val_macro_f1_by_window': scores}
-        res['val_smoothed'] = _eval_table(temporal_smooth(vt, w))
-        if test is not None:
-            res['test_smoothed'] = _eval_table(temporal_smooth(frame_table(test), w))
-    else:
-        res['smoothing'] = None  # clip-level data have no time axis to smooth along
+    # clip-level data have no time axis to smooth along
+    res.update(_smoothing_results(val, test) if frame_level else {'smoothing': None})
     if out_dir is not None:
-        import matplotlib.pyplot as plt
-
         split = 'test' if test is not None else 'val'
         ax = plot_confusion(res[split]['confusion'], title=f'{split}: recall per class')
-        ax.figure.tight_layout()
-        ax.figure.savefig(Path(out_dir) / f'confusion_{split}.png', dpi=110)
-        plt.close(ax.figure)
+        _save_plot(ax, Path(out_dir) / f'confusion_{split}.png')
     return _jsonable(res)
-
-
-def _eval_table(t: pd.DataFrame) -> dict:
-    return evaluate(t['label'].values, t[[f'p{c}' for c in range(N_CLASSES)]].values)
 
 
 # %% ../nbs/11_evaluate.ipynb #b3718ef6
@@ -142,6 +165,7 @@ def save_predictions(pred: dict, path):
     atomic_write(path, df.to_csv, index=False, float_format='%.5f')
 
 
+# %% ../nbs/11_evaluate.ipynb #05fe9ab8
 def read_predictions(path) -> dict:
     "The inverse of `save_predictions` for clip-level runs: ids, labels and probabilities `N x C`."
     df = pd.read_csv(path, dtype={'id': str})

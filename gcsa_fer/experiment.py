@@ -5,86 +5,102 @@
 # %% ../nbs/11b_experiment.ipynb #a4651ed0
 from __future__ import annotations
 import datetime
-import functools
 import json
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 import numpy as np
 import torch
-import gcsa_fer
 from .core import Config, atomic_write, read_json
 from .datasets import get_dataset
 from .train import Trainer, plot_history
 from .distributed import is_main
-from .gan import train_gan, training_arrays, add_generated, gan_quality
+from .gan_samples import add_generated, train_and_measure_gan
 from .metrics import evaluate
 from .evaluate import evaluate_predictions, save_predictions, read_predictions, _jsonable
 from .fusion import fuse
 from .checkpoint import load_checkpoint, save_checkpoint
+from .provenance import loaded_commit, device_name
 
 # %% auto #0
-__all__ = ['git_commit', 'loaded_commit', 'device_name', 'run_experiment', 'fuse_runs']
+__all__ = ['run_experiment', 'fuse_runs']
 
 
-# %% ../nbs/11b_experiment.ipynb #6afd52d9
-def git_commit(path='.') -> str:
-    "The commit of the repository at `path` ('unknown' outside git), with '+dirty' for uncommitted changes."
-    try:
-        c = subprocess.run(
-            ['git', 'rev-parse', 'HEAD'], cwd=path, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        d = subprocess.run(
-            ['git', 'status', '--porcelain', '--untracked-files=no'],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return (c + ('+dirty' if d else '')) if c else 'unknown'
-    except Exception:
-        return 'unknown'
-
-
-@functools.cache
-def loaded_commit() -> str:
-    "`git_commit` of the library when this module was imported: the code this process runs, even if files change or commits are made while it runs."
-    return git_commit(Path(gcsa_fer.__file__).parent)
-
-
-loaded_commit()  # read now, at import
-
-
-def device_name(device: torch.device) -> str:
-    "The GPU name, or the CPU and its core count."
-    if device.type == 'cuda':
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+# %% ../nbs/11b_experiment.ipynb #5fe181f6
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
 
 
 def _write_metrics(out: Path, res: dict, started: str) -> dict:
     "Add the run's provenance (torch, commit, start and end times) to `res` and write it atomically as `out/metrics.json`."
-    res.update(
-        torch=torch.__version__,
-        git_commit=loaded_commit(),
-        started=started,
-        finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-    )
+    res.update(torch=torch.__version__, git_commit=loaded_commit(), started=started, finished=_utc_now())
     atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
     return res
 
 
+# %% ../nbs/11b_experiment.ipynb #9c0c8537
+def _splits(cfg: Config, cache_dir=None) -> tuple:
+    "The run's training (augmented), validation and test datasets; test is None where the dataset has none."
+    train = get_dataset(cfg.dataset, 'train', cfg, cache_dir, augment=True)
+    val = get_dataset(cfg.dataset, 'val', cfg, cache_dir)
+    try:
+        test = get_dataset(cfg.dataset, 'test', cfg, cache_dir)
+    except ValueError:
+        test = None
+    return train, val, test
+
+
+# %% ../nbs/11b_experiment.ipynb #ac13c935
+def _add_gan(cfg: Config, train, val, cache_dir, out: Path, progress: bool = True) -> tuple:
+    "`train` with the generated items (when `gan_per_class` > 0), and the GAN's record for `metrics.json` (else None)."
+    t = cfg.train
+    if t.gan_per_class <= 0:
+        return train, None
+    plain = get_dataset(cfg.dataset, 'train', cfg, cache_dir)  # the items as stored, not augmented
+    gan, quality = train_and_measure_gan(
+        plain, val, out / 'gan', t.gan_steps, t.gan_width, t.seed, progress and is_main()
+    )
+    info = {'per_class': t.gan_per_class, 'steps': t.gan_steps, 'width': t.gan_width, 'quality_on_val': quality}
+    return add_generated(train, gan, t.gan_per_class, t.seed + 1), info
+
+
+# %% ../nbs/11b_experiment.ipynb #1d3cd0f9
+def _predict_splits(tr: Trainer, val, test) -> tuple:
+    "The trainer's model's predictions on `val` and on `test` (None without a test split or its labels)."
+    pv, pt = tr.predict(val), (tr.predict(test) if test is not None and len(test) else None)
+    return pv, (None if pt is not None and (np.asarray(pt['label']) < 0).all() else pt)
+
+
+def _headline(preds: dict) -> dict:
+    "Macro-F1, UA and accuracy of each split's predictions (`{split: predictions or None}`)."
+    keep = ('macro_f1', 'unweighted_accuracy', 'accuracy')
+    return {
+        s: {k: v for k, v in evaluate(p['label'], p['p']).items() if k in keep}
+        for s, p in preds.items()
+        if p is not None
+    }
+
+
 # %% ../nbs/11b_experiment.ipynb #a29d0d87
 def _keep_fusion(tr: Trainer, ckpt: Path, fusion: dict):
-    "Write the m, n chosen on validation into the model and its kept checkpoint: the run's one answer to how it fuses."
+    "Write the m, n chosen on validation into the model and its kept checkpoint."
     tr.model.set_fusion(fusion['m'], fusion['n'])
     ck = load_checkpoint(ckpt)
     ck['model']['fusion_weights'] = tr.model.fusion_weights.detach().cpu().clone()
     save_checkpoint(ck, ckpt)
 
 
+def _evaluate_run(tr: Trainer, pv: dict, pt: dict | None, out: Path) -> dict:
+    "Save the kept model's predictions, evaluate them into `out`, and keep the fusion weights chosen on validation."
+    save_predictions(pv, out / 'predictions_val.csv')
+    if pt is not None:
+        save_predictions(pt, out / 'predictions_test.csv')
+    res = evaluate_predictions(pv, pt, out)
+    if 'fusion' in res:
+        _keep_fusion(tr, out / tr.cfg.train.kept_checkpoint, res['fusion'])
+    return res
+
+
+# %% ../nbs/11b_experiment.ipynb #3b5cd66f
 def run_experiment(
     cfg: Config,  # the run
     out_dir,  # the run folder
@@ -102,34 +118,9 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     if cache_dir is None and cfg.dataset != 'synthetic':
         cache_dir = out.parent / 'cache'
-    t0, started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    train = get_dataset(cfg.dataset, 'train', cfg, cache_dir, augment=True)
-    val = get_dataset(cfg.dataset, 'val', cfg, cache_dir)
-    try:
-        test = get_dataset(cfg.dataset, 'test', cfg, cache_dir)
-    except ValueError:
-        test = None
-    gan_info = None
-    if cfg.train.gan_per_class > 0:  # a GAN on this fold's training items only; its samples join the training set
-        X, y, kind = training_arrays(get_dataset(cfg.dataset, 'train', cfg, cache_dir))
-        gan = train_gan(
-            X,
-            y,
-            out / 'gan',
-            kind,
-            steps=cfg.train.gan_steps,
-            width=cfg.train.gan_width,
-            seed=cfg.train.seed,
-            progress=progress and is_main(),
-        )
-        Xv, yv, _ = training_arrays(val)
-        gan_info = {
-            'per_class': cfg.train.gan_per_class,
-            'steps': cfg.train.gan_steps,
-            'width': cfg.train.gan_width,
-            'quality_on_val': gan_quality(gan, X, y, Xv, yv),
-        }
-        train = add_generated(train, gan, cfg.train.gan_per_class, cfg.train.seed + 1)
+    t0, started = time.time(), _utc_now()
+    train, val, test = _splits(cfg, cache_dir)
+    train, gan_info = _add_gan(cfg, train, val, cache_dir, out, progress)
     tr = Trainer(cfg, train, val, out, progress=progress)
     hist = tr.fit(max_epochs=max_epochs)
     if tr.epoch < cfg.train.epochs:
@@ -137,32 +128,12 @@ def run_experiment(
     if not is_main():
         return {'status': 'complete', 'rank': tr.rank}  # under torchrun the main process evaluates and writes
     plot_history(hist, out / 'curves.png')
-
-    def predict_splits():
-        pv, pt = tr.predict(val), (tr.predict(test) if test is not None and len(test) else None)
-        return pv, (
-            None if pt is not None and (np.asarray(pt['label']) < 0).all() else pt
-        )  # a test split without labels: None
-
-    pv_, pt_ = predict_splits()  # the final epoch's weights
-    last = {
-        s: {
-            k: v
-            for k, v in evaluate(p['label'], p['p']).items()
-            if k in ('macro_f1', 'unweighted_accuracy', 'accuracy')
-        }
-        for s, p in (('val', pv_), ('test', pt_))
-        if p is not None
-    }  # its scores, whichever epoch is kept
+    pv, pt = _predict_splits(tr, val, test)  # the final epoch's weights
+    last = _headline({'val': pv, 'test': pt})  # its scores, whichever epoch is kept
     if cfg.train.select_epoch == 'best':
         tr.load_best()
-        pv_, pt_ = predict_splits()
-    save_predictions(pv_, out / 'predictions_val.csv')
-    if pt_ is not None:
-        save_predictions(pt_, out / 'predictions_test.csv')
-    res = evaluate_predictions(pv_, pt_, out)
-    if 'fusion' in res:
-        _keep_fusion(tr, out / cfg.train.kept_checkpoint, res['fusion'])
+        pv, pt = _predict_splits(tr, val, test)
+    res = _evaluate_run(tr, pv, pt, out)
     best = max(tr.history, key=lambda h: h['val_macro_f1']) if cfg.train.select_epoch == 'best' else tr.history[-1]
     res['last_epoch'] = last
     if gan_info is not None:
@@ -182,6 +153,35 @@ def run_experiment(
     return _write_metrics(out, res, started)
 
 
+# %% ../nbs/11b_experiment.ipynb #195617be
+def _branch_predictions(cfg: Config, branch_runs: dict) -> tuple[dict, dict]:
+    "The saved predictions (`{branch: {split: ...}}`) and the metrics of the finished A and V runs `branch_runs`."
+    if set(branch_runs) != {'a', 'v'}:
+        raise ValueError(f"branch_runs needs 'a' and 'v' run folders, got {sorted(branch_runs)}")
+    preds, meta = {}, {}
+    for m, folder in branch_runs.items():
+        folder = Path(folder)
+        meta[m] = read_json(folder / 'metrics.json', {})
+        if meta[m].get('status') != 'complete':
+            raise ValueError(f"{folder}: the {m.upper()} run is not complete; run it before the V+A fusion")
+        if meta[m]['config'].get('fold', 0) != cfg.fold or meta[m]['config']['dataset'] != cfg.dataset:
+            raise ValueError(f"{folder}: another dataset or fold than the V+A run ({cfg.dataset}, fold {cfg.fold})")
+        files = {s: folder / f'predictions_{s}.csv' for s in ('val', 'test')}
+        preds[m] = {s: read_predictions(f) for s, f in files.items() if f.exists()}
+    return preds, meta
+
+
+# %% ../nbs/11b_experiment.ipynb #2a606f66
+def _pair(preds: dict, split: str) -> dict | None:
+    "The A and V predictions of `split` side by side (`pa`, `pv`, and their mean as `p`); None if either lacks it."
+    if split not in preds['a'] or split not in preds['v']:
+        return None
+    a, v = preds['a'][split], preds['v'][split]
+    if a['id'] != v['id'] or not np.array_equal(a['label'], v['label']):
+        raise ValueError(f"the A and V runs predicted different {split} items; they cannot be fused")
+    return {'id': a['id'], 'label': a['label'], 'pa': a['p'], 'pv': v['p'], 'p': (a['p'] + v['p']) / 2}
+
+
 # %% ../nbs/11b_experiment.ipynb #204b51de
 def fuse_runs(
     cfg: Config,  # the V+A configuration (`av_fusion='decision'`)
@@ -189,44 +189,17 @@ def fuse_runs(
     out_dir,
 ) -> dict:
     "Decision-level V+A: fuse the saved probabilities of a finished A run and V run, (m, n) chosen on validation; metrics into `out_dir`."
-    out, t0 = Path(out_dir), time.time()
+    out, t0, started = Path(out_dir), time.time(), _utc_now()
     out.mkdir(parents=True, exist_ok=True)
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    if set(branch_runs) != {'a', 'v'}:
-        raise ValueError(f"branch_runs needs 'a' and 'v' run folders, got {sorted(branch_runs)}")
-    preds, meta = {}, {}
-    for m, folder in branch_runs.items():
-        folder = Path(folder)
-        mf = folder / 'metrics.json'
-        meta[m] = read_json(mf, {})
-        if meta[m].get('status') != 'complete':
-            raise ValueError(f"{folder}: the {m.upper()} run is not complete; run it before the V+A fusion")
-        if meta[m]['config'].get('fold', 0) != cfg.fold or meta[m]['config']['dataset'] != cfg.dataset:
-            raise ValueError(f"{folder}: another dataset or fold than the V+A run ({cfg.dataset}, fold {cfg.fold})")
-        preds[m] = {
-            s: read_predictions(folder / f'predictions_{s}.csv')
-            for s in ('val', 'test')
-            if (folder / f'predictions_{s}.csv').exists()
-        }
-
-    def pair(split):
-        if split not in preds['a'] or split not in preds['v']:
-            return None
-        a, v = preds['a'][split], preds['v'][split]
-        if a['id'] != v['id'] or not np.array_equal(a['label'], v['label']):
-            raise ValueError(f"the A and V runs predicted different {split} items; they cannot be fused")
-        return {'id': a['id'], 'label': a['label'], 'pa': a['p'], 'pv': v['p'], 'p': (a['p'] + v['p']) / 2}
-
-    val, test = pair('val'), pair('test')
+    preds, meta = _branch_predictions(cfg, branch_runs)
+    val, test = _pair(preds, 'val'), _pair(preds, 'test')
     if val is None:
         raise ValueError("decision fusion needs the validation predictions of both runs (predictions_val.csv)")
     res = evaluate_predictions(val, test, out)
     for split, d in (('val', val), ('test', test)):
         if d is not None:
-            save_predictions(
-                {**d, 'p': fuse(d['pa'], d['pv'], res['fusion']['m'], res['fusion']['n'])},
-                out / f'predictions_{split}.csv',
-            )
+            fused = fuse(d['pa'], d['pv'], res['fusion']['m'], res['fusion']['n'])
+            save_predictions({**d, 'p': fused}, out / f'predictions_{split}.csv')
     res.update(
         status='complete',
         config=cfg.to_dict(),

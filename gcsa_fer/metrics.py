@@ -33,6 +33,7 @@ def _labels(y) -> np.ndarray:
     return a.reshape(-1).astype(np.int64)
 
 
+# %% ../nbs/06_metrics.ipynb #59453f5a
 def valid_pairs(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
     "Flattened (true, predicted) class indices with the ignored frames removed."
     t, p = _labels(y_true), _labels(y_pred)
@@ -42,6 +43,7 @@ def valid_pairs(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> tuple[np.nd
     return t[keep], p[keep]
 
 
+# %% ../nbs/06_metrics.ipynb #b68325d6
 def macro_f1(
     y_true,
     y_pred,
@@ -62,23 +64,27 @@ def macro_f1(
         return float(f1_score(t, p, labels=sorted(int(c) for c in classes), average='macro', zero_division=0))
 
 
+# %% ../nbs/06_metrics.ipynb #621b0748
 def per_class_f1(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "F1 of each class, in class order."
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     return f1_score(t, p, labels=list(range(n_classes)), average=None, zero_division=0)
 
 
+# %% ../nbs/06_metrics.ipynb #95c03338
 def accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
     "Share of annotated frames predicted correctly."
     return float(accuracy_score(*valid_pairs(y_true, y_pred, ignore_index)))
 
 
+# %% ../nbs/06_metrics.ipynb #687339f8
 def unweighted_accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
     "UA (or UAR): the mean over the classes present in `y_true` of each class's recall (scikit-learn's balanced accuracy)."
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     return float(balanced_accuracy_score(t, p)) if t.size else float('nan')
 
 
+# %% ../nbs/06_metrics.ipynb #f8d9c5e4
 def confusion(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "Confusion counts, rows = true class, columns = predicted class."
     return confusion_matrix(*valid_pairs(y_true, y_pred, ignore_index), labels=list(range(n_classes)))
@@ -118,6 +124,7 @@ def evaluate(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGN
     }
 
 
+# %% ../nbs/06_metrics.ipynb #d6568dcb
 def plot_confusion(cm, normalize: bool = True, ax=None, title: str = ''):
     "A seaborn heatmap of a confusion matrix (rows normalised to recall when `normalize`)."
     import seaborn as sns

@@ -7,15 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from gcsa_fer.ablate import (
-    ROWS,
-    PAPER_BASELINE_F1,
-    collect_runs,
-    ablation_table,
-    table_markdown,
-    step_table,
-    plot_ablation,
-)
+from .presets import ROWS
+from .tables import PAPER_BASELINE_F1, collect_runs, ablation_table, table_markdown, step_table, plot_ablation
 from .baseline import ravdess_summaries, lr_floor
 from .core import MODALITIES, atomic_write
 
@@ -72,11 +65,29 @@ def _floor(runs: pd.DataFrame, data_root: str = '') -> pd.DataFrame | None:
     )
 
 
+# %% ../nbs/12b_report.ipynb #0f5bf172
+def _table_with_floor(table: pd.DataFrame, floor: pd.DataFrame) -> pd.DataFrame:
+    "The ablation `table` with the floor's rows first within each modality."
+    order = {m: i for i, m in enumerate(MODALITIES.values())}
+    table = pd.concat([floor_rows(floor), table], ignore_index=True)
+    return table.sort_values('modality', key=lambda s: s.map(order), kind='stable').reset_index(drop=True)
+
+
+# %% ../nbs/12b_report.ipynb #106cd921
 def write_csv(df: pd.DataFrame, path, fmt: str = '%.3f'):
     "Write `df` as CSV through a temporary file renamed into place."
     atomic_write(path, lambda t: df.to_csv(t, index=False, float_format=fmt))
 
 
+def _write_steps(runs: pd.DataFrame, out: Path) -> pd.DataFrame:
+    "The per-fold steps of Table 1 (`step_table`; empty for runs of other rows) as `steps.csv` and `steps.txt`."
+    steps = step_table(runs) if set(runs['row']) & set(ROWS) else pd.DataFrame()
+    write_csv(steps, out / 'steps.csv', '%.2f')
+    atomic_write(out / 'steps.txt', lambda t: t.write_text(steps.round(2).to_string(index=False) + '\n'))
+    return steps
+
+
+# %% ../nbs/12b_report.ipynb #578efa0d
 def write_report(
     runs_dir,  # a folder of run folders (an ablation's `out_root`)
     out_dir,  # where the report's files go
@@ -96,15 +107,11 @@ def write_report(
     floor = _floor(runs, data_root) if baseline else None
     if floor is not None:
         write_csv(floor, out / 'baseline.csv')
-        order = {m: i for i, m in enumerate(MODALITIES.values())}
-        table = pd.concat([floor_rows(floor), table], ignore_index=True)
-        table = table.sort_values('modality', key=lambda s: s.map(order), kind='stable').reset_index(drop=True)
+        table = _table_with_floor(table, floor)
     write_csv(table, out / 'table.csv')
     md, note = table_markdown(table), table_note(runs, skipped)
     atomic_write(out / 'table.md', lambda t: t.write_text(f'# {title}\n\n' + md + '\n\n' + note + '\n'))
-    steps = step_table(runs) if set(runs['row']) & set(ROWS) else pd.DataFrame()
-    write_csv(steps, out / 'steps.csv', '%.2f')
-    atomic_write(out / 'steps.txt', lambda t: t.write_text(steps.round(2).to_string(index=False) + '\n'))
+    steps = _write_steps(runs, out)
     fig = plot_ablation(runs, out / 'ablation.png')
     return {
         'runs': runs,

@@ -6,12 +6,12 @@
 from __future__ import annotations
 import torch
 from torch import nn
-from .core import N_CLASSES, check_tensor
-from .gcsa import make_attention
-from .mcnn import conv_bn_relu
+from .core import N_CLASSES, VISUAL_NORMS, VISUAL_POOLS, check_choice, check_tensor
+from .layers import conv_bn_relu, attention_layer
+from .standardise import standardise_images
 
 # %% auto #0
-__all__ = ['ShuffleResidualBlock', 'RHCNN', 'masked_mean', 'FeatureMLP']
+__all__ = ['ShuffleResidualBlock', 'masked_mean', 'RHCNN', 'FeatureMLP']
 
 
 # %% ../nbs/03_rhcnn.ipynb #e2edb535
@@ -44,6 +44,16 @@ class ShuffleResidualBlock(nn.Module):
         return self.shuffle(torch.relu(x + self.expand(self.separable(self.reduce(x)))))
 
 
+# %% ../nbs/03_rhcnn.ipynb #6235c907
+def masked_mean(frame_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    "Mean over the frames where `mask` is True (all frames for a clip whose mask is all False)."
+    if mask is None:
+        return frame_logits.mean(1)
+    w = mask.to(frame_logits.dtype)
+    w = torch.where(w.sum(1, keepdim=True) > 0, w, torch.ones_like(w)).unsqueeze(-1)
+    return (frame_logits * w).sum(1) / w.sum(1)
+
+
 # %% ../nbs/03_rhcnn.ipynb #8d9b7933
 class RHCNN(nn.Module):
     "Residual hybrid CNN on face frames: `B x T x 3 x H x W` -> clip logits `B x n_classes`."
@@ -61,25 +71,22 @@ class RHCNN(nn.Module):
         gate_bias: float = 0.0,  # GCSA only: initial bias of its sigmoid gates
     ):
         super().__init__()
-        if norm not in ('fixed', 'image'):
-            raise ValueError(f"norm must be 'fixed' or 'image', got {norm!r}")
-        if pool not in ('mean', 'meanmax', 'grid'):
-            raise ValueError(f"pool must be 'mean', 'meanmax' or 'grid', got {pool!r}")
-        self.norm, self.pool = norm, pool
+        self.norm = check_choice('norm', norm, VISUAL_NORMS)
+        self.pool = check_choice('pool', pool, VISUAL_POOLS)
         self.stem = nn.Sequential(
             conv_bn_relu(3, width // 2, 3, stride=2), conv_bn_relu(width // 2, width, 3, stride=2)
         )
         self.blocks = nn.Sequential(*[ShuffleResidualBlock(width, kernel_size) for _ in range(n_blocks)])
         self.channels = width
-        self.attention = make_attention(attention, width, **({'gate_bias': gate_bias} if attention == 'gcsa' else {}))
+        self.attention = attention_layer(attention, gate_bias)(width)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(width * {'mean': 1, 'meanmax': 2, 'grid': 16}[pool], n_classes)
+        self.head = nn.Linear(width * VISUAL_POOLS[pool], n_classes)
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, 'RHCNN', 'B x T x 3 x H x W (face frames)', dim=5, channels=3, channel_dim=2)
         x = (x.float() / 255 if x.dtype == torch.uint8 else x).flatten(0, 1)
         if self.norm == 'image':  # each crop by its own statistics: lighting and skin tone matter less
-            return (x - x.mean((1, 2, 3), keepdim=True)) / x.std((1, 2, 3), keepdim=True).clamp(min=1e-3)
+            return standardise_images(x)
         return (x - 0.5) / 0.25
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,15 +107,6 @@ class RHCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return masked_mean(self.forward_frames(x), mask)
-
-
-def masked_mean(frame_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    "Mean over the frames where `mask` is True (all frames for a clip whose mask is all False)."
-    if mask is None:
-        return frame_logits.mean(1)
-    w = mask.to(frame_logits.dtype)
-    w = torch.where(w.sum(1, keepdim=True) > 0, w, torch.ones_like(w)).unsqueeze(-1)
-    return (frame_logits * w).sum(1) / w.sum(1)
 
 
 # %% ../nbs/03_rhcnn.ipynb #42261358

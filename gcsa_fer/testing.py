@@ -65,6 +65,7 @@ def write_abaw_fixture(root, size: int = 16) -> Path:
 
 # %% ../nbs/16_testing.ipynb #e83367f3
 def _write_video(args):
+    "Write one video of `write_abaw_tree`: its label file and its crops; the number of labelled frames."
     import cv2
 
     root, name, split, n, size, seed, missing, unlabelled = args
@@ -85,6 +86,7 @@ def _write_video(args):
     return int((labels >= 0).sum())
 
 
+# %% ../nbs/16_testing.ipynb #292bbacd
 def write_abaw_tree(
     root,  # where to write the tree
     n_videos: int = 10,  # videos (about one in five is a `_left`/`_right` pair member)
@@ -114,12 +116,14 @@ def write_abaw_tree(
 
 # %% ../nbs/16_testing.ipynb #042d347b
 def _source_hash() -> str:
+    "A hash of the library's source files (subpackages too): the tiny run is trained again when they change."
     h = hashlib.sha256()
-    for f in sorted(Path(gcsa_fer.__file__).parent.glob('*.py')):
+    for f in sorted(Path(gcsa_fer.__file__).parent.rglob('*.py')):
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
 
+# %% ../nbs/16_testing.ipynb #1dcaf96f
 def tiny_synthetic_run(out_dir=None, epochs: int = 1) -> Path:
     "A tiny synthetic audio-visual run (seconds on a CPU) in `out_dir` (default: a shared temporary folder), trained unless already there."
     cfg = Config(dataset='synthetic', modality='av').update(

@@ -140,7 +140,7 @@ def test_nan_audio_keeps_its_reason(tmp_path, capsys):
 def test_variable_frame_rate_video(tmp_path):
     "Frames at irregular times (a variable frame rate): key frames follow the timestamps, not a frame count."
     import av
-    from gcsa_fer.predict import decode_key_frames
+    from gcsa_fer.key_frames import decode_key_frames
 
     path = tmp_path / 'vfr.mkv'
     times_ms = [0, 40, 80, 400, 440, 1200, 1240, 1280, 2000]  # bursts and gaps
@@ -513,20 +513,20 @@ def test_manifest_lists_a_file_twice(tmp_path, rows, expected):
 KILLED = r'''
 import sys, time
 from pathlib import Path
-from gcsa_fer import core
+from gcsa_fer import core, files
 what, target = sys.argv[1], Path(sys.argv[2])
 def stall(*a): print('written', flush=True); time.sleep(120)            # killed here: between the write and the rename
 if what == 'half':                                                       # killed in the middle of writing the file
     def slow(t):
         with open(t, 'w') as f: f.write('new ' * 10000); f.flush(); print('written', flush=True); time.sleep(120); f.write('end')
     core.atomic_write(target, slow)
-core._fsync = stall
+files._fsync = stall
 if what == 'checkpoint':
     import torch; from gcsa_fer.checkpoint import save_checkpoint; save_checkpoint({'v': torch.full((10000,), 2.0)}, target)
 if what == 'metrics':
     from gcsa_fer.experiment import _write_metrics; _write_metrics(target.parent, {'status': 'complete', 'v': 2}, 'now')
 if what == 'model':
-    from gcsa_fer.models import export_default_model; export_default_model(sys.argv[3], target)
+    from gcsa_fer.model_export import export_default_model; export_default_model(sys.argv[3], target)
 '''
 
 
@@ -537,7 +537,8 @@ def test_killed_writer_leaves_the_previous_version(tmp_path, what, tiny_run):
     import sys
     import torch
     from gcsa_fer.checkpoint import save_checkpoint, load_checkpoint
-    from gcsa_fer.models import export_default_model, load_model
+    from gcsa_fer.models import load_model
+    from gcsa_fer.model_export import export_default_model
 
     target = {
         'half': tmp_path / 'x.txt',
@@ -577,7 +578,7 @@ def test_killed_writer_leaves_the_previous_version(tmp_path, what, tiny_run):
 
 def test_full_disk_during_training_keeps_the_last_epoch(tmp_path, monkeypatch):
     import errno
-    from gcsa_fer import core
+    from gcsa_fer import files
     from gcsa_fer.core import Config
     from gcsa_fer.data import SyntheticAV
     from gcsa_fer.datasets import Selected
@@ -594,7 +595,7 @@ def test_full_disk_during_training_keeps_the_last_epoch(tmp_path, monkeypatch):
     def full(path):
         raise OSError(errno.ENOSPC, 'No space left on device')  # the disk fills during epoch 2
 
-    monkeypatch.setattr(core, '_fsync', full)
+    monkeypatch.setattr(files, '_fsync', full)
     with pytest.raises(
         OSError,
         match=r'\.pt: cannot be written, no space left on device \(its previous version is kept\); free some space',
@@ -609,8 +610,9 @@ def test_full_disk_during_training_keeps_the_last_epoch(tmp_path, monkeypatch):
 
 def test_full_disk_keeps_predictions_and_exported_model(tmp_path, tiny_run, monkeypatch):
     import errno
-    from gcsa_fer import core
-    from gcsa_fer.models import export_default_model, load_model
+    from gcsa_fer import files
+    from gcsa_fer.models import load_model
+    from gcsa_fer.model_export import export_default_model
     from gcsa_fer.predict import predict_videos
 
     lm = load_model(tiny_run)
@@ -621,7 +623,7 @@ def test_full_disk_keeps_predictions_and_exported_model(tmp_path, tiny_run, monk
     def full(path):
         raise OSError(errno.ENOSPC, 'No space left on device')
 
-    monkeypatch.setattr(core, '_fsync', full)
+    monkeypatch.setattr(files, '_fsync', full)
     with pytest.raises(
         OSError, match=r"\.csv: cannot be written, no space left on device \(its previous version is kept\)"
     ):

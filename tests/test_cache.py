@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from gcsa_fer.core import PreprocessConfig
-from gcsa_fer.data import CremaD, Ravdess
-from gcsa_fer.cache import build_cache, cache_key, cached_dataset, CachedDataset, is_complete, cache_dir_for
+from gcsa_fer.readers.cremad import CremaD
+from gcsa_fer.readers.ravdess import Ravdess
+from gcsa_fer.cache import build_cache, cache_key, is_complete, cache_dir_for
+from gcsa_fer.cached import cached_dataset, CachedDataset
 from conftest import CREMAD
 
 CFG = PreprocessConfig(n_frames=4, face_size=32)
@@ -31,6 +33,33 @@ def test_changed_config_or_input_gives_new_key(tmp_path):
     assert cache_key(ds2) != k
     f2 = build_cache(ds2, tmp_path / 'c', n_workers=1, progress=False)
     assert f1 != f2 and is_complete(f1) and is_complete(f2)
+
+
+def _edited(monkeypatch, tmp_path, module):
+    "Point `module` at a copy of its source with one more line: as if someone had edited it."
+    copy = tmp_path / f"{module.__name__}.py"
+    copy.write_text(Path(module.__file__).read_text() + '\n# an edit\n')
+    monkeypatch.setattr(module, '__file__', str(copy))
+
+
+def test_editing_one_reader_changes_only_its_datasets_key(tmp_path, monkeypatch):
+    "The key hashes the reader's own module (and its base's), not every reader's: an edit invalidates one dataset."
+    import gcsa_fer.readers.ravdess as ravdess_module
+    import gcsa_fer.readers.abaw as abaw_module
+    import gcsa_fer.readers.base as base_module
+
+    ra, cr = Ravdess(split='val', modalities='audio').select(range(2)), CremaD(kind='audio', cfg=CFG).select(range(2))
+    ka, kc = cache_key(ra), cache_key(cr)
+    with monkeypatch.context() as m:
+        _edited(m, tmp_path, ravdess_module)
+        assert cache_key(ra) != ka and cache_key(cr) == kc
+    with monkeypatch.context() as m:
+        _edited(m, tmp_path, abaw_module)  # a reader neither of them uses
+        assert (cache_key(ra), cache_key(cr)) == (ka, kc)
+    with monkeypatch.context() as m:
+        _edited(m, tmp_path, base_module)  # the base every reader shares
+        assert cache_key(ra) != ka and cache_key(cr) != kc
+    assert (cache_key(ra), cache_key(cr)) == (ka, kc)
 
 
 def test_half_written_never_read(tmp_path):
@@ -82,7 +111,7 @@ def _build_in_child(tree, cache, progress=False):
     import sys
 
     code = (
-        "import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import build_cache; "
+        "import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.readers.abaw import AbawExpr; from gcsa_fer.cache import build_cache; "
         "ds = AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=32, n_frames=4)); "
         f"print(build_cache(ds, sys.argv[2], n_workers=2, progress={progress}, shard_items=8))"
     )
@@ -99,7 +128,7 @@ def test_killed_build_resumes_from_its_finished_shards(tmp_path):
     "SIGKILL a two-worker build part-way: the next build keeps the shards that were finished (checked by hash) and the cache equals an uninterrupted one."
     import signal
     from gcsa_fer.testing import write_abaw_tree
-    from gcsa_fer.data import AbawExpr
+    from gcsa_fer.readers.abaw import AbawExpr
 
     tree = write_abaw_tree(tmp_path / 'aw2', n_videos=6, frames_per_video=400, size=32, val_fraction=0.0, n_workers=1)
     p = _build_in_child(tree, tmp_path / 'c')
@@ -134,7 +163,7 @@ def test_a_second_process_waits_for_a_build_in_progress(tmp_path):
     "Two processes on one cold cache (torchrun, two notebooks): while one builds (holding the folder's lock), the other waits, then reads what the first built without building or rewriting anything."
     import select
     from gcsa_fer.testing import write_abaw_tree
-    from gcsa_fer.data import AbawExpr
+    from gcsa_fer.readers.abaw import AbawExpr
     from gcsa_fer.core import file_lock
     from gcsa_fer.cache import _build
 
@@ -171,7 +200,7 @@ def test_cache_key_is_the_same_in_every_process(tmp_path):
 
     root = write_abaw_fixture(tmp_path / 'aw2')
     code = (
-        "import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.data import AbawExpr; from gcsa_fer.cache import cache_key; "
+        "import sys; from gcsa_fer.core import PreprocessConfig; from gcsa_fer.readers.abaw import AbawExpr; from gcsa_fer.cache import cache_key; "
         "print(cache_key(AbawExpr(sys.argv[1], 'train', modalities=('frames',), cfg=PreprocessConfig(face_size=16, n_frames=4))))"
     )
     keys = {

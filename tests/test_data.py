@@ -20,7 +20,8 @@ from gcsa_fer.data import (
 from gcsa_fer.testing import write_abaw_fixture
 from gcsa_fer.datasets import get_dataset, dataset_info
 from gcsa_fer.preprocess import MediaError
-from gcsa_fer.cache import build_cache, CachedDataset
+from gcsa_fer.cache import build_cache
+from gcsa_fer.cached import CachedDataset
 from conftest import CREMAD
 
 CFG = PreprocessConfig(n_frames=4, face_size=32)

@@ -165,4 +165,4 @@ def test_a_field_added_later_does_not_block_resume(tmp_path):
     save_checkpoint(ck, tmp_path / 'last.pt')  # as an older version wrote it
     assert Trainer(cfg, ds, ds, tmp_path, progress=False).load()
     with pytest.raises(ValueError, match='gan_width'):
-        Trainer(Config.from_dict(cfg.to_dict()).update(gan_width=32), ds, ds, tmp_path, progress=False).load()
+        Trainer(cfg.replace(gan_width=32), ds, ds, tmp_path, progress=False).load()

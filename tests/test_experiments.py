@@ -14,16 +14,9 @@ import papermill as pm
 import pytest
 import torch
 
-from gcsa_fer.ablate import (
-    RECIPES,
-    ablate,
-    ablation_grid,
-    ablation_table,
-    collect_runs,
-    run_status,
-    table_markdown,
-    step_table,
-)
+from gcsa_fer.ablate import ablate, run_status
+from gcsa_fer.presets import RECIPES, ablation_grid
+from gcsa_fer.tables import ablation_table, collect_runs, table_markdown, step_table
 from gcsa_fer.core import Config
 from gcsa_fer import cli
 from gcsa_fer.experiment import run_experiment
@@ -153,7 +146,7 @@ def _fake_notebook(path: Path):
         "out = pathlib.Path(out_dir); log = out.parent / 'executions.log'\n"
         "log.open('a').write(out.name + '\\n')\n"
         "if seed == 1 and not (out.parent / 'fixed').exists(): raise RuntimeError('planted failure')\n"
-        "from gcsa_fer.ablate import run_config\n"
+        "from gcsa_fer.presets import run_config\n"
         "cfg = run_config(dict(dataset=dataset, modality=modality, recipe=recipe, data_root=data_root, attention=attention,\n"
         "                      loss=loss, seed=seed, epochs=epochs, batch_size=batch_size, fold=fold, device=device,\n"
         "                      overrides=overrides))\n"
@@ -316,7 +309,8 @@ def test_decision_fusion_of_two_runs(tmp_path):
     assert res['val']['macro_f1'] == pytest.approx(
         res['fusion']['val_macro_f1']
     )  # the reported fusion is the one chosen on validation
-    from gcsa_fer.models import export_default_model, load_model
+    from gcsa_fer.models import load_model
+    from gcsa_fer.model_export import export_default_model
 
     ex = load_model(export_default_model(tmp_path / 'av', tmp_path / 'exported'))  # one model folder from the two runs
     assert ex.branches == ['audio', 'visual'] and (ex.model.m, ex.model.n) == (res['fusion']['m'], res['fusion']['n'])
@@ -349,7 +343,7 @@ def test_fold_table_and_steps(tmp_path):
 
 def test_shards_split_the_grid_without_splitting_a_fold(capsys):
     "gcsa_fer ablate --shard i/n: every run once; a fused V+A run with its branch runs."
-    from gcsa_fer.ablate import ablation_grid, shard_runs
+    from gcsa_fer.ablate import shard_runs
 
     grid = ablation_grid('ravdess-cpu')
     seen = []

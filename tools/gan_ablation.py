@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 from gcsa_fer.ablate import ablation_grid, run_config
-from gcsa_fer.core import Config
 from gcsa_fer.experiment import run_experiment
 from gcsa_fer.face_training import face_config
 
@@ -59,7 +58,7 @@ def main():
         i = ['ravdess-au', 'faces'].index(name)
         for fold, cfg in configs(name, a.faces_folds):
             for gan in (False, True):
-                c = Config.from_dict(cfg.to_dict())
+                c = cfg.replace()
                 if gan:
                     c.update(gan_per_class=a.per_class[i], gan_steps=a.steps[i], gan_width=a.width[i])
                 run = Path(a.runs) / name / f"{'gan' if gan else 'base'}-f{fold}"

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from gcsa_fer.ablate import collect_runs
 from gcsa_fer.data import ravdess_actors
-from gcsa_fer.models import export_default_model
+from gcsa_fer.model_export import export_default_model
 
 
 def choose(runs: pd.DataFrame, modality: str) -> pd.Series:
