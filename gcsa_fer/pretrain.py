@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from .core import Config, EXPR_CLASSES, atomic_write, seed_everything
+from .core import Config, EXPR_CLASSES, atomic_write, seed_everything, short_list
 from .checkpoint import save_weights
 from .datasets import get_dataset
 from .detect import detect_face, resolve_detector
@@ -197,7 +197,7 @@ def distill_crops(sources, crops, cfg: Config, fps: float) -> tuple[torch.Tensor
         extra = where.max(initial=-1) + 1 + np.arange(len(crops))  # each extra crop is its own source
         found, where = np.concatenate([found, crops]), np.concatenate([where, extra])
     if not len(found):
-        raise ValueError(f"no face found in the distillation sources {[str(m) for m in _media(sources)][:5]}")
+        raise ValueError(f"no face found in the distillation sources {short_list(_media(sources))}")
     return torch.from_numpy(found).permute(0, 3, 1, 2).contiguous(), where
 
 

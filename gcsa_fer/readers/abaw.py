@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastcore.basics import patch
-from ..core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig
+from ..core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, PreprocessConfig, short_list
 from ..images import is_image, is_video, read_rgb
 from ..media import MediaError, video_fps
 from ..preprocess import load_audio, window_logmels
@@ -129,7 +129,7 @@ class AbawExpr(ExprDataset):
             self._add_video(name, labels, vids.get(re.sub(r'_(left|right)$', '', name)), strict)
         self.stats['skipped_files'] = len(self.skipped)
         if self.skipped and not self.rows:
-            problems = '; '.join(f"{s['path']}: {s['problem']}" for s in self.skipped[:5])
+            problems = short_list((f"{s['path']}: {s['problem']}" for s in self.skipped), 5, '; ')
             raise ValueError(f"Aff-Wild2 {split}: every file was skipped, nothing is left: " + problems)
 
 

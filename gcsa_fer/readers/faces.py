@@ -14,7 +14,7 @@ import pandas as pd
 from fastcore.basics import patch
 from PIL import Image
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
-from ..core import EXPR_CLASSES, PreprocessConfig
+from ..core import EXPR_CLASSES, PreprocessConfig, short_list
 from ..catalogue import shipped_data_dir
 from ..images import IMAGE_EXTS, VIDEO_EXTS, is_image, is_video, read_image
 from ..preprocess import read_video, sample_times, face_crops
@@ -148,7 +148,6 @@ def _manifest(csv: Path, mapping) -> pd.DataFrame:
     df = read_table(csv, required=('path', 'label'), split='split', text=True)
     bad = _manifest_problems(csv, df, mapping)
     if bad:
-        more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ''
         said = ' '.join(bad)
         hint = (
             f"; {expr_index.__doc__}"
@@ -157,7 +156,7 @@ def _manifest(csv: Path, mapping) -> pd.DataFrame:
             if 'also on line' in said
             else ''
         )
-        raise ValueError(f"{csv}: {len(bad)} bad rows: " + '; '.join(bad[:20]) + more + hint)
+        raise ValueError(f"{csv}: {len(bad)} bad rows: " + short_list(bad, 20, '; ') + hint)
     return df
 
 
@@ -179,7 +178,7 @@ def manifest_rows(csv: Path, mapping=None) -> list[dict]:
 
 # %% ../../nbs/08b_faces.ipynb #f135ae94
 def _list(items: list[str], n: int = 10) -> str:
-    return '; '.join(items[:n]) + (f" (and {len(items) - n} more)" if len(items) > n else '')
+    return short_list(items, n, '; ')
 
 
 _KINDS = f"images ({', '.join(IMAGE_EXTS)}) or clips ({', '.join(VIDEO_EXTS)})"
@@ -189,7 +188,7 @@ def _folder_rows(d: Path, label: int) -> tuple[list[dict], list[Path], str | Non
     "The items of one class folder, the files that are not images or clips, and a problem (an empty folder) or None."
     files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith('.'))
     media = [f for f in files if is_image(f) or is_video(f)]
-    kinds_here = ', '.join(sorted({f.suffix.lower() or f.name for f in files})[:3])
+    kinds_here = short_list(sorted({f.suffix.lower() or f.name for f in files}), 3)
     empty = None if media else d.name + (f" (only {kinds_here} files)" if files else '')
     rows = [{'path': f, 'name': f"{d.name}/{f.name}", 'label': label, 'subject': None, 'split': None} for f in media]
     return rows, [f for f in files if f not in media], empty
@@ -210,10 +209,7 @@ def folder_rows(root: Path, mapping=None) -> list[dict]:
             continue
         rows, other, empty = rows + r, other + o, empty + ([e] if e else [])
     if bad:
-        raise ValueError(
-            f"{root}: class folder names that map to no EXPR class: {bad[0]}"
-            + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else '')
-        )
+        raise ValueError(f"{root}: class folder names that map to no EXPR class: {short_list(bad, 1)}")
     if empty:
         raise ValueError(f"{root}: class folder(s) {', '.join(empty)} hold no {_KINDS}: add images, or remove them")
     if other:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core import N_CLASSES
+from ..core import N_CLASSES, short_list
 
 # %% auto #0
 __all__ = ['read_table']
@@ -83,6 +83,5 @@ def read_table(
         raise ValueError(f"{path}: no rows after the header")
     bad = _bad_values(df, label, numeric, split)
     if bad:
-        more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ''
-        raise ValueError(f"{path}: {len(bad)} bad value(s): " + '; '.join(bad[:10]) + more)
+        raise ValueError(f"{path}: {len(bad)} bad value(s): " + short_list(bad, 10, '; '))
     return df
