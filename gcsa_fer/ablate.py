@@ -31,7 +31,6 @@ from .tables import table_markdown, step_table, plot_ablation  # noqa: F401
 # %% auto #0
 __all__ = ['papermill_command', 'run_status', 'find_notebook', 'shard_runs', 'estimate_seconds', 'ablate']
 
-
 # %% ../nbs/12_ablate.ipynb #0813e8ad
 def _as_p(v) -> str | None:
     "`v` as papermill's `-p` would read it back (same value and type), else None."
@@ -45,7 +44,6 @@ def _as_p(v) -> str | None:
         except ValueError:
             return v
     return None
-
 
 # %% ../nbs/12_ablate.ipynb #e8b5324c
 def papermill_command(
@@ -65,7 +63,6 @@ def papermill_command(
         args += ['-y', json.dumps(rest)]
     return shlex.join(args)
 
-
 # %% ../nbs/12_ablate.ipynb #38a4af41
 def _with_defaults(config: dict) -> dict:
     "A recorded `Config.to_dict()` with the fields it lacks (added to `Config` since) at their defaults."
@@ -73,7 +70,6 @@ def _with_defaults(config: dict) -> dict:
     for k, v in config.items():
         out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
 
 # %% ../nbs/12_ablate.ipynb #8f102d9c
 def run_status(folder, expected: Config | None = None) -> str:
@@ -93,7 +89,6 @@ def run_status(folder, expected: Config | None = None) -> str:
         return 'partial'
     return 'pending'
 
-
 # %% ../nbs/12_ablate.ipynb #11701279
 def find_notebook(name: str = 'run.ipynb') -> Path:
     "The experiment notebook `name` from the repository's `nbs/experiments/`."
@@ -102,12 +97,10 @@ def find_notebook(name: str = 'run.ipynb') -> Path:
         raise FileNotFoundError(f"experiment notebook not found: {p} (run from a clone of the gcsa-fer repository)")
     return p
 
-
 # %% ../nbs/12_ablate.ipynb #922f0bf4
 def _group(run: dict) -> tuple:
     p = run['parameters']
     return (p.get('fold', p.get('overrides', {}).get('fold', 0)), p.get('seed'))
-
 
 # %% ../nbs/12_ablate.ipynb #fcdbd900
 def shard_runs(
@@ -130,7 +123,6 @@ def shard_runs(
         if missing:  # cannot happen with (fold, seed) groups
             raise ValueError(f"{r['name']} needs {missing}, which fall in another shard")
     return out
-
 
 # %% ../nbs/12_ablate.ipynb #eb817a37
 def _step_seconds(cfg: Config, steps: int = 5) -> float:
@@ -160,14 +152,12 @@ def _step_seconds(cfg: Config, steps: int = 5) -> float:
         times.append(time.time() - t0)
     return float(np.median(times))
 
-
 # %% ../nbs/12_ablate.ipynb #8072aed6
 def _train_size(cfg: Config) -> int:
     try:
         return len(get_dataset(cfg.dataset, 'train', cfg))
     except Exception:
         return 1000
-
 
 # %% ../nbs/12_ablate.ipynb #1b2d81e5
 def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -> float:
@@ -186,7 +176,6 @@ def estimate_seconds(runs: list[dict], steps: int = 5, overhead: float = 15.0) -
         total += cache[key] * batches * 1.15 * cfg.train.epochs + overhead
     return total
 
-
 # %% ../nbs/12_ablate.ipynb #8a45594e
 def _plan(runs: list[dict], out_root: Path, retry_failed: bool = True) -> tuple[dict, list]:
     "Each run's status in `out_root` before the grid starts, and the runs to execute."
@@ -200,7 +189,6 @@ def _plan(runs: list[dict], out_root: Path, retry_failed: bool = True) -> tuple[
             )
     return before, todo
 
-
 # %% ../nbs/12_ablate.ipynb #8decbec5
 def _write_command(folder: Path, r: dict, out_root: Path, notebook: Path):
     "`papermill_command.txt` in the run folder: the command that reproduces the run from here."
@@ -209,7 +197,6 @@ def _write_command(folder: Path, r: dict, out_root: Path, notebook: Path):
         rel['branch_runs'] = {m: os.path.relpath(out_root / n) for m, n in rel['branch_runs'].items()}
     cmd = papermill_command(rel, os.path.relpath(folder / 'run.ipynb'), os.path.relpath(notebook))
     atomic_write(folder / 'papermill_command.txt', lambda t: t.write_text(cmd + '\n'))
-
 
 # %% ../nbs/12_ablate.ipynb #2b661fff
 def _execute(r: dict, folder: Path, out_root: Path, notebook: Path, execute) -> str:
@@ -236,7 +223,6 @@ def _execute(r: dict, folder: Path, out_root: Path, notebook: Path, execute) -> 
         atomic_write(folder / 'failed.json', lambda t: t.write_text(failure))
         print(f"run {r['name']} failed: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}")
         return 'failed'
-
 
 # %% ../nbs/12_ablate.ipynb #da03e476
 def ablate(
@@ -283,7 +269,6 @@ def ablate(
     table = pd.DataFrame(status)
     atomic_write(out_root / status_file, lambda t: table.to_csv(t, index=False))
     return table
-
 
 # %% ../nbs/12_ablate.ipynb #a3d04de9
 def _positions(runs: list[dict], only=None) -> list[dict]:

@@ -16,16 +16,8 @@ from .report import write_csv
 from .tables import collect_runs
 
 # %% auto #0
-__all__ = [
-    'paired_differences',
-    'paired_summary',
-    'detectable_difference',
-    'metric_of',
-    'attention_table',
-    'forest_plot',
-    'attention_report',
-]
-
+__all__ = ['paired_differences', 'paired_summary', 'detectable_difference', 'metric_of', 'attention_table', 'forest_plot',
+           'attention_report']
 
 # %% ../nbs/12c_attention.ipynb #fb4ea42f
 def paired_differences(
@@ -41,7 +33,6 @@ def paired_differences(
     d = (a - b).dropna()
     return d.rename('diff').reset_index()
 
-
 # %% ../nbs/12c_attention.ipynb #3cc4d8b7
 def _bootstrap_ci(d: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     "95 % percentile bootstrap interval of the mean of `d` (NaN, NaN with fewer than 3 values or no spread)."
@@ -56,7 +47,6 @@ def _bootstrap_ci(d: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tu
         rng=np.random.default_rng(seed),
     ).confidence_interval
     return ci.low, ci.high
-
 
 # %% ../nbs/12c_attention.ipynb #a3d6c6c8
 def paired_summary(
@@ -82,14 +72,12 @@ def paired_summary(
         out.update(n_folds=len(fm), fold_mean_diff=fm.mean(), fold_better_in=int((fm > 0).sum()))
     return out
 
-
 # %% ../nbs/12c_attention.ipynb #ec627705
 def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     "Smallest true mean difference a paired two-sided test at `alpha` detects with `power` (normal approximation)."
     if n < 2 or not np.isfinite(std):
         return np.nan
     return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * std / np.sqrt(n))
-
 
 # %% ../nbs/12c_attention.ipynb #61d22273
 def _branch(dataset: str) -> str:
@@ -100,7 +88,6 @@ def metric_of(dataset: str) -> str:
     "The score of a branch: macro-F1 over the 8 EXPR classes, or over the classes present for a face folder (London: 2)."
     return 'test_macro_f1_present' if dataset == 'faces' else 'test_macro_f1'
 
-
 # %% ../nbs/12c_attention.ipynb #1ade3db0
 def _comparisons(runs: pd.DataFrame, row: str, metric: str) -> dict:
     "`paired_summary` of `row` against the matched control and against Base, as `vs_matched_*` and `vs_none_*`."
@@ -110,7 +97,6 @@ def _comparisons(runs: pd.DataFrame, row: str, metric: str) -> dict:
             pdf = paired_differences(runs, row, control, metric)
             out.update({f'vs_{tag}_{k}': v for k, v in paired_summary(pdf['diff'], pdf['fold']).items()})
     return out
-
 
 # %% ../nbs/12c_attention.ipynb #3892cc05
 def attention_table(
@@ -148,7 +134,6 @@ def attention_table(
     key = [(ds, rank.get((ds, r), len(rank))) for ds, r in zip(t['dataset'], t['row'])]
     return t.iloc[sorted(range(len(t)), key=key.__getitem__)].reset_index(drop=True)
 
-
 # %% ../nbs/12c_attention.ipynb #b35acd09
 _AGAINST = (('vs matched control', 'matched control'), ('vs no attention', 'Base'))
 
@@ -164,7 +149,6 @@ def _forest_points(runs: pd.DataFrame) -> pd.DataFrame:
                 pdf = paired_differences(sub, row, control, metric_of(ds))
                 recs += [{'branch': _branch(ds), 'variant': row, 'against': tag, 'diff': x} for x in pdf['diff']]
     return pd.DataFrame(recs)
-
 
 # %% ../nbs/12c_attention.ipynb #22aa4a6d
 def _forest_panel(ax, points: pd.DataFrame, colours: dict):
@@ -195,7 +179,6 @@ def _forest_panel(ax, points: pd.DataFrame, colours: dict):
     ax.set_ylabel('')
     ax.legend(fontsize=7, loc='best')
 
-
 # %% ../nbs/12c_attention.ipynb #6844f78c
 def forest_plot(runs: pd.DataFrame, path=None):
     "Paired differences of test macro-F1 (points) per variant, against the matched control and against no attention; one panel per branch."
@@ -219,7 +202,6 @@ def forest_plot(runs: pd.DataFrame, path=None):
         fig.savefig(path, dpi=120)
     return fig
 
-
 # %% ../nbs/12c_attention.ipynb #64426ead
 def _comparison_text(r: pd.Series, tag: str) -> str:
     "`+1.2 [-0.3, +2.6], p=0.120, 5/8` from a table row's `vs_{tag}_*` columns ('' where there is no comparison)."
@@ -228,7 +210,6 @@ def _comparison_text(r: pd.Series, tag: str) -> str:
     ci = '' if pd.isna(r[f'vs_{tag}_ci_low']) else f" [{r[f'vs_{tag}_ci_low']:+.1f}, {r[f'vs_{tag}_ci_high']:+.1f}]"
     p = '' if pd.isna(r[f'vs_{tag}_wilcoxon_p']) else f", p={r[f'vs_{tag}_wilcoxon_p']:.3f}"
     return f"{r[f'vs_{tag}_mean_diff']:+.1f}{ci}{p}, {int(r[f'vs_{tag}_better_in'])}/{int(r[f'vs_{tag}_n_pairs'])}"
-
 
 # %% ../nbs/12c_attention.ipynb #54799b45
 def _md(t: pd.DataFrame) -> str:
@@ -254,7 +235,6 @@ def _md(t: pd.DataFrame) -> str:
     )
     return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
 
-
 # %% ../nbs/12c_attention.ipynb #901ba00a
 def _attention_note(runs: pd.DataFrame, skipped: list) -> str:
     "The footnote of the attention table: the metric, the comparisons, and the runs, devices and commits it used."
@@ -264,7 +244,6 @@ def _attention_note(runs: pd.DataFrame, skipped: list) -> str:
         "comparisons: mean paired difference in points [95 % bootstrap interval], Wilcoxon signed-rank p, pairs won / pairs. "
         f"Runs: {len(runs)} complete, {len(skipped)} skipped; devices: {devices}; commits: {commits}."
     )
-
 
 # %% ../nbs/12c_attention.ipynb #c5a03d5d
 def attention_report(

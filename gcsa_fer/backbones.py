@@ -15,18 +15,8 @@ from .rhcnn import masked_mean
 from .mini_xception import FER_TO_EXPR, MiniXception, pretrained_mini_xception
 
 # %% auto #0
-__all__ = [
-    'VISUAL_BACKBONES',
-    'channel_order',
-    'expr_head',
-    'MiniXceptionBranch',
-    'features',
-    'forward_frames',
-    'forward',
-    'parse_backbone',
-    'make_visual_branch',
-]
-
+__all__ = ['VISUAL_BACKBONES', 'channel_order', 'expr_head', 'MiniXceptionBranch', 'features', 'forward_frames', 'forward',
+           'parse_backbone', 'make_visual_branch']
 
 # %% ../nbs/03c_backbones.ipynb #24ef567d
 def channel_order(attention: nn.Module, channels: int) -> torch.Tensor:
@@ -34,7 +24,6 @@ def channel_order(attention: nn.Module, channels: int) -> torch.Tensor:
     shuffle = getattr(attention, 'shuffle', None)
     idx = torch.arange(channels, dtype=torch.float32).view(1, channels, 1, 1)
     return (shuffle(idx) if isinstance(shuffle, nn.ChannelShuffle) else idx).flatten().long()
-
 
 # %% ../nbs/03c_backbones.ipynb #4a75c17b
 @torch.no_grad()
@@ -51,7 +40,6 @@ def expr_head(
     for i, j in FER_TO_EXPR.items():
         head.weight[j], head.bias[j] = w[i], fer_head.bias[i]
     return head
-
 
 # %% ../nbs/03c_backbones.ipynb #c11202d1
 class MiniXceptionBranch(nn.Module):
@@ -74,7 +62,6 @@ class MiniXceptionBranch(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = expr_head(net.head, n_classes, channel_order(self.attention, net.channels))
 
-
 # %% ../nbs/03c_backbones.ipynb #164d789f
 def _frames(self: MiniXceptionBranch, x: torch.Tensor) -> torch.Tensor:
     "Face frames `B x T x 3 x H x W` (uint8, or float in [0, 1]) -> grey `B*T x 1 x 64 x 64` in [-1, 1]."
@@ -87,7 +74,6 @@ def _frames(self: MiniXceptionBranch, x: torch.Tensor) -> torch.Tensor:
 
 
 MiniXceptionBranch._frames = _frames
-
 
 # %% ../nbs/03c_backbones.ipynb #2a95c7c3
 def features(self: MiniXceptionBranch, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +103,6 @@ def parse_backbone(spec: str) -> tuple[str, Path | None]:
     if name not in VISUAL_BACKBONES:
         raise ValueError(f"unknown visual_backbone {name!r}; known: {', '.join(VISUAL_BACKBONES)} (optionally ':FILE')")
     return name, (Path(file).expanduser() if file else None)
-
 
 # %% ../nbs/03c_backbones.ipynb #18fb527e
 def make_visual_branch(

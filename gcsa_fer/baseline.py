@@ -22,7 +22,6 @@ from .standardise import standardise_speakers
 # %% auto #0
 __all__ = ['lr_probe', 'audio_summary', 'ravdess_summaries', 'lr_floor']
 
-
 # %% ../nbs/11a_baseline.ipynb #bdcede36
 def lr_probe(
     C: float = 0.1,  # inverse L2 strength
@@ -32,7 +31,6 @@ def lr_probe(
     "An unfitted L2-regularised logistic regression (after a `StandardScaler` when `scale`): the linear probe."
     lr = LogisticRegression(C=C, max_iter=max_iter)
     return make_pipeline(StandardScaler(), lr) if scale else lr
-
 
 # %% ../nbs/11a_baseline.ipynb #c154c083
 _SUMMARY = {}
@@ -57,7 +55,6 @@ def audio_summary(
         d = deltas(mf)
         return torch.cat([torch.cat([x.mean(-1), x.std(-1)]) for x in (lm, mf, d)]).numpy()
 
-
 # %% ../nbs/11a_baseline.ipynb #7e5fbb58
 def ravdess_summaries(
     root=None,  # folder holding ravdess_speech/ and ravdess_au/ (None: the shipped copy)
@@ -76,7 +73,6 @@ def ravdess_summaries(
     df = pd.DataFrame({'id': ds.ids, 'actor': ds.speakers, 'label': ds.labels})
     return pd.concat([df, pd.DataFrame(A).add_prefix('a'), pd.DataFrame(V).add_prefix('v')], axis=1)
 
-
 # %% ../nbs/11a_baseline.ipynb #a3aafd49
 def _probe_probs(X: np.ndarray, y: np.ndarray, train: np.ndarray, C: float) -> np.ndarray:
     "Class probabilities (`N x 8`) of every row of `X` from a probe fitted on the `train` rows."
@@ -84,7 +80,6 @@ def _probe_probs(X: np.ndarray, y: np.ndarray, train: np.ndarray, C: float) -> n
     full = np.zeros((len(y), 8))
     full[:, clf.classes_] = clf.predict_proba(X)
     return full
-
 
 # %% ../nbs/11a_baseline.ipynb #613176f4
 def _fold_records(fold: int, probs: dict, y: np.ndarray, test: np.ndarray, fusion_mn: str) -> list[dict]:
@@ -99,7 +94,6 @@ def _fold_records(fold: int, probs: dict, y: np.ndarray, test: np.ndarray, fusio
         }
         for name, p in probs.items()
     ]
-
 
 # %% ../nbs/11a_baseline.ipynb #90e848be
 def lr_floor(

@@ -16,7 +16,6 @@ from .loss import CoarseFineLoss, quadrant_mu
 # %% auto #0
 __all__ = ['build_model', 'visual_input_of', 'param_groups', 'make_optimizer', 'make_loss', 'mixup']
 
-
 # %% ../nbs/10b_build.ipynb #8ce81447
 def _audio_branch(mc) -> MCNN:
     "The MCNN of the model settings `mc` (`cfg.model`)."
@@ -31,7 +30,6 @@ def _audio_branch(mc) -> MCNN:
         gate_bias=mc.gate_bias,
     )
 
-
 # %% ../nbs/10b_build.ipynb #dd18692c
 def _visual_branch(mc, visual_input: str = 'pixels', feature_dim: int | None = None) -> nn.Module:
     "The visual branch of the model settings `mc`: on face pixels (RHCNN or `visual_backbone`) or on feature vectors."
@@ -45,14 +43,12 @@ def _visual_branch(mc, visual_input: str = 'pixels', feature_dim: int | None = N
         visual = make_visual_branch(mc.visual_backbone, visual, mc.attention, mc.dropout, mc.gate_bias)
     return visual
 
-
 # %% ../nbs/10b_build.ipynb #9173c794
 def build_model(cfg: Config, visual_input: str = 'pixels', feature_dim: int | None = None) -> AVModel:
     "The `AVModel` for `cfg.modality`, with `visual_input` 'pixels' (RHCNN) or 'features' (FeatureMLP)."
     audio = _audio_branch(cfg.model) if 'a' in cfg.modality else None  # built first: the seed's draws depend on it
     visual = _visual_branch(cfg.model, visual_input, feature_dim) if 'v' in cfg.modality else None
     return AVModel(audio, visual, cfg.train.fusion_m, cfg.train.fusion_n)
-
 
 # %% ../nbs/10b_build.ipynb #83fca2db
 def visual_input_of(item: dict) -> tuple[str, int | None]:
@@ -63,7 +59,6 @@ def visual_input_of(item: dict) -> tuple[str, int | None]:
         return 'features', int(item['features'].shape[-1])
     return 'pixels', None
 
-
 # %% ../nbs/10b_build.ipynb #d977ad85
 def param_groups(model: AVModel, cfg: Config) -> list[dict]:
     "Two SGD parameter groups: the branch heads at `lr_heads`, everything else at `lr`."
@@ -73,7 +68,6 @@ def param_groups(model: AVModel, cfg: Config) -> list[dict]:
         {'params': rest, 'lr': cfg.train.lr, 'name': 'trunks'},
         {'params': model.heads(), 'lr': cfg.train.lr_heads, 'name': 'heads'},
     ]
-
 
 # %% ../nbs/10b_build.ipynb #fe6f0dda
 def make_optimizer(model: AVModel, cfg: Config, steps_per_epoch: int = 1):
@@ -93,7 +87,6 @@ def make_optimizer(model: AVModel, cfg: Config, steps_per_epoch: int = 1):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
     return opt, sched
 
-
 # %% ../nbs/10b_build.ipynb #4d242c44
 def make_loss(cfg: Config) -> nn.Module:
     "The loss on the probability P: cross-entropy (NLL of log P) or the coarse-fine loss."
@@ -102,7 +95,6 @@ def make_loss(cfg: Config) -> nn.Module:
         quadrant_mu(t.mu_adjacent, t.mu_opposite) if t.loss == 'coarse_fine' else torch.zeros(4, 4)
     )  # mu = 0: cross-entropy on P
     return CoarseFineLoss(mu=mu, from_probs=True, label_smoothing=t.label_smoothing)
-
 
 # %% ../nbs/10b_build.ipynb #cb3775c2
 def mixup(batch: dict, alpha: float, generator: torch.Generator | None = None) -> tuple[dict, torch.Tensor, float]:

@@ -20,18 +20,8 @@ from .files import atomic_write, file_lock
 from . import media, preprocess, detect, images  # their source is part of every cache key
 
 # %% auto #0
-__all__ = [
-    'CACHE_VERSION',
-    'fingerprint',
-    'code_modules',
-    'cache_key',
-    'compact',
-    'expand',
-    'cache_dir_for',
-    'is_complete',
-    'shard_ok',
-    'build_cache',
-]
+__all__ = ['CACHE_VERSION', 'fingerprint', 'code_modules', 'cache_key', 'compact', 'expand', 'cache_dir_for', 'is_complete',
+           'shard_ok', 'build_cache']
 
 # %% ../nbs/09_cache.ipynb #3abb8150
 CACHE_VERSION = 2  # 2: sharded (before: one items.pt loaded whole)
@@ -48,7 +38,6 @@ def fingerprint(paths) -> str:
             h.update(f"{p}\0missing\n".encode())
     return h.hexdigest()
 
-
 # %% ../nbs/09_cache.ipynb #4318abd8
 _SHARED = (media, preprocess, detect, images)  # decoding, log-mels and faces, face detection, image reading
 
@@ -59,7 +48,6 @@ def code_modules(ds) -> list:
     mro = [c.__module__ for c in type(ds).__mro__ if c.__module__ == own or c.__module__.startswith('gcsa_fer.')]
     return list(dict.fromkeys([*_SHARED, *(sys.modules[m] for m in mro if m in sys.modules)]))
 
-
 # %% ../nbs/09_cache.ipynb #75c5c098
 def _code_hash(ds=None) -> str:
     "sha256 of the source that makes `ds`'s tensors (`code_modules`): a change there makes a new cache."
@@ -69,14 +57,12 @@ def _code_hash(ds=None) -> str:
             h.update(Path(m.__file__).read_bytes())  # a class defined in a notebook or `python -c` has no file
     return h.hexdigest()
 
-
 # %% ../nbs/09_cache.ipynb #556f71bb
 def cache_key(ds) -> str:
     "The cache key of a reader: a hash of its `cache_spec()`, its input fingerprints, its code and `CACHE_VERSION`."
     inputs = fingerprint(str(p) for i in range(len(ds)) for p in ds.sources(i))
     spec = {'spec': ds.cache_spec(), 'inputs': inputs, 'version': CACHE_VERSION, 'code': _code_hash(ds)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
 
 # %% ../nbs/09_cache.ipynb #a0f0dc45
 def compact(item: dict) -> dict:
@@ -87,7 +73,6 @@ def compact(item: dict) -> dict:
 def expand(item: dict) -> dict:
     "The inverse of `compact`: float16 back to float32."
     return {k: (v.float() if torch.is_tensor(v) and v.dtype == torch.float16 else v) for k, v in item.items()}
-
 
 # %% ../nbs/09_cache.ipynb #a7a6d4da
 def cache_dir_for(ds, cache_dir) -> Path:
@@ -104,7 +89,6 @@ def is_complete(folder: Path, key: str | None = None) -> bool:
 def _shard_name(j: int) -> str:
     return f"shard-{j:05d}"
 
-
 # %% ../nbs/09_cache.ipynb #451b67de
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -112,7 +96,6 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b''):
             h.update(block)
     return h.hexdigest()
-
 
 # %% ../nbs/09_cache.ipynb #5416c885
 def shard_ok(folder: Path, j: int) -> bool:
@@ -126,7 +109,6 @@ def shard_ok(folder: Path, j: int) -> bool:
     except (ValueError, KeyError):
         return False
     return data.exists() and data.stat().st_size == m['bytes'] and _file_sha256(data) == m['sha256']
-
 
 # %% ../nbs/09_cache.ipynb #0367021c
 _WORKER_DS = None
@@ -159,7 +141,6 @@ def _init_worker(ds, parent: int):
     _WORKER_DS = ds
     torch.set_num_threads(1)
 
-
 # %% ../nbs/09_cache.ipynb #73804642
 def _one(i: int, ds=None):
     ds = ds if ds is not None else _WORKER_DS
@@ -170,7 +151,6 @@ def _one(i: int, ds=None):
         return i, compact(item), None
     except Exception as e:
         return i, None, f"{type(e).__name__}: {e}"
-
 
 # %% ../nbs/09_cache.ipynb #7e775c87
 def _write_item(f, item: dict, row: dict, dtypes: dict) -> dict:
@@ -187,7 +167,6 @@ def _write_item(f, item: dict, row: dict, dtypes: dict) -> dict:
         f.write(a.tobytes())
     rec['label'] = item['label'].tolist() if 'label' in item else -1
     return rec
-
 
 # %% ../nbs/09_cache.ipynb #1d05e9d3
 def _write_shard(j: int, idx: range, folder: Path, ds=None) -> dict:
@@ -214,7 +193,6 @@ def _write_shard(j: int, idx: range, folder: Path, ds=None) -> dict:
     atomic_write(folder / f"{name}.json", lambda p: p.write_text(json.dumps(meta)))
     return {'shard': j, 'n': len(idx)}
 
-
 # %% ../nbs/09_cache.ipynb #7f4cdb87
 def _alive(pid: str) -> bool:
     "Whether the process `pid` (a temporary file's suffix) still runs."
@@ -225,7 +203,6 @@ def _alive(pid: str) -> bool:
         return False
     except PermissionError:
         return True
-
 
 # %% ../nbs/09_cache.ipynb #3c764864
 def _plan(folder: Path, n: int, size: int, force: bool) -> list[range]:
@@ -240,12 +217,10 @@ def _plan(folder: Path, n: int, size: int, force: bool) -> list[range]:
         atomic_write(folder / 'plan.json', lambda p: p.write_text(json.dumps(plan)))
     return [range(a, min(a + size, n)) for a in range(0, n, size)] or [range(0)]
 
-
 # %% ../nbs/09_cache.ipynb #3149513d
 def _shard_size(n: int, n_workers: int, max_items: int = 512) -> int:
     "Items per shard: at most `max_items`, and small enough that every worker gets about four shards."
     return max(1, min(max_items, math.ceil(n / max(1, 4 * n_workers))))
-
 
 # %% ../nbs/09_cache.ipynb #b4eaa843
 def _run_shards(ds, folder: Path, shards: list, todo: list, n_workers: int, bar):
@@ -259,7 +234,6 @@ def _run_shards(ds, folder: Path, shards: list, todo: list, n_workers: int, bar)
     with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(ds, os.getpid())) as ex:
         for f in as_completed([ex.submit(_write_shard, j, shards[j], folder) for j in todo]):
             bar.update(f.result()['n'])
-
 
 # %% ../nbs/09_cache.ipynb #82096980
 def _finish(ds, folder: Path, key: str, shards: list, info: dict) -> Path:
@@ -284,7 +258,6 @@ def _finish(ds, folder: Path, key: str, shards: list, info: dict) -> Path:
     atomic_write(folder / 'COMPLETE', lambda p: p.write_text(key))
     return folder
 
-
 # %% ../nbs/09_cache.ipynb #9083e800
 def _build(ds, folder: Path, key: str, n_workers: int, progress: bool, force: bool, shard_items: int) -> Path:
     "`build_cache`'s work, under its lock."
@@ -299,7 +272,6 @@ def _build(ds, folder: Path, key: str, n_workers: int, progress: bool, force: bo
         _run_shards(ds, folder, shards, todo, n_workers, bar)
     info = {'shard_items': size, 'seconds': round(time.time() - t0, 2), 'n_workers': n_workers}
     return _finish(ds, folder, key, shards, info)
-
 
 # %% ../nbs/09_cache.ipynb #6e0e58e9
 def build_cache(
@@ -321,7 +293,6 @@ def build_cache(
         if is_complete(folder, key) and not force:
             return folder
         return _build(ds, folder, key, n_workers, progress, force, shard_items)
-
 
 # %% ../nbs/09_cache.ipynb #fc7b70c6
 def __getattr__(name: str):  # the reading side imports this module, so it is re-exported on first use

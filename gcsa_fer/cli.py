@@ -20,7 +20,6 @@ from .cli_predict import convert_command, export_model_command, export_onnx_comm
 # %% auto #0
 __all__ = ['COMMANDS', 'main']
 
-
 # %% ../nbs/15_cli.ipynb #2f54aa96
 def _predict(parser, args) -> int:
     _check_device(parser, args.device)
@@ -47,7 +46,6 @@ COMMANDS = {
     'data': data_command,
 }
 
-
 # %% ../nbs/15_cli.ipynb #47d84244
 def main(argv=None):
     "The `gcsa_fer` console script."
@@ -59,7 +57,6 @@ def main(argv=None):
     code = COMMANDS[args.command](parser, args)
     if code is not None:
         sys.exit(code)
-
 
 # %% ../nbs/15_cli.ipynb #e8d89150
 if __name__ == '__main__' and not hasattr(__import__('sys'), 'ps1') and 'ipykernel' not in __import__('sys').modules:

@@ -12,17 +12,8 @@ from pathlib import Path
 from .cli_parser import MIRROR_ENV, _check_device, _kv
 
 # %% auto #0
-__all__ = [
-    'RUN_RECORDS',
-    'data_command',
-    'ablate_command',
-    'report',
-    'report_command',
-    'attention_report_command',
-    'run_command',
-    'gan_command',
-]
-
+__all__ = ['RUN_RECORDS', 'data_command', 'ablate_command', 'report', 'report_command', 'attention_report_command', 'run_command',
+           'gan_command']
 
 # %% ../nbs/15b_cli_experiments.ipynb #599492d0
 def _dataset_names(parser, args) -> list[str]:
@@ -35,7 +26,6 @@ def _dataset_names(parser, args) -> list[str]:
         known = f"data fetch: name datasets ({', '.join(DATASETS)}) or pass --all"
         parser.error(known + (f"; unknown: {', '.join(unknown)}" if unknown else ''))
     return names
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #4bd572a6
 def data_command(parser, args) -> int:
@@ -53,7 +43,6 @@ def data_command(parser, args) -> int:
             return 1  # ChecksumError, or a bad folder
         print(f"{n}: {r['source']}, {r['files']} files ({r['layout']} layout), {r['seconds']:.2f} s")
     return 0
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #ef794d59
 def _ablation_grid(parser, args) -> tuple[list, dict, set | None]:
@@ -73,7 +62,6 @@ def _ablation_grid(parser, args) -> tuple[list, dict, set | None]:
         parser.error(str(e))
     return grid, extra, mine
 
-
 # %% ../nbs/15b_cli_experiments.ipynb #48299e8e
 def _print_grid(grid: list, mine: set | None):
     "`ablate --list`: position, run name and the runs it fuses, for this machine's share."
@@ -82,7 +70,6 @@ def _print_grid(grid: list, mine: set | None):
             continue
         needs = r['parameters'].get('branch_runs')
         print(f"{i}\t{r['name']}" + (f"\tfuses {needs['a']} and {needs['v']}" if needs else ''))
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #72a2eacc
 def ablate_command(parser, args) -> int | None:
@@ -101,7 +88,6 @@ def ablate_command(parser, args) -> int | None:
     print(st.to_string(index=False))
     return 1 if st['status'].isin(['failed', 'conflict']).any() else None
 
-
 # %% ../nbs/15b_cli_experiments.ipynb #92adc606
 RUN_RECORDS = ('metrics.json', 'history.csv', 'papermill_command.txt')  # a fused V+A run has no history of its own
 
@@ -116,7 +102,6 @@ def _copy_run_records(runs_dir, out: Path):
             for f in RUN_RECORDS:
                 if (run / f).exists():
                     shutil.copy2(run / f, out / 'runs' / run.name / f)
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #b03b5863
 def report(runs_dir, out_dir, title: str = 'Ablation'):
@@ -136,14 +121,12 @@ def report(runs_dir, out_dir, title: str = 'Ablation'):
     )
     print((out / 'table.md').read_text())
 
-
 # %% ../nbs/15b_cli_experiments.ipynb #9655c8ff
 def report_command(parser, args) -> None:
     "`gcsa_fer report`: the ablation table of a runs folder."
     if not Path(args.runs).is_dir():
         parser.error(f"--runs {args.runs}: no such folder (the runs folder of an ablation, e.g. runs/ravdess-cpu)")
     report(args.runs, args.out, args.title)
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #f0464995
 def attention_report_command(parser, args) -> None:
@@ -157,7 +140,6 @@ def attention_report_command(parser, args) -> None:
     except ValueError as e:
         parser.error(str(e))
     print(rep['markdown'] + '\n\n' + rep['note'])
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #4c127e36
 def _run_config(parser, args):
@@ -181,7 +163,6 @@ def _run_config(parser, args):
         parser.error(str(e))
     return cfg
 
-
 # %% ../nbs/15b_cli_experiments.ipynb #820927bd
 def run_command(parser, args) -> int:
     "`gcsa_fer run`: one configuration, trained and evaluated into `--out`; with torchrun, this process's part of it."
@@ -201,7 +182,6 @@ def run_command(parser, args) -> int:
     f1 = 100 * (m.get('test') or m.get('val') or {}).get('macro_f1', float('nan'))
     print(f"{args.out}: complete on {dist_info()[1]} process(es); test macro-F1 {f1:.2f} %")
     return 0
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #90803feb
 def _gan_datasets(parser, args) -> tuple:
@@ -223,7 +203,6 @@ def _gan_datasets(parser, args) -> tuple:
         return cfg, train, get_dataset(args.dataset, 'val', cfg, cache), ''
     except ValueError as e:
         return cfg, train, None, str(e)
-
 
 # %% ../nbs/15b_cli_experiments.ipynb #13badf2c
 def gan_command(parser, args) -> int:

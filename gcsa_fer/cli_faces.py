@@ -11,7 +11,6 @@ from .cli_parser import _kv
 # %% auto #0
 __all__ = ['TEACHER_MODELS', 'train_command', 'pretrain_command']
 
-
 # %% ../nbs/15c_cli_faces.ipynb #cdfcc205
 def _face_config(parser, args):
     "The face recipe's configuration for the options, with the face folder read once to check it."
@@ -28,7 +27,6 @@ def _face_config(parser, args):
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     return cfg
-
 
 # %% ../nbs/15c_cli_faces.ipynb #0c624f4a
 def _print_cv(out: Path, table, final: bool):
@@ -48,7 +46,6 @@ def _print_cv(out: Path, table, final: bool):
     if final:
         print(f"final model: {out / 'final'} (gcsa_fer predict FILES --run {out})")
 
-
 # %% ../nbs/15c_cli_faces.ipynb #007f89d4
 def train_command(parser, args) -> int:
     "The `train` sub-command: cross-validate the face recipe on a face folder, then train the final model."
@@ -58,7 +55,6 @@ def train_command(parser, args) -> int:
     table = cross_validate(cfg, args.out, args.folds, final=not args.no_final)
     _print_cv(Path(args.out), table, final=not args.no_final)
     return 0
-
 
 # %% ../nbs/15c_cli_faces.ipynb #51c58a6c
 TEACHER_MODELS = {'mini_xception': 'pretrained'}  # `--teacher` -> `mini_xception.load_face_model`'s name
@@ -72,7 +68,6 @@ def _distilled(rec: dict, out) -> str:
     )
     what = f"{rec['n_crops']} face crops ({rec['n_train']} trained on, {rec['n_held_out']} held out), {rec['epochs']} epochs"
     return f"{out}: {what}; the student {agree}. Fine-tune it: gcsa_fer train --data DIR --set visual_backbone=rhcnn:{rec['weights']}"
-
 
 # %% ../nbs/15c_cli_faces.ipynb #9320eb31
 def pretrain_command(parser, args) -> int:

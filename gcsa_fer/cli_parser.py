@@ -13,7 +13,6 @@ MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'  # `data fetch`: a folder holding <name>/ pe
 # %% auto #0
 __all__ = ['MIRROR_ENV', 'BACKBONES', 'TEACHERS', 'FACE_MODELS', 'SUBCOMMANDS', 'build_parser']
 
-
 # %% ../nbs/15a_cli_parser.ipynb #08baac4e
 class _Parser(argparse.ArgumentParser):
     "An `ArgumentParser` whose errors are one line; a mistyped option's line also points to --help."
@@ -23,7 +22,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         hint = '' if self.parsed else f" (see {self.prog} --help)"
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")
-
 
 # %% ../nbs/15a_cli_parser.ipynb #277fd5e0
 def _add_set(p, what: str = 'any other configuration field'):
@@ -36,7 +34,6 @@ def _add_set(p, what: str = 'any other configuration field'):
         metavar='NAME=VALUE',
         help=f"{what}, by its flat name; repeated, or several after one: --set epochs=30 batch_size=32",
     )
-
 
 # %% ../nbs/15a_cli_parser.ipynb #4d83fe94
 def _kv(items) -> dict:
@@ -54,7 +51,6 @@ def _kv(items) -> dict:
             out[k.strip()] = v
     return out
 
-
 # %% ../nbs/15a_cli_parser.ipynb #615be056
 def _positive(text: str) -> float:
     "argparse type: a number > 0."
@@ -66,7 +62,6 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return v
 
-
 # %% ../nbs/15a_cli_parser.ipynb #638f462e
 def _check_device(parser, name):
     "`--device NAME` must name a device this machine has (imports torch: called once the options are parsed)."
@@ -76,7 +71,6 @@ def _check_device(parser, name):
         get_device(name)
     except (ValueError, RuntimeError) as e:
         parser.error(f"--device {name}: {e}")
-
 
 # %% ../nbs/15a_cli_parser.ipynb #ebf29f74
 def _check_out(parser, path, flag: str = '--out'):
@@ -88,7 +82,6 @@ def _check_out(parser, path, flag: str = '--out'):
     if not p.exists() and above is not None and not above.is_dir():
         parser.error(f"{flag} {path}: {above} is a file, so no folder can be made there")
 
-
 # %% ../nbs/15a_cli_parser.ipynb #c9fe36c7
 def _add_ablate_share(a):
     "The options that pick which of the grid's runs this call does."
@@ -98,7 +91,6 @@ def _add_ablate_share(a):
     shard = "run machine I of N's share of the grid (runs grouped by fold and seed; see the ablate notebook)"
     a.add_argument('--shard', default=None, metavar='I/N', help=shard)
     a.add_argument('--list', action='store_true', help='print the grid (position, run name, what it needs) and exit')
-
 
 # %% ../nbs/15a_cli_parser.ipynb #a723a9f5
 def _add_ablate(sub):
@@ -122,7 +114,6 @@ def _add_ablate(sub):
     _add_ablate_share(a)
     _add_set(a)
 
-
 # %% ../nbs/15a_cli_parser.ipynb #a305f425
 def _add_run(sub):
     help = "train and evaluate one configuration into a run folder, resuming it; under torchrun, as one of several processes"
@@ -145,7 +136,6 @@ def _add_run(sub):
     _add_set(x, 'any configuration field (e.g. sync_bn=true)')
     x.add_argument('--quiet', action='store_true')
 
-
 # %% ../nbs/15a_cli_parser.ipynb #792ec20d
 def _add_gan(sub):
     help = "train the class-conditional GAN on a dataset's training faces (or AU vectors): AFEW or CK+ in their published layouts, a face folder, ..."
@@ -163,7 +153,6 @@ def _add_gan(sub):
     _add_set(gn, 'other configuration fields (e.g. fold=1 detector=none)')
     gn.add_argument('--quiet', action='store_true')
 
-
 # %% ../nbs/15a_cli_parser.ipynb #64d58660
 def _add_report(sub):
     r = sub.add_parser(
@@ -175,7 +164,6 @@ def _add_report(sub):
     )
     r.add_argument('--title', default='Ablation')
 
-
 # %% ../nbs/15a_cli_parser.ipynb #3cdb8dfe
 def _add_attention_report(sub):
     help = 'the attention grid (ablate --preset attention-cpu): costs, paired statistics, forest plot'
@@ -185,7 +173,6 @@ def _add_attention_report(sub):
     ar.add_argument('--out', required=True, help=out)
     costs = "skip measuring each variant's parameters, multiply-adds and CPU time"
     ar.add_argument('--no-costs', action='store_true', help=costs)
-
 
 # %% ../nbs/15a_cli_parser.ipynb #32ac8374
 # `train --backbone`: the paper's RHCNN from random weights, or the pretrained mini-Xception
@@ -217,7 +204,6 @@ def _add_train(sub):
     t.add_argument('--device', default='auto', help='auto, cpu or cuda')
     _add_set(t)
 
-
 # %% ../nbs/15a_cli_parser.ipynb #7c7d05f8
 TEACHERS = ('mini_xception',)  # `pretrain --teacher`: whose probabilities the RHCNN learns to match
 
@@ -236,7 +222,6 @@ def _add_pretrain(sub):
     pt.add_argument('--fps', type=_positive, default=5.0, help='frames a second taken from a video (default 5)')
     _add_set(pt, "the student's configuration fields (e.g. visual_width=32)")
     pt.add_argument('--quiet', action='store_true')
-
 
 # %% ../nbs/15a_cli_parser.ipynb #85fb6efc
 FACE_MODELS = ('pretrained', 'london')  # `predict --face-model`: mini-Xception FER2013 (7 classes), or models/faces
@@ -267,7 +252,6 @@ def _add_predict(sub):
     q.add_argument('--device', default='cpu', help='cpu or cuda')
     q.add_argument('--quiet', action='store_true', help='no progress bar')
 
-
 # %% ../nbs/15a_cli_parser.ipynb #e8532271
 def _add_export_model(sub):
     help = 'make a small model folder (model.safetensors, config.json, provenance.json, README.md) from a run'
@@ -280,7 +264,6 @@ def _add_export_model(sub):
     )
     e.add_argument('--dtype', choices=['float16', 'float32'], default='float16')
 
-
 # %% ../nbs/15a_cli_parser.ipynb #e42a6def
 def _add_export_onnx(sub):
     o = sub.add_parser(
@@ -290,7 +273,6 @@ def _add_export_onnx(sub):
     o.add_argument('--out', default=None, help='output folder (default: RUN_DIR/onnx)')
     o.add_argument('--opset', type=int, default=17)
     o.add_argument('--no-check', action='store_true', help='skip the onnxruntime comparison')
-
 
 # %% ../nbs/15a_cli_parser.ipynb #81f3b147
 def _add_convert(sub):
@@ -304,7 +286,6 @@ def _add_convert(sub):
     out = 'default: model.safetensors for a state dict, <name>.safe.pt for a checkpoint, beside FILE'
     c.add_argument('--out', default=None, help=out)
 
-
 # %% ../nbs/15a_cli_parser.ipynb #453f614f
 def _add_data(sub):
     help = 'the real datasets: fetch them into data/ and check every file against its sha256'
@@ -317,7 +298,6 @@ def _add_data(sub):
     df.add_argument('--root', default=None, help="the folder that holds the datasets (default: the repository's data/)")
     df.add_argument('--force', action='store_true', help='fetch again, replacing a folder that is there')
     df.add_argument('--quiet', action='store_true', help='no progress bars')
-
 
 # %% ../nbs/15a_cli_parser.ipynb #a64df104
 SUBCOMMANDS = (

@@ -10,7 +10,6 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['SUMMARY_COLUMNS', 'predict_command', 'export_model_command', 'export_onnx_command', 'convert_command']
 
-
 # %% ../nbs/15d_cli_predict.ipynb #75a2df17
 def _face_model(name: str, device: str = 'cpu'):
     "`--face-model`: the pretrained mini-Xception, or the shipped London RHCNN (`models/faces`)."
@@ -22,7 +21,6 @@ def _face_model(name: str, device: str = 'cpu'):
     if default_face_dir() is None:
         raise FileNotFoundError("--face-model london: no models/faces folder")
     return load_model(default_face_dir(), device)
-
 
 # %% ../nbs/15d_cli_predict.ipynb #3c0a052e
 def _predictor(args):
@@ -46,7 +44,6 @@ def _predictor(args):
         return combine_models(lm, face)
     return lm
 
-
 # %% ../nbs/15d_cli_predict.ipynb #be73b87f
 def _say_model(lm):
     "The model, and what it cannot use, on stderr."
@@ -57,7 +54,6 @@ def _say_model(lm):
             "predictions use the audio branch only",
             file=sys.stderr,
         )
-
 
 # %% ../nbs/15d_cli_predict.ipynb #16b3df43
 SUMMARY_COLUMNS = ('video', 'status', 'label', 'windows_av', 'windows_audio', 'windows_video', 'windows_none', 'error')
@@ -75,13 +71,11 @@ def _print_summary(summary, out) -> int:
     )
     return failed
 
-
 # %% ../nbs/15d_cli_predict.ipynb #d8ad379a
 def _error(e: Exception) -> int:
     "A user's mistake on one line; exit code 2."
     print(f"gcsa_fer: error: {e}", file=sys.stderr)
     return 2
-
 
 # %% ../nbs/15d_cli_predict.ipynb #0d9cd240
 def predict_command(args) -> int:
@@ -102,7 +96,6 @@ def predict_command(args) -> int:
         return _error(e)
     return 1 if _print_summary(summary, args.out) else 0
 
-
 # %% ../nbs/15d_cli_predict.ipynb #e23641bd
 def export_model_command(parser, args) -> None:
     "`gcsa_fer export-model`: a model folder from a run; an existing model is replaced only with --force."
@@ -115,7 +108,6 @@ def export_model_command(parser, args) -> None:
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
     print(f"wrote {out}: " + ', '.join(sorted(p.name for p in out.iterdir())))
-
 
 # %% ../nbs/15d_cli_predict.ipynb #141ca8c1
 def export_onnx_command(parser, args) -> None:
@@ -130,7 +122,6 @@ def export_onnx_command(parser, args) -> None:
     for b, d in man['branches'].items():
         diff = f", max |ONNX - PyTorch| = {d['max_abs_diff']:.1e}" if 'max_abs_diff' in d else ''
         print(f"{out / d['file']}: input {d['input']} {d['shape']}, {d['bytes'] / 1e3:.0f} kB" + diff)
-
 
 # %% ../nbs/15d_cli_predict.ipynb #f210e1c5
 def convert_command(parser, args) -> None:

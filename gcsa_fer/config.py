@@ -16,7 +16,6 @@ from .files import atomic_write
 # %% auto #0
 __all__ = ['PreprocessConfig', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields']
 
-
 # %% ../nbs/00c_config.ipynb #ee70edb8
 @dataclass
 class PreprocessConfig:
@@ -47,7 +46,6 @@ class PreprocessConfig:
     time_shift: bool = False  # training: place the clip at a random offset in its `clip_seconds` window (eval: centred)
     feature_norm: str = 'none'  # visual feature vectors: 'none' (the model's input BatchNorm standardises on training data) or 'speaker' (each speaker's own clips)
 
-
 # %% ../nbs/00c_config.ipynb #a23ede30
 def _check_preprocess(p: PreprocessConfig) -> PreprocessConfig:
     "Raise a `ValueError` naming the first preprocessing field whose value cannot work."
@@ -57,7 +55,6 @@ def _check_preprocess(p: PreprocessConfig) -> PreprocessConfig:
     if p.n_frames < 1:
         raise ValueError(f"n_frames must be at least 1, got {p.n_frames}")
     return p
-
 
 # %% ../nbs/00c_config.ipynb #46f4a9e4
 @dataclass
@@ -82,7 +79,6 @@ class ModelConfig:
     feature_dim: int = 35  # input size when the visual modality is a feature vector (RAVDESS AUs)
     feature_hidden: int = 64  # hidden size of the MLP on visual feature vectors
 
-
 # %% ../nbs/00c_config.ipynb #225969e9
 def _check_model(m: ModelConfig) -> ModelConfig:
     "Raise a `ValueError` naming the first model field whose value cannot work."
@@ -94,7 +90,6 @@ def _check_model(m: ModelConfig) -> ModelConfig:
     if not 0 <= m.dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {m.dropout}")
     return m
-
 
 # %% ../nbs/00c_config.ipynb #d0e9e342
 @dataclass
@@ -137,7 +132,6 @@ class TrainConfig:
         "The checkpoint file a finished run keeps: 'best.pt' or 'last.pt' (by `select_epoch`)."
         return 'last.pt' if self.select_epoch == 'last' else 'best.pt'
 
-
 # %% ../nbs/00c_config.ipynb #5fd9937c
 def _check_train(t: TrainConfig) -> TrainConfig:
     "Raise a `ValueError` naming the first training field whose value cannot work."
@@ -156,7 +150,6 @@ def _check_train(t: TrainConfig) -> TrainConfig:
             raise ValueError(f"{k} must be at least 1, got {getattr(t, k)}")
     return t
 
-
 # %% ../nbs/00c_config.ipynb #e18b3b67
 @dataclass
 class Config:
@@ -171,7 +164,6 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
 
 # %% ../nbs/00c_config.ipynb #2f67b091
 @patch
@@ -188,7 +180,6 @@ def validate(self: Config) -> Config:
     _check_train(self.train)
     return self
 
-
 # %% ../nbs/00c_config.ipynb #21e98557
 def flat_fields() -> set[str]:
     "Every name that `Config.update` accepts without a dotted prefix."
@@ -199,7 +190,6 @@ def flat_fields() -> set[str]:
         for f in fields(o)
         if not dataclasses.is_dataclass(getattr(o, f.name))
     }
-
 
 # %% ../nbs/00c_config.ipynb #fac89478
 @patch
@@ -220,7 +210,6 @@ def _locate(self: Config, name: str):
         raise ValueError(f"unknown configuration field {name!r}; known: {', '.join(sorted(flat_fields()))}")
     return owners[0], name
 
-
 # %% ../nbs/00c_config.ipynb #53aa5c74
 def _coerce(old, value, name):
     "Cast papermill's parameter to the type of the default it replaces."
@@ -238,7 +227,6 @@ def _coerce(old, value, name):
         return str(value)
     return value
 
-
 # %% ../nbs/00c_config.ipynb #3437e27c
 @patch
 def update(self: Config, **flat) -> Config:
@@ -249,7 +237,6 @@ def update(self: Config, **flat) -> Config:
     self.validate()
     return self
 
-
 # %% ../nbs/00c_config.ipynb #97a9a754
 @patch
 def replace(self: Config, **flat) -> Config:
@@ -257,7 +244,6 @@ def replace(self: Config, **flat) -> Config:
     parts = {f.name: getattr(self, f.name) for f in fields(self)}
     parts = {k: dataclasses.replace(v) for k, v in parts.items() if dataclasses.is_dataclass(v)}
     return dataclasses.replace(self, **parts).update(**flat)
-
 
 # %% ../nbs/00c_config.ipynb #24ec7a75
 def _build(cls, d: dict):
@@ -282,7 +268,6 @@ def from_dict(cls: Config, d: dict) -> Config:
     subs = {'preprocess': PreprocessConfig, 'model': ModelConfig, 'train': TrainConfig}
     kw = {k: _build(subs[k], d.pop(k)) for k in list(d) if k in subs}
     return _build(cls, {**d, **kw})
-
 
 # %% ../nbs/00c_config.ipynb #6604d0f1
 @patch

@@ -12,30 +12,10 @@ from .files import atomic_write, atomic_dir, read_json, file_lock
 _all_ = ['atomic_write', 'atomic_dir', 'read_json', 'file_lock']  # re-exported: their home is `gcsa_fer.files`
 
 # %% auto #0
-__all__ = [
-    'EXPR_CLASSES',
-    'N_CLASSES',
-    'IGNORE_INDEX',
-    'MODALITIES',
-    'BRANCHES',
-    'QUADRANT_NAMES',
-    'CLASS_QUADRANT',
-    'AUDIO_POOLS',
-    'VISUAL_POOLS',
-    'VISUAL_NORMS',
-    'check_modality',
-    'modality_of',
-    'class_quadrants',
-    'check_tensor',
-    'check_choice',
-    'short_list',
-    'get_device',
-    'seed_everything',
-    'atomic_write',
-    'atomic_dir',
-    'read_json',
-    'file_lock',
-]
+__all__ = ['EXPR_CLASSES', 'N_CLASSES', 'IGNORE_INDEX', 'MODALITIES', 'BRANCHES', 'QUADRANT_NAMES', 'CLASS_QUADRANT',
+           'AUDIO_POOLS', 'VISUAL_POOLS', 'VISUAL_NORMS', 'check_modality', 'modality_of', 'class_quadrants',
+           'check_tensor', 'check_choice', 'short_list', 'get_device', 'seed_everything', 'atomic_write', 'atomic_dir',
+           'read_json', 'file_lock']
 
 # %% ../nbs/00_core.ipynb #1a3c43c5
 EXPR_CLASSES: tuple[str, ...] = ('Neutral', 'Anger', 'Disgust', 'Fear', 'Happiness', 'Sadness', 'Surprise', 'Other')
@@ -50,7 +30,6 @@ BRANCHES: dict[str, tuple[str, ...]] = {
     'av': ('audio', 'visual'),
 }  # -> AVModel branches
 
-
 # %% ../nbs/00_core.ipynb #56e5c3bd
 def check_modality(modality: str) -> str:
     "`modality` when it is one of `MODALITIES`, else a `ValueError` listing them."
@@ -58,13 +37,11 @@ def check_modality(modality: str) -> str:
         raise ValueError(f"modality must be 'a', 'v' or 'av', got {modality!r}")
     return modality
 
-
 # %% ../nbs/00_core.ipynb #0230589a
 def modality_of(branches) -> str:
     "The modality code of a set of branch names: ('audio', 'visual') -> 'av'."
     code = ('a' if 'audio' in branches else '') + ('v' if 'visual' in branches else '')
     return check_modality(code) if code else check_modality(str(tuple(branches)))
-
 
 # %% ../nbs/00_core.ipynb #f46db78e
 QUADRANT_NAMES: tuple[str, ...] = ('HA+', 'HA-', 'LA-', 'LA+')
@@ -91,7 +68,6 @@ def class_quadrants(mapping: dict[str, int] | None = None) -> torch.Tensor:
         raise ValueError(f"quadrants must be -1, 0, 1, 2 or 3, got {bad}")
     return torch.tensor([mapping[c] for c in EXPR_CLASSES], dtype=torch.long)
 
-
 # %% ../nbs/00_core.ipynb #a2ad5ee4
 def check_tensor(
     x: torch.Tensor,
@@ -114,7 +90,6 @@ def check_tensor(
     if finite and x.is_floating_point() and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} got NaN or infinite values in its input of shape {tuple(x.shape)}")
 
-
 # %% ../nbs/00_core.ipynb #15d4b340
 def check_choice(name: str, value, choices):
     "`value` when it is one of `choices`, else a `ValueError` naming `name` and listing them."
@@ -124,12 +99,10 @@ def check_choice(name: str, value, choices):
     options = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     raise ValueError(f"{name} must be {options}, got {value!r}")
 
-
 # %% ../nbs/00_core.ipynb #1b8e9353
 AUDIO_POOLS: dict[str, int] = {'mean': 1, 'meanmax': 2}  # MCNN's pooling over time -> features per channel
 VISUAL_POOLS: dict[str, int] = {'mean': 1, 'meanmax': 2, 'grid': 16}  # RHCNN's pooling of the map -> the same
 VISUAL_NORMS: tuple[str, ...] = ('fixed', 'image')  # RHCNN's input scaling
-
 
 # %% ../nbs/00_core.ipynb #453efd0f
 def short_list(items, n: int = 5, sep: str = ', ') -> str:
@@ -137,7 +110,6 @@ def short_list(items, n: int = 5, sep: str = ', ') -> str:
     items = [str(i) for i in items]
     more = f" and {len(items) - n} more" if len(items) > n else ''
     return sep.join(items[:n]) + more
-
 
 # %% ../nbs/00_core.ipynb #2c75bfec
 def get_device(name: str = 'auto') -> torch.device:
@@ -149,14 +121,12 @@ def get_device(name: str = 'auto') -> torch.device:
         raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
     return dev
 
-
 # %% ../nbs/00_core.ipynb #0ebbe1fc
 def seed_everything(seed: int) -> None:
     "Seed Python, NumPy and torch (all devices)."
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
 
 # %% ../nbs/00_core.ipynb #96340339
 _CONFIG_NAMES = ('PreprocessConfig', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields')

@@ -18,7 +18,6 @@ from .build import build_model
 # %% auto #0
 __all__ = ['example_batch', 'complexity', 'variant_costs']
 
-
 # %% ../nbs/12f_costs.ipynb #c677289e
 def example_batch(cfg: Config, batch: int = 32) -> dict:
     "A batch of random inputs of the shapes `cfg`'s model is trained on (log-mel crops, face crops or feature vectors)."
@@ -32,7 +31,6 @@ def example_batch(cfg: Config, batch: int = 32) -> dict:
         else:
             out['frames'] = torch.rand(batch, pre.n_frames, 3, pre.face_size, pre.face_size)
     return out
-
 
 # %% ../nbs/12f_costs.ipynb #89f440ae
 def _model_and_batch(cfg: Config, batch: int):
@@ -58,7 +56,6 @@ def _seconds(model, x: dict) -> float:
     model(x)
     return time.perf_counter() - t0
 
-
 # %% ../nbs/12f_costs.ipynb #e4b309d0
 def complexity(
     cfg: Config,  # the run's configuration
@@ -69,7 +66,6 @@ def complexity(
     model, x = _model_and_batch(cfg, batch)
     times = [_seconds(model, x) for _ in range(repeats + 1)][1:]  # the first pass warms up
     return {**_counts(model, x), 'cpu_ms_per_item': 1000 * float(np.median(times)) / batch}
-
 
 # %% ../nbs/12f_costs.ipynb #3d99c4c7
 def variant_costs(

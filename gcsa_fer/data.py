@@ -28,41 +28,11 @@ _all_ += ['EXPR_HEADER', 'read_expr_labels', 'AbawExpr', 'AFEW_CLASSES', 'Afew',
 _all_ += ['read_ckplus_emotion', 'CkPlus', 'SyntheticAV']
 
 # %% auto #0
-__all__ = [
-    'class_counts',
-    'class_weights',
-    'collate',
-    'shipped_data_dir',
-    'SPLITS',
-    'ExprDataset',
-    'ClipReader',
-    'read_table',
-    'AU_COLUMNS',
-    'RAVDESS_FOLDS',
-    'RAVDESS_TO_EXPR',
-    'AUDIO_EXTS',
-    'Ravdess',
-    'NumpyOnlyUnpickler',
-    'ravdess_actors',
-    'ravdess_label',
-    'ravdess_speech_table',
-    'read_au_pickle',
-    'resolve_audio',
-    'CREMAD_CODES',
-    'cremad_split',
-    'CremaD',
-    'EXPR_HEADER',
-    'read_expr_labels',
-    'AbawExpr',
-    'AFEW_CLASSES',
-    'Afew',
-    'CKPLUS_TO_EXPR',
-    'subject_split',
-    'read_ckplus_emotion',
-    'CkPlus',
-    'SyntheticAV',
-]
-
+__all__ = ['class_counts', 'class_weights', 'collate', 'shipped_data_dir', 'SPLITS', 'ExprDataset', 'ClipReader', 'read_table',
+           'AU_COLUMNS', 'RAVDESS_FOLDS', 'RAVDESS_TO_EXPR', 'AUDIO_EXTS', 'Ravdess', 'NumpyOnlyUnpickler',
+           'ravdess_actors', 'ravdess_label', 'ravdess_speech_table', 'read_au_pickle', 'resolve_audio', 'CREMAD_CODES',
+           'cremad_split', 'CremaD', 'EXPR_HEADER', 'read_expr_labels', 'AbawExpr', 'AFEW_CLASSES', 'Afew',
+           'CKPLUS_TO_EXPR', 'subject_split', 'read_ckplus_emotion', 'CkPlus', 'SyntheticAV']
 
 # %% ../nbs/08_data.ipynb #2ee158b8
 def class_counts(ds) -> torch.Tensor:
@@ -76,7 +46,6 @@ def class_counts(ds) -> torch.Tensor:
     flat = flat[flat >= 0]
     return torch.from_numpy(np.bincount(flat, minlength=N_CLASSES)[:N_CLASSES].astype(np.int64))
 
-
 # %% ../nbs/08_data.ipynb #2e75efcb
 def class_weights(ds) -> torch.Tensor:
     "Inverse-frequency class weights N / (C n_c), scikit-learn's 'balanced' (float32), 0 for absent classes; the trainer's `balanced` sampling draws by them."
@@ -86,7 +55,6 @@ def class_weights(ds) -> torch.Tensor:
     if len(present):
         w[present] = compute_class_weight('balanced', classes=present, y=np.repeat(np.arange(N_CLASSES), n))
     return torch.from_numpy(w).float()
-
 
 # %% ../nbs/08_data.ipynb #5b582182
 def _pad_audio(items: list[dict]) -> list[dict]:
@@ -99,7 +67,6 @@ def _pad_audio(items: list[dict]) -> list[dict]:
         else it
         for it in items
     ]
-
 
 # %% ../nbs/08_data.ipynb #0f37ea15
 def collate(items: list[dict]) -> dict:

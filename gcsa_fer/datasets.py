@@ -25,17 +25,8 @@ from .cached import cached_dataset
 _all_ = ['audio_stats', 'feature_stats']  # their home is `standardise`; older code imports them from here
 
 # %% auto #0
-__all__ = [
-    'DATASETS',
-    'dataset_info',
-    'modality_keys',
-    'audio_norm_stats',
-    'Selected',
-    'read_dataset',
-    'get_dataset',
-    'audio_stats',
-    'feature_stats',
-]
+__all__ = ['DATASETS', 'dataset_info', 'modality_keys', 'audio_norm_stats', 'Selected', 'read_dataset', 'get_dataset',
+           'audio_stats', 'feature_stats']
 
 # %% ../nbs/09a_datasets.ipynb #6cfe52d6
 DATASETS: dict[str, type[ExprDataset]] = {
@@ -47,7 +38,6 @@ DATASETS: dict[str, type[ExprDataset]] = {
     'ckplus': CkPlus,
     'faces': FaceFolder,  # a user's labelled faces (shipped: London dev)
 }
-
 
 # %% ../nbs/09a_datasets.ipynb #cb860d4c
 def dataset_info(name: str) -> dict:
@@ -63,7 +53,6 @@ def dataset_info(name: str) -> dict:
         'shipped': r.shipped,
     }
 
-
 # %% ../nbs/09a_datasets.ipynb #c712fbb6
 def modality_keys(name: str, modality: str) -> tuple[str, ...]:
     "The item keys that `modality` ('a', 'v', 'av') selects from dataset `name`."
@@ -76,7 +65,6 @@ def modality_keys(name: str, modality: str) -> tuple[str, ...]:
     if missing:
         raise ValueError(f"dataset {name!r} has no {missing[0]} (modality {modality!r})")
     return keys
-
 
 # %% ../nbs/09a_datasets.ipynb #04cc0762
 def audio_norm_stats(
@@ -94,7 +82,6 @@ def audio_norm_stats(
         return audio_stats(ds, speakers)
     return given if given is not None else audio_stats(ds)
 
-
 # %% ../nbs/09a_datasets.ipynb #517f73f2
 def _warn_unknown_speakers(ds, keys, cfg: PreprocessConfig, speakers: list):
     for key, norm in (('audio', cfg.audio_norm), ('features', cfg.feature_norm)):
@@ -103,7 +90,6 @@ def _warn_unknown_speakers(ds, keys, cfg: PreprocessConfig, speakers: list):
                 f"{key[:5]}_norm='speaker': {type(ds).__name__} does not give the speaker of every item; "
                 "the items without one are normalised together, as one speaker"
             )
-
 
 # %% ../nbs/09a_datasets.ipynb #c1bff642
 class Selected(Dataset):
@@ -141,7 +127,6 @@ class Selected(Dataset):
     def __len__(self):
         return len(self.ds)
 
-
 # %% ../nbs/09a_datasets.ipynb #b4781d1a
 @patch(as_prop=True)
 def labels(self: Selected):
@@ -156,7 +141,6 @@ def ids(self: Selected):
 @patch(as_prop=True)
 def frame_labels(self: Selected):
     return getattr(self.ds, 'frame_labels', None)
-
 
 # %% ../nbs/09a_datasets.ipynb #122c650b
 @patch
@@ -175,7 +159,6 @@ def _audio(self: Selected, x: torch.Tensor, i: int) -> torch.Tensor:
     offset = int(torch.randint(0, d + 1, ())) if self.augment and c.time_shift else None
     return fit_length(x, T, offset, fill=0.0 if c.audio_norm != 'none' else None)
 
-
 # %% ../nbs/09a_datasets.ipynb #c5d3027c
 @patch
 def __getitem__(self: Selected, i: int) -> dict:
@@ -193,7 +176,6 @@ def __getitem__(self: Selected, i: int) -> dict:
         it['frames'] = self.faceaug(it['frames'])
     return it
 
-
 # %% ../nbs/09a_datasets.ipynb #2458df7d
 def read_dataset(
     name: str,  # a name in `DATASETS`
@@ -208,7 +190,6 @@ def read_dataset(
     if cache_dir is not None and name != 'synthetic':
         ds = cached_dataset(ds, cache_dir, n_workers=n_workers)
     return ds
-
 
 # %% ../nbs/09a_datasets.ipynb #bd436070
 def get_dataset(

@@ -11,15 +11,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = [
-    'HAAR_CASCADE',
-    'DETECTORS',
-    'haar_cascade_file',
-    'DetectorUnavailable',
-    'resolve_detector',
-    'detect_face',
-    'compare_detectors',
-]
+__all__ = ['HAAR_CASCADE', 'DETECTORS', 'haar_cascade_file', 'DetectorUnavailable', 'resolve_detector', 'detect_face',
+           'compare_detectors']
 
 # %% ../nbs/07a_detect.ipynb #c2715196
 HAAR_CASCADE = 'haarcascade_frontalface_default.xml'
@@ -33,14 +26,12 @@ def haar_cascade_file() -> Path | None:
     f = Path(d) / HAAR_CASCADE if d else None
     return f if f is not None and f.is_file() else None
 
-
 # %% ../nbs/07a_detect.ipynb #bd9e5ecf
 DETECTORS = ('haar', 'lbp', 'auto', 'none')  # 'auto': haar where OpenCV can run it, else lbp; 'none': the whole frame
 
 
 class DetectorUnavailable(RuntimeError):
     "The requested face detector cannot run on this machine; the message says what to install or choose instead."
-
 
 # %% ../nbs/07a_detect.ipynb #5b5772d9
 @functools.cache
@@ -64,7 +55,6 @@ def _haar():
         raise DetectorUnavailable(f"the Haar cascade {f} could not be loaded")
     return c
 
-
 # %% ../nbs/07a_detect.ipynb #e2f667e6
 @functools.cache
 def _lbp():
@@ -75,7 +65,6 @@ def _lbp():
     except ImportError:
         raise DetectorUnavailable("detector='lbp' needs scikit-image: pip install scikit-image") from None
     return Cascade(lbp_frontal_face_cascade_filename())
-
 
 # %% ../nbs/07a_detect.ipynb #e0168ea9
 @functools.cache
@@ -96,7 +85,6 @@ def resolve_detector(name: str) -> str:
             pass
     raise DetectorUnavailable("no face detector can run here: install opencv-python-headless<5 or scikit-image")
 
-
 # %% ../nbs/07a_detect.ipynb #3316aa20
 def _grey(frame: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
     "The frame in grey, scaled down to at most `max_width` pixels across, and the scale."
@@ -109,7 +97,6 @@ def _grey(frame: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
         frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return frame, scale
 
-
 # %% ../nbs/07a_detect.ipynb #46697c56
 def _boxes(grey: np.ndarray, detector: str) -> list:
     "Every face box (x, y, w, h) the cascade finds in a grey image."
@@ -121,7 +108,6 @@ def _boxes(grey: np.ndarray, detector: str) -> list:
         grey, scale_factor=1.2, step_ratio=1, min_size=(24, 24), max_size=grey.shape, min_neighbor_number=2
     )
     return [(d['c'], d['r'], d['width'], d['height']) for d in hits]
-
 
 # %% ../nbs/07a_detect.ipynb #31f8824c
 def detect_face(
@@ -141,7 +127,6 @@ def detect_face(
         return None
     x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
     return tuple(int(round(v / scale)) for v in (x, y, w, h))
-
 
 # %% ../nbs/07a_detect.ipynb #ee5ac938
 def compare_detectors(

@@ -11,17 +11,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 # %% auto #0
-__all__ = [
-    'dist_info',
-    'init_distributed',
-    'is_main',
-    'barrier',
-    'shard_order',
-    'join_world',
-    'ddp_model',
-    'reduce_epoch',
-]
-
+__all__ = ['dist_info', 'init_distributed', 'is_main', 'barrier', 'shard_order', 'join_world', 'ddp_model', 'reduce_epoch']
 
 # %% ../nbs/10a_distributed.ipynb #2e8c191a
 def dist_info() -> tuple[int, int, int]:
@@ -37,7 +27,6 @@ def init_distributed(device_type: str) -> bool:
         dist.init_process_group('nccl' if device_type == 'cuda' else 'gloo')
     return True
 
-
 # %% ../nbs/10a_distributed.ipynb #c6f99aa5
 def is_main() -> bool:
     "Whether this process writes files: rank 0, or the only process."
@@ -48,7 +37,6 @@ def barrier():
     "Wait for every process (nothing to wait for in a world of one)."
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
 
 # %% ../nbs/10a_distributed.ipynb #b2e54dd2
 def shard_order(
@@ -65,7 +53,6 @@ def shard_order(
     pad = (-len(order)) % world
     order += (order * (pad // len(order) + 1))[:pad]
     return order[rank::world]
-
 
 # %% ../nbs/10a_distributed.ipynb #7e18e171
 def join_world(
@@ -86,7 +73,6 @@ def join_world(
         init_distributed(device.type)
     return rank, world, device
 
-
 # %% ../nbs/10a_distributed.ipynb #5344a132
 def ddp_model(model: nn.Module, device: torch.device, world: int, sync_bn: bool = False) -> tuple[nn.Module, nn.Module]:
     "(the model on `device`, the module the training steps call): with several processes, the model wrapped in DDP."
@@ -96,7 +82,6 @@ def ddp_model(model: nn.Module, device: torch.device, world: int, sync_bn: bool 
     if world == 1:
         return model, model
     return model, DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
-
 
 # %% ../nbs/10a_distributed.ipynb #82898f28
 def reduce_epoch(total: float, count: float, model: nn.Module, device: torch.device, world: int) -> tuple[float, float]:

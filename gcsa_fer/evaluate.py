@@ -12,16 +12,8 @@ from .fusion import FusionSearch, fuse, search_fusion_weights, plot_fusion_grid
 from .metrics import evaluate, macro_f1, plot_confusion
 
 # %% auto #0
-__all__ = [
-    'frame_table',
-    'temporal_smooth',
-    'choose_smoothing_window',
-    'fuse_on_validation',
-    'evaluate_predictions',
-    'save_predictions',
-    'read_predictions',
-]
-
+__all__ = ['frame_table', 'temporal_smooth', 'choose_smoothing_window', 'fuse_on_validation', 'evaluate_predictions',
+           'save_predictions', 'read_predictions']
 
 # %% ../nbs/11_evaluate.ipynb #99ccd766
 def frame_table(pred: dict) -> pd.DataFrame:
@@ -43,7 +35,6 @@ def frame_table(pred: dict) -> pd.DataFrame:
     agg = {**{f'p{c}': 'mean' for c in range(C)}, 'label': 'max'}
     return df.groupby(['video', 'frame'], sort=True).agg(agg).reset_index()
 
-
 # %% ../nbs/11_evaluate.ipynb #4b29bea0
 def temporal_smooth(table: pd.DataFrame, window: int) -> pd.DataFrame:
     "Centred moving average of the probabilities of each video over `window` frames (1 = unchanged)."
@@ -55,7 +46,6 @@ def temporal_smooth(table: pd.DataFrame, window: int) -> pd.DataFrame:
         out[cols] = out.groupby('video')[cols].transform(lambda s: s.rolling(window, center=True, min_periods=1).mean())
     return out
 
-
 # %% ../nbs/11_evaluate.ipynb #27885bba
 def choose_smoothing_window(table: pd.DataFrame, windows=(1, 3, 5, 9, 15, 25, 51)) -> tuple[int, dict]:
     "The window with the best macro-F1 on `table` (validation), and the score of each."
@@ -64,7 +54,6 @@ def choose_smoothing_window(table: pd.DataFrame, windows=(1, 3, 5, 9, 15, 25, 51
         t = temporal_smooth(table, w)
         scores[w] = macro_f1(t['label'], t[[c for c in t.columns if c.startswith('p') and c[1:].isdigit()]].values)
     return max(scores, key=lambda w: (scores[w], -w)), scores
-
 
 # %% ../nbs/11_evaluate.ipynb #82eb644c
 def fuse_on_validation(
@@ -75,7 +64,6 @@ def fuse_on_validation(
     flat = lambda d, k: np.asarray(d[k]).reshape(-1, N_CLASSES)
     s = search_fusion_weights(flat(val, 'pa'), flat(val, 'pv'), np.asarray(val['label']).reshape(-1))
     return s, [None if d is None else {**d, 'p': fuse(d['pa'], d['pv'], s.m, s.n)} for d in (val, *others)]
-
 
 # %% ../nbs/11_evaluate.ipynb #13f25afb
 def _jsonable(o):
@@ -89,7 +77,6 @@ def _jsonable(o):
         return int(o)
     return o
 
-
 # %% ../nbs/11_evaluate.ipynb #dc350b1e
 def _save_plot(ax, path):
     "Save the figure of `ax` to `path` and close it."
@@ -98,7 +85,6 @@ def _save_plot(ax, path):
     ax.figure.tight_layout()
     ax.figure.savefig(path, dpi=110)
     plt.close(ax.figure)
-
 
 # %% ../nbs/11_evaluate.ipynb #63c2be48
 def _fusion_results(val: dict, test: dict | None, out_dir=None) -> tuple[dict, dict, dict | None]:
@@ -112,7 +98,6 @@ def _fusion_results(val: dict, test: dict | None, out_dir=None) -> tuple[dict, d
     if out_dir is not None:
         _save_plot(plot_fusion_grid(s), Path(out_dir) / 'fusion_grid.png')
     return res, val, test
-
 
 # %% ../nbs/11_evaluate.ipynb #5e3a7169
 def _eval_table(t: pd.DataFrame) -> dict:
@@ -128,7 +113,6 @@ def _smoothing_results(val: dict, test: dict | None) -> dict:
     if test is not None:
         res['test_smoothed'] = _eval_table(temporal_smooth(frame_table(test), w))
     return res
-
 
 # %% ../nbs/11_evaluate.ipynb #40aa12ae
 def evaluate_predictions(val: dict, test: dict | None, out_dir=None) -> dict:
@@ -147,7 +131,6 @@ def evaluate_predictions(val: dict, test: dict | None, out_dir=None) -> dict:
         _save_plot(ax, Path(out_dir) / f'confusion_{split}.png')
     return _jsonable(res)
 
-
 # %% ../nbs/11_evaluate.ipynb #b3718ef6
 def save_predictions(pred: dict, path):
     "One row per item (clip-level) or per item and frame (frame-level): id, label, predicted class, probabilities."
@@ -163,7 +146,6 @@ def save_predictions(pred: dict, path):
     df.insert(0, 'label', y)
     df.insert(0, 'id', ids)
     atomic_write(path, df.to_csv, index=False, float_format='%.5f')
-
 
 # %% ../nbs/11_evaluate.ipynb #05fe9ab8
 def read_predictions(path) -> dict:

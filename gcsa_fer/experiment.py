@@ -24,7 +24,6 @@ from .provenance import loaded_commit, device_name
 # %% auto #0
 __all__ = ['run_experiment', 'fuse_runs']
 
-
 # %% ../nbs/11b_experiment.ipynb #5fe181f6
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
@@ -36,7 +35,6 @@ def _write_metrics(out: Path, res: dict, started: str) -> dict:
     atomic_write(out / 'metrics.json', lambda t: t.write_text(json.dumps(_jsonable(res), indent=1)))
     return res
 
-
 # %% ../nbs/11b_experiment.ipynb #9c0c8537
 def _splits(cfg: Config, cache_dir=None) -> tuple:
     "The run's training (augmented), validation and test datasets; test is None where the dataset has none."
@@ -47,7 +45,6 @@ def _splits(cfg: Config, cache_dir=None) -> tuple:
     except ValueError:
         test = None
     return train, val, test
-
 
 # %% ../nbs/11b_experiment.ipynb #ac13c935
 def _add_gan(cfg: Config, train, val, cache_dir, out: Path, progress: bool = True) -> tuple:
@@ -61,7 +58,6 @@ def _add_gan(cfg: Config, train, val, cache_dir, out: Path, progress: bool = Tru
     )
     info = {'per_class': t.gan_per_class, 'steps': t.gan_steps, 'width': t.gan_width, 'quality_on_val': quality}
     return add_generated(train, gan, t.gan_per_class, t.seed + 1), info
-
 
 # %% ../nbs/11b_experiment.ipynb #1d3cd0f9
 def _predict_splits(tr: Trainer, val, test) -> tuple:
@@ -78,7 +74,6 @@ def _headline(preds: dict) -> dict:
         for s, p in preds.items()
         if p is not None
     }
-
 
 # %% ../nbs/11b_experiment.ipynb #a29d0d87
 def _keep_fusion(tr: Trainer, ckpt: Path, fusion: dict):
@@ -98,7 +93,6 @@ def _evaluate_run(tr: Trainer, pv: dict, pt: dict | None, out: Path) -> dict:
     if 'fusion' in res:
         _keep_fusion(tr, out / tr.cfg.train.kept_checkpoint, res['fusion'])
     return res
-
 
 # %% ../nbs/11b_experiment.ipynb #3b5cd66f
 def run_experiment(
@@ -152,7 +146,6 @@ def run_experiment(
     )
     return _write_metrics(out, res, started)
 
-
 # %% ../nbs/11b_experiment.ipynb #195617be
 def _branch_predictions(cfg: Config, branch_runs: dict) -> tuple[dict, dict]:
     "The saved predictions (`{branch: {split: ...}}`) and the metrics of the finished A and V runs `branch_runs`."
@@ -170,7 +163,6 @@ def _branch_predictions(cfg: Config, branch_runs: dict) -> tuple[dict, dict]:
         preds[m] = {s: read_predictions(f) for s, f in files.items() if f.exists()}
     return preds, meta
 
-
 # %% ../nbs/11b_experiment.ipynb #2a606f66
 def _pair(preds: dict, split: str) -> dict | None:
     "The A and V predictions of `split` side by side (`pa`, `pv`, and their mean as `p`); None if either lacks it."
@@ -180,7 +172,6 @@ def _pair(preds: dict, split: str) -> dict | None:
     if a['id'] != v['id'] or not np.array_equal(a['label'], v['label']):
         raise ValueError(f"the A and V runs predicted different {split} items; they cannot be fused")
     return {'id': a['id'], 'label': a['label'], 'pa': a['p'], 'pv': v['p'], 'p': (a['p'] + v['p']) / 2}
-
 
 # %% ../nbs/11b_experiment.ipynb #204b51de
 def fuse_runs(

@@ -15,7 +15,6 @@ from .mini_xception import FaceExpressionModel, expr_probabilities
 # %% auto #0
 __all__ = ['FaceScores', 'window_means', 'window_face_probs']
 
-
 # %% ../nbs/13c_face_scores.ipynb #81eb30d0
 class FaceScores:
     "Key frames, one at a time: detect, crop, and score in chunks of `chunk`, keeping only logits and flags."
@@ -37,7 +36,6 @@ class FaceScores:
             self.logits.append(self.face.net(self.face.prepare(x)).float().cpu().numpy())
             self.crops = []
 
-
 # %% ../nbs/13c_face_scores.ipynb #dc1460d0
 @patch
 def result(self: FaceScores) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +50,6 @@ def probabilities(self: FaceScores, logits: np.ndarray) -> np.ndarray:
     "Mean logits (W x classes) as probabilities over `EXPR_CLASSES`: softmax, then the model's classes onto theirs."
     return expr_probabilities(torch.from_numpy(logits).softmax(-1).numpy(), self.face.classes)
 
-
 # %% ../nbs/13c_face_scores.ipynb #e9582df6
 def window_means(scores: np.ndarray, has_face: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     "Per window i, the mean of the scores of key frames i - r .. i + r that show a face, and how many do."
@@ -62,7 +59,6 @@ def window_means(scores: np.ndarray, has_face: np.ndarray, r: int) -> tuple[np.n
     lo, hi = np.clip(np.arange(W) - r, 0, W), np.clip(np.arange(W) + r + 1, 0, W)
     faces = cn[hi] - cn[lo]
     return ((cs[hi] - cs[lo]) / np.maximum(faces, 1)[:, None]).astype(np.float32), faces
-
 
 # %% ../nbs/13c_face_scores.ipynb #145d2303
 def window_face_probs(collect: FaceScores, W: int, n_video: int, window_seconds: float, hop: float, notes: list):

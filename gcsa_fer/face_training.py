@@ -18,17 +18,8 @@ from .experiment import run_experiment
 from .baseline import lr_probe
 
 # %% auto #0
-__all__ = [
-    'FACE_INPUTS',
-    'FACE_OPTIMISER',
-    'FACE_SCHEDULE',
-    'FACE_RECIPE',
-    'CV_SCORES',
-    'face_config',
-    'pixel_baseline',
-    'within_subject_accuracy',
-    'cross_validate',
-]
+__all__ = ['FACE_INPUTS', 'FACE_OPTIMISER', 'FACE_SCHEDULE', 'FACE_RECIPE', 'CV_SCORES', 'face_config', 'pixel_baseline',
+           'within_subject_accuracy', 'cross_validate']
 
 # %% ../nbs/11c_face_training.ipynb #e33c0847
 FACE_INPUTS = dict(
@@ -37,7 +28,6 @@ FACE_INPUTS = dict(
 FACE_OPTIMISER = dict(optimizer='adamw', scheduler='onecycle', lr=3e-3, lr_heads=3e-3, weight_decay=1e-2)
 FACE_SCHEDULE = dict(label_smoothing=0.1, balanced=True, epochs=150, batch_size=16, select_epoch='best')
 FACE_RECIPE = FACE_INPUTS | FACE_OPTIMISER | FACE_SCHEDULE  # the crops, the optimiser, the schedule
-
 
 # %% ../nbs/11c_face_training.ipynb #9ab60279
 def face_config(
@@ -50,7 +40,6 @@ def face_config(
         attention=attention, **{**FACE_RECIPE, **overrides}
     )
 
-
 # %% ../nbs/11c_face_training.ipynb #032b784c
 def _grey32(ds) -> np.ndarray:
     "Each item's first face crop as 32x32 grey pixels, standardised per image: N x 1024."
@@ -60,7 +49,6 @@ def _grey32(ds) -> np.ndarray:
         g = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
         out.append(standardise(g, None, ddof=0))
     return np.stack(out)
-
 
 # %% ../nbs/11c_face_training.ipynb #69799bc2
 def pixel_baseline(cfg: Config, cache_dir=None) -> dict:
@@ -72,7 +60,6 @@ def pixel_baseline(cfg: Config, cache_dir=None) -> dict:
     pred = lr_probe(scale=False).fit(X, y).predict(_grey32(te))
     yt = np.asarray(te.labels)
     return {'accuracy': float((pred == yt).mean()), 'macro_f1_present': macro_f1(yt, pred, classes=np.unique(yt))}
-
 
 # %% ../nbs/11c_face_training.ipynb #4c42262a
 def within_subject_accuracy(
@@ -97,7 +84,6 @@ def within_subject_accuracy(
         right.extend(present[centred.argmax(1)] == y[i])
     return float(np.mean(right)) if right else float('nan')
 
-
 # %% ../nbs/11c_face_training.ipynb #a97f02b9
 def _fold_row(c: Config, fold_dir: Path, cache: Path, m: dict) -> dict:
     "Fold `c.fold`'s row: the network's test scores, the within-subject accuracy, and the pixel baseline's scores."
@@ -110,7 +96,6 @@ def _fold_row(c: Config, fold_dir: Path, cache: Path, m: dict) -> dict:
     chosen = {'val_macro_f1': m['val']['macro_f1_present'], 'best_epoch': m['best_epoch']}
     baseline = {'baseline_accuracy': b['accuracy'], 'baseline_macro_f1': b['macro_f1_present']}
     return {'fold': c.fold, **test, 'within_subject_accuracy': within, **chosen, **baseline}
-
 
 # %% ../nbs/11c_face_training.ipynb #09b12a9e
 CV_SCORES = (
@@ -132,7 +117,6 @@ def _cv_summary(table: pd.DataFrame, cfg: Config) -> dict:
 
     summary = {c: mean_std(c) for c in CV_SCORES}
     return summary | dict(folds=table['fold'].tolist(), config=cfg.to_dict(), attention=cfg.model.attention)
-
 
 # %% ../nbs/11c_face_training.ipynb #625d963c
 def cross_validate(

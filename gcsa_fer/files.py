@@ -37,7 +37,6 @@ def _full_errno(e: BaseException) -> int | None:
         e = e.__cause__ or e.__context__
     return None
 
-
 # %% ../nbs/00b_files.ipynb #5d35b8e2
 def _raise_if_full(e: BaseException, path: Path):
     "When `e` is a full disk: an `OSError` that names `path` and what is left of it (else the caller re-raises `e`)."
@@ -47,7 +46,6 @@ def _raise_if_full(e: BaseException, path: Path):
     kept = 'its previous version is kept' if path.exists() else 'nothing was written'
     why = os.strerror(code).lower()
     raise OSError(code, f"{path}: cannot be written, {why} ({kept}); free some space or write elsewhere") from e
-
 
 # %% ../nbs/00b_files.ipynb #4833aa29
 def _fsync(path: Path):
@@ -61,7 +59,6 @@ def _fsync(path: Path):
     finally:
         os.close(fd)
 
-
 # %% ../nbs/00b_files.ipynb #8785568c
 def _remove(path: Path):
     "Delete a file or a folder tree, if it is there."
@@ -69,7 +66,6 @@ def _remove(path: Path):
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
 
 # %% ../nbs/00b_files.ipynb #2eeb7f4f
 def atomic_write(
@@ -91,7 +87,6 @@ def atomic_write(
         _remove(tmp)
     return path
 
-
 # %% ../nbs/00b_files.ipynb #006aab53
 def _exchange(a: Path, b: Path) -> bool:
     "Swap two paths in one step (Linux `renameat2`, RENAME_EXCHANGE); False where the system cannot."
@@ -100,7 +95,6 @@ def _exchange(a: Path, b: Path) -> bool:
     except (OSError, AttributeError):
         return False
     return fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0  # AT_FDCWD, RENAME_EXCHANGE
-
 
 # %% ../nbs/00b_files.ipynb #76ca62c6
 def atomic_dir(path, write) -> Path:
@@ -127,7 +121,6 @@ def atomic_dir(path, write) -> Path:
         _remove(old)
     return path
 
-
 # %% ../nbs/00b_files.ipynb #e482ac65
 def read_json(path, default=None):
     "The content of a JSON file; `default` when there is none; a `ValueError` naming it when cut off or not JSON."
@@ -138,7 +131,6 @@ def read_json(path, default=None):
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cut off or not JSON ({e}); run the step that wrote it again, or delete it") from None
-
 
 # %% ../nbs/00b_files.ipynb #c4c35c5b
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ from .layers import remap_conv_bn_relu
 # %% auto #0
 __all__ = ['proportional_fusion', 'fuse', 'FusionSearch', 'search_fusion_weights', 'plot_fusion_grid', 'AVModel']
 
-
 # %% ../nbs/04_fusion.ipynb #e81c6165
 def proportional_fusion(
     pa,  # audio probabilities, `... x C` (tensor or array)
@@ -31,7 +30,6 @@ def proportional_fusion(
     if pa.shape != pv.shape:
         raise ValueError(f"audio and visual probabilities differ in shape: {tuple(pa.shape)} vs {tuple(pv.shape)}")
     return (m * pa + n * pv) / (m + n)
-
 
 # %% ../nbs/04_fusion.ipynb #512df2ea
 def fuse(
@@ -69,7 +67,6 @@ def fuse(
     )
     return xp.where((a & v)[..., None], both, xp.where((a | v)[..., None], one, nan))
 
-
 # %% ../nbs/04_fusion.ipynb #0eeee345
 @dataclass
 class FusionSearch:
@@ -79,7 +76,6 @@ class FusionSearch:
     n: int
     score: float  # macro-F1 at (m, n)
     grid: pd.DataFrame  # macro-F1 for every pair, index m, columns n
-
 
 # %% ../nbs/04_fusion.ipynb #e96dbaa0
 def search_fusion_weights(
@@ -101,7 +97,6 @@ def search_fusion_weights(
             best = (m, n, s)
     return FusionSearch(*best, grid)
 
-
 # %% ../nbs/04_fusion.ipynb #35b2f22d
 def plot_fusion_grid(search: FusionSearch, ax=None):
     "Heatmap of the macro-F1 (%) over (m, n), the chosen pair outlined."
@@ -116,13 +111,11 @@ def plot_fusion_grid(search: FusionSearch, ax=None):
     ax.set_title(f'fusion weights: best m={search.m}, n={search.n}')
     return ax
 
-
 # %% ../nbs/04_fusion.ipynb #5867f03a
 def _num(t: torch.Tensor) -> float:
     "A weight as a number: an int when it is whole (m=2, not 2.0, in a table)."
     x = float(t)
     return int(x) if x.is_integer() else x
-
 
 # %% ../nbs/04_fusion.ipynb #483b5416
 class AVModel(nn.Module):
@@ -168,7 +161,6 @@ class AVModel(nn.Module):
         "`fuse` with this model's m and n."
         return fuse(pa, pv, self.m, self.n, audio_ok, visual_ok)
 
-
 # %% ../nbs/04_fusion.ipynb #0a6fa0c5
 @patch
 def audio_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tensor:
@@ -181,7 +173,6 @@ def audio_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tensor
         return la if frames is not None else la.mean(1)
     la = self.audio(a)  # one clip: B x 1 x F x T
     return la if frames is None else la.unsqueeze(1).expand(-1, frames, -1)
-
 
 # %% ../nbs/04_fusion.ipynb #6dada88e
 @patch
@@ -198,7 +189,6 @@ def visual_logits(self: AVModel, batch: dict, frames: int | None) -> torch.Tenso
         return lv if frames is None else lv.unsqueeze(1).expand(-1, frames, -1)
     raise ValueError(f"the visual branch needs 'frames' or 'features' in the batch, got keys {sorted(batch)}")
 
-
 # %% ../nbs/04_fusion.ipynb #41b1ffd6
 def _n_frames(batch: dict) -> int:
     "T of a frame-level batch: from its labels, face frames or per-frame audio windows."
@@ -212,7 +202,6 @@ def _n_frames(batch: dict) -> int:
     raise ValueError(
         "level='frame' needs frame-level labels, face frames or one audio window per key frame in the batch"
     )
-
 
 # %% ../nbs/04_fusion.ipynb #176d999d
 @patch
@@ -239,7 +228,6 @@ def forward(
     )  # no face in that frame: the audio decides
     out['p'] = self.fuse(out.get('pa'), out.get('pv'), visual_ok=face if 'pa' in out else None)
     return out
-
 
 # %% ../nbs/04_fusion.ipynb #db446074
 @patch

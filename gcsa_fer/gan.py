@@ -20,14 +20,12 @@ from .standardise import moments
 # %% auto #0
 __all__ = ['Generator', 'Discriminator', 'TrainedGAN', 'plot_samples', 'train_gan', 'load_gan']
 
-
 # %% ../nbs/11d_gan.ipynb #deb26b75
 def _up(c_in: int, c_out: int) -> nn.Sequential:
     "A generator block: batch norm, ReLU, 2x upsampling, 3x3 convolution (`B x c_in x S x S` -> `B x c_out x 2S x 2S`)."
     return nn.Sequential(
         nn.BatchNorm2d(c_in), nn.ReLU(), nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 3, padding=1)
     )
-
 
 # %% ../nbs/11d_gan.ipynb #3c6586e8
 class Generator(nn.Module):
@@ -68,7 +66,6 @@ class Generator(nn.Module):
             return self.net(h)
         return self.net(self.fc(h).view(len(z), -1, 4, 4))
 
-
 # %% ../nbs/11d_gan.ipynb #10488693
 class Discriminator(nn.Module):
     "Projection discriminator with spectral normalisation: `D(x, y) = w . h(x) + e_y . h(x)`."
@@ -101,7 +98,6 @@ class Discriminator(nn.Module):
             h = h.sum((2, 3))
         return self.out(h).squeeze(1) + (self.embed(y) * h).sum(1)
 
-
 # %% ../nbs/11d_gan.ipynb #8829012b
 @dataclass
 class TrainedGAN:
@@ -124,7 +120,6 @@ class TrainedGAN:
         if self.kind == 'image':
             return ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return out * self.std + self.mean
-
 
 # %% ../nbs/11d_gan.ipynb #597cd72d
 def plot_samples(gan: TrainedGAN, path=None, per_class: int = 8, seed: int = 0):
@@ -149,7 +144,6 @@ def plot_samples(gan: TrainedGAN, path=None, per_class: int = 8, seed: int = 0):
         plt.close(fig)
     return fig
 
-
 # %% ../nbs/11d_gan.ipynb #79f07c5d
 def _gan_inputs(X, y, kind: str | None) -> tuple:
     "(data for the networks, labels, kind, size, mean, std) from real samples `X` and labels `y`; mean, std: vectors only."
@@ -168,14 +162,12 @@ def _gan_inputs(X, y, kind: str | None) -> tuple:
     mean, std = moments(X.float(), 0, min_std=1e-6, keepdim=False)
     return (X.float() - mean) / std, y, kind, X.shape[1], mean, std
 
-
 # %% ../nbs/11d_gan.ipynb #31cbdccb
 def _save_gan(path: Path, nets: dict, step: int, log: list, meta: dict, classes: list, mean, std):
     "Write `nets` (networks and optimisers by name), the step, the log, the RNG and what sampling needs to `path`."
     ck = {k: m.state_dict() for k, m in nets.items()}
     ck.update(step=step, log=log, rng={'torch': torch.get_rng_state()}, meta=meta, classes=classes, mean=mean, std=std)
     save_checkpoint(ck, path)
-
 
 # %% ../nbs/11d_gan.ipynb #6e858458
 def _resume_gan(path: Path, nets: dict, meta: dict) -> tuple[int, list]:
@@ -189,7 +181,6 @@ def _resume_gan(path: Path, nets: dict, meta: dict) -> tuple[int, list]:
         m.load_state_dict(ck[k])
     torch.set_rng_state(ck['rng']['torch'])
     return ck['step'], ck['log']
-
 
 # %% ../nbs/11d_gan.ipynb #f15add64
 def _gan_step(nets: dict, xr: torch.Tensor, yr: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
@@ -205,7 +196,6 @@ def _gan_step(nets: dict, xr: torch.Tensor, yr: torch.Tensor, z: torch.Tensor) -
     lG.backward()
     oG.step()
     return lD.item(), lG.item()
-
 
 # %% ../nbs/11d_gan.ipynb #2ca9e77c
 def train_gan(
@@ -257,7 +247,6 @@ def train_gan(
     if out is not None:
         atomic_write(out / 'log.json', lambda p: p.write_text(json.dumps(log)))
     return gan
-
 
 # %% ../nbs/11d_gan.ipynb #e5df538b
 def load_gan(out_dir) -> TrainedGAN:

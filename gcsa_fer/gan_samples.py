@@ -15,15 +15,7 @@ from .gan import TrainedGAN, train_gan
 from .standardise import standardise_images
 
 # %% auto #0
-__all__ = [
-    'gan_quality',
-    'training_arrays',
-    'train_and_measure_gan',
-    'WithGenerated',
-    'add_generated',
-    'with_generated',
-]
-
+__all__ = ['gan_quality', 'training_arrays', 'train_and_measure_gan', 'WithGenerated', 'add_generated', 'with_generated']
 
 # %% ../nbs/11e_gan_samples.ipynb #7e159581
 def _flat(X: torch.Tensor) -> np.ndarray:
@@ -34,7 +26,6 @@ def _flat(X: torch.Tensor) -> np.ndarray:
     g = F.interpolate(X.float().mean(1, keepdim=True), size=16, mode='area').flatten(1)
     return standardise_images(g).numpy()
 
-
 # %% ../nbs/11e_gan_samples.ipynb #03ad2d92
 def _c2st(A: np.ndarray, B: np.ndarray) -> float:
     "Cross-validated accuracy of the probe that separates the rows of `A` (real) from those of `B` (generated)."
@@ -44,13 +35,11 @@ def _c2st(A: np.ndarray, B: np.ndarray) -> float:
     labels = np.r_[np.zeros(len(A)), np.ones(len(B))]
     return float(cross_val_score(lr_probe(), np.vstack([A, B]), labels, cv=cv).mean())
 
-
 # %% ../nbs/11e_gan_samples.ipynb #1dd68643
 def _wasserstein(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     "Each feature's Wasserstein distance between the rows of `A` (real) and `B`, in units of its std in `A`."
     sd = A.std(0) + 1e-6
     return np.array([wasserstein_distance(A[:, j], B[:, j]) / sd[j] for j in range(A.shape[1])])
-
 
 # %% ../nbs/11e_gan_samples.ipynb #8aa68658
 def gan_quality(gan: TrainedGAN, X_train, y_train, X_test, y_test, seed: int = 0) -> dict:
@@ -72,7 +61,6 @@ def gan_quality(gan: TrainedGAN, X_train, y_train, X_test, y_test, seed: int = 0
         res.update(wasserstein_mean=float(w.mean()), wasserstein_max=float(w.max()), wasserstein=w.round(4).tolist())
     return res
 
-
 # %% ../nbs/11e_gan_samples.ipynb #4ef7421d
 def training_arrays(ds) -> tuple[torch.Tensor, torch.Tensor, str]:
     "The visual inputs of every item of `ds` (the last face frame: a CK+ sequence's peak; or the feature vector) with their labels, and which kind they are."
@@ -91,7 +79,6 @@ def training_arrays(ds) -> tuple[torch.Tensor, torch.Tensor, str]:
     if not X:
         raise ValueError("no items to train a GAN on")
     return torch.stack(X), torch.tensor(y), ('image' if X[0].dim() == 3 else 'vector')
-
 
 # %% ../nbs/11e_gan_samples.ipynb #d302c90d
 def train_and_measure_gan(
@@ -112,7 +99,6 @@ def train_and_measure_gan(
         why = why_no_val if Xv is None else 'one class'
         return gan, {'note': f"no validation split to measure on ({why})", 'n_train': len(X)}
     return gan, gan_quality(gan, X, y, Xv, yv)
-
 
 # %% ../nbs/11e_gan_samples.ipynb #01bcfe75
 class WithGenerated(Dataset):
@@ -148,7 +134,6 @@ class WithGenerated(Dataset):
     @property
     def speakers(self):
         return list(getattr(self.ds, 'speakers', [None] * len(self.ds))) + ['gan'] * len(self.X)
-
 
 # %% ../nbs/11e_gan_samples.ipynb #216d87a0
 def add_generated(ds, gan: TrainedGAN, per_class: int, seed: int = 1) -> WithGenerated:

@@ -12,7 +12,6 @@ from .core import check_tensor
 # %% auto #0
 __all__ = ['ATTENTIONS', 'ChannelAttention', 'SpatialAttention', 'GCSA', 'MatchedControl', 'make_attention']
 
-
 # %% ../nbs/01_gcsa.ipynb #dcfbcb09
 class ChannelAttention(nn.Module):
     "Equation 1: an MLP over channels at every position, sigmoid, multiply. `B x C x H x W` -> same."
@@ -35,7 +34,6 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention(x)
-
 
 # %% ../nbs/01_gcsa.ipynb #13494e57
 class SpatialAttention(nn.Module):
@@ -60,7 +58,6 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention(x)
-
 
 # %% ../nbs/01_gcsa.ipynb #6d2fc3fc
 class GCSA(nn.Module):
@@ -98,7 +95,6 @@ class GCSA(nn.Module):
         fs = self.shuffle(x * ca)
         return {'channel': ca, 'spatial': self.spatial_attention.attention(fs)}
 
-
 # %% ../nbs/01_gcsa.ipynb #6382fcb1
 class MatchedControl(nn.Module):
     "GCSA's layers without gating: `x + MLP(x)`, channel shuffle, `y + BN(conv(ReLU(BN(conv(y)))))`. `B x C x H x W` -> same."
@@ -119,7 +115,6 @@ class MatchedControl(nn.Module):
         y = g.shuffle(x + g.channel_attention.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
         s = g.spatial_attention
         return y + s.bn2(s.conv2(torch.relu(s.bn1(s.conv1(y)))))
-
 
 # %% ../nbs/01_gcsa.ipynb #2e8daca6
 ATTENTIONS = ('gcsa', 'none', 'se', 'eca', 'cbam', 'matched', 'channel', 'spatial', 'gcsa-noshuffle')

@@ -26,7 +26,6 @@ def is_video(path) -> bool:
     "Whether `path` names a clip by its extension (any case), one of `VIDEO_EXTS`."
     return Path(path).suffix.lower() in VIDEO_EXTS
 
-
 # %% ../nbs/07c_images.ipynb #998ed857
 def exif_orientation(path) -> int:
     "The EXIF orientation (1-8) of an image file; 1 (upright as stored) when it has none or it cannot be read."
@@ -36,7 +35,6 @@ def exif_orientation(path) -> int:
     except Exception:
         return 1
     return o if isinstance(o, int) and 1 <= o <= 8 else 1
-
 
 # %% ../nbs/07c_images.ipynb #159d925a
 _TURN = {
@@ -54,7 +52,6 @@ _TURN = {
 def upright(img: np.ndarray, orientation: int) -> np.ndarray:
     "An image H x W (x C) stored with EXIF `orientation`, turned (and mirrored) as a photo viewer shows it."
     return np.ascontiguousarray(_TURN[orientation](img))
-
 
 # %% ../nbs/07c_images.ipynb #7a626cfa
 def read_image(path) -> np.ndarray:
@@ -74,7 +71,6 @@ def read_image(path) -> np.ndarray:
     if img is None:
         raise MediaError(path, "not a readable image")
     return upright(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), exif_orientation(path))
-
 
 # %% ../nbs/07c_images.ipynb #015a123a
 def read_rgb(path, size: int) -> np.ndarray:

@@ -12,7 +12,6 @@ from .preprocess import MediaError, frame_rgb, open_media, video_stream
 # %% auto #0
 __all__ = ['decode_key_frames']
 
-
 # %% ../nbs/13b_key_frames.ipynb #1245b5e1
 class _KeyFrameFailed(Exception):
     "An `on_key` callback raised (its error is the cause)."
@@ -25,7 +24,6 @@ class _KeyFrames:
         self.hop, self.on_key = hop, on_key
         self.times, self.frames, self.index, self.notes = [], [], [], []
         self.last, self.last_rgb, self.size = None, None, None
-
 
 # %% ../nbs/13b_key_frames.ipynb #69ee0ffe
 @patch
@@ -42,7 +40,6 @@ def emit(self: _KeyFrames):
             raise _KeyFrameFailed() from e  # the caller's error, not the file's
     self.index.append(len(self.times) - 1)
 
-
 # %% ../nbs/13b_key_frames.ipynb #b39a1d4d
 @patch
 def add(self: _KeyFrames, f, t: float):
@@ -52,7 +49,6 @@ def add(self: _KeyFrames, f, t: float):
     self.last, self.last_rgb = f, None
     self.size = self.size or frame_rgb(f).shape[1::-1]  # width x height, upright
     self.times.append(t)
-
 
 # %% ../nbs/13b_key_frames.ipynb #e6f029eb
 def _decode_stream(c, s, keys: _KeyFrames, path):
@@ -70,7 +66,6 @@ def _decode_stream(c, s, keys: _KeyFrames, path):
             raise MediaError(path, f"video cannot be decoded ({type(e).__name__}: {e})") from None
         keys.notes.append(f"decoding stopped at {keys.times[-1]:.2f} s ({type(e).__name__}: {e})")
 
-
 # %% ../nbs/13b_key_frames.ipynb #c1a5e066
 def _stated_duration(c, s) -> float | None:
     "The duration the container (or the stream) states, in seconds; None when it states none."
@@ -79,7 +74,6 @@ def _stated_duration(c, s) -> float | None:
     if c.duration is not None:
         return c.duration / 1e6
     return None
-
 
 # %% ../nbs/13b_key_frames.ipynb #44454073
 def _key_frame_record(keys: _KeyFrames, rate: float, stated: float | None) -> dict:
@@ -106,7 +100,6 @@ def _key_frame_record(keys: _KeyFrames, rate: float, stated: float | None) -> di
         stated_duration=stated,
         notes=notes,
     )
-
 
 # %% ../nbs/13b_key_frames.ipynb #eec52e7b
 def decode_key_frames(

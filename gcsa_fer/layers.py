@@ -13,12 +13,10 @@ from .gcsa import make_attention
 # %% auto #0
 __all__ = ['conv_bn_relu', 'remap_conv_bn_relu', 'attention_layer']
 
-
 # %% ../nbs/01a_layers.ipynb #599be0d6
 def conv_bn_relu(cin: int, cout: int, kernel_size, stride: int = 1, groups: int = 1) -> ConvNormAct:
     "timm's `ConvNormAct`: Conv2d ('same' padding for odd kernels, no bias) -> BatchNorm2d -> ReLU; weights `conv.*`, `bn.*`."
     return ConvNormAct(cin, cout, kernel_size, stride=stride, groups=groups, act_layer=nn.ReLU)
-
 
 # %% ../nbs/01a_layers.ipynb #92194132
 def remap_conv_bn_relu(model: nn.Module, state_dict: dict, prefix: str = '') -> dict:
@@ -31,7 +29,6 @@ def remap_conv_bn_relu(model: nn.Module, state_dict: dict, prefix: str = '') -> 
             for k in [k for k in state_dict if k.startswith(old)]:
                 state_dict[new + k[len(old) :]] = state_dict.pop(k)
     return state_dict
-
 
 # %% ../nbs/01a_layers.ipynb #0a71e058
 def attention_layer(

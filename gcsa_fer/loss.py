@@ -38,12 +38,10 @@ def mu_matrix(mu) -> torch.Tensor:
         raise ValueError("mu coefficients must be non-negative")
     return m
 
-
 # %% ../nbs/05_loss.ipynb #6bc78084
 def quadrant_mu(adjacent: float = 0.5, opposite: float = 1.0) -> torch.Tensor:
     "The 4x4 penalty matrix with one value for adjacent and one for opposite quadrants."
     return mu_matrix({pair: opposite if abs(pair[0] - pair[1]) == 2 else adjacent for pair in QUADRANT_PAIRS})
-
 
 # %% ../nbs/05_loss.ipynb #e382c5f4
 class CoarseFineLoss(nn.Module):
@@ -72,7 +70,6 @@ class CoarseFineLoss(nn.Module):
         self.from_probs, self.ignore_index = from_probs, ignore_index
         self.eps, self.label_smoothing = eps, label_smoothing
 
-
 # %% ../nbs/05_loss.ipynb #e876a3be
 @patch
 def weights(self: CoarseFineLoss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -81,7 +78,6 @@ def weights(self: CoarseFineLoss, input: torch.Tensor, target: torch.Tensor) -> 
         qy = self.quadrants[target.clamp(min=0)]
         qp = self.quadrants[input.argmax(-1)]
         return 1 + self.mu[qy, qp]
-
 
 # %% ../nbs/05_loss.ipynb #63af30a0
 @patch

@@ -12,7 +12,6 @@ from .layers import conv_bn_relu, attention_layer
 # %% auto #0
 __all__ = ['MCNN_BRANCHES', 'conv_branch', 'MCNN']
 
-
 # %% ../nbs/02_mcnn.ipynb #40d8e3d7
 def conv_branch(cin: int, width: int, kernels, width2: int | None = None) -> nn.Sequential:
     "Two conv-BN-ReLU blocks with the two given kernels (`width`, then `width2` channels), each followed by a 2x2 max pool (rounding up)."
@@ -26,7 +25,6 @@ def conv_branch(cin: int, width: int, kernels, width2: int | None = None) -> nn.
 
 
 MCNN_BRANCHES = {'local': ((3, 3), (5, 5)), 'temporal': ((3, 7), (3, 11)), 'spectral': ((7, 3), (11, 3))}
-
 
 # %% ../nbs/02_mcnn.ipynb #f6791fbb
 class MCNN(nn.Module):

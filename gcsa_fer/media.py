@@ -11,7 +11,6 @@ import torch
 # %% auto #0
 __all__ = ['MediaError', 'open_media', 'video_stream', 'frame_rgb', 'read_video', 'video_fps', 'read_audio']
 
-
 # %% ../nbs/07_media.ipynb #d5e6c640
 class MediaError(ValueError):
     "A file that cannot be turned into tensors; the message names the file and the problem."
@@ -19,7 +18,6 @@ class MediaError(ValueError):
     def __init__(self, path, problem: str):
         self.path, self.problem = str(path), problem
         super().__init__(f"{path}: {problem}")
-
 
 # %% ../nbs/07_media.ipynb #27610aa8
 def open_media(path):
@@ -36,7 +34,6 @@ def open_media(path):
     except Exception as e:
         raise MediaError(path, f"not a readable media file ({type(e).__name__}: {e})") from None
 
-
 # %% ../nbs/07_media.ipynb #9d197adb
 def video_stream(container):
     "The first video stream of an open container that is not a still picture attached to the audio (a cover); or None."
@@ -45,14 +42,12 @@ def video_stream(container):
     cover = getattr(getattr(av.stream, 'Disposition', None), 'attached_pic', None)  # PyAV 14 and later name the flag
     return next((s for s in container.streams.video if cover is None or not s.disposition & cover), None)
 
-
 # %% ../nbs/07_media.ipynb #338f698f
 def frame_rgb(frame) -> np.ndarray:
     "A decoded PyAV video frame as RGB uint8 H x W x 3, turned by the rotation its container records."
     rgb = frame.to_ndarray(format='rgb24')
     k = int(round((getattr(frame, 'rotation', 0) or 0) / 90)) % 4  # PyAV before 14 does not read the rotation
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-
 
 # %% ../nbs/07_media.ipynb #b62ee844
 def read_video(path) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +69,6 @@ def read_video(path) -> tuple[np.ndarray, np.ndarray]:
         raise MediaError(path, "video stream has no frames")
     return np.stack(frames), np.asarray(times, dtype=np.float64)
 
-
 # %% ../nbs/07_media.ipynb #c95b92be
 def video_fps(path) -> float:
     "Average frame rate of the first video stream of `path`."
@@ -86,7 +80,6 @@ def video_fps(path) -> float:
         if not r:
             raise MediaError(path, "video stream has no frame rate")
         return float(r)
-
 
 # %% ../nbs/07_media.ipynb #2814c5d8
 _AUDIO_EXTS = {'.wav', '.flac', '.ogg', '.opus', '.mp3', '.aiff', '.aif'}
@@ -117,7 +110,6 @@ def _read_av_audio(path) -> tuple[np.ndarray, int]:
         if not chunks:
             raise MediaError(path, "audio track has no samples")
         return np.concatenate(chunks), int(s.rate)
-
 
 # %% ../nbs/07_media.ipynb #a99d5132
 def read_audio(path) -> tuple[torch.Tensor, int]:

@@ -11,18 +11,8 @@ from sklearn.metrics import f1_score, accuracy_score, balanced_accuracy_score, c
 from .core import EXPR_CLASSES, N_CLASSES, IGNORE_INDEX, class_quadrants
 
 # %% auto #0
-__all__ = [
-    'valid_pairs',
-    'macro_f1',
-    'per_class_f1',
-    'accuracy',
-    'unweighted_accuracy',
-    'confusion',
-    'cross_quadrant_error_share',
-    'evaluate',
-    'plot_confusion',
-]
-
+__all__ = ['valid_pairs', 'macro_f1', 'per_class_f1', 'accuracy', 'unweighted_accuracy', 'confusion',
+           'cross_quadrant_error_share', 'evaluate', 'plot_confusion']
 
 # %% ../nbs/06_metrics.ipynb #c130354a
 def _labels(y) -> np.ndarray:
@@ -32,7 +22,6 @@ def _labels(y) -> np.ndarray:
         a = a.argmax(-1)
     return a.reshape(-1).astype(np.int64)
 
-
 # %% ../nbs/06_metrics.ipynb #59453f5a
 def valid_pairs(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
     "Flattened (true, predicted) class indices with the ignored frames removed."
@@ -41,7 +30,6 @@ def valid_pairs(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> tuple[np.nd
         raise ValueError(f"labels and predictions differ in length: {t.shape[0]} vs {p.shape[0]}")
     keep = t != ignore_index
     return t[keep], p[keep]
-
 
 # %% ../nbs/06_metrics.ipynb #b68325d6
 def macro_f1(
@@ -63,19 +51,16 @@ def macro_f1(
         warnings.simplefilter('ignore', UserWarning)
         return float(f1_score(t, p, labels=sorted(int(c) for c in classes), average='macro', zero_division=0))
 
-
 # %% ../nbs/06_metrics.ipynb #621b0748
 def per_class_f1(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "F1 of each class, in class order."
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     return f1_score(t, p, labels=list(range(n_classes)), average=None, zero_division=0)
 
-
 # %% ../nbs/06_metrics.ipynb #95c03338
 def accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
     "Share of annotated frames predicted correctly."
     return float(accuracy_score(*valid_pairs(y_true, y_pred, ignore_index)))
-
 
 # %% ../nbs/06_metrics.ipynb #687339f8
 def unweighted_accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> float:
@@ -83,12 +68,10 @@ def unweighted_accuracy(y_true, y_pred, ignore_index: int = IGNORE_INDEX) -> flo
     t, p = valid_pairs(y_true, y_pred, ignore_index)
     return float(balanced_accuracy_score(t, p)) if t.size else float('nan')
 
-
 # %% ../nbs/06_metrics.ipynb #f8d9c5e4
 def confusion(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     "Confusion counts, rows = true class, columns = predicted class."
     return confusion_matrix(*valid_pairs(y_true, y_pred, ignore_index), labels=list(range(n_classes)))
-
 
 # %% ../nbs/06_metrics.ipynb #f35cac56
 def cross_quadrant_error_share(
@@ -102,7 +85,6 @@ def cross_quadrant_error_share(
         return float('nan')
     qt, qp = q[t[wrong]], q[p[wrong]]
     return float(((qt != qp) & (qt >= 0) & (qp >= 0)).mean())
-
 
 # %% ../nbs/06_metrics.ipynb #d6cf48f7
 def evaluate(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGNORE_INDEX) -> dict:
@@ -122,7 +104,6 @@ def evaluate(y_true, y_pred, n_classes: int = N_CLASSES, ignore_index: int = IGN
         'confusion': confusion(y_true, y_pred, n_classes, ignore_index).tolist(),
         'n': int(valid_pairs(y_true, y_pred, ignore_index)[0].size),
     }
-
 
 # %% ../nbs/06_metrics.ipynb #d6568dcb
 def plot_confusion(cm, normalize: bool = True, ax=None, title: str = ''):

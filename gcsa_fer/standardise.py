@@ -8,16 +8,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = [
-    'moments',
-    'standardise',
-    'standardise_images',
-    'speaker_stats',
-    'standardise_speakers',
-    'audio_stats',
-    'feature_stats',
-]
-
+__all__ = ['moments', 'standardise', 'standardise_images', 'speaker_stats', 'standardise_speakers', 'audio_stats',
+           'feature_stats']
 
 # %% ../nbs/07b_standardise.ipynb #6adbb15f
 def moments(
@@ -33,19 +25,16 @@ def moments(
     x = np.asarray(x)
     return x.mean(dim, keepdims=keepdim), np.maximum(x.std(dim, ddof=ddof, keepdims=keepdim), min_std)
 
-
 # %% ../nbs/07b_standardise.ipynb #399b9133
 def standardise(x, dim=-1, ddof: int = 1, min_std: float = 1e-3):
     "`x` minus its mean over `dim`, divided by its std there (at least `min_std`); see `moments`."
     mean, std = moments(x, dim, ddof, min_std)
     return (x - mean) / std
 
-
 # %% ../nbs/07b_standardise.ipynb #3db70b1e
 def standardise_images(x, ddof: int = 1, min_std: float = 1e-3):
     "Each image of the batch `x` (N x ...) standardised over all its other axes."
     return standardise(x, tuple(range(1, x.ndim)), ddof, min_std)
-
 
 # %% ../nbs/07b_standardise.ipynb #a38e53aa
 def speaker_stats(
@@ -58,7 +47,6 @@ def speaker_stats(
     sp = np.asarray(speakers)
     return {k: moments(X[sp == k], 0, ddof, min_std, keepdim=False) for k in dict.fromkeys(speakers)}
 
-
 # %% ../nbs/07b_standardise.ipynb #5df23923
 def standardise_speakers(X, speakers, ddof: int = 0, min_std: float = 1e-3):
     "The rows of `X` of each speaker standardised with that speaker's own mean and std (no labels used)."
@@ -67,7 +55,6 @@ def standardise_speakers(X, speakers, ddof: int = 0, min_std: float = 1e-3):
     for k, (mean, std) in speaker_stats(X, speakers, ddof, min_std).items():
         out[sp == k] = (X[sp == k] - mean) / std
     return out
-
 
 # %% ../nbs/07b_standardise.ipynb #65abc1ed
 def audio_stats(ds, speakers=None) -> dict:
@@ -86,7 +73,6 @@ def audio_stats(ds, speakers=None) -> dict:
         mean = s1 / n
         out[k] = (mean.float().unsqueeze(-1), (s2 / n - mean**2).clamp(min=1e-6).sqrt().float().unsqueeze(-1))
     return out
-
 
 # %% ../nbs/07b_standardise.ipynb #af15925a
 def feature_stats(ds, speakers) -> dict:

@@ -13,15 +13,7 @@ from .core import MODALITIES, short_list
 from .presets import ROWS, branch_rows
 
 # %% auto #0
-__all__ = [
-    'PAPER_TABLE1',
-    'PAPER_BASELINE_F1',
-    'collect_runs',
-    'ablation_table',
-    'table_markdown',
-    'step_table',
-    'plot_ablation',
-]
+__all__ = ['PAPER_TABLE1', 'PAPER_BASELINE_F1', 'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
 
 # %% ../nbs/12e_tables.ipynb #d0269035
 PAPER_TABLE1 = pd.DataFrame(
@@ -33,7 +25,6 @@ PAPER_TABLE1 = pd.DataFrame(
 )
 PAPER_BASELINE_F1 = 23.00  # the official ABAW8 EXPR baseline on the validation set, as quoted by the paper
 
-
 # %% ../nbs/12e_tables.ipynb #ec85d98d
 def _row_of(config: dict, rows: dict) -> str:
     "The row whose fields `config` holds (the most specific one where several match), else 'other'; `rows` may map datasets to rows."
@@ -41,7 +32,6 @@ def _row_of(config: dict, rows: dict) -> str:
     flat = {**config, **config['preprocess'], **config['model'], **config['train']}
     hits = [(len(fields), name) for name, fields in rows.items() if all(flat.get(k) == v for k, v in fields.items())]
     return max(hits)[1] if hits else 'other'
-
 
 # %% ../nbs/12e_tables.ipynb #5ee10a2d
 def _skip_reason(folder: Path) -> str | None:
@@ -58,7 +48,6 @@ def _skip_reason(folder: Path) -> str | None:
     if (folder / 'last.pt').exists():
         return 'not finished (a checkpoint, no metrics.json)'
     return None
-
 
 # %% ../nbs/12e_tables.ipynb #d26176ae
 def _run_record(folder: Path, m: dict, rows: dict) -> dict:
@@ -89,7 +78,6 @@ def _run_record(folder: Path, m: dict, rows: dict) -> dict:
         'papermill_command': cmd.read_text().strip() if cmd.exists() else '',
     }
 
-
 # %% ../nbs/12e_tables.ipynb #e33c6851
 def collect_runs(
     root,  # a folder of run folders
@@ -112,7 +100,6 @@ def collect_runs(
         )
     return out
 
-
 # %% ../nbs/12e_tables.ipynb #077f9b81
 def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     "Per (dataset, modality, row): how many folds, seeds and runs, and the mean and std of each score."
@@ -133,7 +120,6 @@ def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
 
-
 # %% ../nbs/12e_tables.ipynb #cbf91740
 def ablation_table(runs: pd.DataFrame, rows: dict = ROWS) -> pd.DataFrame:
     "Mean and std over folds and seeds per (modality, row), in %, with the paper's Table 1 figure where one exists."
@@ -147,7 +133,6 @@ def ablation_table(runs: pd.DataFrame, rows: dict = ROWS) -> pd.DataFrame:
     t['_m'] = t['modality'].map(order)
     t['_r'] = t['row'].map({k: i for i, k in enumerate(rows)})
     return t.sort_values(['dataset', '_m', '_r']).drop(columns=['_m', '_r']).reset_index(drop=True)
-
 
 # %% ../nbs/12e_tables.ipynb #6f033b02
 def table_markdown(table: pd.DataFrame) -> str:
@@ -169,7 +154,6 @@ def table_markdown(table: pd.DataFrame) -> str:
         }
     )
     return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
-
 
 # %% ../nbs/12e_tables.ipynb #9a881c4c
 def _steps(f: pd.Series, datasets) -> list[tuple]:
@@ -197,7 +181,6 @@ def _steps(f: pd.Series, datasets) -> list[tuple]:
                 steps.append((ds, f'V+A {row} over the better of A {row} and V {vrow}', av - np.maximum(a, v)))
     return steps
 
-
 # %% ../nbs/12e_tables.ipynb #5c3ed6c1
 def _step_record(ds: str, step: str, diff: pd.Series) -> dict:
     "One row of the steps table: the per-fold differences `diff` (points) summarised."
@@ -212,7 +195,6 @@ def _step_record(ds: str, step: str, diff: pd.Series) -> dict:
         'per_fold': ' '.join(f'{x:+.1f}' for x in d.values),
     }
 
-
 # %% ../nbs/12e_tables.ipynb #f6e765c4
 def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     "Each step of the ablation as per-fold differences of test macro-F1 (points): GCSA over Base, CF over GCSA (or over Base where GCSA does not apply), V+A over the better single modality of the same fold."
@@ -225,13 +207,11 @@ def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     )
     return pd.DataFrame([_step_record(ds, name, d) for ds, name, d in _steps(f, sorted(set(runs['dataset'])))])
 
-
 # %% ../nbs/12e_tables.ipynb #af65ba30
 def _dodge(mod: str, hue_order: list) -> float:
     "Offset of modality `mod`'s bar from its row's tick (seaborn's bar positions; 0 if it has no bars)."
     k = len(hue_order)
     return (hue_order.index(mod) - (k - 1) / 2) * 0.8 / k if mod in hue_order else 0.0
-
 
 # %% ../nbs/12e_tables.ipynb #0c87ed47
 def _paper_markers(ax, hue_order: list):
@@ -243,7 +223,6 @@ def _paper_markers(ax, hue_order: list):
             xs, sub['paper_macro_f1'], marker=marker, color='red', s=60, zorder=5, label=f'paper, {mod} (Aff-Wild2 val)'
         )
 
-
 # %% ../nbs/12e_tables.ipynb #af4e9606
 def _not_applicable(ax, runs: pd.DataFrame, hue_order: list):
     "'n/a' at each (row, modality) without runs."
@@ -251,7 +230,6 @@ def _not_applicable(ax, runs: pd.DataFrame, hue_order: list):
         for i, row in enumerate(ROWS):
             if not ((runs['modality'] == mod) & (runs['row'] == row)).any():
                 ax.text(i + _dodge(mod, hue_order), 1, 'n/a', ha='center', va='bottom', fontsize=7, color='grey')
-
 
 # %% ../nbs/12e_tables.ipynb #cf6372b8
 def plot_ablation(runs: pd.DataFrame, path=None):

@@ -18,7 +18,6 @@ from .experiment import run_experiment
 # %% auto #0
 __all__ = ['planted_fusion_example', 'write_abaw_fixture', 'write_abaw_tree', 'tiny_synthetic_run']
 
-
 # %% ../nbs/16_testing.ipynb #5e7aa59c
 def planted_fusion_example(N: int = 200, C: int = 8, seed: int = 0):
     "Synthetic branch outputs where only m/n = 4 is right on every sample (a test fixture)."
@@ -39,7 +38,6 @@ def planted_fusion_example(N: int = 200, C: int = 8, seed: int = 0):
     pv[torch.arange(h, N), y[h:]] = 0.60
     pv[torch.arange(h, N), wrong[h:]] = 0.0
     return pa, pv, y
-
 
 # %% ../nbs/16_testing.ipynb #fef7ef9c
 def write_abaw_fixture(root, size: int = 16) -> Path:
@@ -62,7 +60,6 @@ def write_abaw_fixture(root, size: int = 16) -> Path:
                 cv2.imwrite(str(d / f'{k:05d}.jpg'), np.full((size, size, 3), 40 * k % 255, np.uint8))
     return root
 
-
 # %% ../nbs/16_testing.ipynb #e83367f3
 def _write_video(args):
     "Write one video of `write_abaw_tree`: its label file and its crops; the number of labelled frames."
@@ -84,7 +81,6 @@ def _write_video(args):
         ).astype(np.uint8)
         cv2.imwrite(str(d / f'{k:05d}.jpg'), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return int((labels >= 0).sum())
-
 
 # %% ../nbs/16_testing.ipynb #292bbacd
 def write_abaw_tree(
@@ -113,7 +109,6 @@ def write_abaw_tree(
         list(ex.map(_write_video, jobs))
     return root
 
-
 # %% ../nbs/16_testing.ipynb #042d347b
 def _source_hash() -> str:
     "A hash of the library's source files (subpackages too): the tiny run is trained again when they change."
@@ -121,7 +116,6 @@ def _source_hash() -> str:
     for f in sorted(Path(gcsa_fer.__file__).parent.rglob('*.py')):
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
-
 
 # %% ../nbs/16_testing.ipynb #1dcaf96f
 def tiny_synthetic_run(out_dir=None, epochs: int = 1) -> Path:

@@ -26,17 +26,14 @@ from .resume import rng_state, set_rng_state, check_resumable
 # %% auto #0
 __all__ = ['to_device', 'Trainer', 'plot_history']
 
-
 # %% ../nbs/10_train.ipynb #a99a9483
 def to_device(batch: dict, device: torch.device) -> dict:
     "Move the tensors of a batch dict to `device`."
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
-
 # %% ../nbs/10_train.ipynb #883109f5
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == 'cuda')
-
 
 # %% ../nbs/10_train.ipynb #0135a8fb
 def _balanced_weights(ds) -> torch.Tensor:
@@ -45,7 +42,6 @@ def _balanced_weights(ds) -> torch.Tensor:
     if y.dim() != 1:
         raise ValueError("balanced=True needs one label per item (clip-level data)")
     return torch.where(y >= 0, class_weights(ds).double()[y.clamp(min=0)], 0.0)
-
 
 # %% ../nbs/10_train.ipynb #d3dd64aa
 class Trainer:
@@ -82,7 +78,6 @@ class Trainer:
         if is_main():
             cfg.save(self.out / 'config.json')
 
-
 # %% ../nbs/10_train.ipynb #2714e33f
 @patch
 def epoch_order(self: Trainer, epoch: int) -> list[int]:
@@ -94,7 +89,6 @@ def epoch_order(self: Trainer, epoch: int) -> list[int]:
     if self.sample_weights is not None:
         return torch.multinomial(self.sample_weights, n, True, generator=g).tolist()
     return torch.randperm(n, generator=g).tolist()
-
 
 # %% ../nbs/10_train.ipynb #db485b1e
 @patch
@@ -113,7 +107,6 @@ def loader(self: Trainer, ds, train: bool, epoch: int = 0) -> DataLoader:
         pin_memory=self.device.type == 'cuda',
         drop_last=False,
     )
-
 
 # %% ../nbs/10_train.ipynb #0025912b
 @patch
@@ -136,7 +129,6 @@ def _step(self: Trainer, batch: dict) -> float:
         self.sched.step()
     return float(loss.detach())
 
-
 # %% ../nbs/10_train.ipynb #1d6d4af7
 @patch
 def train_epoch(self: Trainer, epoch: int) -> float:
@@ -154,7 +146,6 @@ def train_epoch(self: Trainer, epoch: int) -> float:
         bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
     total, count = reduce_epoch(total, count, self.model, self.device, self.world)
     return total / max(count, 1)
-
 
 # %% ../nbs/10_train.ipynb #e28bd528
 @patch
@@ -179,7 +170,6 @@ def predict(self: Trainer, ds) -> dict:
     res['id'] = keep['id']
     return res
 
-
 # %% ../nbs/10_train.ipynb #bc06f1c0
 @patch
 def validate(self: Trainer) -> dict:
@@ -191,7 +181,6 @@ def validate(self: Trainer) -> dict:
         'val_macro_f1': macro_f1(y, p, classes=self.classes),
         'val_accuracy': accuracy(y, p),
     }
-
 
 # %% ../nbs/10_train.ipynb #2b1dd028
 @patch
@@ -210,7 +199,6 @@ def save(self: Trainer, name: str = 'last.pt'):
     }
     save_checkpoint(ck, self.out / name)  # tensors and plain containers only: it loads with weights_only=True
 
-
 # %% ../nbs/10_train.ipynb #07d79a04
 @patch
 def load(self: Trainer, name: str = 'last.pt') -> bool:
@@ -227,13 +215,11 @@ def load(self: Trainer, name: str = 'last.pt') -> bool:
     set_rng_state(ck['rng'])
     return True
 
-
 # %% ../nbs/10_train.ipynb #b7787d92
 @patch(as_prop=True)
 def best_f1(self: Trainer) -> float:
     "The best validation macro-F1 of the history (-1 before the first epoch)."
     return max((h['val_macro_f1'] for h in self.history), default=-1.0)
-
 
 # %% ../nbs/10_train.ipynb #794b1b55
 @patch
@@ -260,7 +246,6 @@ def _fit_epoch(self: Trainer, epoch: int) -> dict:
         atomic_write(self.out / 'history.csv', pd.DataFrame(self.history).to_csv, index=False)
     return row
 
-
 # %% ../nbs/10_train.ipynb #bf15a64d
 @patch
 def fit(
@@ -282,14 +267,12 @@ def fit(
     barrier()  # the main process's last checkpoint is written before anyone goes on
     return pd.DataFrame(self.history)
 
-
 # %% ../nbs/10_train.ipynb #d09d02f3
 @patch
 def load_best(self: Trainer):
     "Load the weights of the best validation epoch into the model."
     self.model.load_state_dict(load_checkpoint(self.out / 'best.pt', map_location=self.device)['model'])
     return self.model
-
 
 # %% ../nbs/10_train.ipynb #11382177
 def plot_history(history: pd.DataFrame, path=None):

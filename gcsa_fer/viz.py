@@ -18,23 +18,9 @@ from .data import AU_COLUMNS
 from .metrics import plot_confusion
 
 # %% auto #0
-__all__ = [
-    'EXPLORE_DATASETS',
-    'resolve_run',
-    'explore_dataset',
-    'load_clip',
-    'analyse_clip',
-    'plot_frames',
-    'plot_logmel',
-    'plot_features',
-    'plot_channel_weights',
-    'plot_probabilities',
-    'run_metrics',
-    'metric_splits',
-    'per_class_table',
-    'plot_run_metrics',
-]
-
+__all__ = ['EXPLORE_DATASETS', 'resolve_run', 'explore_dataset', 'load_clip', 'analyse_clip', 'plot_frames', 'plot_logmel',
+           'plot_features', 'plot_channel_weights', 'plot_probabilities', 'run_metrics', 'metric_splits',
+           'per_class_table', 'plot_run_metrics']
 
 # %% ../nbs/13a_viz.ipynb #355dfd3a
 def resolve_run(
@@ -53,7 +39,6 @@ def resolve_run(
         raise FileNotFoundError("no run folder given and no models/default: pass a run folder or an exported model")
     return Path(fallback())
 
-
 # %% ../nbs/13a_viz.ipynb #bd73a865
 EXPLORE_DATASETS = ('cremad', 'ravdess', 'synthetic')
 
@@ -66,14 +51,12 @@ def explore_dataset(name: str, cfg: Config):
     c.dataset, c.modality, c.data_root = name, 'av', ''
     return get_dataset(name, 'all', c)
 
-
 # %% ../nbs/13a_viz.ipynb #1f61cfe6
 def load_clip(ds, index: int) -> dict:
     "Item `index` of `ds`, with a readable error for an index out of range."
     if not 0 <= index < len(ds):
         raise IndexError(f"clip index {index} out of range: the dataset has {len(ds)} clips (0-{len(ds) - 1})")
     return ds[index]
-
 
 # %% ../nbs/13a_viz.ipynb #d3b4fff0
 @torch.no_grad()
@@ -89,7 +72,6 @@ def _visual_maps(rhcnn, frames: torch.Tensor):
     x = rhcnn.blocks(rhcnn.stem(rhcnn._frames(frames)))
     return rhcnn.attention.attention_maps(x) if isinstance(rhcnn.attention, GCSA) else None
 
-
 # %% ../nbs/13a_viz.ipynb #dd6c69ca
 def _summarise(maps, size) -> dict | None:
     "Channel weights averaged over positions, and the spatial map averaged over channels and upsampled to `size`."
@@ -101,7 +83,6 @@ def _summarise(maps, size) -> dict | None:
         'spatial': sp.numpy(),
         'spatial_raw': maps['spatial'].mean(1).numpy(),
     }
-
 
 # %% ../nbs/13a_viz.ipynb #2f0d7f72
 @torch.no_grad()
@@ -117,7 +98,6 @@ def _audio_part(lm: LoadedModel, item: dict, res: dict, notes: list):
     res['audio_attention'] = _summarise(_audio_maps(lm.model.audio, a), a.shape[-2:])
     if res['audio_attention'] is None:
         notes.append(f"the audio branch's attention is {lm.cfg.model.attention!r}, not GCSA: no maps")
-
 
 # %% ../nbs/13a_viz.ipynb #3f7591c3
 @torch.no_grad()
@@ -143,7 +123,6 @@ def _visual_part(lm: LoadedModel, item: dict, res: dict, notes: list):
     else:
         notes.append("visual branch not used: it takes face frames, and this dataset gives feature vectors: audio only")
 
-
 # %% ../nbs/13a_viz.ipynb #21fced39
 def analyse_clip(lm: LoadedModel, item: dict) -> dict:
     "Inputs, branch probabilities (`pa`, `pv`), attention summaries and notes for one dataset item."
@@ -160,7 +139,6 @@ def analyse_clip(lm: LoadedModel, item: dict) -> dict:
     _visual_part(lm, item, res, notes)
     res['notes'] = notes
     return res
-
 
 # %% ../nbs/13a_viz.ipynb #441aa483
 def plot_frames(res: dict, overlay: bool = True, alpha: float = 0.45, max_frames: int = 8):
@@ -180,7 +158,6 @@ def plot_frames(res: dict, overlay: bool = True, alpha: float = 0.45, max_frames
     fig.suptitle('face frames' + (' + GCSA spatial attention' if overlay and att is not None else ''), fontsize=9)
     fig.tight_layout()
     return fig
-
 
 # %% ../nbs/13a_viz.ipynb #3c32f658
 def plot_logmel(
@@ -208,7 +185,6 @@ def plot_logmel(
     fig.tight_layout()
     return fig
 
-
 # %% ../nbs/13a_viz.ipynb #9cae6111
 def plot_features(res: dict):
     "The clip's feature vector (RAVDESS: 17 AU intensities `_r` and 18 AU presences `_c` from OpenFace)."
@@ -224,7 +200,6 @@ def plot_features(res: dict):
     ax.set_title(aus if names is AU_COLUMNS else 'visual input: feature vector', fontsize=9)
     fig.tight_layout()
     return fig
-
 
 # %% ../nbs/13a_viz.ipynb #a3f6ed0d
 def plot_channel_weights(res: dict):
@@ -249,7 +224,6 @@ def plot_channel_weights(res: dict):
         ax.set_title(f'channel weights, {name}', fontsize=9)
     fig.tight_layout()
     return fig
-
 
 # %% ../nbs/13a_viz.ipynb #1469df8d
 def plot_probabilities(res: dict, m: float = 1, n: float = 1):
@@ -276,7 +250,6 @@ def plot_probabilities(res: dict, m: float = 1, n: float = 1):
     fig.tight_layout()
     return fig
 
-
 # %% ../nbs/13a_viz.ipynb #b33c27b6
 def run_metrics(run_dir) -> dict:
     "The metrics of a run folder (`metrics.json`) or of an exported model (`provenance.json`'s summary); {} when none."
@@ -292,13 +265,11 @@ def metric_splits(metrics: dict) -> list[str]:
     "The keys of `metrics` that hold per-class results ('test', 'val_audio', ...)."
     return [k for k, v in metrics.items() if isinstance(v, dict) and 'per_class_f1' in v]
 
-
 # %% ../nbs/13a_viz.ipynb #8bb04847
 def per_class_table(metrics: dict) -> pd.DataFrame:
     "Per-class F1 (%) of every split and output, classes as rows, plus the macro-F1 row."
     cols = {k: {**metrics[k]['per_class_f1'], 'macro-F1': metrics[k]['macro_f1']} for k in metric_splits(metrics)}
     return (pd.DataFrame(cols) * 100).round(1)
-
 
 # %% ../nbs/13a_viz.ipynb #67e54ee0
 def _plot_f1(ax, m: dict, split: str):

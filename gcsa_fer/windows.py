@@ -39,7 +39,6 @@ def _window_length(lm: LoadedModel, window_seconds: float | None) -> float:
         raise ValueError(f"window_seconds must be positive, got {window_seconds}")
     return window_seconds
 
-
 # %% ../nbs/13d_windows.ipynb #6060bec2
 def _timeline(
     video: dict | None,  # `decode_key_frames`'s result (None: no video stream)
@@ -55,7 +54,6 @@ def _timeline(
     more = audio_seconds - video['duration'] if audio_seconds else 0.0
     note = f"the audio goes on {more:.2f} s after the video ends: windows {nv}-{n - 1} are audio only" if n > nv else ''
     return (np.arange(n) + 0.5) * hop, max(video['duration'], audio_seconds or 0.0), nv, note
-
 
 # %% ../nbs/13d_windows.ipynb #f46ad047
 def normalise_windows(
@@ -73,7 +71,6 @@ def normalise_windows(
     mean, std = moments(ref.transpose(-1, -2).reshape(-1, ref.shape[-2]), 0, keepdim=False)  # over every voiced frame
     return (mel - mean[:, None]) / std[:, None]
 
-
 # %% ../nbs/13d_windows.ipynb #17140496
 def _rms_db(windows: torch.Tensor) -> np.ndarray:
     "RMS of each window of samples, in dBFS (-inf for digital silence)."
@@ -87,7 +84,6 @@ def _batched(fn, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
     "fn over `x` in batches of `batch`; an empty `x` gives 0 x N_CLASSES."
     return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)]) if len(x) else x.new_zeros(0, N_CLASSES)
 
-
 # %% ../nbs/13d_windows.ipynb #8f893f22
 def _audio_probs(lm: LoadedModel, wave: torch.Tensor, centres, window_seconds: float, silence_db: float, notes: list):
     "Each window's audio probabilities (W x 8) and loudness (dBFS): one log-mel window centred on each centre."
@@ -100,7 +96,6 @@ def _audio_probs(lm: LoadedModel, wave: torch.Tensor, centres, window_seconds: f
     pa = _batched(lambda x: lm.model.audio(x.to(lm.device)).float().softmax(-1).cpu(), mel).numpy()
     return pa, db
 
-
 # %% ../nbs/13d_windows.ipynb #2db01725
 @contextlib.contextmanager
 def _timed(timings: dict | None, key: str):
@@ -111,7 +106,6 @@ def _timed(timings: dict | None, key: str):
     finally:
         if timings is not None:
             timings[key] = timings.get(key, 0.0) + time.perf_counter() - t
-
 
 # %% ../nbs/13d_windows.ipynb #c4234374
 def _read_media(
@@ -135,7 +129,6 @@ def _read_media(
         raise MediaError(path, "no video stream" + why)
     return video, wave, notes + (["no video stream"] if video is None else [])
 
-
 # %% ../nbs/13d_windows.ipynb #56e0dc64
 def _sources(pa, pv, db, faces, silence_db: float, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Which windows have usable audio and a face, and each window's source."
@@ -143,14 +136,12 @@ def _sources(pa, pv, db, faces, silence_db: float, W: int) -> tuple[np.ndarray, 
     has_v = (faces > 0) if pv is not None else np.zeros(W, bool)
     return has_a, has_v, np.where(has_a & has_v, 'av', np.where(has_a, 'audio', np.where(has_v, 'video', 'none')))
 
-
 # %% ../nbs/13d_windows.ipynb #fd523f50
 def _reasons(source, after, why_a: str | None, why_v: str | None, silence_db: float) -> list[str]:
     "Why each `none` window has no prediction, and which windows lie after the video's end ('' elsewhere)."
     silent = why_a or f'silent audio (below {silence_db:g} dBFS)'
     why_none = lambda late: '; '.join([silent, why_v or ('after the video ends' if late else 'no face')])
     return [why_none(late) if s == 'none' else 'after the video ends' if late else '' for s, late in zip(source, after)]
-
 
 # %% ../nbs/13d_windows.ipynb #719fd35e
 def _window_table(path, centres, window_seconds, duration, video, n_video, source, reason, faces, db) -> pd.DataFrame:
@@ -171,7 +162,6 @@ def _window_table(path, centres, window_seconds, duration, video, n_video, sourc
         }
     )
 
-
 # %% ../nbs/13d_windows.ipynb #846435ef
 def _with_classes(table: pd.DataFrame, p: np.ndarray, source: np.ndarray, face_name: str, has_v) -> pd.DataFrame:
     "The window table with the class probabilities, the label and the face model that answered."
@@ -181,7 +171,6 @@ def _with_classes(table: pd.DataFrame, p: np.ndarray, source: np.ndarray, face_n
     table['label'] = [EXPR_CLASSES[i] if ok else '' for i, ok in zip(best, source != 'none')]
     table['face_model'] = np.where(has_v, face_name, '')
     return table
-
 
 # %% ../nbs/13d_windows.ipynb #08ad2949
 @dataclass
@@ -195,7 +184,6 @@ class VideoPrediction:
     notes: list = field(default_factory=list)  # what could not be used, and why
     window_seconds: float = 0.0  # length of each window (s), centred on its segment
     face_model: str = ''  # the face model that answered (its name), '' when none did
-
 
 # %% ../nbs/13d_windows.ipynb #fdcd578e
 @patch
@@ -213,7 +201,6 @@ def missing(self: VideoPrediction) -> dict:
     "Windows without a prediction, counted by reason."
     return self.table.loc[self.table['source'] == 'none', 'reason'].value_counts().to_dict()
 
-
 # %% ../nbs/13d_windows.ipynb #62bed7cb
 def _visual_probs(
     lm: LoadedModel, collect, video, W: int, n_video: int, window_seconds: float, hop: float, notes: list
@@ -227,7 +214,6 @@ def _visual_probs(
     elif collect is not None and video is not None:
         return window_face_probs(collect, W, n_video, window_seconds, hop, notes)
     return None, np.zeros(W, dtype=int)
-
 
 # %% ../nbs/13d_windows.ipynb #08f91a81
 def predict_video(
@@ -266,7 +252,6 @@ def predict_video(
     notes += ["no window has a face or audible sound: nothing predicted"] if (source == 'none').all() else []
     times = video['times'] if video is not None else np.zeros(0)
     return VideoPrediction(path, table, times, hop, notes, window_seconds, face.name if has_v.any() else '')
-
 
 # %% ../nbs/13d_windows.ipynb #16c427c2
 def predict_image(lm: LoadedModel, path) -> VideoPrediction:

@@ -19,16 +19,8 @@ from ..preprocess import load_audio, window_logmels
 from .base import ExprDataset, check_split, find_dir, reader_root
 
 # %% auto #0
-__all__ = [
-    'EXPR_HEADER',
-    'ABAW_STATS',
-    'read_expr_labels',
-    'annotation_dir',
-    'frame_numbers',
-    'video_index',
-    'AbawExpr',
-    'window_starts',
-]
+__all__ = ['EXPR_HEADER', 'ABAW_STATS', 'read_expr_labels', 'annotation_dir', 'frame_numbers', 'video_index', 'AbawExpr',
+           'window_starts']
 
 # %% ../../nbs/08g_abaw.ipynb #7b72f852
 EXPR_HEADER = ','.join(EXPR_CLASSES)
@@ -56,7 +48,6 @@ def read_expr_labels(path) -> np.ndarray:
         raise ValueError(f"{path}: no label lines after the header")
     return np.asarray(out, dtype=np.int64)
 
-
 # %% ../../nbs/08g_abaw.ipynb #b1009f84
 _SPLIT_DIRS = {'train': ('Train_Set',), 'val': ('Validation_Set', 'Valid_Set')}
 
@@ -70,7 +61,6 @@ def annotation_dir(root: Path, split: str) -> Path:
                 return a / s
     raise ValueError(f"Aff-Wild2: no EXPR_Classification_Challenge/{_SPLIT_DIRS[split][0]} folder under {root}")
 
-
 # %% ../../nbs/08g_abaw.ipynb #61deb004
 def frame_numbers(d: Path) -> dict[int, Path]:
     "The face crops in folder `d` by their frame number (`00012.jpg` is frame 12); empty when there is no folder."
@@ -81,7 +71,6 @@ def frame_numbers(d: Path) -> dict[int, Path]:
             out[int(stem)] = d / n
     return out
 
-
 # %% ../../nbs/08g_abaw.ipynb #5ac77c10
 def video_index(root: Path, video_dir=None) -> dict[str, Path]:
     "The video files under `video_dir` (default: videos/, raw_videos/, batch1/, batch2/, new_vids/ in `root` or one level down), by name."
@@ -90,7 +79,6 @@ def video_index(root: Path, video_dir=None) -> dict[str, Path]:
         [Path(video_dir)] if video_dir else [p for n in names for p in (root / n, *root.glob(f'*/{n}')) if p.is_dir()]
     )
     return {p.stem: p for d in dirs for p in sorted(d.rglob('*')) if is_video(p)}
-
 
 # %% ../../nbs/08g_abaw.ipynb #1cfd6b74
 ABAW_STATS = (
@@ -132,7 +120,6 @@ class AbawExpr(ExprDataset):
             problems = short_list((f"{s['path']}: {s['problem']}" for s in self.skipped), 5, '; ')
             raise ValueError(f"Aff-Wild2 {split}: every file was skipped, nothing is left: " + problems)
 
-
 # %% ../../nbs/08g_abaw.ipynb #ef2575e3
 @patch
 def _annotations(self: AbawExpr, videos, strict: bool):
@@ -151,7 +138,6 @@ def _annotations(self: AbawExpr, videos, strict: bool):
             continue
         yield f.stem, labels
 
-
 # %% ../../nbs/08g_abaw.ipynb #7cab692b
 @patch
 def _test_videos(self: AbawExpr, videos) -> list[str]:
@@ -162,7 +148,6 @@ def _test_videos(self: AbawExpr, videos) -> list[str]:
     if lists:
         return [l.strip() for l in lists[0].read_text().splitlines() if l.strip()]
     return sorted(p.name for p in self.crops.iterdir() if p.is_dir())
-
 
 # %% ../../nbs/08g_abaw.ipynb #10958107
 @patch
@@ -178,7 +163,6 @@ def _n_video_frames(self: AbawExpr, vpath) -> int:
         self.read_errors.append({'path': str(vpath), 'problem': f"video not readable: {e}"})
         return 0
 
-
 # %% ../../nbs/08g_abaw.ipynb #92943b98
 def _label_mismatch(labels: np.ndarray, n_file: int, frames: dict) -> str | None:
     "Why a label file does not fit its video (more than 10 % and 5 frames off), or None when it does."
@@ -187,7 +171,6 @@ def _label_mismatch(labels: np.ndarray, n_file: int, frames: dict) -> str | None
         of = 'of the video file' if n_file else 'up to the last cropped frame'
         return f"{len(labels)} label lines for {ref} frames ({of}): the file does not match its video"
     return None
-
 
 # %% ../../nbs/08g_abaw.ipynb #ddf68cd4
 @patch
@@ -209,7 +192,6 @@ def _key_frames(self: AbawExpr, labels, n_video: int, frames: dict):
     step = self.frame_step
     return keys[::step], None if lab is None else lab[::step]
 
-
 # %% ../../nbs/08g_abaw.ipynb #39bb9b03
 @patch
 def _count_video(self: AbawExpr, name: str, keys, lab, frames: dict, vpath, n_video: int):
@@ -225,7 +207,6 @@ def _count_video(self: AbawExpr, name: str, keys, lab, frames: dict, vpath, n_vi
     row = dict(video=name, key_frames=len(keys), missing_frames=missing)
     self.per_video.append({**row, 'video_file': str(vpath) if vpath else '', 'n_video_frames': n_video})
 
-
 # %% ../../nbs/08g_abaw.ipynb #d71cec6c
 def window_starts(n: int, T: int) -> list[int]:
     "The first key frame (0-based) of each window of `T` over `n` key frames."
@@ -233,7 +214,6 @@ def window_starts(n: int, T: int) -> list[int]:
     if n > T and starts[-1] + T < n:
         starts.append(n - T)
     return starts
-
 
 # %% ../../nbs/08g_abaw.ipynb #9ba79037
 @patch
@@ -259,13 +239,11 @@ def _windows(self: AbawExpr, name: str, keys, lab, frames: dict, vpath):
             row['label'] = l.astype(np.int64)
         self.rows.append(row)
 
-
 # %% ../../nbs/08g_abaw.ipynb #667e9935
 @patch
 def window_frames(self: AbawExpr, i: int) -> np.ndarray:
     "The 1-based frame numbers of the key frames of item `i` (a padded tail repeats the last one)."
     return self.rows[i]['keys']
-
 
 # %% ../../nbs/08g_abaw.ipynb #eaaa31e6
 @patch
@@ -283,7 +261,6 @@ def _add_video(self: AbawExpr, name: str, labels, vpath, strict: bool):
     self._count_video(name, keys, lab, frames, vpath, n_video)
     self._windows(name, keys, lab, frames, vpath)
 
-
 # %% ../../nbs/08g_abaw.ipynb #946c6ac4
 @patch
 def _faces(self: AbawExpr, r: dict):
@@ -300,7 +277,6 @@ def _faces(self: AbawExpr, r: dict):
         imgs.append(img if img is not None else np.zeros((S, S, 3), np.uint8))
     return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), torch.tensor(mask)
 
-
 # %% ../../nbs/08g_abaw.ipynb #149b9e9b
 @functools.lru_cache(maxsize=256)
 def _fps(path: str) -> float:
@@ -310,7 +286,6 @@ def _fps(path: str) -> float:
 @functools.lru_cache(maxsize=4)
 def _video_audio(path: str, sr: int) -> torch.Tensor:
     return load_audio(path, PreprocessConfig(sample_rate=sr), allow_silent=True)
-
 
 # %% ../../nbs/08g_abaw.ipynb #1fac69ea
 @patch
@@ -323,7 +298,6 @@ def _audio(self: AbawExpr, r: dict) -> torch.Tensor:
         fps, wave = 30.0, torch.zeros(int((int(r['keys'].max()) / 30.0 + c.window_seconds) * c.sample_rate) + 1)
     return window_logmels(wave, (r['keys'] - 1) / fps, c, self.logmel)
 
-
 # %% ../../nbs/08g_abaw.ipynb #10061e43
 @patch
 def raw_item(self: AbawExpr, i: int) -> dict:
@@ -334,7 +308,6 @@ def raw_item(self: AbawExpr, i: int) -> dict:
         out['audio'] = self._audio(r)
     out['frame_index'] = torch.from_numpy(np.asarray(r['keys'], np.int64))  # 1-based key frame numbers, for smoothing
     return out
-
 
 # %% ../../nbs/08g_abaw.ipynb #42976eab
 @patch

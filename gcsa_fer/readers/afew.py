@@ -23,7 +23,6 @@ def afew_split_dir(root, split: str):
         raise ValueError(f"AFEW: no {split} folder ({'/'.join(names)}) under {root}")
     return d
 
-
 # %% ../../nbs/08h_afew.ipynb #cc5da706
 class Afew(ClipReader):
     "AFEW clips `<split>/<Emotion>/<clip>.avi`: faces at equal time steps and the clip's log-mel."

@@ -20,7 +20,6 @@ from ..preprocess import LogMel, clip_logmel, load_audio, video_faces
 # %% auto #0
 __all__ = ['SPLITS', 'reader_root', 'check_split', 'find_dir', 'ExprDataset', 'ClipReader']
 
-
 # %% ../../nbs/08c_base.ipynb #49951752
 def reader_root(root, default: str | None, name: str) -> Path:
     "The folder `root`, or `data/<default>` when `root` is None or ''; a `ValueError` when there is none."
@@ -35,7 +34,6 @@ def reader_root(root, default: str | None, name: str) -> Path:
         raise ValueError(f"{name}: data folder {root} does not exist")
     return root
 
-
 # %% ../../nbs/08c_base.ipynb #fc63b196
 SPLITS = ('train', 'val', 'test', 'all')
 
@@ -45,7 +43,6 @@ def check_split(split, allowed=SPLITS):
     if split not in allowed:
         raise ValueError(f"split must be one of {allowed}, got {split!r}")
 
-
 # %% ../../nbs/08c_base.ipynb #510a5087
 def find_dir(root: Path, name: str, depth: int = 4) -> Path | None:
     "The first folder called `name` at most `depth` levels below `root` (shallowest first, then by name)."
@@ -54,7 +51,6 @@ def find_dir(root: Path, name: str, depth: int = 4) -> Path | None:
         if hits:
             return hits[0]
     return None
-
 
 # %% ../../nbs/08c_base.ipynb #b2a62d3a
 class ExprDataset(Dataset):
@@ -86,7 +82,6 @@ class ExprDataset(Dataset):
     def __repr__(self):
         return f"{type(self).__name__}({len(self)} items, modalities={self.modalities})"
 
-
 # %% ../../nbs/08c_base.ipynb #8aab44d8
 @patch(as_prop=True)
 def ids(self: ExprDataset) -> list[str]:
@@ -108,7 +103,6 @@ def sources(self: ExprDataset, i: int) -> list[Path]:
     "The input files of item `i` (what keys the cache)."
     return [Path(p) for p in self.rows[i]['sources']]
 
-
 # %% ../../nbs/08c_base.ipynb #289e4e66
 @patch
 def __getitem__(self: ExprDataset, i: int) -> dict:
@@ -119,7 +113,6 @@ def __getitem__(self: ExprDataset, i: int) -> dict:
     item['id'] = r['id']
     return item
 
-
 # %% ../../nbs/08c_base.ipynb #bf4914a7
 @patch
 def select(self: ExprDataset, idx) -> ExprDataset:
@@ -127,7 +120,6 @@ def select(self: ExprDataset, idx) -> ExprDataset:
     new = copy.copy(self)
     new.rows = [self.rows[i] for i in idx]
     return new
-
 
 # %% ../../nbs/08c_base.ipynb #d8f4346d
 @patch
@@ -145,13 +137,11 @@ def cache_spec(self: ExprDataset) -> dict:
         **getattr(self, '_spec_extra', {}),
     }
 
-
 # %% ../../nbs/08c_base.ipynb #8557adee
 @patch(cls_method=True)
 def from_config(cls: ExprDataset, root, split: str, modalities, cfg) -> ExprDataset:
     "The reader a run asks for: `split` of the data in `root` (None: the fetched copy), preprocessed by `cfg.preprocess`."
     return cls(root, split, modalities, cfg.preprocess)
-
 
 # %% ../../nbs/08c_base.ipynb #817612f2
 @patch
@@ -161,7 +151,6 @@ def skip(self: ExprDataset, path, problem: str, strict: bool = False):
         raise ValueError(f"{path}: {problem}")
     self.skipped.append({'path': str(path), 'problem': problem})
     warnings.warn(f"skipped {path}: {problem}")
-
 
 # %% ../../nbs/08c_base.ipynb #1c841a60
 class ClipReader(ExprDataset):

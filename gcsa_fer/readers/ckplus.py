@@ -25,7 +25,6 @@ def subject_split(subject: str) -> str:
     h = int(hashlib.sha256(subject.encode()).hexdigest(), 16) % 20
     return 'train' if h < 14 else 'val' if h < 17 else 'test'
 
-
 # %% ../../nbs/08i_ckplus.ipynb #97892aa6
 def read_ckplus_emotion(path) -> int:
     "The CK+ emotion code (0-7) in an `*_emotion.txt` file."
@@ -37,7 +36,6 @@ def read_ckplus_emotion(path) -> int:
     if v != int(v) or int(v) not in CKPLUS_TO_EXPR:
         raise ValueError(f"{path}: emotion code {s!r} outside 0-7")
     return int(v)
-
 
 # %% ../../nbs/08i_ckplus.ipynb #73f36d56
 class CkPlus(ExprDataset):
@@ -65,7 +63,6 @@ class CkPlus(ExprDataset):
             if split == 'all' or subject_split(seq.parent.name) == split:
                 self._add(seq, strict)
 
-
 # %% ../../nbs/08i_ckplus.ipynb #fe0da715
 @patch
 def _add(self: CkPlus, seq: Path, strict: bool):
@@ -88,14 +85,12 @@ def _add(self: CkPlus, seq: Path, strict: bool):
         {'id': f"{subj}/{seq.name}", 'label': CKPLUS_TO_EXPR[code], 'sources': frames + [files[0]], 'frames': frames}
     )
 
-
 # %% ../../nbs/08i_ckplus.ipynb #50a617c3
 def _read(path) -> np.ndarray:
     try:
         return read_image(path)
     except MediaError:
         raise MediaError(path, "unreadable image") from None
-
 
 # %% ../../nbs/08i_ckplus.ipynb #94ed69da
 @patch

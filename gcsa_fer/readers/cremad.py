@@ -20,7 +20,6 @@ def cremad_split(actor: int) -> str:
     "The speaker-independent split of a CREMA-D actor id."
     return 'train' if actor <= 1063 else 'val' if actor <= 1077 else 'test'
 
-
 # %% ../../nbs/08f_cremad.ipynb #93ffa86c
 def cremad_files(root, kind: str) -> list:
     "The clips of a CREMA-D folder: VideoFlash/*.flv (`kind='av'`), or one audio file per clip (`kind='audio'`)."
@@ -30,7 +29,6 @@ def cremad_files(root, kind: str) -> list:
     for d, pat in (('AudioMP3', '*.mp3'), ('AudioWAV16k', '*.wav'), ('AudioWAV', '*.wav')):
         files.update({p.stem: p for p in sorted((root / d).glob(pat))})  # later folders win
     return [files[k] for k in sorted(files)]
-
 
 # %% ../../nbs/08f_cremad.ipynb #4583bf6d
 class CremaD(ClipReader):
@@ -61,7 +59,6 @@ class CremaD(ClipReader):
         for p in files:
             self._add(p, strict)
 
-
 # %% ../../nbs/08f_cremad.ipynb #ee8e7036
 @patch
 def _add(self: CremaD, p, strict: bool):
@@ -76,7 +73,6 @@ def _add(self: CremaD, p, strict: bool):
     self.rows.append(
         {'id': p.stem, 'label': CREMAD_CODES[m[3]], 'sources': [p], 'actor': int(m[1]), 'speaker': int(m[1])}
     )
-
 
 # %% ../../nbs/08f_cremad.ipynb #a3f4a44b
 @patch(cls_method=True)

@@ -22,17 +22,8 @@ from .base import ExprDataset, check_split
 from .tables import read_table
 
 # %% auto #0
-__all__ = [
-    'EXPR_SYNONYMS',
-    'expr_index',
-    'parse_mapping',
-    'subject_folds',
-    'select_split',
-    'manifest_rows',
-    'folder_rows',
-    'face_rows',
-    'FaceFolder',
-]
+__all__ = ['EXPR_SYNONYMS', 'expr_index', 'parse_mapping', 'subject_folds', 'select_split', 'manifest_rows', 'folder_rows',
+           'face_rows', 'FaceFolder']
 
 # %% ../../nbs/08b_faces.ipynb #af94b632
 EXPR_SYNONYMS = {
@@ -46,7 +37,6 @@ EXPR_SYNONYMS = {
     7: ('other', 'contempt', 'co'),
 }
 _NAMES = {s: i for i, names in EXPR_SYNONYMS.items() for s in names}
-
 
 # %% ../../nbs/08b_faces.ipynb #28acef17
 def expr_index(
@@ -68,7 +58,6 @@ def expr_index(
         f"unknown class name {name!r}; known: {known}, or an index 0-7; pass mapping={{{name!r}: 'Neutral'}} (--map {name}=Neutral) for others"
     )
 
-
 # %% ../../nbs/08b_faces.ipynb #d21e31b1
 def parse_mapping(text: str) -> dict:
     "'grin=Happiness, blank=0' -> {'grin': 'Happiness', 'blank': '0'}, each target checked."
@@ -80,7 +69,6 @@ def parse_mapping(text: str) -> dict:
         expr_index(v)
         out[k] = v
     return out
-
 
 # %% ../../nbs/08b_faces.ipynb #1d789e7c
 def subject_folds(
@@ -107,7 +95,6 @@ def subject_folds(
     tr, va = next(GroupShuffleSplit(1, test_size=n_val, random_state=fold).split(rest, groups=groups[rest]))
     return {'train': np.sort(rest[tr]), 'val': np.sort(rest[va]), 'test': np.sort(test)}
 
-
 # %% ../../nbs/08b_faces.ipynb #3dd48179
 def select_split(rows: list[dict], split: str, fold: int, n_folds: int, val_fraction: float) -> list[int]:
     "The positions in `rows` of the items of `split` in `fold` (see `subject_folds`)."
@@ -118,7 +105,6 @@ def select_split(rows: list[dict], split: str, fold: int, n_folds: int, val_frac
     if any(r['split'] for r in rows):
         return [i for i, r in enumerate(rows) if r['split'] == split]
     return [] if split == 'test' else list(range(len(rows)))  # no split given: everything trains (and monitors)
-
 
 # %% ../../nbs/08b_faces.ipynb #b61da774
 def _manifest_problems(csv: Path, df: pd.DataFrame, mapping) -> list[str]:
@@ -141,7 +127,6 @@ def _manifest_problems(csv: Path, df: pd.DataFrame, mapping) -> list[str]:
             seen[key] = (i + 2, r.label)
     return bad
 
-
 # %% ../../nbs/08b_faces.ipynb #51a96f1e
 def _manifest(csv: Path, mapping) -> pd.DataFrame:
     "A face manifest read and checked by `read_table` (columns, split names), then its labels, paths and repeats."
@@ -159,7 +144,6 @@ def _manifest(csv: Path, mapping) -> pd.DataFrame:
         raise ValueError(f"{csv}: {len(bad)} bad rows: " + short_list(bad, 20, '; ') + hint)
     return df
 
-
 # %% ../../nbs/08b_faces.ipynb #3c88ca16
 def manifest_rows(csv: Path, mapping=None) -> list[dict]:
     "The items of the face manifest `csv`: path, name (as listed), label, subject and split."
@@ -174,7 +158,6 @@ def manifest_rows(csv: Path, mapping=None) -> list[dict]:
         }
         for _, r in df.iterrows()
     ]
-
 
 # %% ../../nbs/08b_faces.ipynb #f135ae94
 def _list(items: list[str], n: int = 10) -> str:
@@ -192,7 +175,6 @@ def _folder_rows(d: Path, label: int) -> tuple[list[dict], list[Path], str | Non
     empty = None if media else d.name + (f" (only {kinds_here} files)" if files else '')
     rows = [{'path': f, 'name': f"{d.name}/{f.name}", 'label': label, 'subject': None, 'split': None} for f in media]
     return rows, [f for f in files if f not in media], empty
-
 
 # %% ../../nbs/08b_faces.ipynb #e7a2eb28
 def folder_rows(root: Path, mapping=None) -> list[dict]:
@@ -216,7 +198,6 @@ def folder_rows(root: Path, mapping=None) -> list[dict]:
         warnings.warn(f"{root}: {len(other)} file(s) not {_KINDS} left out: {_list([str(f) for f in other])}")
     return rows
 
-
 # %% ../../nbs/08b_faces.ipynb #4db4afaf
 def _check_readable(rows: list[dict], root: Path):
     "Every file is not empty, and every image's header opens."
@@ -236,7 +217,6 @@ def _check_readable(rows: list[dict], root: Path):
     if bad:
         raise ValueError(f"{root}: {len(bad)} file(s) cannot be read: {_list(bad)}; replace or remove them")
 
-
 # %% ../../nbs/08b_faces.ipynb #3562ec4e
 def _check_copies(rows: list[dict], root: Path):
     "No two files with the same bytes carry different labels (copies under one label: a warning)."
@@ -255,7 +235,6 @@ def _check_copies(rows: list[dict], root: Path):
     if copies:
         warnings.warn(f"{root}: {len(copies)} file(s) are there more than once: {_list(copies, 3)}")
 
-
 # %% ../../nbs/08b_faces.ipynb #4e24fd5f
 def face_rows(root: Path, mapping=None, min_classes: int = 2) -> list[dict]:
     "Every item of the face set `root` (a CSV, a folder with a manifest.csv, or a folder per class), checked."
@@ -271,7 +250,6 @@ def face_rows(root: Path, mapping=None, min_classes: int = 2) -> list[dict]:
             "classes: add a folder (or manifest rows) of another class"
         )
     return rows
-
 
 # %% ../../nbs/08b_faces.ipynb #7e8e6dda
 class FaceFolder(ExprDataset):
@@ -314,7 +292,6 @@ class FaceFolder(ExprDataset):
         self._spec_extra = {'fold': fold, 'n_folds': n_folds, 'labels': self.labels, 'frames': frames}
         if not self.rows:
             raise ValueError(f"{root}: the {split} split of fold {fold} is empty")
-
 
 # %% ../../nbs/08b_faces.ipynb #e68ce9f0
 @patch(as_prop=True)

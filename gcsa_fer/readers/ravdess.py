@@ -16,22 +16,9 @@ from .tables import read_table
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = [
-    'AU_COLUMNS',
-    'RAVDESS_FOLDS',
-    'RAVDESS_TO_EXPR',
-    'AUDIO_EXTS',
-    'ravdess_actors',
-    'ravdess_label',
-    'ravdess_speech_table',
-    'resolve_audio',
-    'NumpyOnlyUnpickler',
-    'read_au_pickle',
-    'ravdess_au_table',
-    'ravdess_speech_index',
-    'check_speech_files',
-    'Ravdess',
-]
+__all__ = ['AU_COLUMNS', 'RAVDESS_FOLDS', 'RAVDESS_TO_EXPR', 'AUDIO_EXTS', 'ravdess_actors', 'ravdess_label',
+           'ravdess_speech_table', 'resolve_audio', 'NumpyOnlyUnpickler', 'read_au_pickle', 'ravdess_au_table',
+           'ravdess_speech_index', 'check_speech_files', 'Ravdess']
 
 # %% ../../nbs/08e_ravdess.ipynb #11b316c5
 AU_COLUMNS = [f'AU{n:02d}_r' for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)] + [
@@ -58,7 +45,6 @@ def ravdess_actors(
     rest = [a for a in range(1, 25) if a not in test]
     return {'train': tuple(rest[2:]), 'val': tuple(rest[:2]), 'test': test}[split]
 
-
 # %% ../../nbs/08e_ravdess.ipynb #de565042
 RAVDESS_TO_EXPR = {1: 0, 2: 7, 3: 4, 4: 5, 5: 1, 6: 3, 7: 2, 8: 6}  # RAVDESS emotion code -> EXPR class (calm: Other)
 _RAVDESS_NAME = re.compile(r'^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$')
@@ -70,7 +56,6 @@ def ravdess_label(stem: str) -> tuple[int, int]:
     if m is None or int(m[3]) not in RAVDESS_TO_EXPR:
         raise ValueError(f"{stem!r} is not a RAVDESS file name MM-VV-EE-II-SS-RR-AA")
     return RAVDESS_TO_EXPR[int(m[3])], int(m[7])
-
 
 # %% ../../nbs/08e_ravdess.ipynb #130583fc
 AUDIO_EXTS = ('.opus', '.wav', '.flac', '.ogg')
@@ -84,7 +69,6 @@ def ravdess_speech_table(speech: Path) -> pd.DataFrame:
         raise ValueError(f"RAVDESS speech: no manifest.csv, no Actor_NN/03-01-*.wav or .opus in {speech}")
     return pd.DataFrame({'path': files, 'label': [ravdess_label(Path(f).stem)[0] for f in files]})
 
-
 # %% ../../nbs/08e_ravdess.ipynb #6e55b7e8
 def resolve_audio(folder: Path, rel: str) -> str:
     "`rel`, or the same clip with another audio extension where only that file exists (an Opus manifest beside WAVs)."
@@ -92,7 +76,6 @@ def resolve_audio(folder: Path, rel: str) -> str:
         return rel
     base = rel.rsplit('.', 1)[0]
     return next((base + e for e in AUDIO_EXTS if (folder / (base + e)).is_file()), rel)
-
 
 # %% ../../nbs/08e_ravdess.ipynb #852f4e9a
 class NumpyOnlyUnpickler(pickle.Unpickler):
@@ -113,7 +96,6 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refused {module}.{name}: only dicts, lists, floats and NumPy arrays")
         return super().find_class(module, name)
 
-
 # %% ../../nbs/08e_ravdess.ipynb #c7d904b1
 def _au_row(path, k, v) -> dict:
     "The CSV row of clip `k` of the AU pickle `path`."
@@ -131,7 +113,6 @@ def _au_row(path, k, v) -> dict:
         **dict(zip(AU_COLUMNS, v[: len(AU_COLUMNS)])),
     }
 
-
 # %% ../../nbs/08e_ravdess.ipynb #956dda07
 def read_au_pickle(path) -> pd.DataFrame:
     "The upstream AU pickle as the CSV's columns: `ravdess_speech_file`, `affwild2_expr_label` and the 35 `AU_COLUMNS`."
@@ -143,7 +124,6 @@ def read_au_pickle(path) -> pd.DataFrame:
     if not isinstance(d, dict) or not d:
         raise ValueError(f"{path}: expected a dict of clip id -> vector, got {type(d).__name__}")
     return pd.DataFrame([_au_row(path, k, v) for k, v in d.items()])
-
 
 # %% ../../nbs/08e_ravdess.ipynb #7ca8b112
 def ravdess_au_table(au: Path) -> tuple[Path, pd.DataFrame]:
@@ -159,7 +139,6 @@ def ravdess_au_table(au: Path) -> tuple[Path, pd.DataFrame]:
     df['path'], df['label'] = df['ravdess_speech_file'], df['affwild2_expr_label']
     return f, df
 
-
 # %% ../../nbs/08e_ravdess.ipynb #ea44258b
 def ravdess_speech_index(speech: Path) -> tuple[Path, pd.DataFrame]:
     "The speech clips in the folder `speech` (its manifest.csv, else the file names) with `path` and `label`, and the table's file."
@@ -170,7 +149,6 @@ def ravdess_speech_index(speech: Path) -> tuple[Path, pd.DataFrame]:
     df['label'] = df['affwild2_expr_label']
     return f, df
 
-
 # %% ../../nbs/08e_ravdess.ipynb #701dc4c7
 def _actors(f: Path, df: pd.DataFrame) -> pd.Series:
     actor = df['path'].astype(str).str.extract(r'^Actor_(\d+)/', expand=False)
@@ -178,7 +156,6 @@ def _actors(f: Path, df: pd.DataFrame) -> pd.Series:
         i = int(np.flatnonzero(actor.isna())[0])
         raise ValueError(f"{f}: line {df.index[i] + 2}: path {df['path'].iloc[i]!r} is not Actor_NN/<file>")
     return actor.astype(int)
-
 
 # %% ../../nbs/08e_ravdess.ipynb #80805ae7
 def check_speech_files(f: Path, df: pd.DataFrame, speech: Path) -> pd.Series:
@@ -197,7 +174,6 @@ def check_speech_files(f: Path, df: pd.DataFrame, speech: Path) -> pd.Series:
             f"{f}: {len(unlisted)} audio file(s) under {speech} are not in it (for example {unlisted[0]}): is it cut short?"
         )
     return listed
-
 
 # %% ../../nbs/08e_ravdess.ipynb #101312a2
 class Ravdess(ExprDataset):
@@ -229,7 +205,6 @@ class Ravdess(ExprDataset):
         df = df[df['actor'].isin(ravdess_actors(split, fold))]
         self.rows = [self._row(r, speech, f) for r in df.sort_values('path').itertuples(index=False)]
 
-
 # %% ../../nbs/08e_ravdess.ipynb #794f681d
 @patch
 def _row(self: Ravdess, r, speech: Path, f: Path) -> dict:
@@ -245,7 +220,6 @@ def _row(self: Ravdess, r, speech: Path, f: Path) -> dict:
         row['features'] = np.asarray([getattr(r, c) for c in AU_COLUMNS], np.float32)
     return row
 
-
 # %% ../../nbs/08e_ravdess.ipynb #6b05468f
 @patch
 def raw_item(self: Ravdess, i: int) -> dict:
@@ -255,7 +229,6 @@ def raw_item(self: Ravdess, i: int) -> dict:
     if 'features' in self.modalities:
         out['features'] = torch.from_numpy(r['features'].copy())
     return out
-
 
 # %% ../../nbs/08e_ravdess.ipynb #359805de
 @patch(cls_method=True)

@@ -14,7 +14,6 @@ from .base import ExprDataset
 # %% auto #0
 __all__ = ['SyntheticAV']
 
-
 # %% ../../nbs/08j_synthetic.ipynb #1f9893c6
 class SyntheticAV(ExprDataset):
     "Synthetic audio-visual items with the real data's shapes and a planted class signal, deterministic from `seed`."
@@ -41,14 +40,12 @@ class SyntheticAV(ExprDataset):
             for r in self.rows:
                 r['label'] = np.full(self.cfg.n_frames, r['label'], np.int64)
 
-
 # %% ../../nbs/08j_synthetic.ipynb #d6bf09d7
 def _audio(c: int, cfg, strength: float, g) -> torch.Tensor:
     a = -50 + 10 * torch.randn(1, cfg.n_mels, n_mel_frames(cfg.clip_seconds, cfg), generator=g)
     b = cfg.n_mels * c // N_CLASSES
     a[:, b : b + max(1, cfg.n_mels // N_CLASSES)] += 20 * strength
     return a
-
 
 # %% ../../nbs/08j_synthetic.ipynb #7a77110e
 def _frames(c: int, cfg, strength: float, g) -> torch.Tensor:
@@ -58,13 +55,11 @@ def _frames(c: int, cfg, strength: float, g) -> torch.Tensor:
     f[:, :, y * cell : (y + 1) * cell, x * cell : (x + 1) * cell] += int(round(150 * min(strength, 1.0)))
     return f
 
-
 # %% ../../nbs/08j_synthetic.ipynb #25bf3460
 def _features(c: int, dim: int, strength: float, g) -> torch.Tensor:
     v = torch.randn(dim, generator=g)
     v[c % dim] += 2 * strength
     return v
-
 
 # %% ../../nbs/08j_synthetic.ipynb #75b55349
 @patch
@@ -80,7 +75,6 @@ def raw_item(self: SyntheticAV, i: int) -> dict:
     if self.frame_level:
         out['frame_index'] = torch.arange(1, self.cfg.n_frames + 1)
     return out
-
 
 # %% ../../nbs/08j_synthetic.ipynb #7d37ff13
 _SPLIT_OFFSET = {'train': 0, 'val': 1, 'test': 2, 'all': 3}

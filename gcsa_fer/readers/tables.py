@@ -12,11 +12,9 @@ from ..core import N_CLASSES, short_list
 # %% auto #0
 __all__ = ['read_table']
 
-
 # %% ../../nbs/08d_tables.ipynb #e6481947
 def _v(x) -> str:
     return repr(x.item() if hasattr(x, 'item') else x)  # 99, 'x', nan: as a user wrote them
-
 
 # %% ../../nbs/08d_tables.ipynb #458cfe4c
 def _read_csv(path: Path, text: bool, split: str | None) -> pd.DataFrame:
@@ -43,7 +41,6 @@ def _read_csv(path: Path, text: bool, split: str | None) -> pd.DataFrame:
         )
     return df
 
-
 # %% ../../nbs/08d_tables.ipynb #ceb2fcf3
 def _bad_values(df: pd.DataFrame, label: str | None, numeric, split: str | None) -> list[str]:
     "One message per bad value of `df`: a label that is not a class index, a number that is not finite, an unknown split."
@@ -62,7 +59,6 @@ def _bad_values(df: pd.DataFrame, label: str | None, numeric, split: str | None)
         for i in np.flatnonzero(~df[split].isin(['train', 'val', 'test'])):
             bad.append(f"line {df.index[i] + 2}: {split} {_v(df[split].iloc[i])} is not train, val or test")
     return bad
-
 
 # %% ../../nbs/08d_tables.ipynb #f01d69d7
 def read_table(
