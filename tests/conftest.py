@@ -1,5 +1,6 @@
 "Fixtures that write small media files in the published layouts (tests of gcsa_fer.preprocess, data, cache)."
 
+import contextlib
 import shutil
 from pathlib import Path
 import numpy as np
@@ -68,15 +69,30 @@ def cremad_copy(tmp_path):
 @pytest.fixture(scope='session')
 def tiny_run():
     "The tiny synthetic audio-visual run, trained once per machine with one torch thread (much faster than two on a busy 2-core machine)."
-    import torch
     from gcsa_fer.testing import tiny_synthetic_run
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return tiny_synthetic_run()
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int = 1):
+    "Run a block with `n_threads` torch threads, then give the count back: tiny models on a shared 2-core machine are several times faster on one thread than on two that fight other jobs."
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
     finally:
         torch.set_num_threads(n)
+
+
+@pytest.fixture
+def one_thread():
+    "A test run with one torch thread (`torch_threads(1)`)."
+    with torch_threads(1):
+        yield
 
 
 def pytest_configure(config):

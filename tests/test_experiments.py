@@ -76,23 +76,7 @@ def _papermill(tmp_path, name, *args):
 def test_papermill_parameters_win_and_the_recipe_gives_the_rest(tmp_path):
     "-p dataset ravdess alone is the paper's recipe, never the smoke settings; each -p value is recorded as given."
     got = _papermill(
-        tmp_path,
-        'paper',
-        '-p',
-        'dataset',
-        'ravdess',
-        '-p',
-        'modality',
-        'v',
-        '-p',
-        'epochs',
-        '1',
-        '-p',
-        'batch_size',
-        '64',
-        '-p',
-        'device',
-        'cpu',
+        tmp_path, 'paper', *'-p dataset ravdess -p modality v -p epochs 1 -p batch_size 64 -p device cpu'.split()
     )
     assert got == Config(dataset='ravdess', modality='v').update(epochs=1, batch_size=64, device='cpu').to_dict()
     assert (
@@ -101,24 +85,7 @@ def test_papermill_parameters_win_and_the_recipe_gives_the_rest(tmp_path):
     got = _papermill(
         tmp_path,
         'cpu',
-        '-p',
-        'dataset',
-        'ravdess',
-        '-p',
-        'modality',
-        'v',
-        '-p',
-        'recipe',
-        'cpu',
-        '-p',
-        'epochs',
-        '1',
-        '-p',
-        'fold',
-        '2',
-        '-p',
-        'device',
-        'cpu',
+        *'-p dataset ravdess -p modality v -p recipe cpu -p epochs 1 -p fold 2 -p device cpu'.split(),
         '-y',
         '{"overrides": {"lr": 0.01}}',
     )

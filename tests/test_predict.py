@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import torch_threads
 from gcsa_fer.core import Config, EXPR_CLASSES
 from gcsa_fer.models import load_model, LoadedModel
 from gcsa_fer.model_export import export_default_model
@@ -19,12 +20,9 @@ CLIPS = sorted((REPO / 'data' / 'cremad_sample' / 'VideoFlash').glob('*.flv'))
 
 
 @pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny models on a shared 2-core machine: one torch thread is several times faster than two that fight other jobs."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread_per_module():
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope='module')

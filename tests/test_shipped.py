@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import torch
 from gcsa_fer.checkpoint import load_checkpoint
 from gcsa_fer.models import load_model
 
@@ -37,7 +36,7 @@ def test_shipped_av_model_fuses_with_its_recorded_weights():
     assert (lm.model.m, lm.model.n) == (prov['fusion']['m'], prov['fusion']['n'])
 
 
-def test_the_m_n_chosen_on_validation_reach_the_checkpoint(tmp_path, monkeypatch):
+def test_the_m_n_chosen_on_validation_reach_the_checkpoint(tmp_path, monkeypatch, one_thread):
     "An AV run whose search picks (4, 1), trained with (1, 1): the kept checkpoint and the loaded model say (4, 1)."
     import gcsa_fer.evaluate as ev
     from gcsa_fer.core import Config
@@ -48,12 +47,7 @@ def test_the_m_n_chosen_on_validation_reach_the_checkpoint(tmp_path, monkeypatch
     cfg = Config(dataset='synthetic', modality='av').update(
         epochs=1, batch_size=32, audio_width=8, visual_width=16, n_mels=32, clip_seconds=1.0, face_size=32, n_frames=2
     )
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        m = run_experiment(cfg, tmp_path / 'run', progress=False)
-    finally:
-        torch.set_num_threads(n)
+    m = run_experiment(cfg, tmp_path / 'run', progress=False)
     assert (m['fusion']['m'], m['fusion']['n']) == (4, 1) and (cfg.train.fusion_m, cfg.train.fusion_n) == (1, 1)
     assert load_checkpoint(tmp_path / 'run/best.pt')['model']['fusion_weights'].tolist() == [4.0, 1.0]
     lm = load_model(tmp_path / 'run')
