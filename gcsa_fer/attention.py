@@ -226,7 +226,8 @@ def _md(t: pd.DataFrame) -> str:
             'MACs/item': t['macs_per_item'].map(lambda v: f'{v / 1e6:.1f} M') if 'macs_per_item' in t else '',
             'CPU ms/item': t['cpu_ms_per_item'].map(lambda v: f'{v:.2f}') if 'cpu_ms_per_item' in t else '',
             'runs (folds x seeds)': [
-                f"{r} ({f:.0f} x {s:.0f})" if r else 'not run yet' for r, f, s in zip(t['runs'], t['folds'], t['seeds'])
+                (f"{r} ({f:.0f} x {s:.0f})" if r == f * s else f"{r} of {f:.0f} x {s:.0f}") if r else 'not run yet'
+                for r, f, s in zip(t['runs'], t['folds'], t['seeds'])
             ],
             'test macro-F1 % *': f1,
             'vs matched control': [_comparison_text(r, 'matched') for _, r in t.iterrows()],
