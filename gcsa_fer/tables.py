@@ -242,7 +242,7 @@ def plot_ablation(runs: pd.DataFrame, path=None):
     hue_order = [m for m in MODALITIES.values() if m in set(runs['modality'])]
     common = dict(x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, ax=ax)
     sns.barplot(runs, errorbar=None, alpha=0.6, **common)
-    sns.stripplot(runs, dodge=True, color='k', size=4, legend=False, **common)
+    sns.stripplot(runs, dodge=True, palette='dark:k', size=4, legend=False, **common)
     _paper_markers(ax, hue_order)
     _not_applicable(ax, runs, hue_order)
     ax.axhline(PAPER_BASELINE_F1, color='grey', ls=':', lw=1, label='ABAW8 official baseline (Aff-Wild2 val)')
@@ -254,5 +254,5 @@ def plot_ablation(runs: pd.DataFrame, path=None):
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches='tight')  # the title is wider than the axes
     return fig
