@@ -16,7 +16,7 @@ from .report import write_csv
 from .tables import collect_runs
 
 # %% auto #0
-__all__ = ['paired_differences', 'paired_summary', 'detectable_difference', 'metric_of', 'attention_table', 'forest_plot',
+__all__ = ['paired_differences', 'detectable_difference', 'paired_summary', 'metric_of', 'attention_table', 'forest_plot',
            'attention_report']
 
 # %% ../nbs/12c_attention.ipynb #fb4ea42f
@@ -32,6 +32,13 @@ def paired_differences(
     b = runs[runs['row'] == control].set_index(key)[metric]
     d = (a - b).dropna()
     return d.rename('diff').reset_index()
+
+# %% ../nbs/12c_attention.ipynb #ec627705
+def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    "Smallest true mean difference a paired two-sided test at `alpha` detects with `power` (normal approximation)."
+    if n < 2 or not np.isfinite(std):
+        return np.nan
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * std / np.sqrt(n))
 
 # %% ../nbs/12c_attention.ipynb #3cc4d8b7
 def _bootstrap_ci(d: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -66,18 +73,13 @@ def paired_summary(
         'ci_high': ci_high,
         'wilcoxon_p': float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else np.nan,
         'better_in': int((d > 0).sum()),
+        # the smallest true difference this many pairs with this spread would detect (80 % power, 5 %)
+        'detectable': detectable_difference(d.std(ddof=1), len(d)) if len(d) > 1 else np.nan,
     }
     if folds is not None and len(d):
         fm = pd.Series(d).groupby(np.asarray(folds)).mean()
         out.update(n_folds=len(fm), fold_mean_diff=fm.mean(), fold_better_in=int((fm > 0).sum()))
     return out
-
-# %% ../nbs/12c_attention.ipynb #ec627705
-def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    "Smallest true mean difference a paired two-sided test at `alpha` detects with `power` (normal approximation)."
-    if n < 2 or not np.isfinite(std):
-        return np.nan
-    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * std / np.sqrt(n))
 
 # %% ../nbs/12c_attention.ipynb #61d22273
 def _branch(dataset: str) -> str:
