@@ -73,9 +73,9 @@ def paired_summary(
         'ci_high': ci_high,
         'wilcoxon_p': float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else np.nan,
         'better_in': int((d > 0).sum()),
-        # the smallest true difference this many pairs with this spread would detect (80 % power, 5 %)
-        'detectable': detectable_difference(d.std(ddof=1), len(d)) if len(d) > 1 else np.nan,
     }
+    # the smallest true difference this many pairs with this spread would detect (80 % power, 5 %)
+    out['detectable'] = detectable_difference(out['std_diff'], out['n_pairs'])
     if folds is not None and len(d):
         fm = pd.Series(d).groupby(np.asarray(folds)).mean()
         out.update(n_folds=len(fm), fold_mean_diff=fm.mean(), fold_better_in=int((fm > 0).sum()))
