@@ -4,13 +4,15 @@
 
 # %% ../nbs/01_gcsa.ipynb #85754235
 from __future__ import annotations
+import math
 import torch
 from torch import nn
 from timm.layers import create_attn
 from .core import check_tensor
 
 # %% auto #0
-__all__ = ['ATTENTIONS', 'ChannelAttention', 'SpatialAttention', 'GCSA', 'MatchedControl', 'make_attention']
+__all__ = ['ATTENTIONS', 'OPEN_GATE_BIAS', 'ChannelAttention', 'SpatialAttention', 'GCSA', 'MatchedControl', 'ResidualGCSA',
+           'make_attention']
 
 # %% ../nbs/01_gcsa.ipynb #dcfbcb09
 class ChannelAttention(nn.Module):
@@ -105,19 +107,45 @@ class MatchedControl(nn.Module):
         reduction: int = 4,  # as GCSA's
         groups: int = 4,  # as GCSA's
         kernel_size: int = 7,  # as GCSA's
+        skip: bool = True,  # the identity skip around each layer (False: the layers as plain transforms, 'matched-noskip')
     ):
         super().__init__()
         self.gcsa = GCSA(channels, reduction, groups, kernel_size)  # borrowed for its layers: the same shapes and init
+        self.skip = skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.gcsa
+        g, s = self.gcsa, self.gcsa.spatial_attention
         check_tensor(x, 'MatchedControl', 'B x C x H x W', dim=4, channels=g.channels)
-        y = g.shuffle(x + g.channel_attention.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
-        s = g.spatial_attention
-        return y + s.bn2(s.conv2(torch.relu(s.bn1(s.conv1(y)))))
+        h = g.channel_attention.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        y = g.shuffle(x + h if self.skip else h)
+        z = s.bn2(s.conv2(torch.relu(s.bn1(s.conv1(y)))))
+        return y + z if self.skip else z
+
+# %% ../nbs/01_gcsa.ipynb #3ed5f7ca
+class ResidualGCSA(GCSA):
+    "GCSA with an identity skip around each gated layer: `y = shuffle(x + CA(x))`, `y + SA(y)`. `B x C x H x W` -> same."
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, 'ResidualGCSA', 'B x C x H x W', dim=4, channels=self.channels)
+        y = self.shuffle(x + self.channel_attention(x))
+        return y + self.spatial_attention(y)
 
 # %% ../nbs/01_gcsa.ipynb #2e8daca6
-ATTENTIONS = ('gcsa', 'none', 'se', 'eca', 'cbam', 'matched', 'channel', 'spatial', 'gcsa-noshuffle')
+ATTENTIONS = (
+    'gcsa',
+    'none',
+    'se',
+    'eca',
+    'cbam',
+    'matched',
+    'channel',
+    'spatial',
+    'gcsa-noshuffle',
+    'gcsa-residual',
+    'matched-noskip',
+    'gcsa-open',
+)
+OPEN_GATE_BIAS = math.log(9)  # 'gcsa-open': sigmoid(ln 9) = 0.9, both gates start open
 
 
 def make_attention(
@@ -134,6 +162,12 @@ def make_attention(
         return GCSA(channels, **kwargs)
     if key == 'gcsa-noshuffle':
         return GCSA(channels, shuffle=False, **kwargs)
+    if key == 'gcsa-open':
+        return GCSA(channels, **{'gate_bias': OPEN_GATE_BIAS, **kwargs})
+    if key == 'gcsa-residual':
+        return ResidualGCSA(channels, **kwargs)
+    if key == 'matched-noskip':
+        return MatchedControl(channels, skip=False, **kwargs)
     if key in parts:
         return parts[key](channels, **kwargs)
     if key in ATTENTIONS:

@@ -229,3 +229,74 @@ def test_branches_check_their_choices_as_the_config_does(make, field, bad, choic
         make(bad)
     with pytest.raises(ValueError, match=f"{field} must be {choices}, got '{bad}'"):
         Config().update(**{field: bad})
+
+
+# ---- the variants that separate GCSA's gate from the control's skip ------------------------------------------
+
+VARIANTS = ('gcsa', 'gcsa-residual', 'matched-noskip', 'gcsa-open')
+
+
+def _params_and_macs(m: torch.nn.Module, x: torch.Tensor) -> tuple[int, float]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        m(x)
+    return sum(p.numel() for p in m.parameters()), fc.get_total_flops() / 2
+
+
+@pytest.mark.parametrize('name', VARIANTS)
+def test_variants_match_the_control_in_parameters_and_macs(name):
+    "Each variant against `MatchedControl`: the same parameter count and flop-counter multiply-adds, alone and in MCNN."
+    x = torch.randn(2, 32, 10, 6)
+    control = _params_and_macs(make_attention('matched', 32).eval(), x)
+    assert _params_and_macs(make_attention(name, 32).eval(), x) == control
+    assert control[1] > 0
+    audio = torch.randn(2, 1, 40, 23)
+    assert _params_and_macs(MCNN(attention=name).eval(), audio) == _params_and_macs(
+        MCNN(attention='matched').eval(), audio
+    )
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_gcsa_residual_is_gcsa_layers_with_the_controls_skips(training):
+    "gcsa-residual(x) = y + SA(y), y = shuffle(x + CA(x)), exactly, with GCSA's own gated layers CA and SA."
+    torch.manual_seed(0)
+    r = make_attention('gcsa-residual', 16).train(training)
+    x = torch.randn(3, 16, 6, 5)
+    state = {k: v.clone() for k, v in r.state_dict().items()}
+    out = r(x)
+    r.load_state_dict(state)  # the same BatchNorm statistics for the reference
+    y = r.shuffle(x + r.channel_attention(x))
+    assert torch.equal(out, y + r.spatial_attention(y))
+    # and its gates are 1 + sigma where GCSA's are sigma (same weights)
+    g = GCSA(16).train(training)
+    g.load_state_dict(state)
+    assert not torch.allclose(out, g(x))
+
+
+def test_matched_noskip_drops_only_the_skips():
+    "matched-noskip shares the control's weights and layers; adding the skips back gives the control exactly."
+    torch.manual_seed(0)
+    plain = make_attention('matched-noskip', 16).eval()
+    skip = make_attention('matched', 16).eval()
+    skip.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 16, 7, 4)
+    g, s = plain.gcsa, plain.gcsa.spatial_attention
+    h = g.shuffle(g.channel_attention.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+    assert torch.equal(plain(x), s.bn2(s.conv2(torch.relu(s.bn1(s.conv1(h))))))
+    assert not torch.allclose(plain(x), skip(x))
+    y = g.shuffle(x + g.channel_attention.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))  # the control as it was
+    assert torch.equal(skip(x), y + s.bn2(s.conv2(torch.relu(s.bn1(s.conv1(y))))))
+
+
+@pytest.mark.parametrize('name, median', [('gcsa-open', 0.9), ('gcsa', 0.5)])
+def test_gate_opening_at_initialisation(name, median):
+    "Measured on a random input in training mode: gcsa-open's two gates start near 0.9, GCSA's near 0.5."
+    torch.manual_seed(0)
+    m = make_attention(name, 32).train()
+    x = torch.randn(8, 32, 12, 12)
+    ca = m.channel_attention.attention(x)
+    sa = m.spatial_attention.attention(m.shuffle(x * ca))
+    for gate in (ca, sa):
+        assert abs(gate.median().item() - median) < 0.03
+        assert abs(gate.mean().item() - median) < 0.06
