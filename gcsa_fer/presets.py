@@ -10,7 +10,8 @@ from .datasets import dataset_info
 from .face_training import FACE_RECIPE
 
 # %% auto #0
-__all__ = ['ROWS', 'RECIPES', 'PRESETS', 'CORE_ROWS', 'ATTENTION_ROWS', 'NAMED', 'resolve_recipe', 'rows_for', 'run_name',
+__all__ = ['ROWS', 'RECIPES', 'PRESETS', 'CORE_ROWS', 'ATTENTION_ROWS', 'GATE_SKIP_ROWS', 'LONG_EPOCHS', 'LR_CHOICES',
+           'LR_VARIANTS', 'SCHEDULE_ROWS', 'LR_ROWS', 'REPORT_ROWS', 'NAMED', 'resolve_recipe', 'rows_for', 'run_name',
            'branch_rows', 'run_config', 'ablation_grid']
 
 # %% ../nbs/12d_presets.ipynb #34f0498d
@@ -179,6 +180,47 @@ PRESETS.update(
     }
 )
 
+# %% ../nbs/12d_presets.ipynb #d86092d2
+GATE_SKIP_ROWS = {
+    'GCSA with skips': {'attention': 'gcsa-residual'},  # gate and skip
+    'matched control without skips': {'attention': 'matched-noskip'},  # neither
+    'GCSA, gates open': {'attention': 'gcsa-open'},  # GCSA's gates started at 0.9
+}
+LONG_EPOCHS = 90  # three times the CPU recipe's 30
+LR_CHOICES = (1e-3, 2e-3, 4e-3)  # the recipe's 2e-3, half and twice
+LR_VARIANTS = ('matched control', '+GCSA', *GATE_SKIP_ROWS)  # each chooses its own learning rate on validation
+_CORE2 = {**{r: ATTENTION_ROWS['ravdess'][r] for r in CORE_ROWS}, **GATE_SKIP_ROWS}
+SCHEDULE_ROWS = {
+    f'{r}, {LONG_EPOCHS} epochs': {**_CORE2[r], 'epochs': LONG_EPOCHS} for r in ('matched control', '+GCSA')
+}
+LR_ROWS = {
+    f'{r}, lr {lr:g}': {**_CORE2[r], 'lr': lr, 'lr_heads': lr}
+    for r in LR_VARIANTS
+    for lr in LR_CHOICES
+    if lr != RECIPES['cpu']['lr']
+}
+REPORT_ROWS = {
+    'ravdess': {**ATTENTION_ROWS['ravdess'], **GATE_SKIP_ROWS, **SCHEDULE_ROWS, **LR_ROWS},
+    'faces': ATTENTION_ROWS['faces'],
+}  # every row the attention report knows, by branch
+
+# %% ../nbs/12d_presets.ipynb #76d3bff5
+_ONE_SEED_ROWS = ('channel only (eq. 1)', 'spatial only (eq. 3)', 'no shuffle (eqs. 1, 3)', 'SE', 'CBAM')
+PRESETS['attention2-audio-cpu'] = {
+    **PRESETS['attention-audio-cpu'],
+    'rows': REPORT_ROWS['ravdess'],
+    'stages': [
+        {'rows': tuple(GATE_SKIP_ROWS), 'seeds': (0,)},
+        {'rows': tuple(GATE_SKIP_ROWS), 'seeds': (1,)},
+        {'rows': tuple(SCHEDULE_ROWS), 'seeds': (0, 1), 'folds': (1, 2)},
+        {'rows': tuple(LR_ROWS), 'seeds': (0,), 'folds': (1, 2)},
+        {'rows': tuple(GATE_SKIP_ROWS), 'seeds': (2,)},
+        {'rows': ('ECA',), 'seeds': (0, 1, 2)},
+        {'rows': _ONE_SEED_ROWS, 'seeds': (1,)},
+        {'rows': ('Base',), 'seeds': (1, 2)},
+    ],
+}
+
 # %% ../nbs/12d_presets.ipynb #e6ffd902
 def _slug(row: str) -> str:
     table1 = {'Base': 'base', '+GCSA': 'gcsa', '+GCSA+CF': 'gcsa-cf'}
@@ -233,14 +275,14 @@ def _run(
 
 # %% ../nbs/12d_presets.ipynb #b8b9218a
 def _stages(p: dict) -> list[dict]:
-    "A preset's stages: which rows with which seeds, in the order they run (one stage by default: every row, its seeds)."
+    "A preset's stages: which rows with which seeds (and folds), in the order they run (one stage by default: every row, its seeds)."
     return p.get('stages') or [{'rows': None, 'seeds': p['seeds']}]
 
 
 def _coordinates(p: dict, table: dict, mods, folds, rows, seeds):
     "The (modality, row, seed, fold) of each run of preset `p` in order, `rows` and `seeds` limiting them when given."
     for stage in _stages(p):
-        for fold in folds:
+        for fold in [f for f in folds if f in stage.get('folds', folds)]:  # a stage may limit the folds
             for mod in sorted(mods, key=list(MODALITIES).index):
                 for row in rows_for(p['dataset'], mod) if table is ROWS else list(table):
                     if (rows is not None and row not in rows) or (
