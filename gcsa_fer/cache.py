@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
-from .files import atomic_write, file_lock
+from .files import atomic_write, file_lock, pid_alive
 from . import media, preprocess, detect, images  # their source is part of every cache key
 
 # %% auto #0
@@ -193,22 +193,11 @@ def _write_shard(j: int, idx: range, folder: Path, ds=None) -> dict:
     atomic_write(folder / f"{name}.json", lambda p: p.write_text(json.dumps(meta)))
     return {'shard': j, 'n': len(idx)}
 
-# %% ../nbs/09_cache.ipynb #7f4cdb87
-def _alive(pid: str) -> bool:
-    "Whether the process `pid` (a temporary file's suffix) still runs."
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-
 # %% ../nbs/09_cache.ipynb #3c764864
 def _plan(folder: Path, n: int, size: int, force: bool) -> list[range]:
     "The shards of `n` items, `size` each; leftovers of dead builds and of another plan deleted."
     for p in folder.glob('.shard-*.tmp-*'):  # what a killed build left half-written...
-        if not _alive(p.name.rsplit('-', 1)[-1]):
+        if not pid_alive(p.name.rsplit('-', 1)[-1]):  # a zombie writer counts as dead
             p.unlink(missing_ok=True)  # ...not a live build's (where locks do not hold, e.g. some network file systems)
     plan = {'n': n, 'shard_items': size}
     if force or not (folder / 'plan.json').exists() or json.loads((folder / 'plan.json').read_text()) != plan:

@@ -6,15 +6,18 @@
 from __future__ import annotations
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from fastcore.basics import patch
-from .core import AUDIO_POOLS, VISUAL_NORMS, VISUAL_POOLS, check_choice, check_modality
+from .core import AUDIO_POOLS, VISUAL_NORMS, VISUAL_POOLS, check_choice
 from .detect import DETECTORS
+from .gcsa import ATTENTIONS
 from .files import atomic_write
 
 # %% auto #0
-__all__ = ['PreprocessConfig', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields']
+__all__ = ['FIELD_RULES', 'PreprocessConfig', 'Rule', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields']
 
 # %% ../nbs/00c_config.ipynb #ee70edb8
 @dataclass
@@ -46,14 +49,174 @@ class PreprocessConfig:
     time_shift: bool = False  # training: place the clip at a random offset in its `clip_seconds` window (eval: centred)
     feature_norm: str = 'none'  # visual feature vectors: 'none' (the model's input BatchNorm standardises on training data) or 'speaker' (each speaker's own clips)
 
+# %% ../nbs/00c_config.ipynb #0cf3e673
+@dataclass(frozen=True)
+class Rule:
+    "What a configuration field accepts: a range (`lo`..`hi`, closed unless `lo_open`/`hi_open`; `cap`: a sanity limit) or a set of `choices`."
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple | None = None
+    cap: float | None = (
+        None  # values above it are refused as mistakes (an epoch count of 10**9), though not meaningless
+    )
+
+    def describe(self, is_int: bool) -> str:
+        "The allowed values, in words: 'an integer from 1 to 5', 'in [0, 1)', 'at least 1'."
+        if self.choices is not None:
+            names = [repr(c) for c in self.choices]
+            return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        if self.lo is not None and self.hi is not None:
+            if is_int and not (self.lo_open or self.hi_open):
+                return f"an integer from {self.lo} to {self.hi}"
+            return f"in {'(' if self.lo_open else '['}{self.lo}, {self.hi}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'greater than' if self.lo_open else 'at least'} {self.lo}"
+        if self.hi is not None:
+            return f"{'less than' if self.hi_open else 'at most'} {self.hi}"
+        return 'an integer' if is_int else 'a number'
+
+
+_POS = Rule(lo=0, lo_open=True)  # a positive number
+_NONNEG = Rule(lo=0)
+_UNIT = Rule(lo=0, hi=1, hi_open=True)  # a fraction in [0, 1)
+FIELD_RULES: dict[str, Rule] = {
+    # preprocessing
+    'n_frames': Rule(lo=1, cap=1024),
+    'face_size': Rule(lo=16, cap=1024),
+    'face_margin': Rule(lo=0, cap=2),
+    'detector': Rule(choices=DETECTORS),
+    'sample_rate': Rule(lo=1000, cap=384000),
+    'n_mels': Rule(lo=1, cap=512),
+    'n_fft': Rule(lo=16, cap=65536),
+    'win_length': Rule(lo=1, cap=65536),
+    'hop_length': Rule(lo=1, cap=65536),
+    'f_min': _NONNEG,
+    'f_max': _POS,
+    'top_db': _POS,
+    'clip_seconds': Rule(lo=0, lo_open=True, cap=600),
+    'window_seconds': Rule(lo=0, lo_open=True, cap=600),
+    'freq_mask': Rule(lo=0, cap=512),
+    'time_mask': Rule(lo=0, cap=10000),
+    'trim_db': Rule(lo=0, cap=200),
+    'trim_margin': Rule(lo=0, cap=60),
+    'audio_norm': Rule(choices=('none', 'utterance', 'speaker', 'train')),
+    'feature_norm': Rule(choices=('none', 'speaker')),
+    # model
+    'attention': Rule(choices=ATTENTIONS),
+    'dropout': _UNIT,
+    'audio_width': Rule(lo=1, cap=4096),
+    'audio_width2': Rule(lo=0, cap=4096),
+    'audio_pool': Rule(choices=tuple(AUDIO_POOLS)),
+    'attention_stride': Rule(lo=1, cap=64),
+    'gate_bias': Rule(lo=-20, hi=20),
+    'visual_width': Rule(lo=1, cap=4096),
+    'visual_blocks': Rule(lo=0, cap=64),
+    'visual_norm': Rule(choices=VISUAL_NORMS),
+    'visual_pool': Rule(choices=tuple(VISUAL_POOLS)),
+    'kernel_size': Rule(lo=1, cap=31),
+    'feature_dim': Rule(lo=1, cap=1_000_000),
+    'feature_hidden': Rule(lo=1, cap=1_000_000),
+    # training
+    'epochs': Rule(lo=1, cap=100_000),
+    'batch_size': Rule(lo=1, cap=1_000_000),
+    'lr': Rule(lo=0, lo_open=True, cap=10),
+    'lr_heads': Rule(lo=0, lo_open=True, cap=10),
+    'momentum': _UNIT,
+    'weight_decay': Rule(lo=0, cap=10),
+    'optimizer': Rule(choices=('sgd', 'adamw')),
+    'scheduler': Rule(choices=('none', 'cosine', 'onecycle')),
+    'mixup': Rule(lo=0, cap=100),
+    'label_smoothing': _UNIT,
+    'loss': Rule(choices=('ce', 'coarse_fine')),
+    'mu_adjacent': Rule(lo=0, cap=100),
+    'mu_opposite': Rule(lo=0, cap=100),
+    'fusion_m': Rule(lo=1, hi=5),
+    'fusion_n': Rule(lo=1, hi=5),
+    'select_epoch': Rule(choices=('best', 'last')),
+    'av_fusion': Rule(choices=('joint', 'decision')),
+    'seed': Rule(lo=0, hi=2**32 - 1),
+    'num_workers': Rule(lo=0, cap=256),
+    'gan_per_class': Rule(lo=0, cap=1_000_000),
+    'gan_steps': Rule(lo=1, cap=10_000_000),
+    'gan_width': Rule(lo=4, cap=1024),
+    # the run
+    'modality': Rule(choices=('a', 'v', 'av')),
+    'fold': Rule(lo=0, cap=1000),
+    'n_folds': Rule(lo=2, cap=1000),
+}
+_DEVICE = re.compile(r'auto|cpu|cuda(:\d+)?|mps')
+
+
+def _type_error(name: str, default, value) -> str | None:
+    "What is wrong with the type of `value` for a field whose default is `default`; None when nothing is."
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
+    if isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"{name} must be an integer, got {value!r}"
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} must be a number, got {value!r}"
+        return None if math.isfinite(value) else f"{name} must be a finite number, got {value!r}"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else f"{name} must be text, got {value!r}"
+    return None
+
+
+def _check_value(name: str, value, default):
+    "`value` when it suits the field `name` (its type is `default`'s, its range `FIELD_RULES[name]`), else a `ValueError`."
+    err = _type_error(name, default, value)
+    if err:
+        raise ValueError(err)
+    r = FIELD_RULES.get(name)
+    if r is None:
+        return value
+    if r.choices is not None:
+        return check_choice(name, value, r.choices)
+    bad = (r.lo is not None and (value <= r.lo if r.lo_open else value < r.lo)) or (
+        r.hi is not None and (value >= r.hi if r.hi_open else value > r.hi)
+    )
+    if bad:
+        raise ValueError(f"{name} must be {r.describe(isinstance(default, int))}, got {value!r}")
+    if r.cap is not None and value > r.cap:
+        raise ValueError(f"{name} must be at most {r.cap} (a larger value is taken for a mistake), got {value!r}")
+    return value
+
+
+def _check_fields(part) -> None:
+    "Check every field of the dataclass `part` against its default's type and `FIELD_RULES`."
+    for f in fields(part):
+        value = getattr(part, f.name)
+        if dataclasses.is_dataclass(value):
+            continue
+        _check_value(f.name, value, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+
 # %% ../nbs/00c_config.ipynb #a23ede30
 def _check_preprocess(p: PreprocessConfig) -> PreprocessConfig:
     "Raise a `ValueError` naming the first preprocessing field whose value cannot work."
-    check_choice('audio_norm', p.audio_norm, ('none', 'utterance', 'speaker', 'train'))
-    check_choice('feature_norm', p.feature_norm, ('none', 'speaker'))
-    check_choice('detector', p.detector, DETECTORS)
-    if p.n_frames < 1:
-        raise ValueError(f"n_frames must be at least 1, got {p.n_frames}")
+    _check_fields(p)
+    if p.win_length > p.n_fft:
+        raise ValueError(
+            f"win_length ({p.win_length}) must be at most n_fft ({p.n_fft}): the window is cut from one FFT frame"
+        )
+    if p.n_mels > p.n_fft // 2 + 1:
+        raise ValueError(
+            f"n_mels ({p.n_mels}) must be at most n_fft // 2 + 1 = {p.n_fft // 2 + 1}, the FFT's frequency bins"
+        )
+    if not p.f_min < p.f_max <= p.sample_rate / 2:
+        raise ValueError(
+            f"f_min < f_max <= sample_rate / 2 is needed, got f_min={p.f_min}, f_max={p.f_max}, sample_rate={p.sample_rate}"
+        )
+    if p.freq_mask > p.n_mels:
+        raise ValueError(f"freq_mask ({p.freq_mask}) must be at most n_mels ({p.n_mels})")
+    for k in ('clip_seconds', 'window_seconds'):
+        if getattr(p, k) * p.sample_rate < p.n_fft:
+            raise ValueError(
+                f"{k} ({getattr(p, k)} s) must hold at least one FFT: n_fft / sample_rate = {p.n_fft / p.sample_rate:g} s"
+            )
     return p
 
 # %% ../nbs/00c_config.ipynb #46f4a9e4
@@ -82,13 +245,14 @@ class ModelConfig:
 # %% ../nbs/00c_config.ipynb #225969e9
 def _check_model(m: ModelConfig) -> ModelConfig:
     "Raise a `ValueError` naming the first model field whose value cannot work."
-    check_choice('audio_pool', m.audio_pool, AUDIO_POOLS)
-    check_choice('visual_norm', m.visual_norm, VISUAL_NORMS)
-    check_choice('visual_pool', m.visual_pool, VISUAL_POOLS)
-    if m.attention_stride < 1:
-        raise ValueError(f"attention_stride must be at least 1, got {m.attention_stride}")
-    if not 0 <= m.dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {m.dropout}")
+    _check_fields(m)
+    if m.kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (a 'same' convolution), got {m.kernel_size}")
+    name = m.visual_backbone.split(':', 1)[0]
+    if name not in ('rhcnn', 'mini_xception'):
+        raise ValueError(
+            f"visual_backbone must be 'rhcnn' or 'mini_xception', optionally with ':FILE', got {m.visual_backbone!r}"
+        )
     return m
 
 # %% ../nbs/00c_config.ipynb #d0e9e342
@@ -135,19 +299,9 @@ class TrainConfig:
 # %% ../nbs/00c_config.ipynb #5fd9937c
 def _check_train(t: TrainConfig) -> TrainConfig:
     "Raise a `ValueError` naming the first training field whose value cannot work."
-    check_choice('scheduler', t.scheduler, ('none', 'cosine', 'onecycle'))
-    check_choice('av_fusion', t.av_fusion, ('joint', 'decision'))
-    check_choice('select_epoch', t.select_epoch, ('best', 'last'))
-    check_choice('optimizer', t.optimizer, ('sgd', 'adamw'))
-    check_choice('loss', t.loss, ('ce', 'coarse_fine'))
-    if t.mixup < 0 or not 0 <= t.label_smoothing < 1:
-        raise ValueError("mixup must be >= 0 and label_smoothing in [0, 1)")
-    for k in ('fusion_m', 'fusion_n'):
-        if not 0 < getattr(t, k) < 6:
-            raise ValueError(f"{k} must be an integer from 1 to 5, got {getattr(t, k)}")
-    for k in ('epochs', 'batch_size'):
-        if getattr(t, k) < 1:
-            raise ValueError(f"{k} must be at least 1, got {getattr(t, k)}")
+    _check_fields(t)
+    if not _DEVICE.fullmatch(t.device):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {t.device!r}")
     return t
 
 # %% ../nbs/00c_config.ipynb #e18b3b67
@@ -169,12 +323,17 @@ class Config:
 @patch
 def validate(self: Config) -> Config:
     "Raise a `ValueError` naming the first field whose value cannot work."
-    check_modality(self.modality)
-    if self.n_folds < 2:
-        raise ValueError(f"n_folds must be at least 2, got {self.n_folds}")
+    _check_fields(self)
     top = self.n_folds if self.dataset == 'faces' else 6
     if not 0 <= self.fold <= top:
         raise ValueError(f"fold must be 0 (the fixed split) or 1-{top}, got {self.fold}")
+    if self.label_map:
+        if self.dataset != 'faces':
+            raise ValueError(f"label_map names the classes of a face folder (dataset='faces'), not of {self.dataset!r}")
+        for part in self.label_map.split(','):
+            name, eq, cls = part.partition('=')
+            if not (eq and name.strip() and cls.strip()):
+                raise ValueError(f"label_map is 'name=Class,name=Class', got the part {part!r}")
     _check_preprocess(self.preprocess)
     _check_model(self.model)
     _check_train(self.train)
@@ -211,19 +370,28 @@ def _locate(self: Config, name: str):
     return owners[0], name
 
 # %% ../nbs/00c_config.ipynb #53aa5c74
+_TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
+
+
 def _coerce(old, value, name):
-    "Cast papermill's parameter to the type of the default it replaces."
+    "Cast papermill's parameter to the type of the default it replaces; a value that cannot be cast is a `ValueError` naming `name`."
     if isinstance(old, bool):
-        if isinstance(value, str):
-            return value.lower() in ('1', 'true', 'yes')
-        return bool(value)
-    if isinstance(old, int) and not isinstance(value, bool):
-        if float(value) != int(float(value)):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        return int(float(value))
-    if isinstance(old, float):
-        return float(value)
-    if isinstance(old, str):
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    try:
+        if isinstance(old, int) and not isinstance(value, bool):
+            if float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if isinstance(old, float) and not isinstance(value, bool):
+            return float(value)
+    except (TypeError, ValueError, OverflowError):
+        kind = 'an integer' if isinstance(old, int) else 'a number'
+        raise ValueError(f"{name} must be {kind}, got {value!r}") from None
+    if isinstance(old, str) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
     return value
 

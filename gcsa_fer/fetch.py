@@ -12,6 +12,7 @@ import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlparse
+from .files import pid_alive
 from .catalogue import DATASETS, LAYOUTS, DataSpec, shipped_data_dir
 
 _all_ = ['shipped_data_dir']  # re-exported: the readers find the data through `gcsa_fer.fetch`
@@ -187,22 +188,11 @@ def download_from_publisher(
     return spec.sources[0].url if spec.sources else ''
 
 # %% ../nbs/08a_fetch.ipynb #e04cac49
-def _alive(pid: int) -> bool:
-    "Whether the process `pid` is running."
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _clear_stale(root: Path, name: str):
     "Remove the temporary folders of fetches of `name` whose process is gone."
     for p in root.glob(f'.{name}.*-*'):
         m = re.fullmatch(rf'\.{re.escape(name)}\.(tmp|old)-(\d+)', p.name)
-        if m and not _alive(int(m[2])):
+        if m and not pid_alive(m[2]):
             shutil.rmtree(p, ignore_errors=True)
 
 # %% ../nbs/08a_fetch.ipynb #f9d1b00e

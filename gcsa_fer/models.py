@@ -18,8 +18,8 @@ from .checkpoint import load_checkpoint, load_weights
 from .mini_xception import FaceExpressionModel, load_face_model
 
 # %% auto #0
-__all__ = ['CHECKPOINTS', 'LoadedModel', 'load_model', 'load_fused_run', 'face_model_of', 'default_model_dir', 'default_face_dir',
-           'combine_models', 'default_predictor']
+__all__ = ['CHECKPOINTS', 'LoadedModel', 'load_matching_weights', 'load_model', 'load_fused_run', 'face_model_of',
+           'default_model_dir', 'default_face_dir', 'combine_models', 'default_predictor']
 
 # %% ../nbs/12a_models.ipynb #8a7ec41d
 @dataclass
@@ -107,6 +107,23 @@ def _state_dict(ckpt: Path) -> dict:
         raise ValueError(f"{ckpt} holds no state dict (name -> tensor)")
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
 
+# %% ../nbs/12a_models.ipynb #4782216b
+def load_matching_weights(
+    model: torch.nn.Module,  # the network that the folder's config.json builds
+    sd: dict,  # the folder's weights
+    folder,  # named in the message
+):
+    "Load `sd` into `model`; where they disagree (a missing, extra or differently shaped tensor), a one-line `ValueError` naming `folder` and the first difference."
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        lines = [' '.join(line.split()) for line in str(e).splitlines()[1:] if line.strip()]
+        first = lines[0] if lines else ' '.join(str(e).split())
+        first = first if len(first) <= 240 else first[:240] + ' ...'
+        raise ValueError(
+            f"{folder}: config.json and the weights disagree (a width, a class count or a backbone changed?): {first}"
+        ) from None
+
 # %% ../nbs/12a_models.ipynb #80de619d
 def load_model(
     path,  # a run folder (best.pt) or an exported model folder (model.safetensors); or a file in one
@@ -123,7 +140,7 @@ def load_model(
     if dim is not None:
         cfg.model.feature_dim = dim
     model = build_model(cfg, vis or 'pixels', dim)
-    model.load_state_dict(sd)
+    load_matching_weights(model, sd, p)
     kind = 'exported' if ckpt.stem == 'model' else 'run'
     info = _read_json(p / ('provenance.json' if kind == 'exported' else 'metrics.json'))
     if 'fusion_weights' not in sd:  # a file from before m, n were state: its run's record has them

@@ -214,3 +214,39 @@ def test_cache_key_is_the_same_in_every_process(tmp_path):
         for s in ('1', '2', '3')
     }
     assert len(keys) == 1, keys
+
+
+def _zombie():
+    "A child process that has exited and that nobody reaps (until the caller's `wait`): what a killed build's workers are on a machine whose init reaps slowly or never."
+    import subprocess
+    import sys
+
+    z = subprocess.Popen([sys.executable, '-c', 'pass'])
+    for _ in range(1000):
+        if Path(f'/proc/{z.pid}/stat').read_text().rsplit(')', 1)[1].split()[0] == 'Z':
+            return z
+        time.sleep(0.01)
+    raise AssertionError('the child did not become a zombie')
+
+
+@pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='needs /proc (Linux) to see a zombie')
+def test_a_zombie_writers_temporary_files_are_removed(tmp_path):
+    "The temporary files of a writer that is a zombie (exited, not reaped) are a dead writer's: the next cache build and the next fetch remove them. `os.kill(pid, 0)`, the old check, took the zombie for a live process."
+    from gcsa_fer.cache import _plan
+    from gcsa_fer.fetch import _clear_stale
+
+    z = _zombie()
+    try:
+        os.kill(z.pid, 0)  # succeeds on a zombie: the old liveness check kept these files for ever
+        shard = tmp_path / f'.shard-00016.bin.tmp-{z.pid}'
+        shard.write_bytes(b'half')
+        live = tmp_path / f'.shard-00017.bin.tmp-{os.getpid()}'
+        live.write_bytes(b'busy')
+        _plan(tmp_path, 10, 5, force=False)
+        assert not shard.exists() and live.exists()  # the dead writer's file goes, a live one's stays
+        (tmp_path / f'.ravdess_speech.tmp-{z.pid}').mkdir()
+        (tmp_path / f'.ravdess_speech.tmp-{os.getpid()}').mkdir()
+        _clear_stale(tmp_path, 'ravdess_speech')
+        assert [p.name for p in tmp_path.glob('.ravdess_speech.*')] == [f'.ravdess_speech.tmp-{os.getpid()}']
+    finally:
+        z.wait()

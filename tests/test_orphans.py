@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from gcsa_fer.files import pid_alive
 
 SCRIPT = r'''
 import sys, time
@@ -17,14 +17,6 @@ class Slow(SyntheticAV):
 print('start', flush=True)
 build_cache(Slow(200), sys.argv[1], n_workers=2, progress=False)
 '''
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f'/proc/{pid}/status').read_text()
-    except FileNotFoundError:
-        return False
-    return '\nState:\tZ' not in state  # a zombie has exited; it only waits to be reaped
 
 
 def test_sigkill_during_cache_build_leaves_no_worker(tmp_path):
@@ -42,7 +34,7 @@ def test_sigkill_during_cache_build_leaves_no_worker(tmp_path):
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     deadline = time.time() + 10
-    while time.time() < deadline and any(_alive(c) for c in children):
+    while time.time() < deadline and any(pid_alive(c) for c in children):
         time.sleep(0.2)
-    assert not [c for c in children if _alive(c)], "workers outlived the killed parent"
+    assert not [c for c in children if pid_alive(c)], "workers outlived the killed parent"
     assert not any((tmp_path / 'cache').glob('*/COMPLETE'))  # and nothing claims to be a finished cache
