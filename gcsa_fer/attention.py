@@ -11,13 +11,14 @@ import pandas as pd
 from scipy import stats
 from .core import atomic_write
 from .costs import variant_costs
-from .presets import ATTENTION_ROWS
+from .presets import PRESETS, REPORT_ROWS, LR_CHOICES, LR_ROWS, LR_VARIANTS, RECIPES
 from .report import write_csv
 from .tables import collect_runs
 
 # %% auto #0
-__all__ = ['paired_differences', 'detectable_difference', 'paired_summary', 'metric_of', 'attention_table', 'forest_plot',
-           'attention_report']
+__all__ = ['CONTRASTS', 'paired_differences', 'detectable_difference', 'hierarchical_bootstrap_ci', 'fold_level',
+           'paired_summary', 'metric_of', 'control_of', 'attention_table', 'contrast_values', 'lr_search_pairs',
+           'choose_lr', 'contrast_table', 'forest_plot', 'attention_report']
 
 # %% ../nbs/12c_attention.ipynb #fb4ea42f
 def paired_differences(
@@ -34,11 +35,18 @@ def paired_differences(
     return d.rename('diff').reset_index()
 
 # %% ../nbs/12c_attention.ipynb #ec627705
-def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    "Smallest true mean difference a paired two-sided test at `alpha` detects with `power` (normal approximation)."
+def detectable_difference(
+    std: float,
+    n: int,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    df: int | None = None,  # None: normal quantiles; else Student's t with `df` degrees of freedom (few units)
+) -> float:
+    "Smallest true mean difference a paired two-sided test at `alpha` detects with `power` (normal or t approximation)."
     if n < 2 or not np.isfinite(std):
         return np.nan
-    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * std / np.sqrt(n))
+    q = stats.norm if df is None else stats.t(df)
+    return float((q.ppf(1 - alpha / 2) + q.ppf(power)) * std / np.sqrt(n))
 
 # %% ../nbs/12c_attention.ipynb #3cc4d8b7
 def _bootstrap_ci(d: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -55,6 +63,49 @@ def _bootstrap_ci(d: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tu
     ).confidence_interval
     return ci.low, ci.high
 
+# %% ../nbs/12c_attention.ipynb #95ff2365
+def hierarchical_bootstrap_ci(
+    diff,  # paired differences
+    folds,  # the fold of each difference
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    "95 % interval of the mean of fold means: resample folds, then pairs within each drawn fold (NaN under 3 folds or no spread)."
+    d, f = np.asarray(diff, float), np.asarray(folds)
+    groups = [d[f == k] for k in pd.unique(f)]
+    if len(groups) < 3 or np.ptp(d) == 0:
+        return np.nan, np.nan
+    n = np.array([len(g) for g in groups])
+    table = np.zeros((len(groups), n.max()))
+    for k, g in enumerate(groups):
+        table[k, : len(g)] = g
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(len(groups), size=(n_resamples, len(groups)))  # the folds drawn
+    size = n[pick][..., None]  # how many pairs each drawn fold has
+    within = (rng.random((n_resamples, len(groups), n.max())) * size).astype(int)  # its pairs drawn
+    taken = np.where(np.arange(n.max()) < size, table[pick[..., None], within], 0.0)
+    lo, hi = np.percentile((taken.sum(-1) / n[pick]).mean(-1), [2.5, 97.5])
+    return float(lo), float(hi)
+
+# %% ../nbs/12c_attention.ipynb #f14037e5
+def fold_level(
+    diff,  # paired differences
+    folds,  # the fold of each difference
+) -> dict:
+    "Each fold's mean difference, then over folds: mean, std, folds won, Wilcoxon and sign-test p, detectable difference."
+    fm = pd.Series(np.asarray(diff, float)).groupby(np.asarray(folds)).mean()
+    k, signed = len(fm), fm[fm != 0]
+    std = fm.std(ddof=1) if k > 1 else np.nan
+    return {
+        'n_folds': k,
+        'fold_mean_diff': fm.mean() if k else np.nan,
+        'fold_std_diff': std,
+        'fold_better_in': int((fm > 0).sum()),
+        'fold_wilcoxon_p': float(stats.wilcoxon(fm).pvalue) if k >= 2 and len(signed) else np.nan,
+        'fold_sign_p': float(stats.binomtest(int((signed > 0).sum()), len(signed)).pvalue) if len(signed) else np.nan,
+        'fold_detectable': detectable_difference(std, k, df=k - 1),
+    }
+
 # %% ../nbs/12c_attention.ipynb #a3d6c6c8
 def paired_summary(
     diff,  # paired differences
@@ -62,7 +113,7 @@ def paired_summary(
     n_resamples: int = 10_000,
     seed: int = 0,
 ) -> dict:
-    "n, mean, std, 95 % bootstrap CI of the mean, Wilcoxon p, wins; and the same mean over fold means."
+    "n, mean, std, 95 % bootstrap CI, Wilcoxon p, wins, detectable difference; with folds, the same over folds and the fold-clustered CI."
     d = np.asarray(diff, float)
     ci_low, ci_high = _bootstrap_ci(d, n_resamples, seed)
     out = {
@@ -77,8 +128,8 @@ def paired_summary(
     # the smallest true difference this many pairs with this spread would detect (80 % power, 5 %)
     out['detectable'] = detectable_difference(out['std_diff'], out['n_pairs'])
     if folds is not None and len(d):
-        fm = pd.Series(d).groupby(np.asarray(folds)).mean()
-        out.update(n_folds=len(fm), fold_mean_diff=fm.mean(), fold_better_in=int((fm > 0).sum()))
+        out.update(fold_level(d, folds))
+        out['hb_ci_low'], out['hb_ci_high'] = hierarchical_bootstrap_ci(d, folds, n_resamples, seed)
     return out
 
 # %% ../nbs/12c_attention.ipynb #61d22273
@@ -90,25 +141,42 @@ def metric_of(dataset: str) -> str:
     "The score of a branch: macro-F1 over the 8 EXPR classes, or over the classes present for a face folder (London: 2)."
     return 'test_macro_f1_present' if dataset == 'faces' else 'test_macro_f1'
 
+# %% ../nbs/12c_attention.ipynb #666d2d1a
+_MODEL_FIELDS = ('attention', 'audio_width', 'audio_width2', 'visual_width')  # what makes a row's network
+
+
+def control_of(
+    row: str,
+    control: str,  # 'matched control' or 'Base'
+    rows: dict,  # the branch's rows (`REPORT_ROWS[dataset]`)
+) -> str | None:
+    "The row `row` is compared with: `control` with the same recipe changes (epochs, learning rate) as `row`."
+    recipe = {k: v for k, v in rows.get(row, {}).items() if k not in _MODEL_FIELDS}
+    if not recipe:
+        return control
+    want = {**recipe, 'attention': rows[control]['attention']}
+    return next((r for r, fields in rows.items() if fields == want), None)
+
 # %% ../nbs/12c_attention.ipynb #1ade3db0
 def _comparisons(runs: pd.DataFrame, row: str, metric: str) -> dict:
     "`paired_summary` of `row` against the matched control and against Base, as `vs_matched_*` and `vs_none_*`."
     out = {}
-    for tag, control in (('matched', 'matched control'), ('none', 'Base')):
-        if row != control:
+    for tag, base in (('matched', 'matched control'), ('none', 'Base')):
+        control = control_of(row, base, REPORT_ROWS.get(runs['dataset'].iloc[0], {})) if 'dataset' in runs else base
+        if control is not None and row != control:
             pdf = paired_differences(runs, row, control, metric)
             out.update({f'vs_{tag}_{k}': v for k, v in paired_summary(pdf['diff'], pdf['fold']).items()})
     return out
 
 # %% ../nbs/12c_attention.ipynb #3892cc05
 def attention_table(
-    runs: pd.DataFrame,  # `collect_runs(root, ATTENTION_ROWS)`
+    runs: pd.DataFrame,  # `collect_runs(root, REPORT_ROWS)`
     costs: pd.DataFrame | None = None,  # `variant_costs` of each branch (dataset, row, params, ...)
 ) -> pd.DataFrame:
     "Per branch and variant: cost, runs, test macro-F1, and paired differences against the matched control and no attention."
     recs = []
     for ds, sub in runs.groupby('dataset'):
-        order, metric = list(ATTENTION_ROWS.get(ds, {})) or sorted(set(sub['row'])), metric_of(ds)
+        order, metric = list(REPORT_ROWS.get(ds, {})) or sorted(set(sub['row'])), metric_of(ds)
         for row in [r for r in order if r in set(sub['row'])]:
             mine = sub[sub['row'] == row]
             rec = {
@@ -132,29 +200,132 @@ def attention_table(
     if 'attention_cost' in t:
         t['attention'] = t['attention'].fillna(t.pop('attention_cost'))
     t['branch'], t['runs'] = t['dataset'].map(_branch), t['runs'].fillna(0).astype(int)
-    rank = {(ds, r): i for ds, rows in ATTENTION_ROWS.items() for i, r in enumerate(rows)}
+    rank = {(ds, r): i for ds, rows in REPORT_ROWS.items() for i, r in enumerate(rows)}
     key = [(ds, rank.get((ds, r), len(rank))) for ds, r in zip(t['dataset'], t['row'])]
     return t.iloc[sorted(range(len(t)), key=key.__getitem__)].reset_index(drop=True)
+
+# %% ../nbs/12c_attention.ipynb #dfe4dc8b
+_AT_90 = {'+GCSA, 90 epochs': 0, 'matched control, 90 epochs': 0}  # weight 0: only the pairs that have them
+CONTRASTS = {
+    'ravdess': {
+        'gate, with the skips': {'GCSA with skips': 1, 'matched control': -1},
+        'gate, without skips': {'+GCSA': 1, 'matched control without skips': -1},
+        'skip, with the gates': {'GCSA with skips': 1, '+GCSA': -1},
+        'skip, without gates': {'matched control': 1, 'matched control without skips': -1},
+        'gates started open, against GCSA': {'GCSA, gates open': 1, '+GCSA': -1},
+        'gates started open, against the control': {'GCSA, gates open': 1, 'matched control': -1},
+        'GCSA - control, 30 epochs (the 90-epoch pairs)': {'+GCSA': 1, 'matched control': -1, **_AT_90},
+        'GCSA - control, 90 epochs': {'+GCSA, 90 epochs': 1, 'matched control, 90 epochs': -1},
+        'gap at 90 epochs - gap at 30': {
+            '+GCSA, 90 epochs': 1,
+            'matched control, 90 epochs': -1,
+            '+GCSA': -1,
+            'matched control': 1,
+        },
+    }
+}
+
+
+def contrast_values(
+    runs: pd.DataFrame,  # `collect_runs` output (one dataset)
+    weights: dict,  # row -> weight
+    metric: str = 'test_macro_f1',
+) -> pd.DataFrame:
+    "The contrast sum(weight x score) per (fold, seed) where every row of `weights` has a run: columns fold, seed, diff."
+    key = ['fold', 'seed']
+    scores = pd.concat({r: runs[runs['row'] == r].set_index(key)[metric] for r in weights}, axis=1).dropna()
+    diff = sum((w * scores[r] for r, w in weights.items()), pd.Series(0.0, index=scores.index))
+    return diff.rename('diff').reset_index()
+
+# %% ../nbs/12c_attention.ipynb #336bdb68
+def lr_search_pairs(preset: str = 'attention2-audio-cpu') -> list[tuple[int, int]]:
+    "The (fold, seed) pairs of `preset`'s learning-rate stage."
+    stage = next(s for s in PRESETS[preset]['stages'] if set(s['rows']) <= set(LR_ROWS))
+    return [(f, s) for f in stage['folds'] for s in stage['seeds']]
+
+
+def _lr_row(variant: str, lr: float) -> str:
+    return variant if lr == RECIPES['cpu']['lr'] else f'{variant}, lr {lr:g}'
+
+
+def choose_lr(
+    runs: pd.DataFrame,  # `collect_runs(root, REPORT_ROWS)`
+    pairs=None,  # the search's (fold, seed) pairs (default: `lr_search_pairs()`)
+) -> pd.DataFrame:
+    "Per variant and rate: runs, mean validation and test macro-F1 on the search pairs; `chosen` marks the best validation."
+    pairs = set(lr_search_pairs() if pairs is None else pairs)
+    audio = runs[runs['dataset'] == 'ravdess'] if 'dataset' in runs else runs
+    recs = []
+    for v in LR_VARIANTS:
+        for lr in LR_CHOICES:
+            mine = audio[audio['row'] == _lr_row(v, lr)]
+            mine = mine[np.array([(f, s) in pairs for f, s in zip(mine['fold'], mine['seed'])], dtype=bool)]
+            recs.append({'variant': v, 'lr': lr, 'row': _lr_row(v, lr), 'runs': len(mine)})
+            recs[-1].update(val_f1_mean=mine['val_macro_f1'].mean(), test_f1_mean=mine['test_macro_f1'].mean())
+    t = pd.DataFrame(recs)
+    t['complete'] = t.groupby('variant')['runs'].transform('min') == len(pairs)
+    t['chosen'] = False
+    for _, g in t[t['complete']].groupby('variant', sort=False):
+        best = g[np.isclose(g['val_f1_mean'], g['val_f1_mean'].max())]
+        recipe = best[best['lr'] == RECIPES['cpu']['lr']]
+        t.loc[(recipe if len(recipe) else best).index[0], 'chosen'] = True
+    return t
+
+# %% ../nbs/12c_attention.ipynb #9c5fb9d0
+def _chosen_lr_contrasts(choice: pd.DataFrame) -> dict:
+    "Each variant against the control, each at its chosen learning rate (only once every variant has its choice)."
+    chosen = choice[choice['chosen']].set_index('variant')['row']
+    if len(chosen) < len(LR_VARIANTS):
+        return {}
+    ctrl = chosen['matched control']
+    return {f'{v} - control, each at its chosen lr': {chosen[v]: 1, ctrl: -1} for v in LR_VARIANTS[1:]}
+
+
+def contrast_table(
+    runs: pd.DataFrame,  # `collect_runs(root, REPORT_ROWS)`
+    extra: dict | None = None,  # more contrasts for the audio branch (the chosen learning rates)
+) -> pd.DataFrame:
+    "One row per contrast with runs: its rows and weights, and `paired_summary` of its values (fold-clustered CI, fold tests)."
+    recs = []
+    for ds, sub in runs.groupby('dataset'):
+        for name, weights in {**CONTRASTS.get(ds, {}), **((extra or {}) if ds == 'ravdess' else {})}.items():
+            v = contrast_values(sub, weights, metric_of(ds))
+            if len(v):
+                terms = ' '.join(f"{'+' if w > 0 else '-' if w < 0 else '0 x'} {r}" for r, w in weights.items())
+                recs.append({'dataset': ds, 'contrast': name, 'terms': terms, **paired_summary(v['diff'], v['fold'])})
+    return pd.DataFrame(recs)
 
 # %% ../nbs/12c_attention.ipynb #b35acd09
 _AGAINST = (('vs matched control', 'matched control'), ('vs no attention', 'Base'))
 
 
-def _forest_points(runs: pd.DataFrame) -> pd.DataFrame:
-    "One row per paired difference: branch, variant, against (which control), diff."
+def _forest_points(runs: pd.DataFrame, contrasts: dict | None = None) -> pd.DataFrame:
+    "One row per paired difference: branch, variant, against (which control or 'contrast'), fold, diff."
     recs = []
     for ds, sub in runs.groupby('dataset'):
-        for row in [r for r in ATTENTION_ROWS.get(ds, {}) if r in set(sub['row'])]:
-            for tag, control in _AGAINST:
-                if row == control:
+        rows = REPORT_ROWS.get(ds, {})
+        for row in [r for r in rows if r in set(sub['row']) and r not in LR_ROWS]:  # the rates: `lr_choice.csv`
+            for tag, base in _AGAINST:
+                control = control_of(row, base, rows)
+                if control is None or row == control:
                     continue
                 pdf = paired_differences(sub, row, control, metric_of(ds))
-                recs += [{'branch': _branch(ds), 'variant': row, 'against': tag, 'diff': x} for x in pdf['diff']]
+                recs += [
+                    {'branch': _branch(ds), 'variant': row, 'against': tag, 'fold': f, 'diff': x}
+                    for f, x in zip(pdf['fold'], pdf['diff'])
+                ]
+        for name, weights in {**CONTRASTS.get(ds, {}), **((contrasts or {}) if ds == 'ravdess' else {})}.items():
+            v = contrast_values(sub, weights, metric_of(ds))
+            br = f'{_branch(ds)}: what the controls show'
+            recs += [
+                {'branch': br, 'variant': name, 'against': 'contrast', 'fold': f, 'diff': x}
+                for f, x in zip(v['fold'], v['diff'])
+            ]
     return pd.DataFrame(recs)
 
 # %% ../nbs/12c_attention.ipynb #22aa4a6d
 def _forest_panel(ax, points: pd.DataFrame, colours: dict):
-    "One branch's panel: the differences of each variant against each control, their means and 95 % intervals."
+    "One panel: the differences of each variant against each control, their means and fold-clustered 95 % intervals."
     import seaborn as sns  # plotting is optional
 
     tags, order = list(colours), list(dict.fromkeys(points['variant']))
@@ -168,12 +339,20 @@ def _forest_panel(ax, points: pd.DataFrame, colours: dict):
             x = points[(points['variant'] == v) & (points['against'] == tag)]['diff']
             if not len(x):
                 continue
-            s = paired_summary(x)
-            lo, hi = (s['ci_low'], s['ci_high']) if np.isfinite(s['ci_low']) else (s['mean_diff'], s['mean_diff'])
+            f = points[(points['variant'] == v) & (points['against'] == tag)]['fold']
+            s = paired_summary(x, f, n_resamples=2000)  # the fold-clustered interval; a bare mean under 3 folds
+            lo, hi = (s['hb_ci_low'], s['hb_ci_high']) if np.isfinite(s['hb_ci_low']) else (s['mean_diff'],) * 2
             err = [[s['mean_diff'] - lo], [hi - s['mean_diff']]]
             label = None if tag in labelled else tag
             ax.errorbar(
-                s['mean_diff'], i + (k - 0.5) * 0.4, xerr=err, fmt='D', ms=5, capsize=3, color=colours[tag], label=label
+                s['mean_diff'],
+                i + (k - (len(tags) - 1) / 2) * 0.4,
+                xerr=err,
+                fmt='D',
+                ms=5,
+                capsize=3,
+                color=colours[tag],
+                label=label,
             )
             labelled.add(tag)
     ax.axvline(0, color='grey', lw=1, ls=':')
@@ -182,22 +361,25 @@ def _forest_panel(ax, points: pd.DataFrame, colours: dict):
     ax.legend(fontsize=7, loc='best')
 
 # %% ../nbs/12c_attention.ipynb #6844f78c
-def forest_plot(runs: pd.DataFrame, path=None):
-    "Paired differences of test macro-F1 (points) per variant, against the matched control and against no attention; one panel per branch."
+def forest_plot(runs: pd.DataFrame, path=None, contrasts: dict | None = None):
+    "Paired differences of test macro-F1 (points): per variant against the controls, one panel per branch; then the contrasts."
     import matplotlib.pyplot as plt
     import seaborn as sns  # plotting is optional
 
-    d = _forest_points(runs)
+    d = _forest_points(runs, contrasts)
     branches = list(dict.fromkeys(d['branch'])) if len(d) else []
     n = max(len(branches), 1)
-    height = 0.45 * d['variant'].nunique() + 2 if len(d) else 3
+    height = 0.45 * d.groupby('branch')['variant'].nunique().max() + 2 if len(d) else 3
     fig, axs = plt.subplots(1, n, figsize=(6.5 * n, height), squeeze=False)
-    colours = dict(zip([tag for tag, _ in _AGAINST], sns.color_palette(n_colors=2)))
+    colours = dict(zip([tag for tag, _ in _AGAINST] + ['contrast'], sns.color_palette(n_colors=3)))
     for ax, br in zip(axs[0], branches):
-        _forest_panel(ax, d[d['branch'] == br], colours)
+        tags = list(dict.fromkeys(d[d['branch'] == br]['against']))
+        _forest_panel(ax, d[d['branch'] == br], {t: colours[t] for t in colours if t in tags})
         ax.set_title(br, fontsize=9)
     fig.suptitle(
-        'Each variant minus its control, per (fold, seed); diamonds: mean and 95 % bootstrap interval', fontsize=9
+        'Each variant minus its control (and each contrast), per (fold, seed); diamonds: mean and fold-clustered 95 % '
+        'interval (hierarchical bootstrap; none under 3 folds)',
+        fontsize=9,
     )
     fig.tight_layout()
     if path is not None:
@@ -206,12 +388,14 @@ def forest_plot(runs: pd.DataFrame, path=None):
 
 # %% ../nbs/12c_attention.ipynb #64426ead
 def _comparison_text(r: pd.Series, tag: str) -> str:
-    "`+1.2 [-0.3, +2.6], p=0.120, 5/8` from a table row's `vs_{tag}_*` columns ('' where there is no comparison)."
-    if pd.isna(r.get(f'vs_{tag}_mean_diff')):
+    "`+1.2 [-0.3, +2.6], p=0.120 / 0.250, 5/8` from a table row's `vs_{tag}_*` columns ('' where there is no comparison)."
+    g = lambda k: r.get(f'vs_{tag}_{k}', np.nan)
+    if pd.isna(g('mean_diff')):
         return ''
-    ci = '' if pd.isna(r[f'vs_{tag}_ci_low']) else f" [{r[f'vs_{tag}_ci_low']:+.1f}, {r[f'vs_{tag}_ci_high']:+.1f}]"
-    p = '' if pd.isna(r[f'vs_{tag}_wilcoxon_p']) else f", p={r[f'vs_{tag}_wilcoxon_p']:.3f}"
-    return f"{r[f'vs_{tag}_mean_diff']:+.1f}{ci}{p}, {int(r[f'vs_{tag}_better_in'])}/{int(r[f'vs_{tag}_n_pairs'])}"
+    ci = '' if pd.isna(g('hb_ci_low')) else f" [{g('hb_ci_low'):+.1f}, {g('hb_ci_high'):+.1f}]"
+    p = '' if pd.isna(g('wilcoxon_p')) else f", p={g('wilcoxon_p'):.3f}"
+    p += '' if pd.isna(g('fold_wilcoxon_p')) else f" / {g('fold_wilcoxon_p'):.3f}"
+    return f"{g('mean_diff'):+.1f}{ci}{p}, {int(g('better_in'))}/{int(g('n_pairs'))}"
 
 # %% ../nbs/12c_attention.ipynb #54799b45
 def _md(t: pd.DataFrame) -> str:
@@ -238,13 +422,48 @@ def _md(t: pd.DataFrame) -> str:
     )
     return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
 
+# %% ../nbs/12c_attention.ipynb #0d244529
+def _contrasts_md(c: pd.DataFrame) -> str:
+    "One line per contrast: pairs (folds), mean, fold-clustered and pair-level intervals, p values, folds won, detectable."
+    iv = lambda lo, hi: '' if pd.isna(lo) else f'[{lo:+.1f}, {hi:+.1f}]'
+    p = lambda v: '' if pd.isna(v) else f'{v:.3f}'
+    out = pd.DataFrame(
+        {
+            'contrast': c['contrast'],
+            'pairs (folds)': [f'{n} ({k})' for n, k in zip(c['n_pairs'], c['n_folds'])],
+            'mean': c['mean_diff'].map(lambda v: f'{v:+.1f}'),
+            'fold-clustered 95 %': [iv(lo, hi) for lo, hi in zip(c['hb_ci_low'], c['hb_ci_high'])],
+            'pair-level 95 %': [iv(lo, hi) for lo, hi in zip(c['ci_low'], c['ci_high'])],
+            'p pairs': c['wilcoxon_p'].map(p),
+            'p folds (Wilcoxon / sign)': [f'{p(a)} / {p(b)}' for a, b in zip(c['fold_wilcoxon_p'], c['fold_sign_p'])],
+            'folds above 0': [f'{w}/{k}' for w, k in zip(c['fold_better_in'], c['n_folds'])],
+            'detectable (folds)': c['fold_detectable'].map(lambda v: '' if pd.isna(v) else f'{v:.1f}'),
+        }
+    )
+    return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
+
+
+def _lr_md(choice: pd.DataFrame) -> str:
+    "The learning-rate search: validation (and test) macro-F1 per variant and rate, the chosen rate marked."
+    cell = lambda r: (
+        'not run'
+        if not r['runs']
+        else f"{r['val_f1_mean']:.1f} ({r['test_f1_mean']:.1f})" + (' **chosen**' if r['chosen'] else '')
+    )
+    t = choice.assign(text=[cell(r) for _, r in choice.iterrows()]).pivot(index='variant', columns='lr', values='text')
+    t = t.loc[list(dict.fromkeys(choice['variant']))]
+    t.columns = [f'lr {lr:g}' for lr in t.columns]
+    return t.reset_index().to_markdown(index=False, tablefmt='github', disable_numparse=True)
+
 # %% ../nbs/12c_attention.ipynb #901ba00a
 def _attention_note(runs: pd.DataFrame, skipped: list) -> str:
     "The footnote of the attention table: the metric, the comparisons, and the runs, devices and commits it used."
     devices, commits = (', '.join(sorted(set(runs[k].astype(str)))) for k in ('device', 'git_commit'))
     return (
         "* Test macro-F1 over the 8 EXPR classes (audio), over the classes present (faces: Neutral and Happiness); "
-        "comparisons: mean paired difference in points [95 % bootstrap interval], Wilcoxon signed-rank p, pairs won / pairs. "
+        "comparisons: mean paired difference in points [fold-clustered 95 % interval: hierarchical bootstrap over folds, then "
+        "seeds within folds; none under 3 folds], Wilcoxon signed-rank p over the (fold, seed) pairs / over the fold means, "
+        "pairs won / pairs. "
         f"Runs: {len(runs)} complete, {len(skipped)} skipped; devices: {devices}; commits: {commits}."
     )
 
@@ -254,28 +473,39 @@ def attention_report(
     out_dir,  # e.g. results/attention
     costs: bool = True,  # measure each variant's cost (a few seconds a branch)
 ) -> dict:
-    "Write the attention table, its Markdown, the forest plot and the runs' files into `out_dir`; return them."
+    "Write the attention table, the contrasts, the learning-rate choice, their Markdown, the forest plot and the runs' files into `out_dir`."
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = collect_runs(runs_dir, ATTENTION_ROWS)
+    runs = collect_runs(runs_dir, REPORT_ROWS)
     if runs.empty:
         raise ValueError(f"no complete runs in {runs_dir}")
     skipped = runs.attrs.get('skipped', [])
-    presets = {'ravdess': 'attention-audio-cpu', 'faces': 'attention-faces-cpu'}
+    presets = {'ravdess': ('attention-audio-cpu', 'attention2-audio-cpu'), 'faces': 'attention-faces-cpu'}
     cost = pd.concat([variant_costs(p) for p in presets.values()]) if costs else None  # every row of both branches
-    t = attention_table(runs, cost)
+    t, choice = attention_table(runs, cost), choose_lr(runs)
+    extra = _chosen_lr_contrasts(choice)
+    contrasts = contrast_table(runs, extra)
     for name, df in (
         ('table.csv', t),
+        ('contrasts.csv', contrasts),
+        ('lr_choice.csv', choice),
         ('runs.csv', runs),
         ('skipped.csv', pd.DataFrame(skipped, columns=['run', 'reason'])),
     ):
         write_csv(df, out / name, '%.4g')
     md, note = _md(t), _attention_note(runs, skipped)
-    atomic_write(out / 'table.md', lambda p: p.write_text('# Is it the attention?\n\n' + md + '\n\n' + note + '\n'))
-    fig = forest_plot(runs, out / 'forest.png')
+    more = ''
+    if len(contrasts):
+        more += '\n## What the controls show (contrasts)\n\n' + _contrasts_md(contrasts) + '\n'
+    if choice['runs'].any():
+        more += '\n## Learning rates: validation (test) macro-F1 on the search pairs\n\n' + _lr_md(choice) + '\n'
+    text = '# Is it the attention?\n\n' + md + '\n\n' + note + '\n' + more
+    atomic_write(out / 'table.md', lambda p: p.write_text(text))
+    fig = forest_plot(runs, out / 'forest.png', extra)
     for run in runs['run']:  # each run's record travels with the results
         (out / 'runs' / run).mkdir(parents=True, exist_ok=True)
         for f in ('metrics.json', 'history.csv', 'papermill_command.txt'):
             if (Path(runs_dir) / run / f).exists():
                 shutil.copy2(Path(runs_dir) / run / f, out / 'runs' / run / f)
-    return {'runs': runs, 'table': t, 'markdown': md, 'note': note, 'figure': fig, 'skipped': skipped}
+    res = {'runs': runs, 'table': t, 'contrasts': contrasts, 'lr_choice': choice, 'markdown': md, 'note': note}
+    return {**res, 'figure': fig, 'skipped': skipped}

@@ -69,14 +69,15 @@ def complexity(
 
 # %% ../nbs/12f_costs.ipynb #3d99c4c7
 def variant_costs(
-    preset: str,  # 'attention-audio-cpu' or 'attention-faces-cpu'
+    preset: str | tuple,  # 'attention-audio-cpu', 'attention-faces-cpu', or several presets of one branch
     batch: int = 32,
     repeats: int = 7,
 ) -> pd.DataFrame:
     "One row per variant of `preset`'s grid: branch, row, attention, parameters, multiply-adds and CPU ms per item (timed in rounds)."
     cfgs = {}
-    for r in ablation_grid(preset):
-        cfgs.setdefault(r['row'], run_config(r['parameters']))
+    for p in (preset,) if isinstance(preset, str) else preset:  # several presets: their rows timed in the same rounds
+        for r in ablation_grid(p):
+            cfgs.setdefault(r['row'], run_config(r['parameters']))
     built = {row: _model_and_batch(c, batch) for row, c in cfgs.items()}
     recs = {
         row: {'dataset': c.dataset, 'row': row, 'attention': c.model.attention, **_counts(*built[row])}
