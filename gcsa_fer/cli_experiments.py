@@ -34,7 +34,8 @@ def data_command(parser, args) -> int:
 
     for n in _dataset_names(parser, args):
         try:
-            r = fetch(n, args.root, os.environ.get(MIRROR_ENV) or None, force=args.force, progress=not args.quiet)
+            mirror = os.environ.get(MIRROR_ENV) or None
+            r = fetch(n, args.root, mirror, force=args.force, progress=not args.quiet, verify=args.verify)
         except DataUnavailable as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse
 import json
-from pathlib import Path
+from .files import check_writable
 
 MIRROR_ENV = 'GCSA_FER_DATA_MIRROR'  # `data fetch`: a folder holding <name>/ per dataset (gcsa_fer.fetch.MIRROR_ENV)
 
@@ -74,13 +74,11 @@ def _check_device(parser, name):
 
 # %% ../nbs/15a_cli_parser.ipynb #ebf29f74
 def _check_out(parser, path, flag: str = '--out'):
-    "An output folder is a folder, or a name that can become one."
-    p = Path(path).expanduser()
-    if p.exists() and not p.is_dir():
-        parser.error(f"{flag} {path}: is a file; give a folder to write into (it is made when missing)")
-    above = next((a for a in p.absolute().parents if a.exists()), None)
-    if not p.exists() and above is not None and not above.is_dir():
-        parser.error(f"{flag} {path}: {above} is a file, so no folder can be made there")
+    "An output folder is a folder that can be written, or a name that can become one (`files.check_writable`)."
+    try:
+        check_writable(path, flag)
+    except ValueError as e:
+        parser.error(str(e))
 
 # %% ../nbs/15a_cli_parser.ipynb #c9fe36c7
 def _add_ablate_share(a):
@@ -298,6 +296,10 @@ def _add_data(sub):
     df.add_argument('--root', default=None, help="the folder that holds the datasets (default: the repository's data/)")
     df.add_argument('--force', action='store_true', help='fetch again, replacing a folder that is there')
     df.add_argument('--quiet', action='store_true', help='no progress bars')
+    verify = (
+        'hash every file of a present copy again and name the files that changed (slow; a normal fetch checks sizes)'
+    )
+    df.add_argument('--verify', action='store_true', help=verify)
 
 # %% ../nbs/15a_cli_parser.ipynb #a64df104
 SUBCOMMANDS = (

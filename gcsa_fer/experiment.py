@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import Config, atomic_write, read_json
+from .files import check_writable
 from .datasets import get_dataset
 from .train import Trainer, plot_history
 from .distributed import is_main
@@ -108,7 +109,7 @@ def run_experiment(
         if not branch_runs:
             raise ValueError("av_fusion='decision' fuses two finished runs: give branch_runs={'a': ..., 'v': ...}")
         return fuse_runs(cfg, branch_runs, out_dir)
-    out = Path(out_dir)
+    out = check_writable(out_dir, 'run folder')  # before any data is read or any epoch trained
     out.mkdir(parents=True, exist_ok=True)
     if cache_dir is None and cfg.dataset != 'synthetic':
         cache_dir = out.parent / 'cache'

@@ -78,13 +78,14 @@ def write_stamp(folder, spec: DataSpec, layout: str, source: str):
         'registry_sha256': _registry_sha(spec, layout),
         'source': source,
         'files': len(spec.files(layout)),
+        'sizes': {r: os.path.getsize(Path(folder) / r) for r in spec.files(layout)},  # the fast path's check
         'checked_at': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     }
     (Path(folder) / STAMP).write_text(json.dumps(stamp, indent=1) + '\n')
 
 # %% ../nbs/08a_fetch.ipynb #5b6339cf
 def stamped_layout(folder, spec: DataSpec) -> str | None:
-    "The layout a stamp says `folder` holds, when the stamp matches the registry and every file is there; else None."
+    "The layout a stamp says `folder` holds, when the stamp matches the registry and every file is there with the size it was checked at; else None."
     try:
         stamp = json.loads((Path(folder) / STAMP).read_text())
     except (OSError, ValueError):
@@ -92,7 +93,12 @@ def stamped_layout(folder, spec: DataSpec) -> str | None:
     layout = stamp.get('layout')
     if layout not in LAYOUTS or stamp.get('registry_sha256') != _registry_sha(spec, layout):
         return None
-    return layout if all(os.path.isfile(os.path.join(folder, r)) for r in spec.files(layout)) else None
+    sizes = stamp.get('sizes') or {}  # a stamp of an older version has none: presence only
+    for r in spec.files(layout):
+        f = os.path.join(folder, r)
+        if not os.path.isfile(f) or (r in sizes and os.path.getsize(f) != sizes[r]):
+            return None
+    return layout
 
 # %% ../nbs/08a_fetch.ipynb #77767c68
 def copy_from_mirror(
@@ -237,6 +243,24 @@ def _assemble(spec: DataSpec, tmp: Path, mirror, progress: bool, url_base: str |
         spec.derive(tmp)
     return layout, source
 
+# %% ../nbs/08a_fetch.ipynb #9bcb929d
+def _changed_files(folder: Path, files: dict[str, str]) -> list[str]:
+    "The files of the registry `files` that are missing from `folder` or whose sha256 is not the registry's."
+    return [r for r, sha in files.items() if not (folder / r).is_file() or file_sha256(folder / r) != sha]
+
+
+def _verify(dest: Path, spec: DataSpec, layout: str):
+    "Hash every file of the checked copy `dest` again; a `ChecksumError` naming the files that changed."
+    changed = _changed_files(dest, spec.files(layout))
+    if changed:
+        more = f" and {len(changed) - 10} more" if len(changed) > 10 else ''
+        raise ChecksumError(
+            f"{spec.name}: {len(changed)} file(s) changed since the copy in {dest} was checked: "
+            f"{', '.join(changed[:10])}{more}; fetch with --force to replace the copy"
+        )
+    source = json.loads((dest / STAMP).read_text()).get('source', 'checked in place')
+    write_stamp(dest, spec, layout, source)  # checked again now (and with sizes, for a stamp of an older version)
+
 # %% ../nbs/08a_fetch.ipynb #d3299a8e
 def fetch(
     dataset: str | DataSpec,  # a name in `DATASETS`, or a `DataSpec`
@@ -246,6 +270,7 @@ def fetch(
     progress: bool = True,  # progress bars on stderr
     url_base: str | None = None,  # another server for the publishers' files, as <url_base>/<host>/<path>
     retries: int = 2,  # more attempts after a failed download
+    verify: bool = False,  # hash every file of a present copy again, and name those that changed
 ) -> dict:
     "Make `root/<name>` a checked copy of the dataset: already there, from `mirror`, or from its publisher."
     spec = DATASETS[dataset] if isinstance(dataset, str) else dataset
@@ -262,6 +287,14 @@ def fetch(
             'seconds': time.perf_counter() - t0,
         }
 
+    if verify and not force and (dest / STAMP).exists():
+        try:
+            layout = json.loads((dest / STAMP).read_text()).get('layout')
+        except ValueError:
+            layout = None
+        if layout in LAYOUTS:
+            _verify(dest, spec, layout)
+            return done('verified', layout)
     if not force and (layout := stamped_layout(dest, spec)):
         return done('present', layout)
     if not force and dest.is_dir() and not (dest / STAMP).exists():

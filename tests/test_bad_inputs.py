@@ -97,6 +97,19 @@ def test_windows_line_endings_and_bom_are_fine(tmp_path):
         (['train', '--data', '/no/such/folder', '--out', 'o'], 'does not exist'),
         (['export-model', 'runs/none', '--out', 'models/default'], 'already holds a model'),
         (['report', '--runs', '/no/such/runs', '--out', 'o'], 'no such folder'),
+        (
+            ['run', '--dataset', 'synthetic', '--out', '/proc/gcsa-fer/run'],
+            '--out /proc/gcsa-fer/run: cannot be written',
+        ),
+        (['predict', 'x.mp4', '--out', '/proc/gcsa-fer/p'], '--out /proc/gcsa-fer/p: cannot be written'),
+        (
+            ['ablate', '--preset', 'ravdess-cpu', '--out', '/proc/gcsa-fer/a'],
+            '--out /proc/gcsa-fer/a: cannot be written',
+        ),
+        (
+            ['train', '--data', '/no/such/folder', '--out', '/proc/gcsa-fer/t'],
+            '--out /proc/gcsa-fer/t: cannot be written',
+        ),
     ],
 )
 def test_cli_user_mistakes_are_one_line_and_exit_2(argv, error, capsys):

@@ -330,3 +330,21 @@ def test_wild_without_mirror_or_network_is_one_line_and_exit_2(tmp_path):
         lines[0].startswith('error: no network and no mirror') and 'cannot reach raw.githubusercontent.com' in lines[0]
     )
     assert _leftovers(tmp_path / 'data') == [] and not (tmp_path / 'data' / 'wild_faces_dev').exists()
+
+
+def test_verify_names_a_changed_file_and_the_fast_path_checks_sizes(tmp_path):
+    "`fetch --verify` hashes a present copy again and names a file changed in place (same size); a normal fetch only reads the stamp but notices a changed size, and fetches the copy again."
+    m, root = _mirror(tmp_path), tmp_path / 'data'
+    fetch('ravdess_au', root, mirror=m, progress=False)
+    f = root / 'ravdess_au' / 'au_features.csv'
+    b = f.read_bytes()
+    f.write_bytes(b[:-2] + bytes([b[-2] ^ 1]) + b[-1:])  # one bit flipped, same size
+    assert fetch('ravdess_au', root, mirror=m, progress=False)['source'] == 'present'  # the fast path cannot see it
+    with pytest.raises(ChecksumError, match=r'1 file\(s\) changed since .* au_features.csv; fetch with --force'):
+        fetch('ravdess_au', root, mirror=m, progress=False, verify=True)
+    r = _cli(['data', 'fetch', 'ravdess_au', '--verify', '--root', str(root), '--quiet'], tmp_path)
+    assert r.returncode == 1 and 'au_features.csv' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    f.write_bytes(b + b'\n')  # another size: the fast path refuses the copy and fetches it again from the mirror
+    assert fetch('ravdess_au', root, mirror=m, progress=False)['source'] == f'mirror {m / "ravdess_au"}'
+    assert f.read_bytes() == b
+    assert fetch('ravdess_au', root, mirror=m, progress=False, verify=True)['source'] == 'verified'
