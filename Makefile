@@ -81,9 +81,12 @@ ablation: $(STAMP) data
 # Is it the attention? GCSA against a matched control (its layers without gates), its own parts, timm's SE / ECA /
 # CBAM and width-matched networks, on both branches, with seeds: many hours on 2 cores, resumable (finished runs kept in
 # results/attention/runs are not run again) and shardable (ABLATE_ARGS="--shard i/n"). Table, forest plot: results/attention/.
+# The default is round 2 (audio: the gate/skip variants, 90 epochs, a learning rate each); ATTENTION_PRESET=attention-cpu
+# continues round 1's grid. Both write into runs/attention-cpu and one report reads them all.
+ATTENTION_PRESET ?= attention2-audio-cpu
 attention: $(STAMP) data
 	@mkdir -p runs/attention-cpu; if [ -d results/attention/runs ]; then cp -rn results/attention/runs/. runs/attention-cpu/; fi
-	@$(BIN)/gcsa_fer ablate --preset attention-cpu --out runs/attention-cpu $(ABLATE_ARGS); status=$$?; \
+	@$(BIN)/gcsa_fer ablate --preset $(ATTENTION_PRESET) --out runs/attention-cpu $(ABLATE_ARGS); status=$$?; \
 	$(BIN)/gcsa_fer attention-report --runs runs/attention-cpu --out results/attention || exit 1; exit $$status
 
 # The pretrained face models on London dev, every row on the same 5 folds (about 1.5 h on a busy 2-core CPU): results/pretrained/
