@@ -189,12 +189,16 @@ _KINDS = f"images ({', '.join(IMAGE_EXTS)}) or clips ({', '.join(VIDEO_EXTS)})"
 
 
 def _folder_rows(d: Path, label: int) -> tuple[list[dict], list[Path], str | None]:
-    "The items of one class folder, the files that are not images or clips, and a problem (an empty folder) or None."
-    files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith('.'))
+    "The items of one class folder and of the folders inside it, the files that are not images or clips, and a problem (an empty folder) or None."
+    hidden = lambda f: any(part.startswith('.') for part in f.relative_to(d).parts)  # .DS_Store, .ipynb_checkpoints/
+    files = sorted(f for f in d.rglob('*') if f.is_file() and not hidden(f))
     media = [f for f in files if is_image(f) or is_video(f)]
     kinds_here = short_list(sorted({f.suffix.lower() or f.name for f in files}), 3)
     empty = None if media else d.name + (f" (only {kinds_here} files)" if files else '')
-    rows = [{'path': f, 'name': f"{d.name}/{f.name}", 'label': label, 'subject': None, 'split': None} for f in media]
+    rows = [
+        {'path': f, 'name': f"{d.name}/{f.relative_to(d).as_posix()}", 'label': label, 'subject': None, 'split': None}
+        for f in media
+    ]
     return rows, [f for f in files if f not in media], empty
 
 # %% ../../nbs/08b_faces.ipynb #e7a2eb28
