@@ -49,6 +49,7 @@ def data_command(parser, args) -> int:
 def _ablation_grid(parser, args) -> tuple[list, dict, set | None]:
     "The grid the options ask for, the extra fields, and the names of this machine's share (None: all)."
     from gcsa_fer.ablate import ablation_grid, shard_runs
+    from gcsa_fer.presets import run_config
 
     try:
         extra = _kv(args.set) | ({'epochs': args.epochs} if args.epochs is not None else {})
@@ -56,6 +57,11 @@ def _ablation_grid(parser, args) -> tuple[list, dict, set | None]:
             args.preset, args.seeds, args.modalities, args.rows, args.device, args.data_root, args.folds, **extra
         )
         mine = {r['name'] for r in shard_runs(grid, args.shard)} if args.shard else None
+        for r in grid:  # every run's configuration checked before the first one starts (a fold or seed out of range)
+            try:
+                run_config(r['parameters'])
+            except ValueError as e:
+                raise ValueError(f"run {r['name']}: {e}") from None
         outside = [k for k in args.only or [] if not 0 <= k < len(grid)]
         if outside:
             raise ValueError(f"--only {outside}: outside the grid of {len(grid)} runs (0-{len(grid) - 1})")
