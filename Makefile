@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data export lint test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention pretrained report bench screenshots offline-wheels offline-check
+.PHONY: setup data export lint test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention pretrained report bench screenshots offline-wheels offline-check gpu-check gpu-check-prep
 
 # The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
 PRESET ?= ravdess-cpu
@@ -110,6 +110,19 @@ offline-wheels:
 # CI: download those wheels (torch left out), install them into a fresh venv without a registry, run a papermill ablation
 offline-check: $(STAMP)
 	tools/offline_check.sh
+
+# The CUDA path in one command, at most about 8 min on one GPU (README, "Running on a GPU"): versions, CPU against CUDA
+# forward passes, training rates with and without mixed precision, the paper preset's rows through papermill, wall-time
+# estimates; results/gpu/<device>/. Without CUDA it says so in one line and exits 2.
+gpu-check: $(STAMP)
+	@$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
+
+# For a GPU machine without a registry: the wheels it lacks (.gpu-wheels/, git-ignored, carried with the tree) and the
+# commit they go with, then the size of what travels (64 MiB at most); there, `bash tools/gpu_run.sh` runs the check.
+gpu-check-prep:
+	tools/device_wheels.sh .gpu-wheels
+	@echo "$$(git rev-parse HEAD)$$(git status --porcelain --untracked-files=no | grep -q . && echo +dirty)" > .gpu-wheels/SOURCE
+	@python3 tools/gpu_check.py --travel-size
 
 # the explorer in JupyterLab, driven by headless Chromium (needs: apt-get install chromium)
 screenshots: $(STAMP)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 import torch
 import gcsa_fer
 from .core import Config, atomic_write, get_device
+from .config import with_current_names
 from .costs import example_batch
 from .datasets import dataset_info, get_dataset
 from .build import build_model, make_optimizer, make_loss
@@ -65,9 +66,9 @@ def papermill_command(
 
 # %% ../nbs/12_ablate.ipynb #38a4af41
 def _with_defaults(config: dict) -> dict:
-    "A recorded `Config.to_dict()` with the fields it lacks (added to `Config` since) at their defaults."
+    "A recorded `Config.to_dict()` with the fields it lacks (added to `Config` since) at their defaults, renamed values under their current names."
     out = Config().to_dict()
-    for k, v in config.items():
+    for k, v in with_current_names(config).items():
         out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 

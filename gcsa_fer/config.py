@@ -17,7 +17,8 @@ from .gcsa import ATTENTIONS
 from .files import atomic_write
 
 # %% auto #0
-__all__ = ['FIELD_RULES', 'PreprocessConfig', 'Rule', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields']
+__all__ = ['AMP_MODES', 'FIELD_RULES', 'PreprocessConfig', 'Rule', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields',
+           'current_value', 'with_current_names']
 
 # %% ../nbs/00c_config.ipynb #ee70edb8
 @dataclass
@@ -79,6 +80,7 @@ class Rule:
         return 'an integer' if is_int else 'a number'
 
 
+AMP_MODES = ('auto', 'bf16', 'fp16', 'off')  # `TrainConfig.amp` (see the train notebook's `amp_dtype`)
 _POS = Rule(lo=0, lo_open=True)  # a positive number
 _NONNEG = Rule(lo=0)
 _UNIT = Rule(lo=0, hi=1, hi_open=True)  # a fraction in [0, 1)
@@ -138,6 +140,7 @@ FIELD_RULES: dict[str, Rule] = {
     'select_epoch': Rule(choices=('best', 'last')),
     'av_fusion': Rule(choices=('joint', 'decision')),
     'seed': Rule(lo=0, hi=2**32 - 1),
+    'amp': Rule(choices=AMP_MODES),
     'num_workers': Rule(lo=0, cap=256),
     'gan_per_class': Rule(lo=0, cap=1_000_000),
     'gan_steps': Rule(lo=1, cap=10_000_000),
@@ -258,7 +261,7 @@ def _check_model(m: ModelConfig) -> ModelConfig:
 # %% ../nbs/00c_config.ipynb #d0e9e342
 @dataclass
 class TrainConfig:
-    "The optimisation, with the paper's defaults."
+    "The optimisation, with the paper's defaults, and the device settings (mixed precision, loader, cuDNN)."
 
     epochs: int = 300
     batch_size: int = 16
@@ -284,8 +287,10 @@ class TrainConfig:
     av_fusion: str = 'joint'  # V+A: 'joint' (one network, the loss on the fused P) or 'decision' (the A and V runs trained apart, their probabilities fused)
     seed: int = 0
     device: str = 'auto'  # 'auto' (CUDA when present), 'cpu' or 'cuda'
-    amp: bool = True  # bf16 autocast on CUDA
-    num_workers: int = 0
+    amp: str = 'auto'  # mixed precision: 'auto' (bf16 autocast on CUDA, float32 elsewhere), 'bf16' (any device), 'fp16' (CUDA, with a gradient scaler) or 'off'
+    num_workers: int = 0  # DataLoader worker processes (0: items are read in the training process)
+    pin_memory: bool = True  # on CUDA: page-locked batches, copied to the GPU while the previous step runs
+    cudnn_benchmark: bool = True  # on CUDA: time cuDNN's kernels for the run's fixed shapes once and keep the fastest
     gan_per_class: int = 0  # add this many GAN-generated training items per class (0: none; see the GAN notebook)
     gan_steps: int = 2000  # training steps of that GAN
     gan_width: int = 64  # its width (channels of the first layers): 32 is 2.5x faster on a CPU for 64x64 faces
@@ -395,13 +400,33 @@ def _coerce(old, value, name):
         return str(value)
     return value
 
+# %% ../nbs/00c_config.ipynb #cc23f846
+_RENAMED = {'amp': {True: 'auto', False: 'off'}}  # field: {old value: its current name}
+
+
+def current_value(name: str, value):
+    "`value` of the field `name` under its current name: `amp=True` (or 'true', 'yes', 1) is 'auto', False is 'off'."
+    renamed = _RENAMED.get(name.rsplit('.', 1)[-1])
+    if renamed is None:
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return renamed[value.strip().lower() in _TRUE]
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return renamed[bool(value)]
+    return value
+
+
+def with_current_names(d: dict) -> dict:
+    "A configuration dict as `to_dict` writes it (nested), with every renamed value under its current name."
+    return {k: with_current_names(v) if isinstance(v, dict) else current_value(k, v) for k, v in d.items()}
+
 # %% ../nbs/00c_config.ipynb #3437e27c
 @patch
 def update(self: Config, **flat) -> Config:
     "Set fields by their flat name (`epochs=3`) or dotted path (`train.epochs=3`); returns self."
     for name, value in flat.items():
         obj, key = self._locate(name)
-        setattr(obj, key, _coerce(getattr(obj, key), value, name))
+        setattr(obj, key, _coerce(getattr(obj, key), current_value(key, value), name))
     self.validate()
     return self
 
@@ -431,8 +456,8 @@ def to_dict(self: Config) -> dict:
 
 @patch(cls_method=True)
 def from_dict(cls: Config, d: dict) -> Config:
-    "The inverse of `to_dict`; unknown keys are an error."
-    d = dict(d)
+    "The inverse of `to_dict`; unknown keys are an error, old values are read under their current names."
+    d = with_current_names(d)
     subs = {'preprocess': PreprocessConfig, 'model': ModelConfig, 'train': TrainConfig}
     kw = {k: _build(subs[k], d.pop(k)) for k in list(d) if k in subs}
     return _build(cls, {**d, **kw})

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from fastcore.basics import patch
 from .core import Config, atomic_write, get_device, seed_everything
+from .config import AMP_MODES
 from .checkpoint import save_checkpoint, load_checkpoint
 from .fusion import AVModel
 from .metrics import macro_f1, accuracy
@@ -24,7 +25,7 @@ from .build import param_groups  # noqa: F401 (importable from here, as before)
 from .resume import rng_state, set_rng_state, check_resumable
 
 # %% auto #0
-__all__ = ['to_device', 'Trainer', 'plot_history']
+__all__ = ['to_device', 'amp_dtype', 'Trainer', 'plot_history']
 
 # %% ../nbs/10_train.ipynb #a99a9483
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -32,8 +33,26 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 # %% ../nbs/10_train.ipynb #883109f5
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == 'cuda')
+def amp_dtype(
+    amp: str | bool,  # 'auto', 'bf16', 'fp16' or 'off' (`TrainConfig.amp`); saved True / False: 'auto' / 'off'
+    device: torch.device,
+) -> torch.dtype | None:
+    "The dtype the forward pass is autocast to on `device`, None for float32."
+    mode = {True: 'auto', False: 'off'}[amp] if isinstance(amp, bool) else amp
+    if mode == 'fp16' and device.type != 'cuda':
+        raise ValueError(
+            f"amp='fp16' needs CUDA (float16 with a gradient scaler); on {device.type} use 'bf16' or 'off'"
+        )
+    dtypes = {'auto': torch.bfloat16 if device.type == 'cuda' else None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+    if mode not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(map(repr, AMP_MODES))}, got {amp!r}")
+    return dtypes.get(mode)
+
+
+def _autocast(device: torch.device, amp: str | bool):
+    "Autocast for `amp` on `device` (a context that does nothing when the dtype is float32)."
+    dtype = amp_dtype(amp, device)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 # %% ../nbs/10_train.ipynb #0135a8fb
 def _balanced_weights(ds) -> torch.Tensor:
@@ -70,6 +89,10 @@ class Trainer:
         self.opt, self.sched = make_optimizer(self.model, cfg, self.steps_per_epoch)
         self.sched_per_batch = t.scheduler == 'onecycle'
         self.loss_fn = make_loss(cfg).to(self.device)
+        # float16 needs its gradients scaled; the scaler does nothing (and saves nothing) otherwise
+        self.scaler = torch.amp.GradScaler('cuda', enabled=amp_dtype(t.amp, self.device) == torch.float16)
+        if self.device.type == 'cuda':
+            torch.backends.cudnn.benchmark = t.cudnn_benchmark  # fastest kernels for the run's fixed shapes
         self.history: list[dict] = []
         self.epoch = 0
         # validation macro-F1 averages over the classes the training data hold
@@ -104,7 +127,7 @@ def loader(self: Trainer, ds, train: bool, epoch: int = 0) -> DataLoader:
         collate_fn=collate,
         generator=seeds,
         num_workers=self.cfg.train.num_workers,
-        pin_memory=self.device.type == 'cuda',
+        pin_memory=self.cfg.train.pin_memory and self.device.type == 'cuda',
         drop_last=False,
     )
 
@@ -123,8 +146,9 @@ def _step(self: Trainer, batch: dict) -> float:
     if self.cfg.train.mixup > 0:
         loss = lam * loss + (1 - lam) * self.loss_fn(out['p'], label[perm.to(label.device)])
     self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    self.opt.step()
+    self.scaler.scale(loss).backward()  # amp='fp16': scaled, and a step with inf/NaN gradients skipped
+    self.scaler.step(self.opt)
+    self.scaler.update()
     if self.sched_per_batch:
         self.sched.step()
     return float(loss.detach())
@@ -195,6 +219,7 @@ def save(self: Trainer, name: str = 'last.pt'):
         'epoch': self.epoch,
         'history': self.history,
         'rng': rng_state(),
+        'scaler': self.scaler.state_dict(),  # empty unless amp='fp16'
         'config': self.cfg.to_dict(),
     }
     save_checkpoint(ck, self.out / name)  # tensors and plain containers only: it loads with weights_only=True
@@ -211,6 +236,8 @@ def load(self: Trainer, name: str = 'last.pt') -> bool:
     self.model.load_state_dict(ck['model'])
     self.opt.load_state_dict(ck['opt'])
     self.sched.load_state_dict(ck['sched'])
+    if ck.get('scaler'):  # amp='fp16' (checkpoints before the scaler have none)
+        self.scaler.load_state_dict(ck['scaler'])
     self.epoch, self.history = ck['epoch'], ck['history']
     set_rng_state(ck['rng'])
     return True
