@@ -10,9 +10,9 @@ from .datasets import dataset_info
 from .face_training import FACE_RECIPE
 
 # %% auto #0
-__all__ = ['ROWS', 'RECIPES', 'PRESETS', 'CORE_ROWS', 'ATTENTION_ROWS', 'GATE_SKIP_ROWS', 'LONG_EPOCHS', 'LR_CHOICES',
-           'LR_VARIANTS', 'SCHEDULE_ROWS', 'LR_ROWS', 'REPORT_ROWS', 'NAMED', 'resolve_recipe', 'rows_for', 'run_name',
-           'branch_rows', 'run_config', 'ablation_grid']
+__all__ = ['ROWS', 'RECIPES', 'INDUCTIVE_AUDIO_NORM', 'PROTOCOLS', 'PRESETS', 'CORE_ROWS', 'ATTENTION_ROWS', 'GATE_SKIP_ROWS',
+           'LONG_EPOCHS', 'LR_CHOICES', 'LR_VARIANTS', 'SCHEDULE_ROWS', 'LR_ROWS', 'REPORT_ROWS', 'NAMED',
+           'protocol_of', 'resolve_recipe', 'rows_for', 'run_name', 'branch_rows', 'run_config', 'ablation_grid']
 
 # %% ../nbs/12d_presets.ipynb #34f0498d
 ROWS = {
@@ -52,6 +52,23 @@ RECIPES['cpu'] = {
     'av_fusion': 'decision',
     'select_epoch': 'last',
 }
+
+# %% ../nbs/12d_presets.ipynb #4c2f1821
+INDUCTIVE_AUDIO_NORM = 'utterance'  # the documented default until `search_recipe.py --grid inductive-norm` chooses
+PROTOCOLS = {
+    'transductive': {'audio_norm': 'speaker', 'feature_norm': 'speaker'},  # each actor by its own clips, test included
+    'inductive': {'audio_norm': INDUCTIVE_AUDIO_NORM, 'feature_norm': 'none'},  # nothing from the test actors
+}
+_SPEAKER_STATS = {'a': ('audio_norm',), 'v': ('feature_norm',), 'av': ('audio_norm', 'feature_norm')}
+
+
+def protocol_of(
+    fields: dict,  # a run's configuration fields, flat (`audio_norm`, `feature_norm`)
+    modality: str = 'av',  # the fields that matter: 'a' audio_norm, 'v' feature_norm, 'av' both
+) -> str:
+    "'transductive' where an input the run uses is standardised with its own speaker's statistics (test speakers' too), else 'inductive'."
+    own = any(fields.get(k) == 'speaker' for k in _SPEAKER_STATS[modality])
+    return 'transductive' if own else 'inductive'
 
 # %% ../nbs/12d_presets.ipynb #18a8e63d
 RECIPES['faces'] = FACE_RECIPE
@@ -95,6 +112,7 @@ PRESETS = {
         'dataset': 'ravdess',
         'modalities': ('a', 'v', 'av'),
         'seeds': (0,),
+        'protocols': ('inductive', 'transductive'),
         'folds': (1, 2, 3, 4, 5, 6),
         'device': 'cpu',
         'recipe': 'cpu',
@@ -103,6 +121,7 @@ PRESETS = {
         'dataset': 'ravdess',
         'modalities': ('a', 'v', 'av'),
         'seeds': (0,),
+        'protocols': ('inductive', 'transductive'),
         'folds': (1, 2),
         'device': 'cpu',
         'recipe': 'cpu',
@@ -227,9 +246,10 @@ def _slug(row: str) -> str:
     return table1.get(row) or re.sub(r'[^a-z0-9]+', '-', row.lower()).strip('-')
 
 
-def run_name(dataset: str, modality: str, row: str, seed: int, fold: int = 0) -> str:
-    "The run folder's name, e.g. `ravdess-av-gcsa-cf-f3-s0` (no fold part for the fixed split, fold 0)."
-    return f"{dataset}-{modality}-{_slug(row)}{f'-f{fold}' if fold else ''}-s{seed}"
+def run_name(dataset: str, modality: str, row: str, seed: int, fold: int = 0, protocol: str | None = None) -> str:
+    "The run folder's name, e.g. `ravdess-av-gcsa-cf-f3-s0` (no fold part for the fixed split, fold 0; no protocol part for None or 'transductive')."
+    proto = f'-{protocol}' if protocol not in (None, 'transductive') else ''
+    return f"{dataset}-{modality}-{_slug(row)}{proto}{f'-f{fold}' if fold else ''}-s{seed}"
 
 # %% ../nbs/12d_presets.ipynb #2d47c8cd
 def branch_rows(dataset: str, row: str) -> dict:
@@ -250,16 +270,27 @@ def run_config(parameters: dict) -> Config:
 
 # %% ../nbs/12d_presets.ipynb #1fc623d3
 def _run(
-    ds: str, mod: str, row: str, seed, fold, fields: dict, recipe: str, device: str, data_root: str, extra: dict
+    ds: str,
+    mod: str,
+    row: str,
+    seed,
+    fold,
+    fields: dict,
+    recipe: str,
+    device: str,
+    data_root: str,
+    extra: dict,
+    protocol: str | None = None,
 ) -> dict:
-    "One run of a grid: name, coordinates and papermill parameters; `fields` are its row's, `extra` the preset's overrides."
+    "One run of a grid: name, coordinates and papermill parameters; `fields` are its row's, `extra` the preset's overrides, `protocol` a key of `PROTOCOLS` (None: the recipe's own normalisation)."
     named = {k: v for k, v in fields.items() if k in NAMED}
     return {
-        'name': run_name(ds, mod, row, seed, fold),
+        'name': run_name(ds, mod, row, seed, fold, protocol),
         'modality': mod,
         'row': row,
         'seed': int(seed),
         'fold': int(fold),
+        'protocol': protocol,
         'parameters': {
             'dataset': ds,
             'modality': mod,
@@ -269,7 +300,11 @@ def _run(
             'device': device,
             'data_root': data_root,
             **named,
-            'overrides': {**extra, **{k: v for k, v in fields.items() if k not in NAMED}},
+            'overrides': {
+                **extra,
+                **PROTOCOLS.get(protocol, {}),
+                **{k: v for k, v in fields.items() if k not in NAMED},
+            },
         },
     }
 
@@ -279,18 +314,33 @@ def _stages(p: dict) -> list[dict]:
     return p.get('stages') or [{'rows': None, 'seeds': p['seeds']}]
 
 
-def _coordinates(p: dict, table: dict, mods, folds, rows, seeds):
-    "The (modality, row, seed, fold) of each run of preset `p` in order, `rows` and `seeds` limiting them when given."
+def _coordinates(p: dict, table: dict, mods, folds, rows, seeds, protocols=(None,)):
+    "The (protocol, modality, row, seed, fold) of each run of preset `p` in order, `rows` and `seeds` limiting them when given."
     for stage in _stages(p):
-        for fold in [f for f in folds if f in stage.get('folds', folds)]:  # a stage may limit the folds
-            for mod in sorted(mods, key=list(MODALITIES).index):
-                for row in rows_for(p['dataset'], mod) if table is ROWS else list(table):
-                    if (rows is not None and row not in rows) or (
-                        stage['rows'] is not None and row not in stage['rows']
-                    ):
-                        continue
-                    for seed in stage['seeds'] if seeds is None else seeds:
-                        yield mod, row, seed, fold
+        for protocol in protocols:
+            for fold in [f for f in folds if f in stage.get('folds', folds)]:  # a stage may limit the folds
+                for mod in sorted(mods, key=list(MODALITIES).index):
+                    for row in rows_for(p['dataset'], mod) if table is ROWS else list(table):
+                        if (rows is not None and row not in rows) or (
+                            stage['rows'] is not None and row not in stage['rows']
+                        ):
+                            continue
+                        for seed in stage['seeds'] if seeds is None else seeds:
+                            yield protocol, mod, row, seed, fold
+
+# %% ../nbs/12d_presets.ipynb #571e3ca7
+def _protocols(p: dict, protocols, extra: dict) -> tuple:
+    "The protocols a grid of preset `p` runs: `protocols` (names, or one comma-separated text), else the preset's, else (None,)."
+    if isinstance(protocols, str):
+        protocols = [s.strip() for s in protocols.split(',') if s.strip()]
+    protocols = tuple(protocols or p.get('protocols') or (None,))
+    unknown = [x for x in protocols if x is not None and x not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}")
+    clash = sorted({k for x in protocols if x for k in PROTOCOLS[x]} & set(extra))
+    if clash:
+        raise ValueError(f"{', '.join(clash)}: set by the protocol; choose the protocol (protocols=...) instead")
+    return protocols
 
 # %% ../nbs/12d_presets.ipynb #10890141
 def ablation_grid(
@@ -301,6 +351,7 @@ def ablation_grid(
     device: str | None = None,  # default: the preset's device, else 'auto'
     data_root: str = '',  # where the dataset lives ('' = shipped)
     folds=None,  # default: the preset's folds (RAVDESS: 1-6), else the fixed split (0)
+    protocols=None,  # default: the preset's protocols (e.g. 'inductive', or 'inductive,transductive'), else none
     **params,
 ) -> list[dict]:
     "The runs of an ablation, stage by stage and fold by fold, each with its papermill parameters; decision-fused V+A runs come after the A and V runs they fuse."
@@ -311,7 +362,7 @@ def ablation_grid(
         return [
             r
             for part in p['parts']
-            for r in ablation_grid(part, seeds, modalities, rows, device, data_root, folds, **params)
+            for r in ablation_grid(part, seeds, modalities, rows, device, data_root, folds, protocols, **params)
         ]
     ds, recipe, table = p['dataset'], p.get('recipe', 'auto'), p.get('rows', ROWS)
     unknown = [r for r in rows or () if r not in table]
@@ -319,16 +370,18 @@ def ablation_grid(
         raise ValueError(f"preset {preset!r} has no rows {unknown}; its rows: {', '.join(table)}")
     folds = tuple(p.get('folds', (0,)) if folds is None else folds)
     extra = {**p.get('params', {}), **params}
+    protocols = _protocols(p, protocols, extra)
     fusion = run_config(
         {'dataset': ds, 'recipe': recipe, 'overrides': extra}
     ).train.av_fusion  # fails now on a bad field
     dev = device or p.get('device', 'auto')
-    one = lambda mod, row, seed, fold: _run(ds, mod, row, seed, fold, table[row], recipe, dev, data_root, extra)
+    one = lambda pr, mod, row, seed, fold: _run(ds, mod, row, seed, fold, table[row], recipe, dev, data_root, extra, pr)
     runs = {}  # by name, in the order they first come
-    for mod, row, seed, fold in _coordinates(p, table, tuple(modalities or p['modalities']), folds, rows, seeds):
-        r = one(mod, row, seed, fold)
-        if mod == 'av' and fusion == 'decision':  # the A and V runs it fuses come first
-            need = {m: one(m, br, seed, fold) for m, br in branch_rows(ds, row).items()}
+    mods = tuple(modalities or p['modalities'])
+    for pr, mod, row, seed, fold in _coordinates(p, table, mods, folds, rows, seeds, protocols):
+        r = one(pr, mod, row, seed, fold)
+        if mod == 'av' and fusion == 'decision':  # the A and V runs it fuses come first, same protocol
+            need = {m: one(pr, m, br, seed, fold) for m, br in branch_rows(ds, row).items()}
             for b in need.values():
                 runs.setdefault(b['name'], b)
             r['parameters']['branch_runs'] = {m: b['name'] for m, b in need.items()}

@@ -27,14 +27,14 @@ def test_submit_array_with_a_fake_sbatch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     array, report = log.read_text().splitlines()
-    # ravdess-cpu-quick: per fold 4 A runs and 2 V runs train (positions 0-5 and 10-15); the 4 V+A runs per fold only fuse
-    assert '--array=0,1,2,3,4,5,10,11,12,13,14,15%3' in array and array.endswith(
-        'tools/slurm/ablation-array.sbatch ravdess-cpu-quick'
-    )
+    # ravdess-cpu-quick: per protocol and fold 4 A runs and 2 V runs train (inductive: positions 0-5 and 10-15,
+    # transductive: 20-25 and 30-35); the 4 V+A runs per fold only fuse
+    train = '0,1,2,3,4,5,10,11,12,13,14,15,20,21,22,23,24,25,30,31,32,33,34,35'
+    assert f'--array={train}%3' in array and array.endswith('tools/slurm/ablation-array.sbatch ravdess-cpu-quick')
     assert '--dependency=afterany:101' in report and report.endswith(
         'tools/slurm/ablation-report.sbatch ravdess-cpu-quick'
     )
-    assert 'submitted 12 runs' in out.stdout
+    assert 'submitted 24 runs' in out.stdout
 
 
 def test_sbatch_scripts_parse():

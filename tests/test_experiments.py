@@ -128,6 +128,7 @@ def test_driver_skips_records_failures_and_reruns(tmp_path):
     _fake_notebook(nbp)
     root = tmp_path / 'runs'
     kw = dict(seeds=[0, 1], folds=[0], modalities=['a'], rows=['Base'], notebook=nbp, estimate=False, progress=False)
+    kw['protocols'] = 'transductive'  # the names runs had before protocols
     st = ablate('ravdess-cpu', root, **kw)
     assert dict(zip(st['name'], st['status'])) == {'ravdess-a-base-s0': 'complete', 'ravdess-a-base-s1': 'failed'}
     assert 'planted failure' in json.loads((root / 'ravdess-a-base-s1' / 'failed.json').read_text())['error']
@@ -169,6 +170,7 @@ def test_driver_writes_the_papermill_command_that_reproduces_a_run(tmp_path, mon
         estimate=False,
         progress=False,
         epochs=7,
+        protocols='transductive',
     )
     folder = tmp_path / 'runs' / 'ravdess-a-gcsa-f3-s0'
     cmd = (folder / 'papermill_command.txt').read_text().strip()
@@ -244,7 +246,7 @@ def test_run_experiment_resume_equivalence(tmp_path):
 
 
 def test_grid_by_fold_with_decision_fusion():
-    runs = ablation_grid('ravdess-cpu-quick')
+    runs = ablation_grid('ravdess-cpu-quick', protocols='transductive')
     assert len(runs) == 2 * (4 + 2 + 4) and [r['fold'] for r in runs] == [1] * 10 + [2] * 10
     seen = set()
     for r in runs:
@@ -258,8 +260,14 @@ def test_grid_by_fold_with_decision_fusion():
     }  # GCSA does not apply to the AU MLP
     assert av['+GCSA+CF'] == {'a': 'ravdess-a-gcsa-cf-f1-s0', 'v': 'ravdess-v-gcsa-cf-f1-s0'}
     assert [r['name'] for r in ablation_grid('ravdess-cpu', folds=[0], modalities=['a'], rows=['Base'])] == [
-        'ravdess-a-base-s0'
+        'ravdess-a-base-inductive-s0',
+        'ravdess-a-base-s0',
     ]
+    both = ablation_grid('ravdess-cpu-quick')  # inductive runs first, each V+A fusing its own protocol's runs
+    assert len(both) == 2 * len(runs) and [r['protocol'] for r in both] == ['inductive'] * 20 + ['transductive'] * 20
+    for r in both:
+        for need in r['parameters'].get('branch_runs', {}).values():
+            assert ('-inductive-' in need) == (r['protocol'] == 'inductive')
 
 
 def test_decision_fusion_of_two_runs(tmp_path):

@@ -22,7 +22,7 @@ from gcsa_fer.face_training import face_config
 
 def configs(name, faces_folds=range(1, 6)):
     if name == 'ravdess-au':
-        for r in ablation_grid('ravdess-cpu', modalities=['v'], rows=['Base']):
+        for r in ablation_grid('ravdess-cpu', modalities=['v'], rows=['Base'], protocols='transductive'):
             yield r['parameters']['overrides']['fold'], run_config(r['parameters'])
     else:
         for k in faces_folds:
