@@ -53,8 +53,18 @@ def _print_cv(out: Path, table, final: bool):
 def train_command(parser, args) -> int:
     "The `train` sub-command: cross-validate the face recipe on a face folder, then train the final model."
     from gcsa_fer.face_training import cross_validate
+    from gcsa_fer.pretrain import probe_faces
 
     cfg = _face_config(parser, args)
+    if args.probe:  # the frozen trunk's features and logistic regression: scores by fold, no network, no final model
+        table = probe_faces(cfg, args.out, args.folds)
+        s = json.loads((Path(args.out) / 'cv.json').read_text())
+        print(table.round(3).to_string(index=False))
+        acc, f1 = s['accuracy'], s['macro_f1']
+        print(
+            f"linear probe: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f} over {len(table)} subject-disjoint folds"
+        )
+        return 0
     table = cross_validate(cfg, args.out, args.folds, final=not args.no_final)
     _print_cv(Path(args.out), table, final=not args.no_final)
     return 0

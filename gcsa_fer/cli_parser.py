@@ -199,6 +199,8 @@ def _add_train(sub):
     extra = "extra class-folder names, e.g. --map grin=Happiness"
     t.add_argument('--map', action='append', metavar='NAME=CLASS', help=extra)
     t.add_argument('--no-final', action='store_true', help='skip the final model on every subject')
+    probe = 'instead of training a network: logistic regression on the frozen FER2013 mini-Xception features, by fold (no final model)'
+    t.add_argument('--probe', action='store_true', help=probe)
     t.add_argument('--device', default='auto', help='auto, cpu or cuda')
     _add_set(t)
 

@@ -26,7 +26,7 @@ from .train import build_model
 
 # %% auto #0
 __all__ = ['FINE_TUNE_RECIPE', 'pretrained_config', 'fine_tune_faces', 'face_arrays', 'zero_shot', 'trunk_features',
-           'linear_probe', 'face_crops_from', 'distill_loss', 'distill_crops', 'distill']
+           'linear_probe', 'probe_faces', 'face_crops_from', 'distill_loss', 'distill_crops', 'distill']
 
 # %% ../nbs/11f_pretrain.ipynb #f0ba8ca2
 FINE_TUNE_RECIPE = dict(visual_backbone='mini_xception', epochs=30, lr=3e-4, lr_heads=3e-3)
@@ -90,6 +90,32 @@ def linear_probe(train, val, test, Cs=(0.001, 0.01, 0.1, 1.0)) -> dict:
     Xa, ya = np.concatenate([Xt, Xv]), np.concatenate([yt, yv])
     pred = fit(Xa, ya, C).predict(StandardScaler().fit(Xa).transform(Xs))
     return {'accuracy': float((pred == ys).mean()), 'macro_f1': macro_f1(ys, pred, classes=np.unique(ys)), 'C': C}
+
+# %% ../nbs/11f_pretrain.ipynb #f416dc82
+def probe_faces(
+    cfg: Config,  # a faces configuration (`face_config`): the data, its folds, the crops
+    out_dir,  # OUT/cv.csv, OUT/cv.json, OUT/cache (the crops)
+    folds=None,  # which folds (default: all `cfg.n_folds`)
+    progress: bool = True,
+) -> pd.DataFrame:
+    "The linear probe on the frozen FER2013 trunk, cross-validated by subject: the per-fold table (test scores, C)."
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k in folds or range(1, cfg.n_folds + 1):
+        train, val, test = (face_arrays(cfg.replace(fold=k), s, out / 'cache') for s in ('train', 'val', 'test'))
+        rows.append({'fold': k, 'n_test': len(test[1]), **linear_probe(train, val, test)})
+        if progress:
+            print(
+                f"fold {k}: accuracy {rows[-1]['accuracy']:.3f}, macro-F1 {rows[-1]['macro_f1']:.3f} (C={rows[-1]['C']})"
+            )
+    table = pd.DataFrame(rows)
+    spread = lambda v: {'mean': float(v.mean()), 'std': float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+    summary = {s: spread(table[s]) for s in ('accuracy', 'macro_f1')} | {'folds': table['fold'].tolist()}
+    summary |= {'method': 'linear probe on the frozen FER2013 mini-Xception trunk', 'config': cfg.to_dict()}
+    atomic_write(out / 'cv.csv', lambda t: table.to_csv(t, index=False))
+    atomic_write(out / 'cv.json', lambda t: t.write_text(json.dumps(summary, indent=1)))
+    return table
 
 # %% ../nbs/11f_pretrain.ipynb #c45f383b
 def _media(sources) -> list[Path]:

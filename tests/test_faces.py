@@ -324,6 +324,26 @@ def test_cli_train_and_predict_an_image(tmp_path, capsys):
     assert len(t) == 1 and t['source'][0] == 'video' and abs(t[list(EXPR_CLASSES)].sum(axis=1)[0] - 1) < 1e-4
 
 
+def test_cli_train_probe_scores_the_frozen_features_by_fold(tmp_path, capsys):
+    "--probe: logistic regression on the frozen FER2013 trunk, on the folds' own crops; no network, no final model."
+    from gcsa_fer.pretrain import face_arrays, linear_probe
+    from gcsa_fer.face_training import face_config
+
+    root = _subset(tmp_path / 'faces', 9)
+    args = ['train', '--data', str(root), '--out', str(tmp_path / 'p'), '--probe', '--n-folds', '3', '--folds', '2']
+    with pytest.raises(SystemExit) as e:
+        cli.main(args + ['--device', 'cpu'])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert 'linear probe: accuracy' in out and 'over 1 subject-disjoint folds' in out, out
+    cv = pd.read_csv(tmp_path / 'p' / 'cv.csv')
+    assert list(cv['fold']) == [2] and cv['n_test'][0] == len(FaceFolder(root, 'test', fold=2, n_folds=3))
+    assert not (tmp_path / 'p' / 'final').exists() and not (tmp_path / 'p' / 'fold2').exists()
+    cfg = face_config(str(root), n_folds=3, fold=2)
+    direct = linear_probe(*(face_arrays(cfg, s, tmp_path / 'c') for s in ('train', 'val', 'test')))
+    assert (cv['accuracy'][0], cv['C'][0]) == (direct['accuracy'], direct['C'])  # the same crops, the same probe
+
+
 def test_cli_train_bad_folder_is_one_line(tmp_path, capsys):
     (tmp_path / 'elated').mkdir()
     shutil.copy(PHOTOS[0], tmp_path / 'elated' / 'a.jpg')
