@@ -181,3 +181,21 @@ def test_gpu_check_dry_run_writes_every_section(tmp_path, monkeypatch, one_threa
     names = zipfile.ZipFile(out / 'papermill.zip').namelist()
     assert any(n.endswith('/run.ipynb') for n in names) and any(n.endswith('/metrics.json') for n in names)
     assert 'every check passed' in (out / 'README.md').read_text()
+
+
+def test_gpu_check_records_a_part_that_raises_and_goes_on(tmp_path, monkeypatch):
+    "On a GPU lent for minutes, one broken part must not cost the others: it is a FAIL row, and the exit status is 1."
+    gc = _gpu_check()
+
+    def broken(*a, **k):
+        raise RuntimeError('CUDA error: an illegal memory access')
+
+    monkeypatch.setattr(gc, 'forward_check', broken)
+    monkeypatch.setattr(gc, 'throughput', lambda *a, **k: ([gc.row('throughput', 'm', 'items_per_s_amp_off', 1.0)], {}))
+    monkeypatch.setattr(gc, 'papermill_runs', lambda *a, **k: ([], []))
+    assert gc.main(['--dry-run', '--out', str(tmp_path), '--work', str(tmp_path / 'work')]) == 1
+    table = pd.read_csv(tmp_path / 'cpu-dry-run' / 'gpu_check.csv')
+    err = table[table.check == 'forward'].iloc[0]
+    assert err.value == 'RuntimeError' and err.detail.startswith('FAIL: CUDA error')
+    assert (table.check == 'throughput').any() and (table.check == 'estimate').any()  # the parts after it ran
+    assert '1 checks FAILED: forward exception error' in (tmp_path / 'cpu-dry-run' / 'README.md').read_text()

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import zipfile
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def parse_args(argv=None):
     p.add_argument('--work', default=None, help='run folders and feature cache (default: a temporary folder)')
     p.add_argument('--dry-run', action='store_true', help='on the CPU, synthetic data, tiny: tests this script')
     p.add_argument('--travel-size', action='store_true', help='print the MiB that travel to the device tool and exit')
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.command = ' '.join(sys.argv[1:] if argv is None else argv)
+    return a
 
 
 CARRY = ('.gpu-wheels', 'data/ravdess_speech', 'data/ravdess_au')  # the git-ignored paths the device tool carries
@@ -432,7 +435,7 @@ def estimates(measured, rates, dev, sampler, a) -> list[dict]:
     return out + [row('estimate', name, 'hours', round(att / 3600, 2), 'h', detail)]
 
 
-def write_outputs(dest: Path, rows: list[dict], work: Path, a, started: float, ok: bool):
+def write_outputs(dest: Path, rows: list[dict], work: Path, a, started: float, failed: list[dict], done: bool):
     "gpu_check.csv, README.md and papermill.zip in `dest`."
     import pandas as pd
 
@@ -446,28 +449,42 @@ def write_outputs(dest: Path, rows: list[dict], work: Path, a, started: float, o
         for f in sorted((work / 'runs').glob('status*.csv')):
             z.write(f, f.name)
     env = dict(zip(table[table.check == 'environment'].metric, table[table.check == 'environment'].value))
-    cmd = 'python tools/gpu_check.py ' + ' '.join(sys.argv[1:])
+    if not done:
+        verdict = 'stopped before its end (these are the parts it finished)'
+    else:
+        verdict = (
+            'every check passed'
+            if not failed
+            else f'{len(failed)} checks FAILED: '
+            + '; '.join(f"{r['check']} {r['name']} {r['metric']} ({r['value']}, {r['detail']})" for r in failed)
+        )
     lines = [
         f"# GPU check: {env.get('device')}",
         '',
-        f"Written by `{cmd.strip()}` (tools/gpu_check.py; on the device tool `bash tools/gpu_run.sh`) on "
+        f"Written by `python tools/gpu_check.py {a.command}` (on the device tool `bash tools/gpu_run.sh`) on "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s, from commit "
-        f"`{env.get('commit')}`. Overall: **{'every check passed' if ok else 'a check FAILED (see below)'}**."
-        + (
-            ' A dry run on the CPU with synthetic data: it tests the script; its figures measure nothing.'
-            if a.dry_run
-            else ''
-        ),
+        f"`{env.get('commit')}`. Overall: **{verdict}**.",
         '',
         'The papermill runs train a few epochs to prove the path and time it: their scores are not results.',
         'Every figure is also in gpu_check.csv; the executed notebooks are in papermill.zip.',
         '',
     ]
+    if a.dry_run:
+        lines[4:4] = ['A dry run on the CPU with synthetic data: it tests the script; its figures measure nothing.', '']
     for check in ('environment', 'forward', 'throughput', 'papermill', 'loader', 'estimate'):
         part = table[table.check == check].drop(columns='check')
         if len(part):
             lines += [f'## {check}', '', part.to_markdown(index=False), '']
     (dest / 'README.md').write_text('\n'.join(lines))
+
+
+def _failures(rows: list[dict]) -> list[dict]:
+    "The rows that say a check failed: a tolerance exceeded, a papermill run that did not complete, an exception."
+
+    def bad_run(r):
+        return r['check'] == 'papermill' and r['metric'] == 'status' and r['value'] not in ('complete', 'not run')
+
+    return [r for r in rows if str(r['detail']).startswith('FAIL') or bad_run(r)]
 
 
 def main(argv=None) -> int:
@@ -478,51 +495,55 @@ def main(argv=None) -> int:
     import torch
 
     if not a.dry_run and not torch.cuda.is_available():
-        print(
-            f'gpu_check: no CUDA GPU here (torch {torch.__version__}, CUDA build {torch.version.cuda}): nothing checked; --dry-run runs it on the CPU'
-        )
+        print(f'gpu_check: no CUDA GPU here (torch {torch.__version__}): nothing checked; --dry-run runs it on the CPU')
         return 2
     sys.path.insert(0, str(REPO))  # the library of this tree (gpu_run.sh sets PYTHONPATH too)
     dev = torch.device('cpu' if a.dry_run else 'cuda')
     if a.dry_run:
         a.epochs, a.runs = min(a.epochs, 1), 1 if a.runs is None else a.runs
-    deadline = started + a.budget - 60  # the last minute: loader, estimates, writing
+    deadline = started + a.budget - 90  # the last minute and a half: loader, estimates, writing
     rows = environment(dev)
-    slug_name = 'cpu-dry-run' if a.dry_run else slug(torch.cuda.get_device_name(dev))
-    dest = Path(a.out) / slug_name
+    dest = Path(a.out) / ('cpu-dry-run' if a.dry_run else slug(torch.cuda.get_device_name(dev)))
     sampler = GpuSampler(dev.index or 0) if dev.type == 'cuda' else None
     if sampler is not None:
         sampler.start()
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix='gpu_check-'))
     runs = grid(a, dev)
-    rows += forward_check(runs, dev)
-    trow, rates = throughput(runs, dev, sampler, a)
+
+    def phase(name: str, fn, default=None):
+        "One part of the check: an exception is a FAIL row and the other parts still run; the results so far are written."
+        try:
+            return fn()
+        except Exception as e:
+            traceback.print_exc()
+            rows.append(row(name, 'exception', 'error', type(e).__name__, '', f'FAIL: {str(e).strip()[:300]}'))
+            return default
+        finally:
+            write_outputs(dest, rows, work, a, started, _failures(rows), done=False)
+
+    rows += phase('forward', lambda: forward_check(runs, dev), [])
+    trow, rates = phase('throughput', lambda: throughput(runs, dev, sampler, a), ([], {}))
     rows += trow
     for (name, amp), s in list(rates.items()):  # 'auto' is what a run uses: bf16 on CUDA, off on the CPU
         if amp == ('bf16' if dev.type == 'cuda' else 'off'):
             rates[(name, 'auto')] = s
-    prow, measured = papermill_runs(runs, a, dev, work, sampler, deadline)
+    prow, measured = phase('papermill', lambda: papermill_runs(runs, a, dev, work, sampler, deadline), ([], []))
     rows += prow
     for m in measured:
         f = work / 'runs' / m['name'] / 'metrics.json'
         if f.exists():
             m['n_train'] = json.loads(f.read_text()).get('n_train')
     if any(m['status'] == 'complete' for m in measured):
-        rows += loader_check(runs, dev, work, (0, 2) if a.dry_run else (0, 4))
-    rows += estimates(measured, rates, dev, sampler, a)
+        rows += phase('loader', lambda: loader_check(runs, dev, work, (0, 2) if a.dry_run else (0, 4)), [])
+    rows += phase('estimate', lambda: estimates(measured, rates, dev, sampler, a), [])
     if sampler is not None:
         sampler.stopped.set()
-    failed = [r for r in rows if 'FAIL' in str(r['detail'])] + [
-        r
-        for r in rows
-        if r['check'] == 'papermill' and r['metric'] == 'status' and r['value'] not in ('complete', 'not run')
-    ]
-    write_outputs(dest, rows, work, a, started, not failed)
+    failed = _failures(rows)
+    write_outputs(dest, rows, work, a, started, failed, done=True)
     if not a.work:
         shutil.rmtree(work, ignore_errors=True)
-    print(
-        f"gpu_check: {'every check passed' if not failed else f'{len(failed)} checks FAILED'}; {dest}/ (README.md, gpu_check.csv, papermill.zip) in {time.time() - started:.0f} s"
-    )
+    verdict = 'every check passed' if not failed else f'{len(failed)} checks FAILED'
+    print(f'gpu_check: {verdict}; {dest}/ (README.md, gpu_check.csv, papermill.zip) in {time.time() - started:.0f} s')
     return 0 if not failed else 1
 
 
