@@ -20,7 +20,7 @@ from .preprocess import load_audio
 from .standardise import standardise_speakers
 
 # %% auto #0
-__all__ = ['lr_probe', 'audio_summary', 'ravdess_summaries', 'lr_floor']
+__all__ = ['PROTOCOL_FLOORS', 'lr_probe', 'audio_summary', 'ravdess_summaries', 'lr_floor', 'protocol_floors']
 
 # %% ../nbs/11a_baseline.ipynb #bdcede36
 def lr_probe(
@@ -115,3 +115,25 @@ def lr_floor(
         probs['V+A'] = every['p']
         recs += _fold_records(fold, probs, y, idx['test'], f'{s.m}:{s.n}')
     return pd.DataFrame(recs)
+
+# %% ../nbs/11a_baseline.ipynb #fca2455b
+PROTOCOL_FLOORS = {
+    'inductive': {'LR floor': False},  # row name: speaker_norm
+    'transductive': {'LR floor': False, 'LR floor, speaker-norm.': True},
+}
+
+
+def protocol_floors(
+    table: pd.DataFrame,  # `ravdess_summaries()`
+    folds=(1, 2, 3, 4, 5, 6),  # RAVDESS folds
+    protocols=('inductive', 'transductive'),  # keys of `PROTOCOL_FLOORS` (others have no floor)
+    C: float = 0.1,  # inverse L2 strength of the logistic regression
+) -> pd.DataFrame:
+    "`lr_floor`'s per-fold scores for each floor of each protocol, with `protocol` and `row` columns."
+    done, out = {}, []
+    for protocol in (p for p in protocols if p in PROTOCOL_FLOORS):
+        for row, norm in PROTOCOL_FLOORS[protocol].items():
+            if norm not in done:
+                done[norm] = lr_floor(table, folds, speaker_norm=norm, C=C)
+            out.append(done[norm].assign(protocol=protocol, row=row))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()

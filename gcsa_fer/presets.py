@@ -8,11 +8,12 @@ import re
 from .core import Config, MODALITIES
 from .datasets import dataset_info
 from .face_training import FACE_RECIPE
+from .protocols import PROTOCOLS, INDUCTIVE_AUDIO_NORM, grid_protocols  # noqa: F401
 
 # %% auto #0
-__all__ = ['ROWS', 'RECIPES', 'INDUCTIVE_AUDIO_NORM', 'PROTOCOLS', 'PRESETS', 'CORE_ROWS', 'ATTENTION_ROWS', 'GATE_SKIP_ROWS',
-           'LONG_EPOCHS', 'LR_CHOICES', 'LR_VARIANTS', 'SCHEDULE_ROWS', 'LR_ROWS', 'REPORT_ROWS', 'NAMED',
-           'protocol_of', 'resolve_recipe', 'rows_for', 'run_name', 'branch_rows', 'run_config', 'ablation_grid']
+__all__ = ['ROWS', 'RECIPES', 'PRESETS', 'CORE_ROWS', 'ATTENTION_ROWS', 'GATE_SKIP_ROWS', 'LONG_EPOCHS', 'LR_CHOICES',
+           'LR_VARIANTS', 'SCHEDULE_ROWS', 'LR_ROWS', 'REPORT_ROWS', 'NAMED', 'resolve_recipe', 'rows_for', 'run_name',
+           'branch_rows', 'run_config', 'ablation_grid']
 
 # %% ../nbs/12d_presets.ipynb #34f0498d
 ROWS = {
@@ -52,23 +53,6 @@ RECIPES['cpu'] = {
     'av_fusion': 'decision',
     'select_epoch': 'last',
 }
-
-# %% ../nbs/12d_presets.ipynb #4c2f1821
-INDUCTIVE_AUDIO_NORM = 'utterance'  # the documented default until `search_recipe.py --grid inductive-norm` chooses
-PROTOCOLS = {
-    'transductive': {'audio_norm': 'speaker', 'feature_norm': 'speaker'},  # each actor by its own clips, test included
-    'inductive': {'audio_norm': INDUCTIVE_AUDIO_NORM, 'feature_norm': 'none'},  # nothing from the test actors
-}
-_SPEAKER_STATS = {'a': ('audio_norm',), 'v': ('feature_norm',), 'av': ('audio_norm', 'feature_norm')}
-
-
-def protocol_of(
-    fields: dict,  # a run's configuration fields, flat (`audio_norm`, `feature_norm`)
-    modality: str = 'av',  # the fields that matter: 'a' audio_norm, 'v' feature_norm, 'av' both
-) -> str:
-    "'transductive' where an input the run uses is standardised with its own speaker's statistics (test speakers' too), else 'inductive'."
-    own = any(fields.get(k) == 'speaker' for k in _SPEAKER_STATS[modality])
-    return 'transductive' if own else 'inductive'
 
 # %% ../nbs/12d_presets.ipynb #18a8e63d
 RECIPES['faces'] = FACE_RECIPE
@@ -270,17 +254,7 @@ def run_config(parameters: dict) -> Config:
 
 # %% ../nbs/12d_presets.ipynb #1fc623d3
 def _run(
-    ds: str,
-    mod: str,
-    row: str,
-    seed,
-    fold,
-    fields: dict,
-    recipe: str,
-    device: str,
-    data_root: str,
-    extra: dict,
-    protocol: str | None = None,
+    ds: str, mod: str, row: str, seed, fold, fields: dict, recipe, device, data_root, extra: dict, protocol=None
 ) -> dict:
     "One run of a grid: name, coordinates and papermill parameters; `fields` are its row's, `extra` the preset's overrides, `protocol` a key of `PROTOCOLS` (None: the recipe's own normalisation)."
     named = {k: v for k, v in fields.items() if k in NAMED}
@@ -328,20 +302,6 @@ def _coordinates(p: dict, table: dict, mods, folds, rows, seeds, protocols=(None
                         for seed in stage['seeds'] if seeds is None else seeds:
                             yield protocol, mod, row, seed, fold
 
-# %% ../nbs/12d_presets.ipynb #571e3ca7
-def _protocols(p: dict, protocols, extra: dict) -> tuple:
-    "The protocols a grid of preset `p` runs: `protocols` (names, or one comma-separated text), else the preset's, else (None,)."
-    if isinstance(protocols, str):
-        protocols = [s.strip() for s in protocols.split(',') if s.strip()]
-    protocols = tuple(protocols or p.get('protocols') or (None,))
-    unknown = [x for x in protocols if x is not None and x not in PROTOCOLS]
-    if unknown:
-        raise ValueError(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}")
-    clash = sorted({k for x in protocols if x for k in PROTOCOLS[x]} & set(extra))
-    if clash:
-        raise ValueError(f"{', '.join(clash)}: set by the protocol; choose the protocol (protocols=...) instead")
-    return protocols
-
 # %% ../nbs/12d_presets.ipynb #10890141
 def ablation_grid(
     preset: str = 'ravdess-cpu',  # a key of `PRESETS`
@@ -370,7 +330,7 @@ def ablation_grid(
         raise ValueError(f"preset {preset!r} has no rows {unknown}; its rows: {', '.join(table)}")
     folds = tuple(p.get('folds', (0,)) if folds is None else folds)
     extra = {**p.get('params', {}), **params}
-    protocols = _protocols(p, protocols, extra)
+    protocols = grid_protocols(protocols, p.get('protocols'), extra)
     fusion = run_config(
         {'dataset': ds, 'recipe': recipe, 'overrides': extra}
     ).train.av_fusion  # fails now on a bad field

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from .presets import ROWS
 from .tables import PAPER_BASELINE_F1, collect_runs, ablation_table, table_markdown, step_table, plot_ablation
-from .baseline import ravdess_summaries, lr_floor
+from .tables import PROTOCOL_ORDER, protocols_markdown
+from .baseline import ravdess_summaries, protocol_floors
 from .core import MODALITIES, atomic_write
 
 # %% auto #0
@@ -19,7 +20,7 @@ __all__ = ['floor_rows', 'table_note', 'write_csv', 'write_report']
 def floor_rows(floor: pd.DataFrame) -> pd.DataFrame:
     "Rows of the ablation table from `lr_floor`'s per-fold scores (with a `row` column): mean and std over folds."
     ft = (
-        floor.groupby(['modality', 'row'])
+        floor.groupby([k for k in ('protocol', 'modality', 'row') if k in floor])
         .agg(
             folds=('fold', 'nunique'),
             test_f1_mean=('test_macro_f1', 'mean'),
@@ -32,13 +33,20 @@ def floor_rows(floor: pd.DataFrame) -> pd.DataFrame:
     return ft.assign(dataset='ravdess', seeds='', val_f1_mean=np.nan, val_f1_std=np.nan)
 
 # %% ../nbs/12b_report.ipynb #6d99a358
+_PROTOCOLS_NOTE = (
+    "Protocols: 'inductive' = nothing computed from the test actors (per-utterance or training-actor log-mel "
+    "statistics, AUs standardised on training data); 'transductive' = each actor, test actors included, standardised "
+    "with the statistics of its own unlabelled clips; 'LR floor, speaker-norm.' is the transductive floor."
+)
+
+
 def table_note(runs: pd.DataFrame, skipped: list | None = None) -> str:
     "The note under the ablation table: what the numbers average over, where they ran, and the runs left out."
     folds, skipped = sorted(set(runs['fold'])), skipped or []
     note = (
         f"Macro-F1 over the 8 Aff-Wild2 EXPR classes and unweighted accuracy (UA, mean per-class recall), mean ± std over "
         f"folds {folds} and seeds; test = each fold's held-out actors or subjects; 'LR floor' = logistic regression on "
-        f"summary statistics, same folds. 'paper' = Yu et al.'s Table 1 on Aff-Wild2 validation (official baseline "
+        f"summary statistics, same folds. {_PROTOCOLS_NOTE} 'paper' = Yu et al.'s Table 1 on Aff-Wild2 validation (official baseline "
         f"{PAPER_BASELINE_F1:.2f}), for reference only: another dataset. Runs: {len(runs)}; epochs: "
         f"{sorted(set(runs['epochs']))}; training wall time {runs['wall_seconds'].sum() / 60:.1f} min (the sum over the "
         f"runs that train; a decision-fused V+A run only fuses two of them); devices: "
@@ -50,23 +58,22 @@ def table_note(runs: pd.DataFrame, skipped: list | None = None) -> str:
 
 # %% ../nbs/12b_report.ipynb #8da19a08
 def _floor(runs: pd.DataFrame, data_root: str = '') -> pd.DataFrame | None:
-    "The RAVDESS floor's per-fold scores on the runs' folds (None for another dataset)."
+    "The RAVDESS floors' per-fold scores on the runs' folds, for every protocol (None for another dataset)."
     if set(runs['dataset']) != {'ravdess'}:
         return None
     summ, folds = ravdess_summaries(data_root or None, progress=False), sorted(set(runs['fold']))
-    return pd.concat(
-        [
-            lr_floor(summ, folds).assign(row='LR floor'),
-            lr_floor(summ, folds, speaker_norm=True).assign(row='LR floor, speaker-norm.'),
-        ]
-    )
+    return protocol_floors(summ, folds, PROTOCOL_ORDER)  # both protocols' floors, whether or not both have runs
 
 # %% ../nbs/12b_report.ipynb #0f5bf172
 def _table_with_floor(table: pd.DataFrame, floor: pd.DataFrame) -> pd.DataFrame:
-    "The ablation `table` with the floor's rows first within each modality."
+    "The ablation `table` with the floor's rows first within each protocol and modality."
     order = {m: i for i, m in enumerate(MODALITIES.values())}
     table = pd.concat([floor_rows(floor), table], ignore_index=True)
-    return table.sort_values('modality', key=lambda s: s.map(order), kind='stable').reset_index(drop=True)
+    table = table.sort_values('modality', key=lambda s: s.map(order), kind='stable')
+    if 'protocol' in table:
+        rank = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
+        table = table.sort_values('protocol', key=lambda s: s.map(lambda p: rank.get(p, len(rank))), kind='stable')
+    return table.reset_index(drop=True)
 
 # %% ../nbs/12b_report.ipynb #106cd921
 def write_csv(df: pd.DataFrame, path, fmt: str = '%.3f'):
@@ -80,6 +87,12 @@ def _write_steps(runs: pd.DataFrame, out: Path) -> pd.DataFrame:
     write_csv(steps, out / 'steps.csv', '%.2f')
     atomic_write(out / 'steps.txt', lambda t: t.write_text(steps.round(2).to_string(index=False) + '\n'))
     return steps
+
+# %% ../nbs/12b_report.ipynb #c946d74e
+def _protocols(table: pd.DataFrame) -> list:
+    "The protocols of the table's rows (floors included), in `PROTOCOL_ORDER`: the plot's panels."
+    have = set(table['protocol'].dropna()) if 'protocol' in table else set()
+    return [p for p in PROTOCOL_ORDER if p in have] + sorted(have - set(PROTOCOL_ORDER))
 
 # %% ../nbs/12b_report.ipynb #578efa0d
 def write_report(
@@ -103,10 +116,10 @@ def write_report(
         write_csv(floor, out / 'baseline.csv')
         table = _table_with_floor(table, floor)
     write_csv(table, out / 'table.csv')
-    md, note = table_markdown(table), table_note(runs, skipped)
+    md, note = protocols_markdown(table) + '\n\n' + table_markdown(table), table_note(runs, skipped)
     atomic_write(out / 'table.md', lambda t: t.write_text(f'# {title}\n\n' + md + '\n\n' + note + '\n'))
     steps = _write_steps(runs, out)
-    fig = plot_ablation(runs, out / 'ablation.png')
+    fig = plot_ablation(runs, out / 'ablation.png', _protocols(table))
     return {
         'runs': runs,
         'skipped': skipped,

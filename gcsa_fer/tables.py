@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 from .core import MODALITIES, short_list
 from .presets import ROWS, branch_rows
+from .protocols import protocol_of
 
 # %% auto #0
-__all__ = ['PAPER_TABLE1', 'PAPER_BASELINE_F1', 'collect_runs', 'ablation_table', 'table_markdown', 'step_table', 'plot_ablation']
+__all__ = ['PAPER_TABLE1', 'PAPER_BASELINE_F1', 'PROTOCOL_ORDER', 'collect_runs', 'ablation_table', 'table_markdown',
+           'protocols_markdown', 'step_table', 'plot_ablation']
 
 # %% ../nbs/12e_tables.ipynb #d0269035
 PAPER_TABLE1 = pd.DataFrame(
@@ -57,6 +59,7 @@ def _run_record(folder: Path, m: dict, rows: dict) -> dict:
     return {
         'run': folder.name,
         'dataset': c['dataset'],
+        'protocol': protocol_of({**c['preprocess'], **c['train']}, c['modality']),
         'modality': MODALITIES[c['modality']],
         'row': _row_of(c, rows),
         'seed': c['train']['seed'],
@@ -101,10 +104,18 @@ def collect_runs(
     return out
 
 # %% ../nbs/12e_tables.ipynb #077f9b81
+PROTOCOL_ORDER = ('inductive', 'transductive')  # the order tables and plots show them in
+
+
+def _keys(df: pd.DataFrame) -> list[str]:
+    "The columns a table row is keyed by: dataset, protocol (where the runs have one), modality, row."
+    return [k for k in ('dataset', 'protocol', 'modality', 'row') if k in df]
+
+
 def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    "Per (dataset, modality, row): how many folds, seeds and runs, and the mean and std of each score."
+    "Per (dataset, protocol, modality, row): how many folds, seeds and runs, and the mean and std of each score."
     return (
-        runs.groupby(['dataset', 'modality', 'row'])
+        runs.groupby(_keys(runs))
         .agg(
             folds=('fold', 'nunique'),
             seeds=('seed', 'nunique'),
@@ -120,6 +131,13 @@ def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
 
+# %% ../nbs/12e_tables.ipynb #3db3a732
+def _protocol_rank(df: pd.DataFrame) -> pd.Series:
+    "Each row's protocol as its place in `PROTOCOL_ORDER` (others after; 0 where there is no protocol column)."
+    if 'protocol' not in df:
+        return pd.Series(0, index=df.index)
+    return df['protocol'].map(lambda p: PROTOCOL_ORDER.index(p) if p in PROTOCOL_ORDER else len(PROTOCOL_ORDER))
+
 # %% ../nbs/12e_tables.ipynb #cbf91740
 def ablation_table(runs: pd.DataFrame, rows: dict = ROWS) -> pd.DataFrame:
     "Mean and std over folds and seeds per (modality, row), in %, with the paper's Table 1 figure where one exists."
@@ -130,9 +148,10 @@ def ablation_table(runs: pd.DataFrame, rows: dict = ROWS) -> pd.DataFrame:
         fold=runs['fold'] if 'fold' in runs else 0, test_uar=runs['test_uar'] if 'test_uar' in runs else np.nan
     )
     t = _aggregate(runs).merge(PAPER_TABLE1, on=['modality', 'row'], how='left')
+    t['_p'] = _protocol_rank(t)
     t['_m'] = t['modality'].map(order)
     t['_r'] = t['row'].map({k: i for i, k in enumerate(rows)})
-    return t.sort_values(['dataset', '_m', '_r']).drop(columns=['_m', '_r']).reset_index(drop=True)
+    return t.sort_values(['dataset', '_p', '_m', '_r']).drop(columns=['_p', '_m', '_r']).reset_index(drop=True)
 
 # %% ../nbs/12e_tables.ipynb #6f033b02
 def table_markdown(table: pd.DataFrame) -> str:
@@ -142,6 +161,7 @@ def table_markdown(table: pd.DataFrame) -> str:
     out = pd.DataFrame(
         {
             'dataset': table['dataset'],
+            **({'protocol': table['protocol']} if 'protocol' in table else {}),
             'modality': table['modality'],
             'row': table['row'],
             'folds': table.get('folds', ''),
@@ -153,6 +173,22 @@ def table_markdown(table: pd.DataFrame) -> str:
             'paper (Aff-Wild2 val) %': ['' if pd.isna(v) else f'{v:.2f}' for v in col('paper_macro_f1')],
         }
     )
+    return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
+
+# %% ../nbs/12e_tables.ipynb #cb8acde0
+def protocols_markdown(table: pd.DataFrame) -> str:
+    "Test macro-F1 and UA (mean ± std) per (modality, row), one pair of columns per protocol, inductive first."
+    t = table if 'protocol' in table else table.assign(protocol='')
+    pm = lambda m, s: '' if pd.isna(m) else (f'{m:.1f} ± {s:.1f}' if not pd.isna(s) else f'{m:.1f}')
+    protocols = sorted(set(t['protocol']), key=lambda p: (PROTOCOL_ORDER + (p,)).index(p))
+    lines = t.drop_duplicates(['dataset', 'modality', 'row'])[['dataset', 'modality', 'row']]
+    out = lines.reset_index(drop=True)
+    for p in protocols:
+        sub = t[t['protocol'] == p].set_index(['dataset', 'modality', 'row'])
+        get = lambda k: [sub[k].get(key, np.nan) if k in sub else np.nan for key in map(tuple, lines.to_numpy())]
+        f1, f1s, ua, uas = (get(k) for k in ('test_f1_mean', 'test_f1_std', 'test_uar_mean', 'test_uar_std'))
+        out[f'{p} macro-F1 %'.strip()] = [pm(m, s) for m, s in zip(f1, f1s)]
+        out[f'{p} UA %'.strip()] = [pm(m, s) for m, s in zip(ua, uas)]
     return out.to_markdown(index=False, tablefmt='github', disable_numparse=True)
 
 # %% ../nbs/12e_tables.ipynb #9a881c4c
@@ -195,17 +231,28 @@ def _step_record(ds: str, step: str, diff: pd.Series) -> dict:
         'per_fold': ' '.join(f'{x:+.1f}' for x in d.values),
     }
 
+# %% ../nbs/12e_tables.ipynb #69dd70eb
+def _by_protocol(runs: pd.DataFrame) -> list[tuple]:
+    "(protocol, its runs) in `PROTOCOL_ORDER`; one ('', runs) where the runs have no protocol column."
+    if 'protocol' not in runs:
+        return [('', runs)]
+    return [
+        (p, runs[runs['protocol'] == p])
+        for p in sorted(set(runs['protocol']), key=lambda p: (PROTOCOL_ORDER + (p,)).index(p))
+    ]
+
 # %% ../nbs/12e_tables.ipynb #f6e765c4
 def step_table(runs: pd.DataFrame) -> pd.DataFrame:
     "Each step of the ablation as per-fold differences of test macro-F1 (points): GCSA over Base, CF over GCSA (or over Base where GCSA does not apply), V+A over the better single modality of the same fold."
     if runs.empty:
         raise ValueError("no complete runs to compare")
-    f = (
-        runs.assign(fold=runs['fold'] if 'fold' in runs else 0)
-        .groupby(['dataset', 'modality', 'row', 'fold'])['test_macro_f1']
-        .mean()
-    )
-    return pd.DataFrame([_step_record(ds, name, d) for ds, name, d in _steps(f, sorted(set(runs['dataset'])))])
+    runs = runs.assign(fold=runs['fold'] if 'fold' in runs else 0)
+    recs = []
+    for protocol, sub in _by_protocol(runs):
+        f = sub.groupby(['dataset', 'modality', 'row', 'fold'])['test_macro_f1'].mean()
+        steps = _steps(f, sorted(set(sub['dataset'])))
+        recs += [{**_step_record(ds, name, d), **({'protocol': protocol} if protocol else {})} for ds, name, d in steps]
+    return pd.DataFrame(recs)
 
 # %% ../nbs/12e_tables.ipynb #af65ba30
 def _dodge(mod: str, hue_order: list) -> float:
@@ -232,26 +279,43 @@ def _not_applicable(ax, runs: pd.DataFrame, hue_order: list):
                 ax.text(i + _dodge(mod, hue_order), 1, 'n/a', ha='center', va='bottom', fontsize=7, color='grey')
 
 # %% ../nbs/12e_tables.ipynb #cf6372b8
-def plot_ablation(runs: pd.DataFrame, path=None):
-    "Test macro-F1 per row and modality (points = runs: folds and seeds, bars = mean), with the paper's figures as separate markers."
+def plot_ablation(
+    runs: pd.DataFrame,
+    path=None,
+    protocols=None,  # one panel each, in this order (default: the runs' protocols); one without runs says so
+):
+    "Test macro-F1 per row and modality (points = runs: folds and seeds, bars = mean), one panel per protocol, with the paper's figures as separate markers."
     import seaborn as sns
     import matplotlib.pyplot as plt  # plotting is optional
 
     metric = 'test_macro_f1' if runs['test_macro_f1'].notna().any() else 'val_macro_f1'
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    panels = _by_protocol(runs)
+    if protocols is not None and 'protocol' in runs:
+        panels = [(p, runs[runs['protocol'] == p]) for p in protocols]
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 3.8), sharey=True, squeeze=False)
     hue_order = [m for m in MODALITIES.values() if m in set(runs['modality'])]
-    common = dict(x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, ax=ax)
-    sns.barplot(runs, errorbar=None, alpha=0.6, **common)
-    sns.stripplot(runs, dodge=True, palette='dark:k', size=4, legend=False, **common)
-    _paper_markers(ax, hue_order)
-    _not_applicable(ax, runs, hue_order)
-    ax.axhline(PAPER_BASELINE_F1, color='grey', ls=':', lw=1, label='ABAW8 official baseline (Aff-Wild2 val)')
+    for ax, (protocol, sub) in zip(axes[0], panels):
+        if sub.empty:
+            ax.text(0.5, 0.5, f'no {protocol} runs yet', ha='center', va='center', transform=ax.transAxes)
+            ax.set_title(f'{protocol} protocol', fontsize=9)
+            continue
+        common = dict(x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, ax=ax)
+        sns.barplot(sub, errorbar=None, alpha=0.6, **common)
+        sns.stripplot(sub, dodge=True, palette='dark:k', size=4, legend=False, **common)
+        _paper_markers(ax, hue_order)
+        _not_applicable(ax, sub, hue_order)
+        ax.axhline(PAPER_BASELINE_F1, color='grey', ls=':', lw=1, label='ABAW8 official baseline (Aff-Wild2 val)')
+        ax.set_ylabel(f"{'test' if metric == 'test_macro_f1' else 'validation'} macro-F1 (%)")
+        ax.set_xlabel('')
+        ax.set_title(f'{protocol} protocol' if protocol else '', fontsize=9)
+        ax.legend().remove()
     ds = ', '.join(sorted(set(runs['dataset'])))
-    ax.set_ylabel(f"{'test' if metric == 'test_macro_f1' else 'validation'} macro-F1 (%)")
-    ax.set_xlabel('')
-    title = f'Ablation on {ds} (bars: mean over folds and seeds, dots: one run each; red: the paper on Aff-Wild2)'
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
+    fig.suptitle(
+        f'Ablation on {ds} (bars: mean over folds and seeds, dots: one run each; red: the paper on Aff-Wild2)',
+        fontsize=9,
+    )
+    drawn = next((ax for ax, (_, sub) in zip(axes[0], panels) if not sub.empty), axes[0, 0])
+    axes[0, -1].legend(*drawn.get_legend_handles_labels(), fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120, bbox_inches='tight')  # the title is wider than the axes
