@@ -6,19 +6,14 @@
 from __future__ import annotations
 import dataclasses
 import json
-import math
-import re
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from fastcore.basics import patch
-from .core import AUDIO_POOLS, VISUAL_NORMS, VISUAL_POOLS, check_choice
-from .detect import DETECTORS
-from .gcsa import ATTENTIONS
+from .field_rules import DEVICE_PATTERN, _check_fields
 from .files import atomic_write
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'FIELD_RULES', 'PreprocessConfig', 'Rule', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields',
-           'current_value', 'with_current_names']
+__all__ = ['PreprocessConfig', 'ModelConfig', 'TrainConfig', 'Config', 'flat_fields', 'current_value', 'with_current_names']
 
 # %% ../nbs/00c_config.ipynb #ee70edb8
 @dataclass
@@ -49,153 +44,6 @@ class PreprocessConfig:
     audio_norm: str = 'none'  # per-band log-mel normalisation: 'none', 'utterance', 'speaker' (each speaker's own clips) or 'train' (training speakers)
     time_shift: bool = False  # training: place the clip at a random offset in its `clip_seconds` window (eval: centred)
     feature_norm: str = 'none'  # visual feature vectors: 'none' (the model's input BatchNorm standardises on training data) or 'speaker' (each speaker's own clips)
-
-# %% ../nbs/00c_config.ipynb #0cf3e673
-@dataclass(frozen=True)
-class Rule:
-    "What a configuration field accepts: a range (`lo`..`hi`, closed unless `lo_open`/`hi_open`; `cap`: a sanity limit) or a set of `choices`."
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-    choices: tuple | None = None
-    cap: float | None = (
-        None  # values above it are refused as mistakes (an epoch count of 10**9), though not meaningless
-    )
-
-    def describe(self, is_int: bool) -> str:
-        "The allowed values, in words: 'an integer from 1 to 5', 'in [0, 1)', 'at least 1'."
-        if self.choices is not None:
-            names = [repr(c) for c in self.choices]
-            return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-        if self.lo is not None and self.hi is not None:
-            if is_int and not (self.lo_open or self.hi_open):
-                return f"an integer from {self.lo} to {self.hi}"
-            return f"in {'(' if self.lo_open else '['}{self.lo}, {self.hi}{')' if self.hi_open else ']'}"
-        if self.lo is not None:
-            return f"{'greater than' if self.lo_open else 'at least'} {self.lo}"
-        if self.hi is not None:
-            return f"{'less than' if self.hi_open else 'at most'} {self.hi}"
-        return 'an integer' if is_int else 'a number'
-
-
-AMP_MODES = ('auto', 'bf16', 'fp16', 'off')  # `TrainConfig.amp` (see the train notebook's `amp_dtype`)
-_POS = Rule(lo=0, lo_open=True)  # a positive number
-_NONNEG = Rule(lo=0)
-_UNIT = Rule(lo=0, hi=1, hi_open=True)  # a fraction in [0, 1)
-FIELD_RULES: dict[str, Rule] = {
-    # preprocessing
-    'n_frames': Rule(lo=1, cap=1024),
-    'face_size': Rule(lo=16, cap=1024),
-    'face_margin': Rule(lo=0, cap=2),
-    'detector': Rule(choices=DETECTORS),
-    'sample_rate': Rule(lo=1000, cap=384000),
-    'n_mels': Rule(lo=1, cap=512),
-    'n_fft': Rule(lo=16, cap=65536),
-    'win_length': Rule(lo=1, cap=65536),
-    'hop_length': Rule(lo=1, cap=65536),
-    'f_min': _NONNEG,
-    'f_max': _POS,
-    'top_db': _POS,
-    'clip_seconds': Rule(lo=0, lo_open=True, cap=600),
-    'window_seconds': Rule(lo=0, lo_open=True, cap=600),
-    'freq_mask': Rule(lo=0, cap=512),
-    'time_mask': Rule(lo=0, cap=10000),
-    'trim_db': Rule(lo=0, cap=200),
-    'trim_margin': Rule(lo=0, cap=60),
-    'audio_norm': Rule(choices=('none', 'utterance', 'speaker', 'train')),
-    'feature_norm': Rule(choices=('none', 'speaker')),
-    # model
-    'attention': Rule(choices=ATTENTIONS),
-    'dropout': _UNIT,
-    'audio_width': Rule(lo=1, cap=4096),
-    'audio_width2': Rule(lo=0, cap=4096),
-    'audio_pool': Rule(choices=tuple(AUDIO_POOLS)),
-    'attention_stride': Rule(lo=1, cap=64),
-    'gate_bias': Rule(lo=-20, hi=20),
-    'visual_width': Rule(lo=1, cap=4096),
-    'visual_blocks': Rule(lo=0, cap=64),
-    'visual_norm': Rule(choices=VISUAL_NORMS),
-    'visual_pool': Rule(choices=tuple(VISUAL_POOLS)),
-    'kernel_size': Rule(lo=1, cap=31),
-    'feature_dim': Rule(lo=1, cap=1_000_000),
-    'feature_hidden': Rule(lo=1, cap=1_000_000),
-    # training
-    'epochs': Rule(lo=1, cap=100_000),
-    'batch_size': Rule(lo=1, cap=1_000_000),
-    'lr': Rule(lo=0, lo_open=True, cap=10),
-    'lr_heads': Rule(lo=0, lo_open=True, cap=10),
-    'momentum': _UNIT,
-    'weight_decay': Rule(lo=0, cap=10),
-    'optimizer': Rule(choices=('sgd', 'adamw')),
-    'scheduler': Rule(choices=('none', 'cosine', 'onecycle')),
-    'mixup': Rule(lo=0, cap=100),
-    'label_smoothing': _UNIT,
-    'loss': Rule(choices=('ce', 'coarse_fine')),
-    'mu_adjacent': Rule(lo=0, cap=100),
-    'mu_opposite': Rule(lo=0, cap=100),
-    'fusion_m': Rule(lo=1, hi=5),
-    'fusion_n': Rule(lo=1, hi=5),
-    'select_epoch': Rule(choices=('best', 'last')),
-    'av_fusion': Rule(choices=('joint', 'decision')),
-    'seed': Rule(lo=0, hi=2**32 - 1),
-    'amp': Rule(choices=AMP_MODES),
-    'num_workers': Rule(lo=0, cap=256),
-    'gan_per_class': Rule(lo=0, cap=1_000_000),
-    'gan_steps': Rule(lo=1, cap=10_000_000),
-    'gan_width': Rule(lo=4, cap=1024),
-    # the run
-    'modality': Rule(choices=('a', 'v', 'av')),
-    'fold': Rule(lo=0, cap=1000),
-    'n_folds': Rule(lo=2, cap=1000),
-}
-_DEVICE = re.compile(r'auto|cpu|cuda(:\d+)?|mps')
-
-
-def _type_error(name: str, default, value) -> str | None:
-    "What is wrong with the type of `value` for a field whose default is `default`; None when nothing is."
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
-    if isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else f"{name} must be an integer, got {value!r}"
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{name} must be a number, got {value!r}"
-        return None if math.isfinite(value) else f"{name} must be a finite number, got {value!r}"
-    if isinstance(default, str):
-        return None if isinstance(value, str) else f"{name} must be text, got {value!r}"
-    return None
-
-
-def _check_value(name: str, value, default):
-    "`value` when it suits the field `name` (its type is `default`'s, its range `FIELD_RULES[name]`), else a `ValueError`."
-    err = _type_error(name, default, value)
-    if err:
-        raise ValueError(err)
-    r = FIELD_RULES.get(name)
-    if r is None:
-        return value
-    if r.choices is not None:
-        return check_choice(name, value, r.choices)
-    bad = (r.lo is not None and (value <= r.lo if r.lo_open else value < r.lo)) or (
-        r.hi is not None and (value >= r.hi if r.hi_open else value > r.hi)
-    )
-    if bad:
-        raise ValueError(f"{name} must be {r.describe(isinstance(default, int))}, got {value!r}")
-    if r.cap is not None and value > r.cap:
-        raise ValueError(f"{name} must be at most {r.cap} (a larger value is taken for a mistake), got {value!r}")
-    return value
-
-
-def _check_fields(part) -> None:
-    "Check every field of the dataclass `part` against its default's type and `FIELD_RULES`."
-    for f in fields(part):
-        value = getattr(part, f.name)
-        if dataclasses.is_dataclass(value):
-            continue
-        _check_value(f.name, value, f.default if f.default is not dataclasses.MISSING else f.default_factory())
 
 # %% ../nbs/00c_config.ipynb #a23ede30
 def _check_preprocess(p: PreprocessConfig) -> PreprocessConfig:
@@ -305,7 +153,7 @@ class TrainConfig:
 def _check_train(t: TrainConfig) -> TrainConfig:
     "Raise a `ValueError` naming the first training field whose value cannot work."
     _check_fields(t)
-    if not _DEVICE.fullmatch(t.device):
+    if not DEVICE_PATTERN.fullmatch(t.device):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {t.device!r}")
     return t
 

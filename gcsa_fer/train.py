@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from fastcore.basics import patch
 from .core import Config, atomic_write, get_device, seed_everything
-from .config import AMP_MODES
+from .field_rules import AMP_MODES
 from .checkpoint import save_checkpoint, load_checkpoint
 from .fusion import AVModel
 from .metrics import macro_f1, accuracy

@@ -5,7 +5,8 @@ import math
 import subprocess
 import sys
 import pytest
-from gcsa_fer.config import FIELD_RULES, Config, flat_fields
+from gcsa_fer.config import Config, flat_fields
+from gcsa_fer.field_rules import FIELD_RULES
 from gcsa_fer.cli import main
 
 # the text fields without a rule: each has its own check (or is a path, read later)
