@@ -35,7 +35,7 @@ def _resumable(cfg: dict) -> dict:
     "A config dict, flattened, without the fields that may change between an interruption and its resume."
     flat = {k: v for sub in cfg.values() if isinstance(sub, dict) for k, v in sub.items()}
     flat |= {k: v for k, v in cfg.items() if not isinstance(v, dict)}
-    return {k: v for k, v in flat.items() if k not in ('device', 'num_workers', 'amp')}
+    return {k: v for k, v in flat.items() if k not in ('device', 'num_workers', 'amp', 'pin_memory', 'cudnn_benchmark')}
 
 
 def check_resumable(path: Path, theirs: dict, mine: dict):
