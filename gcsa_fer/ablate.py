@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shlex
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -30,7 +31,7 @@ from .tables import PAPER_TABLE1, PAPER_BASELINE_F1, collect_runs, ablation_tabl
 from .tables import table_markdown, step_table, plot_ablation  # noqa: F401
 
 # %% auto #0
-__all__ = ['papermill_command', 'run_status', 'find_notebook', 'shard_runs', 'estimate_seconds', 'ablate']
+__all__ = ['papermill_command', 'run_status', 'find_notebook', 'shard_runs', 'estimate_seconds', 'EpochProgress', 'ablate']
 
 # %% ../nbs/12_ablate.ipynb #0813e8ad
 def _as_p(v) -> str | None:
@@ -225,6 +226,48 @@ def _execute(r: dict, folder: Path, out_root: Path, notebook: Path, execute) -> 
         print(f"run {r['name']} failed: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}")
         return 'failed'
 
+# %% ../nbs/12_ablate.ipynb #7595e0e5
+def _epochs_done(folder: Path) -> int:
+    "Epochs finished in a run folder: the data rows of its `history.csv` (0 before the first)."
+    try:
+        with open(folder / 'history.csv') as f:
+            return max(0, sum(1 for line in f if line.strip()) - 1)
+    except OSError:
+        return 0
+
+# %% ../nbs/12_ablate.ipynb #55ef494c
+class EpochProgress:
+    "While a run trains into `folder`: a tqdm bar of its epochs (of `epochs`), polled from history.csv by a thread."
+
+    def __init__(self, folder, epochs: int, desc: str = '', interval: float = 2.0, disable: bool = False):
+        self.folder, self.epochs, self.desc, self.interval = Path(folder), int(epochs), desc, interval
+        self.disable, self.seen, self._stop = disable or epochs <= 0, [], threading.Event()
+
+    def _update(self):
+        n = min(_epochs_done(self.folder), self.epochs)
+        if n != self.bar.n:
+            self.bar.update(n - self.bar.n)
+            self.seen.append(n)
+
+    def _poll(self):
+        while not self._stop.wait(self.interval):
+            self._update()
+
+    def __enter__(self):
+        self.bar = tqdm(total=self.epochs, desc=self.desc, unit='epoch', position=1, leave=False, disable=self.disable)
+        self._update()  # a resumed run starts where it was
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        if not self.disable:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._update()
+        self.bar.close()
+
 # %% ../nbs/12_ablate.ipynb #da03e476
 def ablate(
     preset: str = 'ravdess-cpu',  # a key of `PRESETS`
@@ -264,7 +307,9 @@ def ablate(
             status.append({'name': r['name'], 'status': before[r['name']], 'seconds': 0.0})
             continue
         t0 = time.time()
-        st = _execute(r, out_root / r['name'], out_root, notebook, pm.execute_notebook)
+        epochs = 0 if 'branch_runs' in r['parameters'] else run_config(r['parameters']).train.epochs
+        with EpochProgress(out_root / r['name'], epochs, r['name'], disable=not progress):
+            st = _execute(r, out_root / r['name'], out_root, notebook, pm.execute_notebook)
         status.append({'name': r['name'], 'status': st, 'seconds': round(time.time() - t0, 1)})
         atomic_write(out_root / status_file, lambda t: pd.DataFrame(status).to_csv(t, index=False))
     table = pd.DataFrame(status)

@@ -332,3 +332,19 @@ def test_shards_split_the_grid_without_splitting_a_fold(capsys):
     cli.main(['ablate', '--list', '--shard', '2/3'])
     listed = [l.split('\t')[1] for l in capsys.readouterr().out.splitlines() if '\t' in l]
     assert listed == [r['name'] for r in shard_runs(grid, '2/3')] and all('-f2-' in n or '-f5-' in n for n in listed)
+
+
+def test_driver_shows_the_epochs_of_the_run_it_runs(tmp_path, capsys):
+    "The grid's bar counts runs; under it, a bar of the running run's epochs, read from its history.csv."
+    nbp = tmp_path / 'fake.ipynb'
+    _fake_notebook(nbp)
+    nb = nbformat.read(nbp, as_version=4)
+    nb.cells[
+        1
+    ].source += "\nopen(out / 'history.csv', 'w').write('epoch\\n' + ''.join(f'{i}\\n' for i in range(1, 31)))"
+    nbformat.write(nb, nbp)
+    kw = dict(seeds=[0], folds=[0], modalities=['a'], rows=['Base'], protocols='transductive', estimate=False)
+    st = ablate('ravdess-cpu', tmp_path / 'runs', notebook=nbp, progress=True, **kw)
+    assert list(st['status']) == ['complete']
+    err = capsys.readouterr().err
+    assert 'ravdess-a-base-s0' in err and '30/30' in err, err[-2000:]
