@@ -4,6 +4,7 @@
 
 # %% ../nbs/12f_costs.ipynb #6900f5a4
 from __future__ import annotations
+import json
 import time
 import numpy as np
 import pandas as pd
@@ -68,6 +69,12 @@ def complexity(
     return {**_counts(model, x), 'cpu_ms_per_item': 1000 * float(np.median(times)) / batch}
 
 # %% ../nbs/12f_costs.ipynb #3d99c4c7
+def _network(cfg: Config) -> str:
+    "What builds the model and its input: dataset, modality, model and preprocessing fields (not the training recipe)."
+    c = cfg.to_dict()
+    return json.dumps([c['dataset'], c['modality'], c['model'], c['preprocess']], sort_keys=True, default=str)
+
+
 def variant_costs(
     preset: str | tuple,  # 'attention-audio-cpu', 'attention-faces-cpu', or several presets of one branch
     batch: int = 32,
@@ -78,15 +85,20 @@ def variant_costs(
     for p in (preset,) if isinstance(preset, str) else preset:  # several presets: their rows timed in the same rounds
         for r in ablation_grid(p):
             cfgs.setdefault(r['row'], run_config(r['parameters']))
-    built = {row: _model_and_batch(c, batch) for row, c in cfgs.items()}
-    recs = {
-        row: {'dataset': c.dataset, 'row': row, 'attention': c.model.attention, **_counts(*built[row])}
-        for row, c in cfgs.items()
-    }  # the counting pass also warms each model up
-    times = {row: [] for row in cfgs}
+    nets = {}  # rows that differ only in their recipe (epochs, learning rate) share one network, counted and timed once
+    for row, c in cfgs.items():
+        nets.setdefault(_network(c), c)
+    built = {key: _model_and_batch(c, batch) for key, c in nets.items()}
+    counts = {key: _counts(*built[key]) for key in nets}  # the counting pass also warms each model up
+    times = {key: [] for key in nets}
     for _ in range(repeats):
-        for row, (model, x) in built.items():
-            times[row].append(_seconds(model, x))
-    for row, rec in recs.items():
-        rec['cpu_ms_per_item'] = 1000 * float(np.median(times[row])) / batch
-    return pd.DataFrame(list(recs.values()))
+        for key, (model, x) in built.items():
+            times[key].append(_seconds(model, x))
+    recs = []
+    for row, c in cfgs.items():
+        key = _network(c)
+        ms = 1000 * float(np.median(times[key])) / batch
+        recs.append(
+            {'dataset': c.dataset, 'row': row, 'attention': c.model.attention, **counts[key], 'cpu_ms_per_item': ms}
+        )
+    return pd.DataFrame(recs)
