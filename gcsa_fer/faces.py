@@ -8,7 +8,8 @@ __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'exif_orientation', 'upright', 'read_imag
 
 # %% ../nbs/08k_faces_path.ipynb #c7516f31
 from .images import IMAGE_EXTS, VIDEO_EXTS, exif_orientation, upright, read_image
-from .readers.faces import EXPR_SYNONYMS, expr_index, parse_mapping, subject_folds, FaceFolder
+from .readers.faces import EXPR_SYNONYMS, expr_index, parse_mapping, FaceFolder
+from .readers.folds import subject_folds
 
 _all_ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'exif_orientation', 'upright', 'read_image']
 _all_ += ['EXPR_SYNONYMS', 'expr_index', 'parse_mapping', 'subject_folds', 'FaceFolder']

@@ -10,22 +10,20 @@ import os
 import re
 import warnings
 from pathlib import Path
-import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 from PIL import Image
-from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from ..core import EXPR_CLASSES, PreprocessConfig, short_list
 from ..catalogue import DATASETS, DataSpec, shipped_data_dir, unregistered
 from ..fetch import STAMP
 from ..images import IMAGE_EXTS, VIDEO_EXTS, is_image, is_video, read_image
 from ..preprocess import read_video, sample_times, face_crops
 from .base import ExprDataset, check_split
+from .folds import select_split
 from .tables import read_table
 
 # %% auto #0
-__all__ = ['EXPR_SYNONYMS', 'expr_index', 'parse_mapping', 'subject_folds', 'check_fold_classes', 'select_split', 'manifest_rows',
-           'folder_rows', 'face_rows', 'FaceFolder']
+__all__ = ['EXPR_SYNONYMS', 'expr_index', 'parse_mapping', 'manifest_rows', 'folder_rows', 'face_rows', 'FaceFolder']
 
 # %% ../../nbs/08b_faces.ipynb #af94b632
 EXPR_SYNONYMS = {
@@ -71,61 +69,6 @@ def parse_mapping(text: str) -> dict:
         expr_index(v)
         out[k] = v
     return out
-
-# %% ../../nbs/08b_faces.ipynb #1d789e7c
-def subject_folds(
-    subjects,  # one subject id per item
-    fold: int,  # 1..n_folds
-    n_folds: int = 5,  # number of folds
-    val_fraction: float = 0.15,  # share of the non-test subjects that validates
-) -> dict[str, np.ndarray]:
-    "{'train', 'val', 'test'} -> item indices for fold `fold`, no subject in two of them."
-    groups = np.asarray([str(s) for s in subjects])
-    uniq = np.unique(groups)
-    if len(uniq) < n_folds:
-        raise ValueError(
-            f"{len(uniq)} subjects cannot make {n_folds} subject-disjoint folds; use n_folds <= {len(uniq)}"
-        )
-    if not 1 <= fold <= n_folds:
-        raise ValueError(f"fold must be 1..{n_folds}, got {fold}")
-    rest, test = list(GroupKFold(n_folds).split(groups, groups=groups))[fold - 1]
-    if len(np.unique(groups[rest])) < 2:
-        raise ValueError(
-            f"fold {fold}: {len(np.unique(groups[rest]))} subject outside the test fold cannot both train and validate; use fewer folds or more subjects"
-        )
-    n_val = max(1, int(round(val_fraction * len(np.unique(groups[rest])))))
-    tr, va = next(GroupShuffleSplit(1, test_size=n_val, random_state=fold).split(rest, groups=groups[rest]))
-    return {'train': np.sort(rest[tr]), 'val': np.sort(rest[va]), 'test': np.sort(test)}
-
-# %% ../../nbs/08b_faces.ipynb #d4b26092
-def check_fold_classes(
-    rows: list[dict],  # items with 'label', 'subject' (None: each file is its own group) and 'name'
-    n_folds: int,  # the folds asked
-):
-    "Every class has at least `n_folds` subjects (files, without subjects); else a ValueError naming the classes."
-    people = {}
-    for r in rows:
-        people.setdefault(r.get('label'), set()).add(r.get('subject') or r['name'])
-    few = {c: len(p) for c, p in people.items() if len(p) < n_folds}
-    if few:
-        said = ', '.join(f"{EXPR_CLASSES[c] if c is not None else 'unlabelled'} {k}" for c, k in sorted(few.items()))
-        raise ValueError(
-            f"{n_folds} folds by subject need every class in every test fold, and too few subjects have ({said}): "
-            f"use n_folds <= {min(few.values())}, or relabel or leave out those classes' rows"
-        )
-
-# %% ../../nbs/08b_faces.ipynb #3dd48179
-def select_split(rows: list[dict], split: str, fold: int, n_folds: int, val_fraction: float) -> list[int]:
-    "The positions in `rows` of the items of `split` in `fold` (see `subject_folds`)."
-    if fold:
-        check_fold_classes(rows, n_folds)  # also for 'all': a cross-validation is refused before its first fold
-    if split == 'all':
-        return list(range(len(rows)))
-    if fold:
-        return subject_folds([r['subject'] or r['name'] for r in rows], fold, n_folds, val_fraction)[split].tolist()
-    if any(r['split'] for r in rows):
-        return [i for i, r in enumerate(rows) if r['split'] == split]
-    return [] if split == 'test' else list(range(len(rows)))  # no split given: everything trains (and monitors)
 
 # %% ../../nbs/08b_faces.ipynb #b61da774
 def _manifest_problems(csv: Path, df: pd.DataFrame, mapping) -> list[str]:
