@@ -58,10 +58,22 @@ def _code_hash(ds=None) -> str:
     return h.hexdigest()
 
 # %% ../nbs/09_cache.ipynb #556f71bb
+def _resolved(spec: dict) -> dict:
+    "`spec` with a face detector 'auto' replaced by the detector it runs here (`detect.resolve_detector`): crops of BlazeFace and of Haar never share a key."
+    pre = spec.get('preprocess')
+    faces = 'frames' in (spec.get('modalities') or ['frames'])
+    if not (isinstance(pre, dict) and pre.get('detector') == 'auto' and faces):
+        return spec
+    try:
+        return {**spec, 'preprocess': {**pre, 'detector': detect.resolve_detector('auto')}}
+    except detect.DetectorUnavailable:
+        return spec  # no detector runs here: the build itself will say so
+
+
 def cache_key(ds) -> str:
-    "The cache key of a reader: a hash of its `cache_spec()`, its input fingerprints, its code and `CACHE_VERSION`."
+    "The cache key of a reader: a hash of its `cache_spec()` (a detector 'auto' resolved), its input fingerprints, its code and `CACHE_VERSION`."
     inputs = fingerprint(str(p) for i in range(len(ds)) for p in ds.sources(i))
-    spec = {'spec': ds.cache_spec(), 'inputs': inputs, 'version': CACHE_VERSION, 'code': _code_hash(ds)}
+    spec = {'spec': _resolved(ds.cache_spec()), 'inputs': inputs, 'version': CACHE_VERSION, 'code': _code_hash(ds)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 # %% ../nbs/09_cache.ipynb #a0f0dc45

@@ -23,7 +23,7 @@ class PreprocessConfig:
     n_frames: int = 8  # face frames sampled at equal time intervals from each clip
     face_size: int = 64  # side of the square face crop, in pixels
     face_margin: float = 0.25  # the detected box is enlarged by this fraction on each side
-    detector: str = 'haar'  # face detector: 'haar' (OpenCV's cascade), 'lbp' (scikit-image's), 'auto' (haar where OpenCV can run it, else lbp) or 'none' (whole frames)
+    detector: str = 'haar'  # face detector: 'haar' (OpenCV's cascade), 'lbp' (scikit-image's), 'blazeface' (mediapipe's model, set up by make data), 'auto' (the first of blazeface, haar, lbp that can run here) or 'none' (whole frames)
     face_augment: bool = (
         False  # training: random resized crop, flip, small rotation and colour jitter of face crops (torchvision v2)
     )
@@ -44,6 +44,8 @@ class PreprocessConfig:
     audio_norm: str = 'none'  # per-band log-mel normalisation: 'none', 'utterance', 'speaker' (each speaker's own clips) or 'train' (training speakers)
     time_shift: bool = False  # training: place the clip at a random offset in its `clip_seconds` window (eval: centred)
     feature_norm: str = 'none'  # visual feature vectors: 'none' (the model's input BatchNorm standardises on training data) or 'speaker' (each speaker's own clips)
+    speed_perturb: float = 0.0  # training: each item's log-mel at speed 1 - s, 1 or 1 + s at random (time and frequency scaled together, as resampling the waveform does); 0 disables
+    pitch_shift: float = 0.0  # training: each item's log-mel shifted by a random pitch in [-s, s] semitones (frequency axis warped, time kept); 0 disables
 
 # %% ../nbs/00c_config.ipynb #a23ede30
 def _check_preprocess(p: PreprocessConfig) -> PreprocessConfig:
