@@ -11,6 +11,7 @@ from fastcore.basics import patch
 from torch.utils.data import Dataset
 from .core import Config, PreprocessConfig, check_modality
 from .preprocess import SpecAugment, face_augmentation, fit_length, n_mel_frames
+from .perturb import MelPerturb
 from .readers.base import ExprDataset
 from .readers.synthetic import SyntheticAV
 from .readers.ravdess import Ravdess
@@ -93,7 +94,7 @@ def _warn_unknown_speakers(ds, keys, cfg: PreprocessConfig, speakers: list):
 
 # %% ../nbs/09a_datasets.ipynb #c1bff642
 class Selected(Dataset):
-    "A view of a dataset keeping the keys of some modalities, with the log-mel normalised (`audio_norm`), fitted to `clip_seconds` (randomly placed when `time_shift` and training) and SpecAugment in training."
+    "A view of a dataset keeping the keys of some modalities, with the log-mel normalised (`audio_norm`), fitted to `clip_seconds` (randomly placed when `time_shift` and training), speed and pitch perturbation and SpecAugment in training."
 
     def __init__(
         self,
@@ -106,6 +107,8 @@ class Selected(Dataset):
         self.ds, self.keys, self.augment = ds, tuple(keys), augment
         self.cfg = cfg = cfg or getattr(ds, 'cfg', None) or PreprocessConfig()
         self.specaug = SpecAugment(cfg, fill=0.0 if cfg.audio_norm != 'none' else None).train() if augment else None
+        perturb = augment and (cfg.speed_perturb > 0 or cfg.pitch_shift > 0)
+        self.perturb = MelPerturb(cfg).train() if perturb else None  # speed and pitch, before the normalisation
         faceaug = augment and cfg.face_augment and 'frames' in self.keys
         self.faceaug = face_augmentation(cfg.face_size) if faceaug else None
         self.visual, self.level = getattr(ds, 'visual', None), getattr(ds, 'level', 'clip')
@@ -145,8 +148,10 @@ def frame_labels(self: Selected):
 # %% ../nbs/09a_datasets.ipynb #122c650b
 @patch
 def _audio(self: Selected, x: torch.Tensor, i: int) -> torch.Tensor:
-    "The log-mel of item `i`, normalised and fitted to `clip_seconds`."
+    "The log-mel of item `i`, perturbed (training), normalised and fitted to `clip_seconds`."
     c = self.cfg
+    if self.perturb is not None:
+        x = self.perturb(x)
     if c.audio_norm == 'utterance':
         x = standardise(x, -1)
     elif self.stats is not None:

@@ -70,6 +70,8 @@ FIELD_RULES: dict[str, Rule] = {
     'trim_margin': Rule(lo=0, cap=60),
     'audio_norm': Rule(choices=('none', 'utterance', 'speaker', 'train')),
     'feature_norm': Rule(choices=('none', 'speaker')),
+    'speed_perturb': Rule(lo=0, hi=0.5),  # a speed factor stays in [0.5, 1.5]
+    'pitch_shift': Rule(lo=0, hi=12),  # semitones: at most an octave
 }
 
 # %% ../nbs/00e_field_rules.ipynb #cfa530f2

@@ -125,7 +125,8 @@ def select(self: ExprDataset, idx) -> ExprDataset:
 @patch
 def cache_spec(self: ExprDataset) -> dict:
     "What, besides the input files, determines the cached tensors."
-    pre = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ('freq_mask', 'time_mask')}
+    augment = ('freq_mask', 'time_mask', 'speed_perturb', 'pitch_shift')  # applied to items after the cache
+    pre = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in augment}
     ids = hashlib.sha256('\n'.join(self.ids).encode()).hexdigest()
     return {
         'reader': type(self).__name__,
