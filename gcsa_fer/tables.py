@@ -182,6 +182,10 @@ def protocols_markdown(table: pd.DataFrame) -> str:
     pm = lambda m, s: '' if pd.isna(m) else (f'{m:.1f} ± {s:.1f}' if not pd.isna(s) else f'{m:.1f}')
     protocols = sorted(set(t['protocol']), key=lambda p: (PROTOCOL_ORDER + (p,)).index(p))
     lines = t.drop_duplicates(['dataset', 'modality', 'row'])[['dataset', 'modality', 'row']]
+    order = {m: i for i, m in enumerate(MODALITIES.values())}
+    lines = lines.sort_values(
+        ['dataset', 'modality'], key=lambda s: s.map(order) if s.name == 'modality' else s, kind='stable'
+    )
     out = lines.reset_index(drop=True)
     for p in protocols:
         sub = t[t['protocol'] == p].set_index(['dataset', 'modality', 'row'])
