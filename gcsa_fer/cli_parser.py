@@ -94,7 +94,8 @@ def _add_ablate_share(a):
 def _add_ablate(sub):
     a = sub.add_parser('ablate', help="run an ablation grid through papermill (skips finished runs)")
     presets = (
-        'ravdess-cpu (the default: 60 runs over 6 folds, 2 CPU cores), ravdess-cpu-quick (2 folds), ravdess '
+        'ravdess-cpu (the default: 120 runs, 60 per protocol, over 6 folds, 2 CPU cores; --set protocols=inductive for one), '
+        'ravdess-cpu-quick (2 folds), ravdess '
         '(the paper recipe, GPU), abaw, synthetic, or attention-cpu (GCSA against controls on both branches; '
         'attention-audio-cpu and attention-faces-cpu are its halves)'
     )
