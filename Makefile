@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data export lint test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention pretrained report bench screenshots offline-wheels offline-check gpu-check gpu-check-prep
+.PHONY: setup data export lint test test-cpus sync-check nbtest pytest docs docs-check lab ablation attention pretrained wild-faces report bench screenshots offline-wheels offline-check gpu-check gpu-check-prep
 
 # The main job: the RAVDESS ablation (CPU-sized by default; PRESET=ravdess is the paper's 300 epochs on CUDA).
 PRESET ?= ravdess-cpu
@@ -94,6 +94,12 @@ attention: $(STAMP) data
 # The pretrained face models on London dev, every row on the same 5 folds (about 1.5 h on a busy 2-core CPU): results/pretrained/
 pretrained: $(STAMP) data
 	OMP_NUM_THREADS=1 $(PY) tools/pretrained_results.py
+
+# The visual-branch study on the seven FER classes of wild_faces_dev (issue 34): every row on the same 5 folds by subject,
+# GCSA's rows with 3 seeds, about 4 h on the 2-core CPU (the budget: results/wild_faces/README.md); resumable (a finished
+# (row, fold, seed) record in results/wild_faces/runs is read, never run again). WILD_FACES_ARGS="--rows ... --folds ...".
+wild-faces: $(STAMP) data
+	$(PY) tools/wild_faces_results.py $(WILD_FACES_ARGS)
 
 report: $(STAMP)
 	$(BIN)/gcsa_fer report --runs runs/$(PRESET) --out results/$(PRESET) --title "Ablation, preset $(PRESET)"

@@ -51,7 +51,11 @@ def _grey32(ds) -> np.ndarray:
     return np.stack(out)
 
 # %% ../nbs/11c_face_training.ipynb #69799bc2
-def pixel_baseline(cfg: Config, cache_dir=None) -> dict:
+def pixel_baseline(
+    cfg: Config,
+    cache_dir=None,
+    predictions: bool = False,  # also return the test predictions ('predicted', EXPR indices)
+) -> dict:
     "Test accuracy and macro-F1 (classes present) of logistic regression on 32x32 grey crops, fold `cfg.fold`."
     tr = [get_dataset('faces', s, cfg, cache_dir) for s in ('train', 'val')]
     te = get_dataset('faces', 'test', cfg, cache_dir)
@@ -59,7 +63,8 @@ def pixel_baseline(cfg: Config, cache_dir=None) -> dict:
     y = np.concatenate([np.asarray(d.labels) for d in tr])
     pred = lr_probe(scale=False).fit(X, y).predict(_grey32(te))
     yt = np.asarray(te.labels)
-    return {'accuracy': float((pred == yt).mean()), 'macro_f1_present': macro_f1(yt, pred, classes=np.unique(yt))}
+    out = {'accuracy': float((pred == yt).mean()), 'macro_f1_present': macro_f1(yt, pred, classes=np.unique(yt))}
+    return out | ({'predicted': pred.tolist()} if predictions else {})
 
 # %% ../nbs/11c_face_training.ipynb #4c42262a
 def within_subject_accuracy(

@@ -81,15 +81,22 @@ def trunk_features(crops, net=None) -> np.ndarray:
     return net.features(to_fer_input(crops)).flatten(1).numpy()
 
 
-def linear_probe(train, val, test, Cs=(0.001, 0.01, 0.1, 1.0)) -> dict:
-    "Logistic regression on `trunk_features`: each split a (crops, labels) pair; C by validation accuracy."
+def linear_probe(
+    train,
+    val,
+    test,  # each split a (crops, labels) pair
+    Cs=(0.001, 0.01, 0.1, 1.0),  # the inverse L2 strengths tried on validation
+    predictions: bool = False,  # also return the test predictions ('predicted', EXPR indices)
+) -> dict:
+    "Logistic regression on `trunk_features`: test accuracy, macro-F1 and C (chosen by validation accuracy)."
     (Xt, yt), (Xv, yv), (Xs, ys) = [(trunk_features(c), np.asarray(y)) for c, y in (train, val, test)]
     fit = lambda X, y, C: LogisticRegression(C=C, max_iter=5000).fit(StandardScaler().fit(X).transform(X), y)
     score = lambda X, y, C: (fit(Xt, yt, C).predict(StandardScaler().fit(Xt).transform(X)) == y).mean()
     C = max(Cs, key=lambda C: score(Xv, yv, C))
     Xa, ya = np.concatenate([Xt, Xv]), np.concatenate([yt, yv])
     pred = fit(Xa, ya, C).predict(StandardScaler().fit(Xa).transform(Xs))
-    return {'accuracy': float((pred == ys).mean()), 'macro_f1': macro_f1(ys, pred, classes=np.unique(ys)), 'C': C}
+    out = {'accuracy': float((pred == ys).mean()), 'macro_f1': macro_f1(ys, pred, classes=np.unique(ys)), 'C': C}
+    return out | ({'predicted': pred.tolist()} if predictions else {})
 
 # %% ../nbs/11f_pretrain.ipynb #f416dc82
 def probe_faces(
