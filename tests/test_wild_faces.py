@@ -44,6 +44,9 @@ def test_study_end_to_end_resumes_and_reports(tmp_path, capsys):
     )
     assert all(set(r['labels']) <= {0, 4} and len(r['labels']) == len(r['predicted']) for r in records)
     assert len({tuple(r['labels']) for r in records}) == 1  # every row on the same test photos
+    counts = wf.fold_counts(work / 'manifest.csv', 3)  # what --counts prints
+    assert counts[['Neutral', 'Happiness']].sum().sum() == 18 and 'Other' not in counts
+    assert counts.loc[0, 'test'] == len(records[0]['labels']) and all(r['cpu_seconds'] > 0 for r in records)
     for f in ('table.csv', 'table.md', 'recall.csv', 'paired.csv', 'confusion.png', 'budget.json', 'README.md'):
         assert (out / f).stat().st_size > 0, f
     table = pd.read_csv(out / 'table.csv')

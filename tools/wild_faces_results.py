@@ -37,7 +37,7 @@ from gcsa_fer.mini_xception import load_face_model
 from gcsa_fer.model_export import export_default_model
 from gcsa_fer.pretrain import distill, face_arrays, linear_probe, pretrained_config, zero_shot
 from gcsa_fer.provenance import device_name, loaded_commit
-from gcsa_fer.readers.faces import expr_index
+from gcsa_fer.readers.faces import FaceFolder, expr_index
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND = 'python tools/wild_faces_results.py'
@@ -170,16 +170,30 @@ def run_study(rows, folds, budget: dict, data: str, out: Path, work: Path, quiet
                     f"{path} was made with another budget ({rec['budget']}); use another --out, or remove the record"
                 )
             continue
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         print(f'{row} fold {fold} seed {seed} ...', flush=True)
         rec = run_one(row, fold, seed, manifest, budget, work, classes, quiet)
         rec |= {k: [int(v) for v in rec[k]] for k in ('labels', 'predicted')}
         rec = {'row': row, 'fold': fold, 'seed': seed, 'budget': budget, **rec, 'seconds': round(time.time() - t0, 1),
+               'cpu_seconds': round(time.process_time() - c0, 1),
                'commit': loaded_commit(), 'finished': _now()}  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda t: t.write_text(json.dumps(rec)))
         print(f'{row} fold {fold} seed {seed}: {rec["seconds"]:.0f} s', flush=True)
     return load_records(out)
+
+
+def fold_counts(manifest: Path, n_folds: int) -> pd.DataFrame:
+    "Photos of each split, and test photos of each class, in every fold (no crop is cut)."
+    out = []
+    for k in range(1, n_folds + 1):
+        split = {s: FaceFolder(manifest, s, fold=k, n_folds=n_folds) for s in ('train', 'val', 'test')}
+        tests = np.bincount(split['test'].labels, minlength=8)
+        present = sorted(set(_labels_of(manifest)))
+        out.append(
+            {'fold': k, **{s: len(d) for s, d in split.items()}, **{EXPR_CLASSES[c]: int(tests[c]) for c in present}}
+        )
+    return pd.DataFrame(out)
 
 
 def _no_seeds(budget: dict) -> dict:
@@ -493,6 +507,7 @@ def main(argv=None):
     ap.add_argument('--decide', action='store_true', help="OUT/table.csv and OUT/london.json: predict's default?")
     ap.add_argument('--export', action='store_true', help='train the best trained row on every photo into --models')
     ap.add_argument('--models', default=str(REPO / 'models'), help='--export writes MODELS/wild-faces')
+    ap.add_argument('--counts', action='store_true', help='the photos of each fold and class, nothing run')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     out, t0 = Path(a.out), time.time()
@@ -501,6 +516,9 @@ def main(argv=None):
         yes, why, _ = decide_default(pd.read_csv(out / 'table.csv'), london)
         print(why)
         return 0 if yes else 1
+    if a.counts:
+        print(fold_counts(study_manifest(a.data, Path(a.work)), a.n_folds).to_markdown(index=False))
+        return 0
     if a.export:
         yes, why = export(out, Path(a.models), a.data, Path(a.work), a.quiet)
         print(why)
