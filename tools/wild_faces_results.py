@@ -73,7 +73,6 @@ LEFT_OUT = ('contempt',)  # not one of the seven FER classes (8 photos of this s
 
 def study_manifest(data: str, work: Path, left_out=LEFT_OUT) -> Path:
     "The face set's manifest without the `left_out` classes, its paths absolute: WORK/manifest.csv."
-
     root = Path(data)
     root = root if root.exists() else shipped_data_dir() / data
     csv = root if root.is_file() else root / 'manifest.csv'
@@ -88,7 +87,6 @@ def study_manifest(data: str, work: Path, left_out=LEFT_OUT) -> Path:
 
 def row_config(row: str, manifest: Path, fold: int, seed: int, budget: dict, **over):
     "The `Config` of a network row's run on `fold` with `seed`."
-
     _, kind, attention = ROWS[row]
     make = pretrained_config if kind == 'fine-tune' else face_config
     epochs = budget['fine_tune_epochs'] if kind == 'fine-tune' else budget['scratch_epochs']
@@ -98,7 +96,6 @@ def row_config(row: str, manifest: Path, fold: int, seed: int, budget: dict, **o
 
 def _arrays(manifest: Path, fold: int, budget: dict, cache: Path) -> dict:
     "Each split's crops and labels for `fold` (the crops the trained rows see)."
-
     cfg = row_config('rhcnn-gcsa', manifest, fold, 0, budget)
     return {s: face_arrays(cfg, s, cache) for s in ('train', 'val', 'test')}
 
@@ -111,11 +108,9 @@ def among(p: np.ndarray, classes) -> list[int]:
 
 def run_one(row: str, fold: int, seed: int, manifest: Path, budget: dict, work: Path, classes, quiet: bool) -> dict:
     "Train or apply one row on one fold: the test labels and predictions (EXPR indices) and what it took."
-
     kind, cache = ROWS[row][1], work / 'cache'
     if kind == 'pixel':
         cfg = row_config('rhcnn-gcsa', manifest, fold, 0, budget)
-
         return {'labels': list(get_dataset('faces', 'test', cfg, cache).labels),
                 'predicted': pixel_baseline(cfg, cache, predictions=True)['predicted']}  # fmt: skip
     if kind in ('zero-shot', 'probe'):
@@ -157,7 +152,6 @@ def seeds_of(row: str, budget: dict) -> list[int]:
 
 def run_study(rows, folds, budget: dict, data: str, out: Path, work: Path, quiet: bool) -> list[dict]:
     "Every (row, fold, seed) not recorded yet, most informative first (one seed of every row before more seeds)."
-
     manifest = study_manifest(data, work)
     classes = sorted({int(c) for c in _labels_of(manifest)})
     todo = sorted(((s, k, r) for r in rows for k in folds for s in seeds_of(r, budget)), key=lambda t: (t[0], t[1]))
@@ -223,7 +217,6 @@ def reported_classes(records: list[dict], min_test: int) -> list[int]:
 
 def scores(records: list[dict], reported) -> pd.DataFrame:
     "One line per record: macro-F1 over the `reported` classes, accuracy over every test photo, recall per class."
-
     out = []
     for r in records:
         y, p = np.asarray(r['labels']), np.asarray(r['predicted'])
@@ -248,7 +241,6 @@ def summarise(per_run: pd.DataFrame) -> pd.DataFrame:
 
 def recall_table(records: list[dict]) -> pd.DataFrame:
     "Recall of each class, every fold and seed of a row pooled: row x class."
-
     out = {}
     for row in [r for r in ROWS if any(x['row'] == r for x in records)]:
         y = np.concatenate([x['labels'] for x in records if x['row'] == row])
@@ -289,7 +281,6 @@ def confusion_png(records: list[dict], classes, path: Path) -> None:
 
 def paired(per_run: pd.DataFrame) -> pd.DataFrame:
     "GCSA minus each control, macro-F1 in points, paired by (fold, seed), with `gcsa_fer.attention`'s statistics."
-
     runs = per_run.assign(test_macro_f1=100 * per_run['macro_f1'])
     out = []
     for a, b in COMPARISONS:
@@ -305,7 +296,6 @@ def pct(m, s) -> str:
 
 def report(out: Path, min_test: int, wall: float | None = None) -> pd.DataFrame:
     "The tables, the figure and the README from the records in OUT/runs alone."
-
     records = load_records(out)
     if not records:
         raise SystemExit(f'{out}/runs holds no records: nothing to report')
@@ -333,7 +323,8 @@ def report(out: Path, min_test: int, wall: float | None = None) -> pd.DataFrame:
         '',
         f'Command: `{COMMAND}' + (' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else '') + '`',
         '',
-        f'Commit of the last record `{records[-1]["commit"]}`, this report by `{loaded_commit()}`; device '
+        f'Records made at {", ".join(f"`{c}`" for c in sorted({r["commit"] for r in records}))}, this report at '
+        f'`{loaded_commit()}`; device '
         f'{device_name(torch.device("cpu"))}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); '
         f'{len(records)} records, {minutes:.0f} min of work recorded'
         + (f', this invocation {wall / 60:.0f} min wall' if wall is not None else '')
