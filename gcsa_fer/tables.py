@@ -301,6 +301,8 @@ def plot_ablation(
     for ax, (protocol, sub) in zip(axes[0], panels):
         if sub.empty:
             ax.text(0.5, 0.5, f'no {protocol} runs yet', ha='center', va='center', transform=ax.transAxes)
+            ax.set_xticks(range(len(ROWS)), list(ROWS))
+            ax.set_xlim(-0.5, len(ROWS) - 0.5)
             ax.set_title(f'{protocol} protocol', fontsize=9)
             continue
         common = dict(x='row', y=metric, hue='modality', order=list(ROWS), hue_order=hue_order, ax=ax)
