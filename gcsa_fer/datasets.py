@@ -151,7 +151,10 @@ def _audio(self: Selected, x: torch.Tensor, i: int) -> torch.Tensor:
     "The log-mel of item `i`, perturbed (training), normalised and fitted to `clip_seconds`."
     c = self.cfg
     if self.perturb is not None:
+        n = x.shape[-1]
         x = self.perturb(x)
+        if c.trim_db <= 0 and not c.time_shift:  # a fixed-length log-mel keeps its length (batches stack)
+            x = fit_length(x, n)
     if c.audio_norm == 'utterance':
         x = standardise(x, -1)
     elif self.stats is not None:

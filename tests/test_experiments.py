@@ -348,3 +348,12 @@ def test_driver_shows_the_epochs_of_the_run_it_runs(tmp_path, capsys):
     assert list(st['status']) == ['complete']
     err = capsys.readouterr().err
     assert 'ravdess-a-base-s0' in err and '30/30' in err, err[-2000:]
+
+
+def test_training_with_speed_and_pitch_perturbation(tmp_path):
+    "Issue 36's audio levers train end to end: perturbed log-mels of one length stack into batches."
+    cfg = Config(dataset='synthetic', modality='a').update(
+        epochs=1, speed_perturb=0.1, pitch_shift=2.0, **{**TINY, 'n_mels': 16}
+    )
+    res = run_experiment(cfg, tmp_path, progress=False)
+    assert res['status'] == 'complete' and res['config']['preprocess']['speed_perturb'] == 0.1
