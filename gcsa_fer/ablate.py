@@ -245,7 +245,9 @@ class EpochProgress:
 
     def _update(self):
         n = min(_epochs_done(self.folder), self.epochs)
-        if n > self.bar.n:  # forward only: a history caught mid-write (a copy by hand, a file system without atomic renames) reads short
+        if (
+            n > self.bar.n
+        ):  # forward only: a history caught mid-write (a copy by hand, a file system without atomic renames) reads short
             self.bar.update(n - self.bar.n)
             self.seen.append(n)
 
