@@ -140,7 +140,7 @@ def attention_report_command(parser, args) -> None:
     "`gcsa_fer attention-report`: the attention grid's table, statistics and forest plot."
     if not Path(args.runs).is_dir():
         parser.error(f"--runs {args.runs}: no such folder (the runs folder of the attention grid)")
-    from gcsa_fer.attention import attention_report
+    from gcsa_fer.attention_report import attention_report
 
     try:
         rep = attention_report(args.runs, args.out, costs=not args.no_costs)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
-from gcsa_fer.attention import paired_differences, paired_summary
+from gcsa_fer.paired_stats import paired_differences, paired_summary
 from gcsa_fer.catalogue import shipped_data_dir
 from gcsa_fer.core import EXPR_CLASSES, atomic_write
 from gcsa_fer.datasets import get_dataset
@@ -280,7 +280,7 @@ def confusion_png(records: list[dict], classes, path: Path) -> None:
 
 
 def paired(per_run: pd.DataFrame) -> pd.DataFrame:
-    "GCSA minus each control, macro-F1 in points, paired by (fold, seed), with `gcsa_fer.attention`'s statistics."
+    "GCSA minus each control, macro-F1 in points, paired by (fold, seed), with `gcsa_fer.paired_stats`."
     runs = per_run.assign(test_macro_f1=100 * per_run['macro_f1'])
     out = []
     for a, b in COMPARISONS:
@@ -342,7 +342,7 @@ def report(out: Path, min_test: int, wall: float | None = None) -> pd.DataFrame:
         '',
         recall.map(lambda v: f'{100 * v:.0f}').to_markdown(),
         '',
-        'GCSA minus its controls, macro-F1 points paired by (fold, seed) (`paired.csv`; `gcsa_fer.attention.paired_summary`); '
+        'GCSA minus its controls, macro-F1 points paired by (fold, seed) (`paired.csv`; `gcsa_fer.paired_stats.paired_summary`); '
         '`fold_detectable` is the smallest true difference the folds would detect (80 % power, 5 %, t on the folds):',
         '',
         _paired_md(pair),
