@@ -93,7 +93,7 @@ def test_windows_line_endings_and_bom_are_fine(tmp_path):
         (['ablate', '--set', 'epochs=0'], 'epochs must be at least 1'),
         (
             ['ablate', '--preset', 'ravdess-cpu', '--folds', '9', '--list'],
-            'run ravdess-a-base-f9-s0: fold must be 0 (the fixed split) or 1-6, got 9',
+            'fold must be 0 (the fixed split) or 1-6, got 9',
         ),
         (['ablate', '--preset', 'ravdess-cpu', '--seeds', '-1', '--list'], 'seed must be an integer from 0 to'),
         (['predict', 'x.mp4', '--hop', '0'], 'argument --hop: must be positive'),

@@ -409,7 +409,7 @@ def estimates(measured, rates, dev, sampler, a) -> list[dict]:
         total += fixed + run_config(r['parameters']).train.epochs * e
     detail = f"{len(paper)} runs: per run {fixed:.1f} s fixed (median) + epochs x that row's measured epoch"
     detail += f"; rows not run, from their modality's mean: {', '.join(sorted(guessed))}" if guessed else ''
-    out = [row('estimate', f'make ablation PRESET={preset}', 'hours', round(total / 3600, 2), 'h', detail)]
+    out = [row('estimate', f'make ablation PRESET={preset}', 'hours', float(f'{total / 3600:.3g}'), 'h', detail)]
     # the attention grid: each run's training steps at its own configuration, timed here through Trainer._step,
     # scaled by `_scale`; its training-set sizes are those of the committed CPU runs of the same fold
     scale = _scale(ok, rates)
@@ -432,7 +432,7 @@ def estimates(measured, rates, dev, sampler, a) -> list[dict]:
     detail += f'epochs x batches x step time x {scale:.2f} (a papermill epoch over its steps alone)'
     detail += f'; {missing} runs without a known training-set size left out' if missing else ''
     name = f'make attention (preset {ATTENTION_PRESET}, device {dev.type})'
-    return out + [row('estimate', name, 'hours', round(att / 3600, 2), 'h', detail)]
+    return out + [row('estimate', name, 'hours', float(f'{att / 3600:.3g}'), 'h', detail)]
 
 
 def write_outputs(dest: Path, rows: list[dict], work: Path, a, started: float, failed: list[dict], done: bool):
