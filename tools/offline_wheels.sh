@@ -37,7 +37,10 @@ mkdir -p "$dir"
 python3 - > "$dir/requirements.in" <<'PY'
 import configparser, shlex
 c = configparser.ConfigParser(delimiters=['=']); c.read('settings.ini'); d = c['DEFAULT']
-print('\n'.join(shlex.split(d['requirements']) + shlex.split(d['media_requirements']) + ['papermill', 'ipykernel', 'setuptools', 'wheel']))
+# uv ignores upper bounds of Requires-Python, pip does not: backports-strenum 1.3.1 (needed by ai-edge-litert) declares
+# <3.11, so pip would refuse the wheel uv picks; 1.2.8 declares no bound and is what pip takes
+pip_ok = ['backports-strenum<1.3']
+print('\n'.join(shlex.split(d['requirements']) + shlex.split(d['media_requirements']) + ['papermill', 'ipykernel', 'setuptools', 'wheel'] + pip_ok))
 PY
 "$uv" pip compile -q --no-header --no-annotate --python-version "$py" --python-platform "$plat" "$dir/requirements.in" -o "$dir/requirements.all.txt"
 norm() { echo "$1" | tr 'A-Z_.' 'a-z--'; }
