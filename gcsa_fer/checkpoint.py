@@ -76,7 +76,7 @@ def from_safe(obj):
     "The inverse of `to_safe`."
     if isinstance(obj, dict):
         if _NP_TAG in obj:
-            return obj[_NP_TAG].numpy().astype(obj['dtype'])
+            return obj[_NP_TAG].cpu().numpy().astype(obj['dtype'])  # loaded with map_location='cuda' it is on the GPU
         return {k: from_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(from_safe(v) for v in obj)

@@ -49,15 +49,12 @@ def fuse(
     xp = torch if isinstance(ref, torch.Tensor) else np
 
     def ok(flag, p):
-        if p is None:
-            return xp.zeros(ref.shape[:-1], dtype=xp.bool)
-        return (
-            xp.ones(ref.shape[:-1], dtype=xp.bool)
-            if flag is None
-            else xp.asarray(flag, dtype=xp.bool)
-            if xp is np
-            else flag.bool()
-        )
+        "Where a branch speaks, as booleans on `ref`'s device: nowhere without the branch, everywhere for None."
+        if xp is np:
+            return np.full(ref.shape[:-1], p is not None) if p is None or flag is None else np.asarray(flag, bool)
+        if p is None or flag is None:
+            return torch.full(ref.shape[:-1], p is not None, dtype=torch.bool, device=ref.device)
+        return flag.to(ref.device).bool()
 
     a, v = ok(audio_ok, pa), ok(visual_ok, pv)
     both = proportional_fusion(pa, pv, m, n) if pa is not None and pv is not None else ref
