@@ -55,12 +55,26 @@ ROWS = {
     'rhcnn-matched': ('RHCNN + matched control from scratch', 'scratch', 'matched'),
     'rhcnn-distilled': ('RHCNN + GCSA distilled from the mini-Xception, then trained', 'distilled', 'gcsa'),
 }
+# The attention study's gate/skip variants (issue 32: `make_attention`'s gcsa-residual, matched-noskip, gcsa-open) on
+# both backbones: with them the paired differences separate the gate from the skip, as on audio (results/attention).
+VARIANTS = {
+    'gcsa-residual': 'GCSA with skip',
+    'matched-noskip': 'matched control without skip',
+    'gcsa-open': 'GCSA, gates open',
+}
+for _key, _name in VARIANTS.items():
+    ROWS[f'minix-{_key}'] = (f'mini-Xception fine-tuned + {_name}', 'fine-tune', _key)
+    ROWS[f'rhcnn-{_key}'] = (f'RHCNN + {_name} from scratch', 'scratch', _key)
 # GCSA against its controls, paired by (fold, seed): these rows run with every seed, the others with the first
+GATE_SKIP = [  # gate vs no gate with and without the skip; skip vs no skip with and without the gate; open gates
+    ('gcsa-residual', 'matched'),
+    ('gcsa', 'matched-noskip'),
+    ('gcsa-residual', 'gcsa'),
+    ('matched', 'matched-noskip'),
+    ('gcsa-open', 'gcsa'),
+]
 COMPARISONS = [
-    ('minix-gcsa', 'minix-matched'),
-    ('minix-gcsa', 'minix-none'),
-    ('rhcnn-gcsa', 'rhcnn-matched'),
-    ('rhcnn-gcsa', 'rhcnn-none'),
+    (f'{b}-{x}', f'{b}-{y}') for b in ('minix', 'rhcnn') for x, y in [('gcsa', 'matched'), ('gcsa', 'none'), *GATE_SKIP]
 ]
 SEEDED = sorted({r for pair in COMPARISONS for r in pair})
 NETWORKS = [k for k, (_, kind, _) in ROWS.items() if kind in ('fine-tune', 'scratch', 'distilled')]  # exportable
