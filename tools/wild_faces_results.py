@@ -304,6 +304,26 @@ def paired(per_run: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def paired_png(pair: pd.DataFrame, path: Path):
+    "Each comparison's mean paired difference with its fold-clustered 95 % interval (points), one line a comparison."
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(pair) + 1))
+    y = np.arange(len(pair))[::-1]
+    err = [pair['mean_diff'] - pair['hb_ci_low'], pair['hb_ci_high'] - pair['mean_diff']]
+    ax.errorbar(pair['mean_diff'], y, xerr=err, fmt='o', color='black', capsize=3)
+    ax.axvline(0, color='grey', lw=0.8, ls='--')
+    ax.set(yticks=y, yticklabels=pair['comparison'], xlabel='paired difference of test macro-F1 (points), 95 % CI')
+    fig.savefig(path, dpi=110, bbox_inches='tight')
+    plt.close(fig)
+
+
+DETECTORS = REPO / 'results' / 'faces' / 'detectors_wild.txt'  # benchmarks/bench_detect.py's comparison on these photos
+
+
 def pct(m, s) -> str:
     return f'{100 * m:.1f} ± {100 * s:.1f}' if pd.notna(s) else f'{100 * m:.1f}'
 
@@ -325,6 +345,8 @@ def report(out: Path, min_test: int, wall: float | None = None) -> pd.DataFrame:
     pair.to_csv(out / 'paired.csv', index=False)
     classes = sorted({c for r in records for c in r['labels']})
     confusion_png(records, classes, out / 'confusion.png')
+    if not pair.empty:
+        paired_png(pair, out / 'paired.png')
     show = table.assign(**{'macro-F1 %': [pct(m, s) for m, s in zip(table['macro_f1'], table['macro_f1_std'])],
                            'accuracy %': [pct(m, s) for m, s in zip(table['accuracy'], table['accuracy_std'])]})  # fmt: skip
     md = show[['row', 'folds', 'seeds', 'macro-F1 %', 'accuracy %', 'per_fold_macro_f1']].to_markdown(index=False)
@@ -361,7 +383,12 @@ def report(out: Path, min_test: int, wall: float | None = None) -> pd.DataFrame:
         '',
         _paired_md(pair),
         '',
+        '![paired differences](paired.png)' if not pair.empty else '',
+        '',
     ]
+    if DETECTORS.exists():  # the face detectors that cut the crops, compared on these photos (its own command)
+        lines += ['Face detectors on these photos (`results/faces/detectors_wild.txt`, its command on its first line):',
+                  '', '```', DETECTORS.read_text().strip(), '```', '']  # fmt: skip
     (out / 'budget.json').write_text(json.dumps(budget, indent=1) + '\n')
     old = (out / 'README.md').read_text() if (out / 'README.md').exists() else ''
     kept = old[old.index(NOTES) :] if NOTES in old else NOTES + '\n'
